@@ -1,0 +1,17 @@
+//! nabla: a deep-learning framework with its own engine.
+//!
+//! Layers of the system, bottom up (see ARCHITECTURE.md):
+//! - `engine`: tensors, reverse-mode autodiff, random numbers, gradient checking.
+//! - `ops`: differentiable operations and their CPU kernels (forward and backward).
+//! - `layers`, `losses`, `optimizers`: the Keras vocabulary built on ops.
+//! - `training`: `Sequential`, `compile`, `fit`, callbacks, metrics, history.
+//! - `models`: the built-in networks.
+//! - `data`: data sets (IDX, download, batching, images).
+//! - `formats`: safetensors weights, JSON model configs, atomic writes.
+
+pub mod engine;
+pub mod error;
+pub mod ops;
+
+pub use engine::{no_grad, Rng, Tensor, Var};
+pub use error::{Error, Result};

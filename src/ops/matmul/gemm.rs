@@ -1,0 +1,179 @@
+//! Fast single-precision GEMM through a well-kept crate.
+//!
+//! Two crates were measured (see ARCHITECTURE.md, "GEMM"): `gemm` (AVX-512 micro-kernels,
+//! runtime CPU dispatch) and `matrixmultiply` (AVX2/FMA). Both are wired here behind one
+//! function so the benchmark can compare them; `Backend::default()` is the winner.
+//!
+//! Threading: a GEMM called from inside a parallel loop (one sample per task) must run
+//! single-threaded; a lone large GEMM may use the pool. Callers say which.
+
+/// Which library performs the multiply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Gemm,
+    MatrixMultiply,
+}
+
+impl Default for Backend {
+    fn default() -> Self {
+        Backend::Gemm
+    }
+}
+
+/// `c[m,n] (+)= op(a)[m,k] * op(b)[k,n]`, row-major; `op` transposes when asked.
+/// `parallel`: whether this call may use several threads.
+#[allow(clippy::too_many_arguments)]
+pub fn sgemm(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: &[f32],
+    trans_a: bool,
+    b: &[f32],
+    trans_b: bool,
+    c: &mut [f32],
+    accumulate: bool,
+    parallel: bool,
+) {
+    sgemm_with(
+        Backend::default(),
+        m,
+        k,
+        n,
+        a,
+        trans_a,
+        b,
+        trans_b,
+        c,
+        accumulate,
+        parallel,
+    )
+}
+
+#[allow(clippy::too_many_arguments)]
+pub fn sgemm_with(
+    backend: Backend,
+    m: usize,
+    k: usize,
+    n: usize,
+    a: &[f32],
+    trans_a: bool,
+    b: &[f32],
+    trans_b: bool,
+    c: &mut [f32],
+    accumulate: bool,
+    parallel: bool,
+) {
+    assert!(a.len() >= m * k, "sgemm: a has {} < {}x{}", a.len(), m, k);
+    assert!(b.len() >= k * n, "sgemm: b has {} < {}x{}", b.len(), k, n);
+    assert!(c.len() >= m * n, "sgemm: c has {} < {}x{}", c.len(), m, n);
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        if !accumulate {
+            c[..m * n].fill(0.0);
+        }
+        return;
+    }
+    // Row and column strides of op(a) [m,k] and op(b) [k,n] in row-major storage.
+    let (rsa, csa) = if trans_a { (1, m) } else { (k, 1) };
+    let (rsb, csb) = if trans_b { (1, k) } else { (n, 1) };
+    match backend {
+        Backend::Gemm => {
+            let par = if parallel && super::super::parallel::num_threads() > 1 {
+                gemm::Parallelism::Rayon(super::super::parallel::num_threads())
+            } else {
+                gemm::Parallelism::None
+            };
+            // SAFETY: the asserts above prove that every index the strides can reach,
+            // (m-1)*rs + (k-1)*cs < m*k for a (and likewise for b and c), lies inside its
+            // slice; `c` is borrowed mutably so it aliases neither `a` nor `b`.
+            unsafe {
+                gemm::gemm(
+                    m,
+                    n,
+                    k,
+                    c.as_mut_ptr(),
+                    1,
+                    n as isize,
+                    accumulate,
+                    a.as_ptr(),
+                    csa as isize,
+                    rsa as isize,
+                    b.as_ptr(),
+                    csb as isize,
+                    rsb as isize,
+                    1.0,
+                    1.0,
+                    false,
+                    false,
+                    false,
+                    par,
+                );
+            }
+        }
+        Backend::MatrixMultiply => {
+            let beta = if accumulate { 1.0 } else { 0.0 };
+            // SAFETY: as above, the asserts bound every reachable index; with beta = 0
+            // matrixmultiply does not read `c`, so its prior contents may be anything.
+            unsafe {
+                matrixmultiply::sgemm(
+                    m,
+                    k,
+                    n,
+                    1.0,
+                    a.as_ptr(),
+                    rsa as isize,
+                    csa as isize,
+                    b.as_ptr(),
+                    rsb as isize,
+                    csb as isize,
+                    beta,
+                    c.as_mut_ptr(),
+                    n as isize,
+                    1,
+                );
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::naive::sgemm_naive;
+    use super::*;
+    use crate::engine::Rng;
+
+    #[test]
+    fn fast_matches_naive_on_random_shapes() {
+        let mut rng = Rng::new(7);
+        for &(m, k, n) in &[
+            (1, 1, 1),
+            (3, 5, 7),
+            (17, 33, 9),
+            (64, 100, 31),
+            (130, 7, 257),
+        ] {
+            for backend in [Backend::Gemm, Backend::MatrixMultiply] {
+                for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+                    let a: Vec<f32> = (0..m * k).map(|_| rng.normal()).collect();
+                    let b: Vec<f32> = (0..k * n).map(|_| rng.normal()).collect();
+                    let init: Vec<f32> = (0..m * n).map(|_| rng.normal()).collect();
+                    for acc in [false, true] {
+                        let mut want = init.clone();
+                        sgemm_naive(m, k, n, &a, ta, &b, tb, &mut want, acc);
+                        let mut got = init.clone();
+                        sgemm_with(backend, m, k, n, &a, ta, &b, tb, &mut got, acc, true);
+                        for (x, y) in got.iter().zip(&want) {
+                            assert!(
+                                (x - y).abs() <= 1e-4 * (1.0 + y.abs()),
+                                "{backend:?} {m}x{k}x{n} ta={ta} tb={tb} acc={acc}: {x} vs {y}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

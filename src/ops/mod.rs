@@ -1,0 +1,99 @@
+//! Ops: the differentiable operations of the engine. Each op is a function over `Var`s
+//! that runs a kernel (a plain function over slices) and records its backward.
+//! Hot ops (matmul, conv2d, pooling, batch norm) have dedicated backward kernels and a
+//! naive reference implementation beside the fast one; cold elementwise ops list their
+//! local derivatives in a table at the top of their file.
+
+pub mod activation;
+pub mod batchnorm;
+pub mod conv2d;
+pub mod dropout;
+pub mod elementwise;
+pub mod loss;
+pub mod matmul;
+pub mod parallel;
+pub mod pool;
+pub mod shape;
+
+/// Zero padding of the two spatial axes of an NCHW tensor. "same" padding with an even
+/// kernel or a stride > 1 is asymmetric (TensorFlow puts the extra row at the bottom and
+/// the extra column at the right), so the four sides are separate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Padding2d {
+    pub top: usize,
+    pub bottom: usize,
+    pub left: usize,
+    pub right: usize,
+}
+
+impl Padding2d {
+    pub fn uniform(p: usize) -> Padding2d {
+        Padding2d {
+            top: p,
+            bottom: p,
+            left: p,
+            right: p,
+        }
+    }
+
+    /// TensorFlow's "same" padding for one spatial axis: the output has `ceil(in / stride)`
+    /// positions and the total padding is split with the extra cell after.
+    pub fn same_1d(input: usize, kernel: usize, stride: usize, dilation: usize) -> (usize, usize) {
+        let eff = (kernel - 1) * dilation + 1;
+        let out = input.div_ceil(stride);
+        let total = ((out - 1) * stride + eff).saturating_sub(input);
+        (total / 2, total - total / 2)
+    }
+
+    /// "same" padding for both spatial axes.
+    pub fn same(
+        hw: (usize, usize),
+        kernel: (usize, usize),
+        stride: (usize, usize),
+        dilation: (usize, usize),
+    ) -> Padding2d {
+        let (top, bottom) = Padding2d::same_1d(hw.0, kernel.0, stride.0, dilation.0);
+        let (left, right) = Padding2d::same_1d(hw.1, kernel.1, stride.1, dilation.1);
+        Padding2d {
+            top,
+            bottom,
+            left,
+            right,
+        }
+    }
+}
+
+/// Output length of a sliding window over one axis, or `None` if the window does not fit.
+pub fn window_out_len(
+    input: usize,
+    pad_before: usize,
+    pad_after: usize,
+    kernel: usize,
+    stride: usize,
+    dilation: usize,
+) -> Option<usize> {
+    let eff = (kernel - 1) * dilation + 1;
+    let padded = input + pad_before + pad_after;
+    if kernel == 0 || stride == 0 || padded < eff {
+        None
+    } else {
+        Some((padded - eff) / stride + 1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn same_padding_matches_tensorflow() {
+        // 28 wide, kernel 3, stride 1: 1 each side.
+        assert_eq!(Padding2d::same_1d(28, 3, 1, 1), (1, 1));
+        // Even kernel: extra after.
+        assert_eq!(Padding2d::same_1d(28, 4, 1, 1), (1, 2));
+        // Stride 2 on an even size with kernel 3: out 14, total 1 -> (0, 1).
+        assert_eq!(Padding2d::same_1d(28, 3, 2, 1), (0, 1));
+        assert_eq!(Padding2d::same_1d(7, 3, 2, 1), (1, 1));
+        assert_eq!(window_out_len(28, 0, 1, 3, 2, 1), Some(14));
+    }
+}
