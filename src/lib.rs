@@ -11,7 +11,17 @@
 
 pub mod engine;
 pub mod error;
+pub mod formats;
+pub mod layers;
+pub mod losses;
+pub mod models;
 pub mod ops;
+pub mod optimizers;
+pub mod training;
 
 pub use engine::{no_grad, Rng, Tensor, Var};
 pub use error::{Error, Result};
+pub use layers::{Activation, Initializer, LayerConfig, Regularizer};
+pub use losses::Loss;
+pub use optimizers::Optimizer;
+pub use training::{EarlyStopping, FitArgs, History, ModelCheckpoint, Sequential};

@@ -1,0 +1,83 @@
+//! A saved model is a directory:
+//! - `model.json`: the architecture (`ModelConfig`: input shape, layers, compile
+//!   settings, class names), so `nabla evaluate DIR` rebuilds the model with no code;
+//! - `weights.safetensors`: every weight under its layer-qualified name
+//!   (`conv2d/kernel`, `batch_normalization/moving_mean`, ...);
+//! - `optimizer.safetensors`: the optimizer state, to resume training.
+//!
+//! Loading checks names, shapes and dtypes against the architecture and says exactly
+//! what does not match. Every file is written atomically.
+
+use crate::error::{Error, Result};
+use crate::training::{ModelConfig, Sequential};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+pub const CONFIG_FILE: &str = "model.json";
+pub const WEIGHTS_FILE: &str = "weights.safetensors";
+pub const OPTIMIZER_FILE: &str = "optimizer.safetensors";
+
+pub fn save(model: &Sequential, dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let cfg = serde_json::to_string_pretty(&model.config()).expect("config serializes");
+    super::atomic::write_bytes_atomic(&dir.join(CONFIG_FILE), cfg.as_bytes())?;
+    let weights: Vec<_> = model
+        .params()
+        .into_iter()
+        .map(|p| (p.name, p.var.value()))
+        .collect();
+    super::safetensors_io::save(&dir.join(WEIGHTS_FILE), &weights)?;
+    if let Some(opt) = model.optimizer() {
+        super::safetensors_io::save(&dir.join(OPTIMIZER_FILE), &opt.state())?;
+    }
+    Ok(())
+}
+
+pub fn load_config(path: &Path) -> Result<ModelConfig> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    serde_json::from_str(&text).map_err(|e| Error::format(path, format!("bad model config: {e}")))
+}
+
+pub fn load(dir: &Path) -> Result<Sequential> {
+    let cfg = load_config(&dir.join(CONFIG_FILE))?;
+    let mut model = Sequential::from_config(&cfg, 0)
+        .map_err(|e| Error::format(dir.join(CONFIG_FILE), e.to_string()))?;
+    load_weights(&mut model, &dir.join(WEIGHTS_FILE))?;
+    let opt_path = dir.join(OPTIMIZER_FILE);
+    if opt_path.exists() {
+        if let Some(opt) = model.optimizer_mut() {
+            let state = super::safetensors_io::load(&opt_path)?;
+            opt.load_state(&state)
+                .map_err(|e| Error::format(&opt_path, e.to_string()))?;
+        }
+    }
+    Ok(model)
+}
+
+/// Loads weights by name into a built model: every weight must be present with its
+/// shape, and the file may hold nothing else.
+pub fn load_weights(model: &mut Sequential, path: &Path) -> Result<()> {
+    let mut tensors: BTreeMap<String, _> = super::safetensors_io::load(path)?.into_iter().collect();
+    let params = model.params();
+    let mut problems = Vec::new();
+    let mut values = Vec::new();
+    for p in &params {
+        match tensors.remove(&p.name) {
+            None => problems.push(format!("missing tensor '{}' {:?}", p.name, p.var.shape())),
+            Some(t) if t.shape() != p.var.shape().as_slice() => problems.push(format!(
+                "tensor '{}' has shape {:?}, the model needs {:?}",
+                p.name,
+                t.shape(),
+                p.var.shape()
+            )),
+            Some(t) => values.push(t),
+        }
+    }
+    for name in tensors.keys() {
+        problems.push(format!("unexpected tensor '{name}' (no such weight in the model)"));
+    }
+    if !problems.is_empty() {
+        return Err(Error::format(path, problems.join("; ")));
+    }
+    model.set_weights(&values)
+}

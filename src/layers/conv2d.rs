@@ -1,0 +1,251 @@
+//! `Conv2D`: `activation(conv2d(x, kernel) + bias)` on NCHW inputs.
+//!
+//! # Shapes
+//! input `[N, C, H, W]`, kernel `[filters, C/groups, KH, KW]` (PyTorch's layout; Keras
+//! stores `[KH, KW, C, filters]`), bias `[filters]`, output `[N, filters, OH, OW]`.
+//! `padding: "valid"` uses no padding; `"same"` pads so that `OH = ceil(H / stride)`,
+//! asymmetrically when needed (TensorFlow's rule, extra row/column after).
+
+use super::{Activation, ForwardCtx, Initializer, Layer, LayerConfig, Param, Regularizer};
+use crate::engine::{Rng, Var};
+use crate::error::{Error, Result};
+use crate::ops::conv2d::{conv2d, Conv2dSpec};
+use crate::ops::{window_out_len, Padding2d};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum PaddingMode {
+    #[default]
+    Valid,
+    Same,
+}
+
+/// `(rows, cols)` that reads from JSON as `3` or `[3, 3]`, as Keras accepts.
+pub mod pair {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrTwo {
+        One(usize),
+        Two([usize; 2]),
+    }
+
+    pub fn serialize<S: Serializer>(v: &(usize, usize), s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq([v.0, v.1])
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<(usize, usize), D::Error> {
+        Ok(match OneOrTwo::deserialize(d)? {
+            OneOrTwo::One(a) => (a, a),
+            OneOrTwo::Two([a, b]) => (a, b),
+        })
+    }
+}
+
+fn one_one() -> (usize, usize) {
+    (1, 1)
+}
+fn one() -> usize {
+    1
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Conv2DConfig {
+    #[serde(default)]
+    pub name: Option<String>,
+    pub filters: usize,
+    #[serde(with = "pair")]
+    pub kernel_size: (usize, usize),
+    #[serde(with = "pair", default = "one_one")]
+    pub strides: (usize, usize),
+    #[serde(default)]
+    pub padding: PaddingMode,
+    #[serde(with = "pair", default = "one_one")]
+    pub dilation_rate: (usize, usize),
+    #[serde(default = "one")]
+    pub groups: usize,
+    #[serde(default)]
+    pub activation: Activation,
+    #[serde(default = "super::dense::yes")]
+    pub use_bias: bool,
+    #[serde(default)]
+    pub kernel_initializer: Initializer,
+    #[serde(default = "Initializer::zeros")]
+    pub bias_initializer: Initializer,
+    #[serde(default)]
+    pub kernel_regularizer: Option<Regularizer>,
+    /// Explicit symmetric zero padding (the book's `pad`), used instead of `padding`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub explicit_padding: Option<usize>,
+}
+
+impl Conv2DConfig {
+    pub fn new(filters: usize, kernel_size: (usize, usize)) -> Conv2DConfig {
+        Conv2DConfig {
+            name: None,
+            filters,
+            kernel_size,
+            strides: (1, 1),
+            padding: PaddingMode::Valid,
+            dilation_rate: (1, 1),
+            groups: 1,
+            activation: Activation::Linear,
+            use_bias: true,
+            kernel_initializer: Initializer::GlorotUniform,
+            bias_initializer: Initializer::Zeros,
+            kernel_regularizer: None,
+            explicit_padding: None,
+        }
+    }
+    pub fn activation(mut self, a: Activation) -> Self {
+        self.activation = a;
+        self
+    }
+    pub fn strides(mut self, s: usize) -> Self {
+        self.strides = (s, s);
+        self
+    }
+    pub fn padding(mut self, p: PaddingMode) -> Self {
+        self.padding = p;
+        self
+    }
+    /// Symmetric zero padding of `p` cells on every side (the book's `pad`).
+    pub fn pad(mut self, p: usize) -> Self {
+        self.explicit_padding = Some(p);
+        self
+    }
+    pub fn kernel_initializer(mut self, i: Initializer) -> Self {
+        self.kernel_initializer = i;
+        self
+    }
+    pub fn kernel_regularizer(mut self, r: Regularizer) -> Self {
+        self.kernel_regularizer = Some(r);
+        self
+    }
+    pub fn use_bias(mut self, b: bool) -> Self {
+        self.use_bias = b;
+        self
+    }
+    pub fn name(mut self, n: &str) -> Self {
+        self.name = Some(n.to_string());
+        self
+    }
+
+    /// The op's geometry for an input of spatial size `hw`.
+    pub fn spec(&self, hw: (usize, usize)) -> Conv2dSpec {
+        let padding = match (self.explicit_padding, self.padding) {
+            (Some(p), _) => Padding2d::uniform(p),
+            (None, PaddingMode::Valid) => Padding2d::default(),
+            (None, PaddingMode::Same) => {
+                Padding2d::same(hw, self.kernel_size, self.strides, self.dilation_rate)
+            }
+        };
+        Conv2dSpec {
+            stride: self.strides,
+            padding,
+            dilation: self.dilation_rate,
+            groups: self.groups,
+        }
+    }
+}
+
+pub struct Conv2D {
+    pub name: String,
+    pub cfg: Conv2DConfig,
+    pub spec: Conv2dSpec,
+    pub kernel: Var,       // [filters, C/groups, KH, KW]
+    pub bias: Option<Var>, // [filters]
+}
+
+pub(super) fn output_shape(c: &Conv2DConfig, name: &str, input: &[usize]) -> Result<Vec<usize>> {
+    let [ch, h, w] = input else {
+        return Err(Error::shape(format!(
+            "layer '{name}' (Conv2D) expects images [batch, channels, height, width], got \
+             [batch, {}]",
+            input
+                .iter()
+                .map(|d| d.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    };
+    let bad = |what: String| Err(Error::invalid(format!("layer '{name}' (Conv2D): {what}")));
+    if c.filters == 0 || c.kernel_size.0 == 0 || c.kernel_size.1 == 0 {
+        return bad("filters and kernel_size must be positive".into());
+    }
+    if c.strides.0 == 0 || c.strides.1 == 0 || c.dilation_rate.0 == 0 || c.dilation_rate.1 == 0 {
+        return bad("strides and dilation_rate must be positive".into());
+    }
+    if c.groups == 0 || ch % c.groups != 0 || c.filters % c.groups != 0 {
+        return bad(format!(
+            "groups={} must divide both the {ch} input channels and the {} filters",
+            c.groups, c.filters
+        ));
+    }
+    let spec = c.spec((*h, *w));
+    let p = spec.padding;
+    let oh = window_out_len(*h, p.top, p.bottom, c.kernel_size.0, c.strides.0, c.dilation_rate.0);
+    let ow = window_out_len(*w, p.left, p.right, c.kernel_size.1, c.strides.1, c.dilation_rate.1);
+    match (oh, ow) {
+        (Some(oh), Some(ow)) => Ok(vec![c.filters, oh, ow]),
+        _ => Err(Error::shape(format!(
+            "layer '{name}' (Conv2D): kernel {:?} does not fit a {h}x{w} input with padding {:?}",
+            c.kernel_size, c.padding
+        ))),
+    }
+}
+
+pub(super) fn build(c: &Conv2DConfig, name: String, input: &[usize], rng: &mut Rng) -> Conv2D {
+    let (kh, kw) = c.kernel_size;
+    let shape = [c.filters, input[0] / c.groups, kh, kw];
+    let kernel = Var::parameter(c.kernel_initializer.init(&shape, rng));
+    let bias = c
+        .use_bias
+        .then(|| Var::parameter(c.bias_initializer.init(&[c.filters], rng)));
+    Conv2D {
+        name,
+        spec: c.spec((input[1], input[2])),
+        cfg: c.clone(),
+        kernel,
+        bias,
+    }
+}
+
+impl Layer for Conv2D {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn forward(&mut self, x: &Var, ctx: &mut ForwardCtx) -> Result<Var> {
+        let z = conv2d(x, &self.kernel, self.bias.as_ref(), &self.spec)?; // [N, filters, OH, OW]
+        Ok(self.cfg.activation.apply_in(&z, ctx))
+    }
+    fn params(&self) -> Vec<Param> {
+        let mut p = vec![Param {
+            name: format!("{}/kernel", self.name),
+            var: self.kernel.clone(),
+            trainable: true,
+        }];
+        if let Some(b) = &self.bias {
+            p.push(Param {
+                name: format!("{}/bias", self.name),
+                var: b.clone(),
+                trainable: true,
+            });
+        }
+        p
+    }
+    fn config(&self) -> LayerConfig {
+        let mut c = self.cfg.clone();
+        c.name = Some(self.name.clone());
+        LayerConfig::Conv2D(c)
+    }
+    fn output_activation(&self) -> Option<Activation> {
+        Some(self.cfg.activation)
+    }
+    fn regularization(&self) -> Option<Var> {
+        self.cfg.kernel_regularizer.map(|r| r.penalty(&self.kernel))
+    }
+}

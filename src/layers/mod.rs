@@ -1,0 +1,239 @@
+//! Layers with Keras' names and defaults.
+//!
+//! A layer is a small struct holding its parameters with a `forward`; its backward lives
+//! with the op it calls. Each layer also has a plain-data config (`LayerConfig`, JSON via
+//! serde) so that a model's architecture can be saved, reloaded and written by hand:
+//! `LayerConfig::build` turns a config plus an input shape into a layer with fresh
+//! weights, and loading weights then overwrites them (one path for both).
+//!
+//! Shapes in this module exclude the batch axis: a Conv2D over MNIST sees `[1, 28, 28]`.
+
+pub mod activation;
+pub mod batch_norm;
+pub mod conv2d;
+pub mod dense;
+pub mod dropout;
+pub mod flatten;
+pub mod initializers;
+pub mod pooling;
+pub mod regularizers;
+
+pub use activation::{Activation, ActivationConfig, ActivationLayer};
+pub use batch_norm::{BatchNormalization, BatchNormalizationConfig};
+pub use conv2d::{Conv2D, Conv2DConfig, PaddingMode};
+pub use dense::{Dense, DenseConfig};
+pub use dropout::{Dropout, DropoutConfig};
+pub use flatten::{Flatten, FlattenConfig};
+pub use initializers::Initializer;
+pub use pooling::{GlobalPoolConfig, Pool2dConfig, Pooling2D, PoolKind};
+pub use regularizers::Regularizer;
+
+use crate::engine::{Rng, Var};
+use crate::error::Result;
+use serde::{Deserialize, Serialize};
+
+/// A named weight of a layer. Names are layer-qualified (`conv2d_1/kernel`), as in Keras,
+/// and are the keys in saved weight files and optimizer state.
+#[derive(Clone, Debug)]
+pub struct Param {
+    pub name: String,
+    pub var: Var,
+    /// Non-trainable weights (batch norm's moving statistics) are saved but not updated
+    /// by optimizers.
+    pub trainable: bool,
+}
+
+/// What a forward pass needs besides its input.
+pub struct ForwardCtx<'a> {
+    /// Training mode: dropout drops, batch norm uses batch statistics.
+    pub training: bool,
+    /// Source of dropout masks.
+    pub rng: &'a mut Rng,
+    /// Set by the model on its last layer when the loss fuses the output activation
+    /// (softmax or sigmoid): the layer then returns logits.
+    pub output_logits: bool,
+}
+
+pub trait Layer {
+    fn name(&self) -> &str;
+    /// `x` has a batch axis first; the model has already checked the rest of its shape.
+    fn forward(&mut self, x: &Var, ctx: &mut ForwardCtx) -> Result<Var>;
+    /// All weights, trainable and not, in a fixed order.
+    fn params(&self) -> Vec<Param>;
+    fn config(&self) -> LayerConfig;
+    /// The activation this layer ends with, if any (lets the loss fuse softmax/sigmoid).
+    fn output_activation(&self) -> Option<Activation> {
+        None
+    }
+    /// The weight penalty this layer adds to the loss (L2 kernel regularizer).
+    fn regularization(&self) -> Option<Var> {
+        None
+    }
+}
+
+/// The architecture of one layer as plain data. JSON form: `{"class_name": "Dense",
+/// "config": {"units": 10, "activation": "softmax"}}` (Keras' layout).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "class_name", content = "config", deny_unknown_fields)]
+pub enum LayerConfig {
+    Dense(DenseConfig),
+    Conv2D(Conv2DConfig),
+    MaxPooling2D(Pool2dConfig),
+    AveragePooling2D(Pool2dConfig),
+    GlobalAveragePooling2D(GlobalPoolConfig),
+    GlobalMaxPooling2D(GlobalPoolConfig),
+    Flatten(FlattenConfig),
+    Dropout(DropoutConfig),
+    BatchNormalization(BatchNormalizationConfig),
+    Activation(ActivationConfig),
+}
+
+impl LayerConfig {
+    /// Keras' class name, e.g. `Conv2D`.
+    pub fn class_name(&self) -> &'static str {
+        match self {
+            LayerConfig::Dense(_) => "Dense",
+            LayerConfig::Conv2D(_) => "Conv2D",
+            LayerConfig::MaxPooling2D(_) => "MaxPooling2D",
+            LayerConfig::AveragePooling2D(_) => "AveragePooling2D",
+            LayerConfig::GlobalAveragePooling2D(_) => "GlobalAveragePooling2D",
+            LayerConfig::GlobalMaxPooling2D(_) => "GlobalMaxPooling2D",
+            LayerConfig::Flatten(_) => "Flatten",
+            LayerConfig::Dropout(_) => "Dropout",
+            LayerConfig::BatchNormalization(_) => "BatchNormalization",
+            LayerConfig::Activation(_) => "Activation",
+        }
+    }
+
+    /// Default instance name prefix (Keras': `conv2d`, `max_pooling2d`, ...).
+    pub fn base_name(&self) -> &'static str {
+        match self {
+            LayerConfig::Dense(_) => "dense",
+            LayerConfig::Conv2D(_) => "conv2d",
+            LayerConfig::MaxPooling2D(_) => "max_pooling2d",
+            LayerConfig::AveragePooling2D(_) => "average_pooling2d",
+            LayerConfig::GlobalAveragePooling2D(_) => "global_average_pooling2d",
+            LayerConfig::GlobalMaxPooling2D(_) => "global_max_pooling2d",
+            LayerConfig::Flatten(_) => "flatten",
+            LayerConfig::Dropout(_) => "dropout",
+            LayerConfig::BatchNormalization(_) => "batch_normalization",
+            LayerConfig::Activation(_) => "activation",
+        }
+    }
+
+    /// The name the user gave, if any.
+    pub fn name(&self) -> Option<&str> {
+        match self {
+            LayerConfig::Dense(c) => c.name.as_deref(),
+            LayerConfig::Conv2D(c) => c.name.as_deref(),
+            LayerConfig::MaxPooling2D(c) | LayerConfig::AveragePooling2D(c) => c.name.as_deref(),
+            LayerConfig::GlobalAveragePooling2D(c) | LayerConfig::GlobalMaxPooling2D(c) => {
+                c.name.as_deref()
+            }
+            LayerConfig::Flatten(c) => c.name.as_deref(),
+            LayerConfig::Dropout(c) => c.name.as_deref(),
+            LayerConfig::BatchNormalization(c) => c.name.as_deref(),
+            LayerConfig::Activation(c) => c.name.as_deref(),
+        }
+    }
+
+    /// Output shape (without batch) for an input shape, or a clear error naming the layer.
+    pub fn output_shape(&self, name: &str, input: &[usize]) -> Result<Vec<usize>> {
+        match self {
+            LayerConfig::Dense(c) => dense::output_shape(c, name, input),
+            LayerConfig::Conv2D(c) => conv2d::output_shape(c, name, input),
+            LayerConfig::MaxPooling2D(c) | LayerConfig::AveragePooling2D(c) => {
+                pooling::output_shape(c, name, input)
+            }
+            LayerConfig::GlobalAveragePooling2D(_) | LayerConfig::GlobalMaxPooling2D(_) => {
+                pooling::global_output_shape(name, input)
+            }
+            LayerConfig::Flatten(_) => Ok(vec![input.iter().product()]),
+            LayerConfig::Dropout(_) | LayerConfig::Activation(_) => Ok(input.to_vec()),
+            LayerConfig::BatchNormalization(_) => batch_norm::output_shape(name, input),
+        }
+    }
+
+    /// A layer with fresh weights for inputs of shape `input` (without batch).
+    pub fn build(&self, name: String, input: &[usize], rng: &mut Rng) -> Result<Box<dyn Layer>> {
+        self.output_shape(&name, input)?;
+        Ok(match self {
+            LayerConfig::Dense(c) => Box::new(dense::build(c, name, input, rng)),
+            LayerConfig::Conv2D(c) => Box::new(conv2d::build(c, name, input, rng)),
+            LayerConfig::MaxPooling2D(c) => {
+                Box::new(pooling::build(c, PoolKind::Max, name, input))
+            }
+            LayerConfig::AveragePooling2D(c) => {
+                Box::new(pooling::build(c, PoolKind::Average, name, input))
+            }
+            LayerConfig::GlobalAveragePooling2D(_) => {
+                Box::new(pooling::build_global(PoolKind::Average, name))
+            }
+            LayerConfig::GlobalMaxPooling2D(_) => {
+                Box::new(pooling::build_global(PoolKind::Max, name))
+            }
+            LayerConfig::Flatten(_) => Box::new(Flatten { name }),
+            LayerConfig::Dropout(c) => Box::new(Dropout {
+                name,
+                rate: c.rate,
+            }),
+            LayerConfig::BatchNormalization(c) => Box::new(batch_norm::build(c, name, input)),
+            LayerConfig::Activation(c) => Box::new(activation::build(c, name, rng)),
+        })
+    }
+}
+
+/// Keras-style constructors: `Conv2D(32, 3).activation(Relu)` reads like the Python.
+pub mod keras {
+    pub use super::activation::Activation::*;
+    use super::*;
+
+    #[allow(non_snake_case)]
+    pub fn Dense(units: usize) -> DenseConfig {
+        DenseConfig::new(units)
+    }
+    #[allow(non_snake_case)]
+    pub fn Conv2D(filters: usize, kernel_size: usize) -> Conv2DConfig {
+        Conv2DConfig::new(filters, (kernel_size, kernel_size))
+    }
+    #[allow(non_snake_case)]
+    pub fn MaxPooling2D(pool_size: usize) -> LayerConfig {
+        LayerConfig::MaxPooling2D(Pool2dConfig::new(pool_size))
+    }
+    #[allow(non_snake_case)]
+    pub fn AveragePooling2D(pool_size: usize) -> LayerConfig {
+        LayerConfig::AveragePooling2D(Pool2dConfig::new(pool_size))
+    }
+    #[allow(non_snake_case)]
+    pub fn GlobalAveragePooling2D() -> LayerConfig {
+        LayerConfig::GlobalAveragePooling2D(GlobalPoolConfig::default())
+    }
+    #[allow(non_snake_case)]
+    pub fn Flatten() -> LayerConfig {
+        LayerConfig::Flatten(FlattenConfig::default())
+    }
+    #[allow(non_snake_case)]
+    pub fn Dropout(rate: f32) -> LayerConfig {
+        LayerConfig::Dropout(DropoutConfig { name: None, rate })
+    }
+    #[allow(non_snake_case)]
+    pub fn BatchNormalization() -> LayerConfig {
+        LayerConfig::BatchNormalization(BatchNormalizationConfig::default())
+    }
+    #[allow(non_snake_case)]
+    pub fn Activation(activation: super::Activation) -> LayerConfig {
+        LayerConfig::Activation(ActivationLayer::new(activation))
+    }
+}
+
+impl From<DenseConfig> for LayerConfig {
+    fn from(c: DenseConfig) -> Self {
+        LayerConfig::Dense(c)
+    }
+}
+
+impl From<Conv2DConfig> for LayerConfig {
+    fn from(c: Conv2DConfig) -> Self {
+        LayerConfig::Conv2D(c)
+    }
+}

@@ -1,0 +1,13 @@
+//! Training: the `Sequential` model, `fit`, callbacks, metrics, history and summary.
+
+pub mod callbacks;
+pub mod fit;
+pub mod history;
+pub mod metrics;
+pub mod model;
+pub mod summary;
+
+pub use callbacks::{Callback, EarlyStopping, Logs, ModelCheckpoint, Mode};
+pub use fit::FitArgs;
+pub use history::History;
+pub use model::{Evaluation, ModelConfig, Sequential};
