@@ -2,6 +2,7 @@
 
 pub mod callbacks;
 pub mod fit;
+pub mod gradcheck;
 pub mod history;
 pub mod metrics;
 pub mod model;

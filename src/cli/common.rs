@@ -1,0 +1,78 @@
+//! Helpers shared by the subcommands: finding a model by name, file or directory, and
+//! loading a data set by name.
+
+use nabla::data::{self, datasets::Dataset};
+use nabla::error::{Error, Result};
+use nabla::formats::model_dir;
+use nabla::training::ModelConfig;
+use nabla::{models, Sequential};
+use std::path::Path;
+
+/// What `--model` named.
+pub enum ModelSource {
+    Builtin(String),
+    Config(ModelConfig),
+    Saved(std::path::PathBuf),
+}
+
+pub fn model_source(spec: &str) -> Result<ModelSource> {
+    let path = Path::new(spec);
+    if path.is_dir() {
+        return Ok(ModelSource::Saved(path.to_path_buf()));
+    }
+    if spec.ends_with(".json") || path.is_file() {
+        return Ok(ModelSource::Config(model_dir::load_config(path)?));
+    }
+    models::build(spec, 0)?; // unknown names fail here, listing the known ones
+    Ok(ModelSource::Builtin(spec.to_string()))
+}
+
+/// Builds (or loads) the model that `spec` names.
+pub fn build_model(spec: &str, seed: u64) -> Result<Sequential> {
+    match model_source(spec)? {
+        ModelSource::Builtin(name) => models::build(&name, seed),
+        ModelSource::Config(cfg) => Sequential::from_config(&cfg, seed)
+            .map_err(|e| Error::format(spec, e.to_string())),
+        ModelSource::Saved(dir) => Sequential::load(&dir),
+    }
+}
+
+/// A data set by name: the truth tables (`xor`, `and`, ...) or an image set.
+pub fn load_dataset(name: &str) -> Result<Dataset> {
+    if let Some(d) = data::toy::truth_table(name) {
+        return Ok(d);
+    }
+    data::load_data(name)
+}
+
+/// Fails clearly when a model's input does not fit a data set's samples.
+pub fn check_fits(model: &Sequential, ds: &Dataset) -> Result<()> {
+    let sample = &ds.x_train.shape()[1..];
+    if model.input_shape() != sample {
+        return Err(Error::shape(format!(
+            "model '{}' takes inputs {:?} but data set '{}' has samples {:?}",
+            model.name,
+            model.input_shape(),
+            ds.name,
+            sample
+        )));
+    }
+    Ok(())
+}
+
+/// The line `train` and `evaluate` both print for the test split, so they can be
+/// compared digit for digit.
+pub fn test_line(ev: &nabla::training::Evaluation) -> String {
+    match ev.accuracy() {
+        Some(a) => format!(
+            "Test: loss {:.6} - accuracy {:.4} ({:.2}%)",
+            ev.loss,
+            a,
+            100.0 * a
+        ),
+        None => format!("Test: loss {:.6}", ev.loss),
+    }
+}
+
+/// Batch size used for every evaluation, so train and evaluate compute identically.
+pub const EVAL_BATCH: usize = 500;

@@ -1,0 +1,55 @@
+//! `nabla evaluate DIR`: reload a saved model with no code and score it on a test split.
+
+use super::common::{self, test_line, EVAL_BATCH};
+use clap::Args;
+use nabla::error::{Error, Result};
+use nabla::Sequential;
+use std::path::PathBuf;
+
+#[derive(Args)]
+pub struct EvaluateArgs {
+    /// A directory written by `nabla train` (or `Sequential::save`).
+    dir: PathBuf,
+    /// Default: the data set the model was trained on (from DIR/run.json).
+    #[arg(long)]
+    dataset: Option<String>,
+    #[arg(long)]
+    json: bool,
+}
+
+fn trained_on(dir: &std::path::Path) -> Option<String> {
+    let text = std::fs::read_to_string(dir.join("run.json")).ok()?;
+    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+    v.get("dataset")?.as_str().map(|s| s.to_string())
+}
+
+pub fn run(a: EvaluateArgs) -> Result<i32> {
+    if !a.dir.is_dir() {
+        return Err(Error::invalid(format!(
+            "{}: not a model directory (expected model.json and weights.safetensors)",
+            a.dir.display()
+        )));
+    }
+    let mut model = Sequential::load(&a.dir)?;
+    let name = a
+        .dataset
+        .or_else(|| trained_on(&a.dir))
+        .ok_or_else(|| Error::invalid("no --dataset given and DIR/run.json does not name one"))?;
+    let ds = common::load_dataset(&name)?;
+    common::check_fits(&model, &ds)?;
+    let start = std::time::Instant::now();
+    let ev = model.evaluate(&ds.x_test, &ds.y_test, EVAL_BATCH)?;
+    let seconds = start.elapsed().as_secs_f64();
+    if a.json {
+        let v = serde_json::json!({
+            "loss": ev.loss,
+            "accuracy": ev.accuracy(),
+            "seconds": seconds,
+            "images_per_second": ds.x_test.shape()[0] as f64 / seconds,
+        });
+        println!("{v}");
+    } else {
+        println!("{}", test_line(&ev));
+    }
+    Ok(0)
+}

@@ -1,0 +1,49 @@
+//! Argument parsing (clap) and dispatch. Each subcommand lives in its own file.
+
+mod common;
+mod evaluate;
+mod gradcheck;
+mod predict;
+mod summary;
+mod train;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "nabla", version, about = "Train, evaluate and inspect neural networks on the CPU.")]
+struct Cli {
+    /// Worker threads for the kernels (default: all cores).
+    #[arg(long, global = true)]
+    threads: Option<usize>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Train a built-in model or a JSON model config on a data set.
+    Train(train::TrainArgs),
+    /// Evaluate a saved model on a data set's test split.
+    Evaluate(evaluate::EvaluateArgs),
+    /// Class probabilities for an image (PNG or JPEG of any size).
+    Predict(predict::PredictArgs),
+    /// Print a model's layer table and parameter counts.
+    Summary(summary::SummaryArgs),
+    /// Check every parameter's gradient against central differences.
+    Gradcheck(gradcheck::GradcheckArgs),
+}
+
+/// Runs the command line; returns the process exit code.
+pub fn run() -> nabla::Result<i32> {
+    let cli = Cli::parse();
+    if let Some(n) = cli.threads {
+        nabla::ops::parallel::set_num_threads(n);
+    }
+    match cli.command {
+        Command::Train(a) => train::run(a),
+        Command::Evaluate(a) => evaluate::run(a),
+        Command::Predict(a) => predict::run(a),
+        Command::Summary(a) => summary::run(a),
+        Command::Gradcheck(a) => gradcheck::run(a),
+    }
+}

@@ -1,0 +1,175 @@
+//! `nabla train`: build, compile, fit, save, and evaluate on the test split.
+
+use super::common::{self, test_line, ModelSource, EVAL_BATCH};
+use clap::Args;
+use nabla::error::{Error, Result};
+use nabla::formats::atomic::write_bytes_atomic;
+use nabla::training::{EarlyStopping, FitArgs, ModelCheckpoint};
+use nabla::{models, Loss, Optimizer};
+use std::path::PathBuf;
+use std::time::Instant;
+
+#[derive(Args)]
+pub struct TrainArgs {
+    /// A built-in model (perceptron, xor-mlp, mlp, simple-convnet, deep-convnet,
+    /// keras-cnn, mlp-bn) or a JSON model config file.
+    #[arg(long)]
+    model: String,
+    /// mnist, fashion-mnist, or a truth table (xor, and, or, nand). Default: the model's own.
+    #[arg(long)]
+    dataset: Option<String>,
+    #[arg(long, default_value_t = 1)]
+    epochs: usize,
+    /// Default: the model's recipe (keras-cnn 64, the book's nets 100, else 32).
+    #[arg(long)]
+    batch_size: Option<usize>,
+    /// sgd, momentum, nesterov, adagrad, rmsprop, adam, adamw. Default: the recipe's.
+    #[arg(long)]
+    optimizer: Option<String>,
+    /// Learning rate. Default: the recipe's (adam 0.001).
+    #[arg(long)]
+    lr: Option<f32>,
+    /// sparse_categorical_crossentropy, categorical_crossentropy, binary_crossentropy, mse.
+    #[arg(long)]
+    loss: Option<String>,
+    /// Seeds weights, shuffling and dropout: the same seed gives the same run.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Fraction of the training set held out for validation (taken from its end).
+    #[arg(long, default_value_t = 0.0)]
+    validation_split: f32,
+    /// Stop when the monitored metric has not improved for this many epochs.
+    #[arg(long)]
+    early_stopping: Option<usize>,
+    /// Metric watched by early stopping and checkpoints.
+    #[arg(long, default_value = "val_loss")]
+    monitor: String,
+    /// With --early-stopping: end with the weights of the best epoch.
+    #[arg(long)]
+    restore_best_weights: bool,
+    /// Save the best model (by --monitor) to OUT/checkpoint during training.
+    #[arg(long)]
+    checkpoint: bool,
+    /// Train on the first N training samples only (quick runs).
+    #[arg(long)]
+    limit: Option<usize>,
+    /// Directory for the model, history.json and run.json. Default: runs/MODEL-DATASET.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Print one JSON object with the final results instead of the epoch lines.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(a: TrainArgs) -> Result<i32> {
+    let source = common::model_source(&a.model)?;
+    let recipe = match &source {
+        ModelSource::Builtin(n) => Some(models::recipe(n)?),
+        _ => None,
+    };
+    let dataset_name = a
+        .dataset
+        .clone()
+        .or_else(|| recipe.map(|r| r.dataset.to_string()))
+        .unwrap_or_else(|| "mnist".to_string());
+    let mut model = common::build_model(&a.model, a.seed)?;
+    let mut ds = common::load_dataset(&dataset_name)?;
+    common::check_fits(&model, &ds)?;
+    if let Some(limit) = a.limit {
+        let n = limit.min(ds.x_train.shape()[0]);
+        ds.x_train = ds.x_train.slice_rows(0, n);
+        ds.y_train = ds.y_train.slice_rows(0, n);
+    }
+    model.class_names = ds.class_names.clone();
+
+    let loss = match (&a.loss, recipe, model.loss()) {
+        (Some(l), _, _) => Loss::from_name(l)?,
+        (None, Some(r), _) => r.loss,
+        (None, None, Some(l)) => l,
+        (None, None, None) => Loss::SparseCategoricalCrossentropy { from_logits: false },
+    };
+    let optimizer = match (&a.optimizer, recipe) {
+        (Some(o), _) => Optimizer::from_name(o, a.lr)?,
+        (None, Some(r)) => Optimizer::from_name(r.optimizer, Some(a.lr.unwrap_or(r.learning_rate)))?,
+        (None, None) => match model.optimizer() {
+            Some(o) => {
+                let mut o = Optimizer::from_config(&o.config());
+                if let Some(lr) = a.lr {
+                    o.set_learning_rate(lr);
+                }
+                o
+            }
+            None => Optimizer::from_name("adam", a.lr)?,
+        },
+    };
+    let batch_size = a
+        .batch_size
+        .or(recipe.map(|r| r.batch_size))
+        .unwrap_or(32);
+    model.compile(loss, optimizer, &["accuracy"])?;
+
+    let out = a
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(format!("runs/{}-{}", model.name, dataset_name)));
+    std::fs::create_dir_all(&out).map_err(|e| Error::io(&out, e))?;
+
+    let mut fit = FitArgs::new()
+        .epochs(a.epochs)
+        .batch_size(batch_size)
+        .validation_split(a.validation_split)
+        .verbose(if a.json { 0 } else { 1 });
+    if let Some(patience) = a.early_stopping {
+        fit = fit.callback(
+            EarlyStopping::new(&a.monitor, patience).restore_best_weights(a.restore_best_weights),
+        );
+    }
+    if a.checkpoint {
+        fit = fit.callback(
+            ModelCheckpoint::new(out.join("checkpoint"))
+                .monitor(&a.monitor)
+                .save_best_only(true),
+        );
+    }
+    if !a.json {
+        println!(
+            "Training {} on {} ({} samples), batch {}, {} lr {}, seed {}",
+            model.name,
+            ds.name,
+            ds.x_train.shape()[0],
+            batch_size,
+            model.optimizer().map(|o| format!("{:?}", o.kind)).unwrap_or_default(),
+            model.optimizer().map(|o| o.learning_rate()).unwrap_or(0.0),
+            a.seed
+        );
+    }
+    let start = Instant::now();
+    let history = model.fit(&ds.x_train, &ds.y_train, fit)?;
+    let seconds = start.elapsed().as_secs_f64();
+
+    model.save(&out)?;
+    history.save(&out.join("history.json"))?;
+    let ev = model.evaluate(&ds.x_test, &ds.y_test, EVAL_BATCH)?;
+    let images: usize = history.epoch.len() * ds.x_train.shape()[0];
+    let result = serde_json::json!({
+        "model": model.name,
+        "dataset": ds.name,
+        "loss": ev.loss,
+        "accuracy": ev.accuracy(),
+        "epochs": history.epoch.len(),
+        "seconds": seconds,
+        "images_per_second": images as f64 / seconds,
+        "seed": a.seed,
+        "batch_size": batch_size,
+        "out": out.display().to_string(),
+    });
+    let run_json = serde_json::to_string_pretty(&result).expect("json");
+    write_bytes_atomic(&out.join("run.json"), run_json.as_bytes())?;
+    if a.json {
+        println!("{}", serde_json::to_string(&result).expect("json"));
+    } else {
+        println!("{}", test_line(&ev));
+        println!("Saved the model to {}", out.display());
+    }
+    Ok(0)
+}

@@ -1,0 +1,166 @@
+//! Gradient check of every layer, activation and loss, through the model API: each case
+//! builds a small model, and every trainable parameter's gradient (and so, through the
+//! chain rule, every layer's input gradient below it) is compared with central
+//! differences of the training loss. Tolerance: `DEFAULT_TOLERANCE` (1e-2, normwise
+//! relative; see `engine::gradcheck` for why this separates f32 noise from real bugs).
+
+use nabla::engine::gradcheck::DEFAULT_TOLERANCE;
+use nabla::layers::keras::*;
+use nabla::layers::{Conv2DConfig, LayerConfig, PaddingMode, Pool2dConfig, Regularizer};
+use nabla::training::gradcheck::check_model;
+use nabla::{Loss, Optimizer, Rng, Sequential, Tensor};
+
+fn run_case(name: &str, input: &[usize], layers: Vec<LayerConfig>, loss: Loss) {
+    let mut m = Sequential::with_seed(input, 7);
+    for l in layers {
+        m.add(l).unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
+    m.compile(loss, Optimizer::sgd(0.0), &[]).unwrap();
+    let batch = 3;
+    let mut rng = Rng::new(3);
+    let mut shape = vec![batch];
+    shape.extend_from_slice(input);
+    let n: usize = shape.iter().product();
+    let x = Tensor::from_vec((0..n).map(|_| rng.uniform_range(-1.0, 1.0)).collect(), &shape);
+    let outputs: usize = m.output_shape().iter().product();
+    let y = match loss {
+        Loss::SparseCategoricalCrossentropy { .. } => Tensor::from_vec(
+            (0..batch).map(|_| rng.below(outputs) as f32).collect(),
+            &[batch],
+        ),
+        Loss::CategoricalCrossentropy { .. } => {
+            let idx: Vec<f32> = (0..batch).map(|_| rng.below(outputs) as f32).collect();
+            nabla::data::to_categorical(&Tensor::from_vec(idx, &[batch]), outputs).unwrap()
+        }
+        _ => Tensor::from_vec(
+            (0..batch * outputs).map(|_| rng.below(2) as f32).collect(),
+            &[batch, outputs],
+        ),
+    };
+    let reports = check_model(&mut m, &x, &y, 40, 1e-2).unwrap();
+    assert!(!reports.is_empty(), "{name}: nothing to check");
+    for r in reports {
+        assert!(r.checked > 0, "{name}: every entry of {} skipped", r.param);
+        assert!(
+            r.rel_error < DEFAULT_TOLERANCE,
+            "{name}: {} relative error {:.3e}",
+            r.param,
+            r.rel_error
+        );
+    }
+}
+
+const SPARSE: Loss = Loss::SparseCategoricalCrossentropy { from_logits: false };
+
+#[test]
+fn dense_with_every_activation() {
+    for act in [Linear, Relu, Sigmoid, Tanh, LeakyRelu, Softmax] {
+        run_case(
+            &format!("dense {act:?}"),
+            &[5],
+            vec![Dense(4).activation(act).into(), Dense(3).activation(Softmax).into()],
+            SPARSE,
+        );
+    }
+}
+
+#[test]
+fn every_loss() {
+    let two_layer = |out_act| vec![Dense(4).activation(Tanh).into(), Dense(3).activation(out_act).into()];
+    run_case("sparse ce (fused softmax)", &[5], two_layer(Softmax), SPARSE);
+    run_case(
+        "categorical ce",
+        &[5],
+        two_layer(Softmax),
+        Loss::CategoricalCrossentropy { from_logits: false },
+    );
+    run_case(
+        "ce from logits",
+        &[5],
+        two_layer(Linear),
+        Loss::SparseCategoricalCrossentropy { from_logits: true },
+    );
+    run_case(
+        "binary ce (fused sigmoid)",
+        &[5],
+        two_layer(Sigmoid),
+        Loss::BinaryCrossentropy { from_logits: false },
+    );
+    run_case(
+        "binary ce from logits",
+        &[5],
+        two_layer(Linear),
+        Loss::BinaryCrossentropy { from_logits: true },
+    );
+    run_case("mse", &[5], two_layer(Tanh), Loss::MeanSquaredError);
+    // Softmax output with MSE is not fused: the softmax backward itself is checked.
+    run_case("softmax + mse", &[5], two_layer(Softmax), Loss::MeanSquaredError);
+}
+
+#[test]
+fn conv2d_variants() {
+    let head = || -> Vec<LayerConfig> { vec![Flatten(), Dense(3).activation(Softmax).into()] };
+    let cases: Vec<(&str, Conv2DConfig)> = vec![
+        ("valid", Conv2D(3, 3)),
+        ("same", Conv2D(3, 3).padding(PaddingMode::Same)),
+        ("same stride 2 even kernel", Conv2DConfig::new(2, (2, 2)).padding(PaddingMode::Same).strides(2)),
+        ("pad 2", Conv2D(2, 3).pad(2)),
+        ("no bias + l2", Conv2D(2, 3).use_bias(false).kernel_regularizer(Regularizer::L2 { l2: 0.01 })),
+    ];
+    for (name, c) in cases {
+        let mut layers: Vec<LayerConfig> = vec![c.activation(Tanh).into()];
+        layers.extend(head());
+        run_case(name, &[2, 7, 6], layers, SPARSE);
+    }
+}
+
+#[test]
+fn pooling_layers() {
+    let conv = || -> LayerConfig { Conv2D(2, 2).activation(Tanh).into() };
+    let head = || -> Vec<LayerConfig> { vec![Flatten(), Dense(3).activation(Softmax).into()] };
+    let pools: Vec<(&str, LayerConfig)> = vec![
+        ("max 2", MaxPooling2D(2)),
+        ("max 3 stride 2 overlapping", LayerConfig::MaxPooling2D(Pool2dConfig::new(3).strides(2))),
+        ("avg 2", AveragePooling2D(2)),
+        (
+            "avg 3 same",
+            LayerConfig::AveragePooling2D(Pool2dConfig {
+                padding: PaddingMode::Same,
+                ..Pool2dConfig::new(3).strides(2)
+            }),
+        ),
+        ("global avg", GlobalAveragePooling2D()),
+    ];
+    for (name, p) in pools {
+        let mut layers = vec![conv(), p];
+        layers.extend(head());
+        run_case(name, &[1, 8, 9], layers, SPARSE);
+    }
+}
+
+#[test]
+fn batch_norm_dropout_flatten() {
+    run_case(
+        "bn dense",
+        &[6],
+        vec![
+            Dense(5).activation(Tanh).into(),
+            BatchNormalization(),
+            Dropout(0.3),
+            Dense(3).activation(Softmax).into(),
+        ],
+        SPARSE,
+    );
+    run_case(
+        "bn conv",
+        &[2, 5, 5],
+        vec![
+            Conv2D(3, 3).into(),
+            BatchNormalization(),
+            Activation(Relu),
+            Flatten(),
+            Dense(3).activation(Softmax).into(),
+        ],
+        SPARSE,
+    );
+}
