@@ -11,6 +11,7 @@
 
 pub mod engine;
 pub mod error;
+pub mod formats;
 pub mod ops;
 
 pub use engine::{no_grad, Rng, Tensor, Var};

@@ -1,0 +1,3 @@
+//! File formats: how nabla writes things to disk.
+
+pub mod atomic;
