@@ -9,6 +9,7 @@
 //! - `data`: data sets (IDX, download, batching, images).
 //! - `formats`: safetensors weights, JSON model configs, atomic writes.
 
+pub mod data;
 pub mod engine;
 pub mod error;
 pub mod formats;

@@ -37,7 +37,7 @@ pub struct TrainArgs {
     seed: u64,
     /// Fraction of the training set held out for validation (taken from its end).
     #[arg(long, default_value_t = 0.0)]
-    validation_split: f32,
+    validation_split: f64,
     /// Stop when the monitored metric has not improved for this many epochs.
     #[arg(long)]
     early_stopping: Option<usize>,

@@ -21,7 +21,7 @@ pub struct FitArgs {
     pub batch_size: usize,
     /// Fraction of the samples, taken from the end before shuffling, held out for
     /// validation (ignored when `validation_data` is given).
-    pub validation_split: f32,
+    pub validation_split: f64,
     pub validation_data: Option<(Tensor, Tensor)>,
     pub shuffle: bool,
     /// 0: silent, 1: progress bar and a line per epoch, 2: a line per epoch.
@@ -57,7 +57,7 @@ impl FitArgs {
         self.batch_size = b;
         self
     }
-    pub fn validation_split(mut self, f: f32) -> Self {
+    pub fn validation_split(mut self, f: f64) -> Self {
         self.validation_split = f;
         self
     }
@@ -106,33 +106,19 @@ pub(super) fn fit(model: &mut Sequential, x: &Tensor, y: &Tensor, args: FitArgs)
     if batch_size == 0 {
         return Err(Error::invalid("fit: batch_size must be at least 1"));
     }
-    if !(0.0..1.0).contains(&validation_split) {
-        return Err(Error::invalid(format!(
-            "fit: validation_split must be in [0, 1), got {validation_split}"
-        )));
-    }
     check_labels_len(x, y)?;
     loss_fn.check_labels(y, model.output_shape())?;
 
     // Keras takes the validation split from the end, before any shuffling.
-    let n_all = x.shape()[0];
     let (train_x, train_y, val) = match validation_data {
         Some((vx, vy)) => {
             check_labels_len(&vx, &vy)?;
             (x.clone(), y.clone(), Some((vx, vy)))
         }
         None if validation_split > 0.0 => {
-            let split_at = ((n_all as f64) * (1.0 - validation_split as f64)) as usize;
-            if split_at == 0 || split_at == n_all {
-                return Err(Error::invalid(format!(
-                    "fit: validation_split {validation_split} of {n_all} samples leaves an empty set"
-                )));
-            }
-            (
-                x.slice_rows(0, split_at),
-                y.slice_rows(0, split_at),
-                Some((x.slice_rows(split_at, n_all), y.slice_rows(split_at, n_all))),
-            )
+            let ((tx, ty), (vx, vy)) =
+                crate::data::train_validation_split(x, y, validation_split)?;
+            (tx, ty, Some((vx, vy)))
         }
         None => (x.clone(), y.clone(), None),
     };
