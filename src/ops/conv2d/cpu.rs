@@ -1,0 +1,517 @@
+//! Fast CPU kernels for conv2d: im2col + GEMM (`ops::matmul::sgemm`), per group,
+//! parallel over the batch. Dimension letters as in `mod.rs`.
+//!
+//! Fast paths and the decisions behind them:
+//! - **Several images per GEMM.** The column matrix of a group holds `B` images side by
+//!   side, `col [K, B*P]`, so the GEMM is `[OCG, K] x [K, B*P]`: MNIST-sized maps
+//!   (P = 121 for 11x11) would otherwise give skinny per-image GEMMs. `B` is picked so
+//!   the GEMM has about `Tuning::target_cols` columns; the result `[OCG, B*P]` is then
+//!   copied to `[B, OC, P]`, adding the bias on the way. When one image is enough
+//!   (28x28 maps) the GEMM writes straight into the output, onto the bias.
+//! - **1x1, stride 1, unpadded** (`Conv2dDims::is_pointwise`): an image's channel planes
+//!   already are its column matrix; one GEMM per image and group, no im2col, no col2im.
+//! - **im2col / col2im by row segments.** For each kernel tap the range of output
+//!   positions that land inside the input is computed once; padding is written as zeros
+//!   in place (column buffers are never cleared first) and stride-1 rows are plain slice
+//!   copies / adds that the compiler vectorizes.
+//! - **Parallel over the batch** in the fixed chunks of `ops::parallel` with
+//!   single-threaded GEMMs inside; when there is only one chunk (batch 1, tiny work) the
+//!   GEMMs get the pool instead. Backward-weight sums per-chunk partial dW/db in chunk
+//!   order, so results are bit-reproducible for a given thread count.
+//! - **Scratch reuse.** Column buffers live in a per-thread scratch vector that is kept
+//!   between calls (up to `SCRATCH_KEEP` floats), so a training step does not page-fault
+//!   fresh megabytes each time.
+//!
+//! Not special-cased (correct through the general path, not fast): depthwise convs
+//! (`OCG = 1` makes each group's GEMM a matrix-vector product).
+
+use super::Conv2dDims;
+use crate::ops::matmul::sgemm;
+use crate::ops::parallel;
+use std::cell::Cell;
+use std::ops::Range;
+
+/// Knobs of the kernels; tests vary them to drive every path with small shapes.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Tuning {
+    /// Columns a GEMM should have: images are grouped until `B*P` reaches it. Measured
+    /// on the MNIST layers (2-vCPU AMD EPYC Zen 4, `examples/conv2d_timing.rs`): 256 to
+    /// 2048 are within noise of each other, while filling a 1 MiB buffer regardless (43
+    /// images of 28x28 for a 1->32 3x3 conv) made the small-K first layers up to 1.7x
+    /// slower, likely because the GEMM's result and its copy to NCHW no longer fit in
+    /// L2. One image alone has enough columns from 23x23 outputs up.
+    pub target_cols: usize,
+    /// Most floats in a column buffer, whatever `target_cols` asks for (a cache-sized
+    /// bound for layers with many channels).
+    pub col_budget: usize,
+    /// Least work (flops) worth a parallel chunk of images; below it rayon's dispatch
+    /// (microseconds) would cost more than it saves.
+    pub min_chunk_flops: usize,
+}
+
+pub(crate) const TUNING: Tuning = Tuning {
+    target_cols: 512,
+    col_budget: 1 << 18,
+    min_chunk_flops: 1 << 18,
+};
+
+/// Scratch buffers larger than this (floats, 64 MiB) are freed after use, not kept.
+const SCRATCH_KEEP: usize = 1 << 24;
+
+thread_local! {
+    static SCRATCH: Cell<Vec<f32>> = const { Cell::new(Vec::new()) };
+}
+
+/// Runs `f` on a scratch slice of `len` floats with unspecified contents. The buffer is
+/// taken out of the thread-local slot while in use, so a nested call on the same thread
+/// (a rayon worker running another conv while it waits inside a parallel GEMM) gets a
+/// fresh buffer instead of a conflicting borrow.
+fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
+    let mut buf = SCRATCH.with(Cell::take);
+    if buf.len() < len {
+        buf.resize(len, 0.0);
+    }
+    let r = f(&mut buf[..len]);
+    if buf.len() <= SCRATCH_KEEP {
+        SCRATCH.with(|s| s.set(buf));
+    }
+    r
+}
+
+/// Smallest number of images per parallel chunk.
+fn min_chunk_images(d: &Conv2dDims, t: &Tuning) -> usize {
+    let flops_per_image = (2 * d.oc * d.k() * d.p()).max(1);
+    t.min_chunk_flops.div_ceil(flops_per_image).max(1)
+}
+
+/// Images per GEMM for a chunk of `imgs` images: enough for `target_cols` columns, no
+/// more than fit `col_budget` (but at least one), balanced so that the chunk's last GEMM
+/// is not a sliver.
+fn images_per_gemm(imgs: usize, d: &Conv2dDims, t: &Tuning) -> usize {
+    let cap = (t.col_budget / (d.k() * d.p()).max(1))
+        .min(t.target_cols.div_ceil(d.p().max(1)))
+        .max(1);
+    let gemms = imgs.div_ceil(cap).max(1);
+    imgs.div_ceil(gemms).max(1)
+}
+
+/// Output positions `lo..hi` along one axis whose input index
+/// `o*stride + tap - pad` lies in `0..len` (`tap` = kernel index times dilation);
+/// `(0, 0)` when there are none.
+fn valid_range(
+    out_len: usize,
+    len: usize,
+    tap: usize,
+    pad: usize,
+    stride: usize,
+) -> (usize, usize) {
+    let lo = pad.saturating_sub(tap).div_ceil(stride);
+    let hi = if len + pad > tap {
+        ((len + pad - tap - 1) / stride + 1).min(out_len)
+    } else {
+        0
+    };
+    if lo < hi {
+        (lo, hi)
+    } else {
+        (0, 0)
+    }
+}
+
+/// Column matrix of group `g` for the `imgs` images at the start of `inp`:
+/// `col[(ci, ki, kj), (img, oy, ox)] = x[img, g*CG + ci, oy*SH + ki*DH - PT, ox*SW + kj*DW - PL]`,
+/// zero in the padding. Writes every entry of `col [K, imgs*P]`.
+fn im2col(col: &mut [f32], inp: &[f32], imgs: usize, g: usize, d: &Conv2dDims) {
+    let (p, plane) = (d.p(), d.h * d.w);
+    let (sh, sw) = d.stride;
+    let (dh, dw) = d.dilation;
+    let mut rows = col.chunks_exact_mut(imgs * p);
+    for ci in 0..d.cg() {
+        for ki in 0..d.kh {
+            let (ylo, yhi) = valid_range(d.oh, d.h, ki * dh, d.pad_top, sh);
+            for kj in 0..d.kw {
+                let (xlo, xhi) = valid_range(d.ow, d.w, kj * dw, d.pad_left, sw);
+                let row = rows.next().expect("im2col: col shorter than K rows");
+                for (img, dst) in row.chunks_exact_mut(p).enumerate() {
+                    let src = &inp[(img * d.c + g * d.cg() + ci) * plane..][..plane];
+                    dst[..ylo * d.ow].fill(0.0);
+                    dst[yhi * d.ow..].fill(0.0);
+                    for oy in ylo..yhi {
+                        let iy = oy * sh + ki * dh - d.pad_top;
+                        let srow = &src[iy * d.w..][..d.w];
+                        let drow = &mut dst[oy * d.ow..][..d.ow];
+                        drow[..xlo].fill(0.0);
+                        drow[xhi..].fill(0.0);
+                        let ix0 = xlo * sw + kj * dw - d.pad_left;
+                        let seg = &mut drow[xlo..xhi];
+                        if sw == 1 {
+                            seg.copy_from_slice(&srow[ix0..ix0 + seg.len()]);
+                        } else {
+                            for (v, &x) in seg.iter_mut().zip(srow[ix0..].iter().step_by(sw)) {
+                                *v = x;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The adjoint of `im2col`: adds each entry of `dcol [K, imgs*P]` (group `g`) to the
+/// input gradient it came from. `dinp` holds the `imgs` images and is accumulated into.
+fn col2im(dinp: &mut [f32], dcol: &[f32], imgs: usize, g: usize, d: &Conv2dDims) {
+    let (p, plane) = (d.p(), d.h * d.w);
+    let (sh, sw) = d.stride;
+    let (dh, dw) = d.dilation;
+    let mut rows = dcol.chunks_exact(imgs * p);
+    for ci in 0..d.cg() {
+        for ki in 0..d.kh {
+            let (ylo, yhi) = valid_range(d.oh, d.h, ki * dh, d.pad_top, sh);
+            for kj in 0..d.kw {
+                let (xlo, xhi) = valid_range(d.ow, d.w, kj * dw, d.pad_left, sw);
+                let row = rows.next().expect("col2im: dcol shorter than K rows");
+                if xlo == xhi {
+                    continue;
+                }
+                let ix0 = xlo * sw + kj * dw - d.pad_left;
+                for (img, src) in row.chunks_exact(p).enumerate() {
+                    let dst = &mut dinp[(img * d.c + g * d.cg() + ci) * plane..][..plane];
+                    for oy in ylo..yhi {
+                        let iy = oy * sh + ki * dh - d.pad_top;
+                        let drow = &mut dst[iy * d.w..][..d.w];
+                        let seg = &src[oy * d.ow + xlo..oy * d.ow + xhi];
+                        if sw == 1 {
+                            for (a, &v) in drow[ix0..ix0 + seg.len()].iter_mut().zip(seg) {
+                                *a += v;
+                            }
+                        } else {
+                            for (a, &v) in drow[ix0..].iter_mut().step_by(sw).zip(seg) {
+                                *a += v;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Copies group `g`'s output-channel planes of `imgs` images of `dout [imgs, OC, P]` into
+/// `dst [OCG, imgs*P]`, the layout the GEMMs over several images need.
+fn gather_dout(dst: &mut [f32], dout: &[f32], imgs: usize, g: usize, d: &Conv2dDims) {
+    let (p, ocg) = (d.p(), d.ocg());
+    for (o, row) in dst.chunks_exact_mut(imgs * p).enumerate() {
+        for (img, seg) in row.chunks_exact_mut(p).enumerate() {
+            seg.copy_from_slice(&dout[img * d.out_image() + (g * ocg + o) * p..][..p]);
+        }
+    }
+}
+
+/// Sum of a slice with 8 independent accumulators (vectorizes; a plain `sum` is serial).
+fn sum8(x: &[f32]) -> f32 {
+    let mut acc = [0.0f32; 8];
+    let mut chunks = x.chunks_exact(8);
+    for c in &mut chunks {
+        for (a, &v) in acc.iter_mut().zip(c) {
+            *a += v;
+        }
+    }
+    let tail: f32 = chunks.remainder().iter().sum();
+    acc.iter().sum::<f32>() + tail
+}
+
+/// Forward: `out [N, OC, OH, OW] = conv(inp [N, C, H, W], w [OC, CG, KH, KW]) + b [OC]`.
+/// Overwrites `out`.
+pub fn conv2d_forward(out: &mut [f32], inp: &[f32], w: &[f32], b: Option<&[f32]>, d: &Conv2dDims) {
+    conv2d_forward_tuned(out, inp, w, b, d, &TUNING)
+}
+
+pub(crate) fn conv2d_forward_tuned(
+    out: &mut [f32],
+    inp: &[f32],
+    w: &[f32],
+    b: Option<&[f32]>,
+    d: &Conv2dDims,
+    t: &Tuning,
+) {
+    debug_assert_eq!(out.len(), d.n * d.out_image());
+    debug_assert_eq!(inp.len(), d.n * d.in_image());
+    debug_assert_eq!(w.len(), d.oc * d.k());
+    debug_assert!(b.is_none_or(|b| b.len() == d.oc));
+    let min_imgs = min_chunk_images(d, t);
+    let gemm_par = parallel::split(d.n, min_imgs).len() == 1;
+    parallel::par_chunks_mut(out, d.out_image(), min_imgs, |first, out| {
+        let imgs = out.len() / d.out_image();
+        let inp = &inp[first * d.in_image()..(first + imgs) * d.in_image()];
+        forward_chunk(out, inp, w, b, d, t, gemm_par);
+    });
+}
+
+fn forward_chunk(
+    out: &mut [f32],
+    inp: &[f32],
+    w: &[f32],
+    b: Option<&[f32]>,
+    d: &Conv2dDims,
+    t: &Tuning,
+    par: bool,
+) {
+    let imgs = out.len() / d.out_image();
+    let (k, p, ocg) = (d.k(), d.p(), d.ocg());
+    // The GEMM accumulates onto the bias when it writes straight into `out`.
+    let fill_bias = |y: &mut [f32], g: usize| {
+        if let Some(b) = b {
+            for (plane, &bias) in y.chunks_exact_mut(p).zip(&b[g * ocg..]) {
+                plane.fill(bias);
+            }
+        }
+    };
+    if d.is_pointwise() {
+        for img in 0..imgs {
+            for g in 0..d.groups {
+                let y = &mut out[img * d.out_image() + g * ocg * p..][..ocg * p];
+                let x = &inp[img * d.in_image() + g * k * p..][..k * p];
+                fill_bias(y, g);
+                let wg = &w[g * ocg * k..][..ocg * k];
+                sgemm(ocg, k, p, wg, false, x, false, y, b.is_some(), par);
+            }
+        }
+        return;
+    }
+    let nb = images_per_gemm(imgs, d, t);
+    let tmp_len = if nb > 1 { ocg * nb * p } else { 0 };
+    with_scratch(k * nb * p + tmp_len, |buf| {
+        let (col, tmp) = buf.split_at_mut(k * nb * p);
+        for start in (0..imgs).step_by(nb) {
+            let cnt = nb.min(imgs - start);
+            let cols = cnt * p;
+            let col = &mut col[..k * cols];
+            let x = &inp[start * d.in_image()..(start + cnt) * d.in_image()];
+            for g in 0..d.groups {
+                im2col(col, x, cnt, g, d);
+                let wg = &w[g * ocg * k..][..ocg * k];
+                if cnt == 1 {
+                    // [OCG, P] is contiguous in `out`: no copy needed.
+                    let y = &mut out[start * d.out_image() + g * ocg * p..][..ocg * p];
+                    fill_bias(y, g);
+                    sgemm(ocg, k, p, wg, false, col, false, y, b.is_some(), par);
+                    continue;
+                }
+                let tmp = &mut tmp[..ocg * cols]; // [OCG, cnt*P]
+                sgemm(ocg, k, cols, wg, false, col, false, tmp, false, par);
+                for (o, row) in tmp.chunks_exact(cols).enumerate() {
+                    let bias = b.map_or(0.0, |b| b[g * ocg + o]);
+                    for (img, src) in row.chunks_exact(p).enumerate() {
+                        let dst = &mut out[(start + img) * d.out_image() + (g * ocg + o) * p..];
+                        for (y, &v) in dst[..p].iter_mut().zip(src) {
+                            *y = v + bias;
+                        }
+                    }
+                }
+            }
+        }
+    });
+}
+
+/// Backward to the input: `dinp [N, C, H, W]` from `dout [N, OC, OH, OW]` and `w`.
+/// Overwrites `dinp`.
+pub fn conv2d_backward_input(dinp: &mut [f32], dout: &[f32], w: &[f32], d: &Conv2dDims) {
+    conv2d_backward_input_tuned(dinp, dout, w, d, &TUNING)
+}
+
+pub(crate) fn conv2d_backward_input_tuned(
+    dinp: &mut [f32],
+    dout: &[f32],
+    w: &[f32],
+    d: &Conv2dDims,
+    t: &Tuning,
+) {
+    debug_assert_eq!(dinp.len(), d.n * d.in_image());
+    debug_assert_eq!(dout.len(), d.n * d.out_image());
+    debug_assert_eq!(w.len(), d.oc * d.k());
+    let min_imgs = min_chunk_images(d, t);
+    let gemm_par = parallel::split(d.n, min_imgs).len() == 1;
+    parallel::par_chunks_mut(dinp, d.in_image(), min_imgs, |first, dinp| {
+        let imgs = dinp.len() / d.in_image().max(1);
+        let dout = &dout[first * d.out_image()..(first + imgs) * d.out_image()];
+        backward_input_chunk(dinp, dout, w, d, t, gemm_par);
+    });
+}
+
+fn backward_input_chunk(
+    dinp: &mut [f32],
+    dout: &[f32],
+    w: &[f32],
+    d: &Conv2dDims,
+    t: &Tuning,
+    par: bool,
+) {
+    let imgs = dout.len() / d.out_image();
+    let (k, p, ocg) = (d.k(), d.p(), d.ocg());
+    if d.is_pointwise() {
+        // dx[CG, P] = w_g^T [CG, OCG] x dy[OCG, P], written in place.
+        for img in 0..imgs {
+            for g in 0..d.groups {
+                let dx = &mut dinp[img * d.in_image() + g * k * p..][..k * p];
+                let dy = &dout[img * d.out_image() + g * ocg * p..][..ocg * p];
+                let wg = &w[g * ocg * k..][..ocg * k];
+                sgemm(k, ocg, p, wg, true, dy, false, dx, false, par);
+            }
+        }
+        return;
+    }
+    // col2im adds every tap's contribution, so the gradient starts at zero.
+    dinp.fill(0.0);
+    let nb = images_per_gemm(imgs, d, t);
+    let gathered_len = if nb > 1 { ocg * nb * p } else { 0 };
+    with_scratch(k * nb * p + gathered_len, |buf| {
+        let (dcol, gathered) = buf.split_at_mut(k * nb * p);
+        for start in (0..imgs).step_by(nb) {
+            let cnt = nb.min(imgs - start);
+            let cols = cnt * p;
+            let dcol = &mut dcol[..k * cols];
+            let dy_imgs = &dout[start * d.out_image()..(start + cnt) * d.out_image()];
+            let dx_imgs = &mut dinp[start * d.in_image()..(start + cnt) * d.in_image()];
+            for g in 0..d.groups {
+                let dy: &[f32] = if cnt == 1 {
+                    &dy_imgs[g * ocg * p..][..ocg * p]
+                } else {
+                    let gathered = &mut gathered[..ocg * cols];
+                    gather_dout(gathered, dy_imgs, cnt, g, d);
+                    gathered
+                };
+                // dcol[K, cnt*P] = w_g^T [K, OCG] x dy[OCG, cnt*P]
+                let wg = &w[g * ocg * k..][..ocg * k];
+                sgemm(k, ocg, cols, wg, true, dy, false, dcol, false, par);
+                col2im(dx_imgs, dcol, cnt, g, d);
+            }
+        }
+    });
+}
+
+/// Backward to the bias alone: `db[o] = sum_{n, p} dout[n, o, p]`. Overwrites `db`.
+pub fn conv2d_backward_bias(db: &mut [f32], dout: &[f32], d: &Conv2dDims) {
+    db.fill(0.0);
+    accumulate_bias(db, dout, d);
+}
+
+fn accumulate_bias(db: &mut [f32], dout: &[f32], d: &Conv2dDims) {
+    for img in dout.chunks_exact(d.out_image()) {
+        for (acc, plane) in db.iter_mut().zip(img.chunks_exact(d.p())) {
+            *acc += sum8(plane);
+        }
+    }
+}
+
+/// Backward to the kernel (and bias): `dw [OC, CG, KH, KW]`, `db [OC]` from
+/// `dout [N, OC, OH, OW]` and `inp [N, C, H, W]`. Overwrites both.
+pub fn conv2d_backward_weight(
+    dw: &mut [f32],
+    db: Option<&mut [f32]>,
+    dout: &[f32],
+    inp: &[f32],
+    d: &Conv2dDims,
+) {
+    conv2d_backward_weight_tuned(dw, db, dout, inp, d, &TUNING)
+}
+
+pub(crate) fn conv2d_backward_weight_tuned(
+    dw: &mut [f32],
+    mut db: Option<&mut [f32]>,
+    dout: &[f32],
+    inp: &[f32],
+    d: &Conv2dDims,
+    t: &Tuning,
+) {
+    debug_assert_eq!(dw.len(), d.oc * d.k());
+    debug_assert!(db.as_ref().is_none_or(|db| db.len() == d.oc));
+    debug_assert_eq!(dout.len(), d.n * d.out_image());
+    debug_assert_eq!(inp.len(), d.n * d.in_image());
+    let min_imgs = min_chunk_images(d, t);
+    dw.fill(0.0);
+    if let Some(db) = db.as_deref_mut() {
+        db.fill(0.0);
+    }
+    if parallel::split(d.n, min_imgs).len() == 1 {
+        weight_chunk(dw, db, dout, inp, 0..d.n, d, t, true);
+        return;
+    }
+    // Each chunk sums into its own [dw | db] buffer; the buffers are added in chunk order,
+    // so the result does not depend on which thread finished first.
+    let (wlen, with_bias) = (dw.len(), db.is_some());
+    let parts = parallel::par_map_ranges(d.n, min_imgs, |range| {
+        let mut part = vec![0.0f32; wlen + d.oc];
+        let (pdw, pdb) = part.split_at_mut(wlen);
+        weight_chunk(pdw, with_bias.then_some(pdb), dout, inp, range, d, t, false);
+        part
+    });
+    for part in &parts {
+        for (a, &v) in dw.iter_mut().zip(&part[..wlen]) {
+            *a += v;
+        }
+        if let Some(db) = db.as_deref_mut() {
+            for (a, &v) in db.iter_mut().zip(&part[wlen..]) {
+                *a += v;
+            }
+        }
+    }
+}
+
+/// Adds the images `range`'s contribution to `dw` and `db`.
+#[allow(clippy::too_many_arguments)]
+fn weight_chunk(
+    dw: &mut [f32],
+    db: Option<&mut [f32]>,
+    dout: &[f32],
+    inp: &[f32],
+    range: Range<usize>,
+    d: &Conv2dDims,
+    t: &Tuning,
+    par: bool,
+) {
+    let imgs = range.len();
+    let (k, p, ocg) = (d.k(), d.p(), d.ocg());
+    let dout = &dout[range.start * d.out_image()..range.end * d.out_image()];
+    let inp = &inp[range.start * d.in_image()..range.end * d.in_image()];
+    if let Some(db) = db {
+        accumulate_bias(db, dout, d);
+    }
+    if d.is_pointwise() {
+        // dw_g[OCG, CG] += dy[OCG, P] x x[CG, P]^T
+        for img in 0..imgs {
+            for g in 0..d.groups {
+                let dy = &dout[img * d.out_image() + g * ocg * p..][..ocg * p];
+                let x = &inp[img * d.in_image() + g * k * p..][..k * p];
+                let dwg = &mut dw[g * ocg * k..][..ocg * k];
+                sgemm(ocg, p, k, dy, false, x, true, dwg, true, par);
+            }
+        }
+        return;
+    }
+    let nb = images_per_gemm(imgs, d, t);
+    let gathered_len = if nb > 1 { ocg * nb * p } else { 0 };
+    with_scratch(k * nb * p + gathered_len, |buf| {
+        let (col, gathered) = buf.split_at_mut(k * nb * p);
+        for start in (0..imgs).step_by(nb) {
+            let cnt = nb.min(imgs - start);
+            let cols = cnt * p;
+            let col = &mut col[..k * cols];
+            let x = &inp[start * d.in_image()..(start + cnt) * d.in_image()];
+            let dy_imgs = &dout[start * d.out_image()..(start + cnt) * d.out_image()];
+            for g in 0..d.groups {
+                im2col(col, x, cnt, g, d);
+                let dy: &[f32] = if cnt == 1 {
+                    &dy_imgs[g * ocg * p..][..ocg * p]
+                } else {
+                    let gathered = &mut gathered[..ocg * cols];
+                    gather_dout(gathered, dy_imgs, cnt, g, d);
+                    gathered
+                };
+                // dw_g[OCG, K] += dy[OCG, cnt*P] x col[K, cnt*P]^T
+                let dwg = &mut dw[g * ocg * k..][..ocg * k];
+                sgemm(ocg, cols, k, dy, false, col, true, dwg, true, par);
+            }
+        }
+    });
+}

@@ -1,0 +1,473 @@
+//! conv2d tests: hand-computed values, fast kernels against the naive reference on many
+//! shapes (under several tunings and pool sizes, so every path runs on small inputs),
+//! gradcheck of the op, shape errors, determinism.
+
+use super::cpu::{self, Tuning, TUNING};
+use super::naive::*;
+use super::*;
+use crate::engine::{gradcheck, Rng};
+
+fn randn(len: usize, rng: &mut Rng) -> Vec<f32> {
+    (0..len).map(|_| rng.normal()).collect()
+}
+
+/// Normwise relative comparison: `max|got - want| <= 1e-4 * max|want|`, and no NaN (the
+/// kernels' outputs start as NaN, so a NaN is a value they forgot to write).
+fn assert_close(got: &[f32], want: &[f32], what: &str) {
+    assert_eq!(got.len(), want.len(), "{what}: lengths");
+    if let Some(i) = got.iter().position(|v| v.is_nan()) {
+        panic!("{what}: NaN at {i} (want {})", want[i]);
+    }
+    let scale = want.iter().fold(0.0f32, |m, v| m.max(v.abs())).max(1e-6);
+    let (mut worst, mut at) = (0.0f32, 0);
+    for (i, (g, w)) in got.iter().zip(want).enumerate() {
+        if (g - w).abs() > worst {
+            worst = (g - w).abs();
+            at = i;
+        }
+    }
+    assert!(
+        worst <= 1e-4 * scale,
+        "{what}: max error {worst} at {at} (got {}, want {}), scale {scale}",
+        got[at],
+        want[at]
+    );
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Case {
+    n: usize,
+    c: usize,
+    hw: (usize, usize),
+    oc: usize,
+    k: (usize, usize),
+    stride: (usize, usize),
+    padding: Padding2d,
+    dilation: (usize, usize),
+    groups: usize,
+}
+
+impl Case {
+    fn new(n: usize, c: usize, hw: (usize, usize), oc: usize, k: (usize, usize)) -> Case {
+        Case {
+            n,
+            c,
+            hw,
+            oc,
+            k,
+            stride: (1, 1),
+            padding: Padding2d::default(),
+            dilation: (1, 1),
+            groups: 1,
+        }
+    }
+    fn stride(mut self, s: (usize, usize)) -> Case {
+        self.stride = s;
+        self
+    }
+    fn pad(mut self, p: Padding2d) -> Case {
+        self.padding = p;
+        self
+    }
+    /// TensorFlow "same" padding for this case's input, kernel, stride and dilation.
+    fn same(mut self) -> Case {
+        self.padding = Padding2d::same(self.hw, self.k, self.stride, self.dilation);
+        self
+    }
+    fn dil(mut self, d: (usize, usize)) -> Case {
+        self.dilation = d;
+        self
+    }
+    fn groups(mut self, g: usize) -> Case {
+        self.groups = g;
+        self
+    }
+    fn spec(&self) -> Conv2dSpec {
+        Conv2dSpec {
+            stride: self.stride,
+            padding: self.padding,
+            dilation: self.dilation,
+            groups: self.groups,
+        }
+    }
+    fn x_shape(&self) -> [usize; 4] {
+        [self.n, self.c, self.hw.0, self.hw.1]
+    }
+    fn w_shape(&self) -> [usize; 4] {
+        [self.oc, self.c / self.groups, self.k.0, self.k.1]
+    }
+    fn dims(&self) -> Conv2dDims {
+        Conv2dDims::new(
+            &self.x_shape(),
+            &self.w_shape(),
+            Some(&[self.oc]),
+            &self.spec(),
+        )
+        .unwrap_or_else(|e| panic!("{self:?}: {e}"))
+    }
+}
+
+fn asym(top: usize, bottom: usize, left: usize, right: usize) -> Padding2d {
+    Padding2d {
+        top,
+        bottom,
+        left,
+        right,
+    }
+}
+
+fn cases() -> Vec<Case> {
+    let p1 = Padding2d::uniform(1);
+    vec![
+        Case::new(1, 1, (5, 5), 1, (3, 3)),
+        Case::new(7, 3, (11, 13), 5, (3, 3)),
+        Case::new(7, 3, (11, 13), 4, (3, 3)).stride((2, 2)).pad(p1),
+        Case::new(2, 4, (9, 10), 6, (3, 3))
+            .stride((3, 3))
+            .pad(asym(0, 2, 1, 0)),
+        // TF "same" with even kernels and stride 2: asymmetric padding.
+        Case::new(3, 2, (8, 8), 4, (4, 4)).stride((2, 2)).same(),
+        Case::new(2, 3, (7, 9), 2, (2, 4)).stride((2, 2)).same(),
+        Case::new(7, 2, (9, 9), 3, (3, 3)).stride((2, 2)).same(),
+        Case::new(3, 4, (12, 12), 4, (3, 3))
+            .dil((2, 2))
+            .pad(Padding2d::uniform(2)),
+        Case::new(2, 3, (10, 9), 2, (3, 2))
+            .dil((2, 3))
+            .stride((1, 2))
+            .same(),
+        Case::new(2, 4, (10, 11), 6, (3, 3)).groups(2).pad(p1),
+        Case::new(7, 6, (8, 7), 9, (3, 3))
+            .groups(3)
+            .stride((2, 1))
+            .pad(asym(1, 0, 0, 1)),
+        // Depthwise, then depthwise with channel multiplier 2.
+        Case::new(3, 6, (9, 9), 6, (3, 3))
+            .groups(6)
+            .stride((2, 2))
+            .pad(p1),
+        Case::new(2, 4, (7, 8), 8, (3, 3)).groups(4).pad(p1),
+        // 1x1: pointwise (fast path), strided, padded, grouped.
+        Case::new(7, 5, (6, 7), 3, (1, 1)),
+        Case::new(2, 4, (6, 6), 4, (1, 1)).stride((2, 2)),
+        Case::new(2, 3, (5, 4), 2, (1, 1)).pad(p1),
+        Case::new(3, 4, (5, 5), 6, (1, 1)).groups(2),
+        // MNIST-like layers, scaled down in batch.
+        Case::new(2, 16, (16, 16), 16, (3, 3)).pad(p1),
+        Case::new(7, 1, (28, 28), 4, (5, 5)),
+        Case::new(3, 8, (13, 13), 6, (3, 3)),
+        // Kernel as large as the input: a 1x1 output.
+        Case::new(2, 2, (5, 5), 3, (5, 5)),
+        // Padding wider than the kernel: whole output rows see only zeros.
+        Case::new(2, 2, (4, 5), 3, (2, 2)).pad(asym(3, 1, 0, 3)),
+        Case::new(7, 2, (1, 9), 3, (1, 3))
+            .dil((1, 3))
+            .stride((1, 2)),
+        Case::new(1, 3, (6, 5), 2, (3, 3))
+            .stride((3, 2))
+            .dil((2, 1))
+            .pad(asym(2, 1, 1, 2)),
+    ]
+}
+
+/// Tunings that force each path: one image per GEMM (by column target or by buffer
+/// cap), two (with a remainder), a whole chunk per GEMM; chunks of one image (max
+/// parallel) or a single chunk (GEMMs parallel instead).
+fn tunings(d: &Conv2dDims) -> Vec<Tuning> {
+    let big = usize::MAX / 2;
+    vec![
+        TUNING,
+        Tuning {
+            target_cols: 1,
+            col_budget: big,
+            min_chunk_flops: 1,
+        },
+        Tuning {
+            target_cols: 2 * d.p(),
+            col_budget: big,
+            min_chunk_flops: 1,
+        },
+        Tuning {
+            target_cols: big,
+            col_budget: 1,
+            min_chunk_flops: 1,
+        },
+        Tuning {
+            target_cols: big,
+            col_budget: big,
+            min_chunk_flops: big,
+        },
+    ]
+}
+
+fn pool(threads: usize) -> rayon::ThreadPool {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn naive_matches_hand_computed_values() {
+    // x = 1..9 on a 3x3 grid, w = [[1, 2], [3, 4]], b = 0.5.
+    let x: Vec<f32> = (1..=9).map(|v| v as f32).collect();
+    let w = [1.0, 2.0, 3.0, 4.0];
+    let expect = |spec: Conv2dSpec, want: &[f32]| {
+        let d = Conv2dDims::new(&[1, 1, 3, 3], &[1, 1, 2, 2], Some(&[1]), &spec).unwrap();
+        let mut out = vec![f32::NAN; d.p()];
+        conv2d_forward_naive(&mut out, &x, &w, Some(&[0.5]), &d);
+        assert_eq!(out, want, "naive {spec:?}");
+        let y = conv2d(
+            &Var::constant(Tensor::from_vec(x.clone(), &[1, 1, 3, 3])),
+            &Var::constant(Tensor::from_vec(w.to_vec(), &[1, 1, 2, 2])),
+            Some(&Var::constant(Tensor::from_vec(vec![0.5], &[1]))),
+            &spec,
+        )
+        .unwrap();
+        assert_eq!(y.value().data(), want, "conv2d {spec:?}");
+    };
+    expect(Conv2dSpec::default(), &[37.5, 47.5, 67.5, 77.5]);
+    expect(
+        Conv2dSpec {
+            stride: (2, 2),
+            padding: Padding2d::uniform(1),
+            ..Default::default()
+        },
+        &[4.5, 18.5, 36.5, 77.5],
+    );
+    expect(
+        Conv2dSpec {
+            dilation: (2, 2),
+            ..Default::default()
+        },
+        &[64.5],
+    );
+}
+
+#[test]
+fn fast_matches_naive_on_random_shapes() {
+    let mut rng = Rng::new(11);
+    for case in cases() {
+        let d = case.dims();
+        let x = randn(d.n * d.in_image(), &mut rng);
+        let w = randn(d.oc * d.k(), &mut rng);
+        let b = randn(d.oc, &mut rng);
+        let dy = randn(d.n * d.out_image(), &mut rng);
+
+        let mut want_y = vec![0.0; dy.len()];
+        conv2d_forward_naive(&mut want_y, &x, &w, Some(&b), &d);
+        let mut want_y_nobias = vec![0.0; dy.len()];
+        conv2d_forward_naive(&mut want_y_nobias, &x, &w, None, &d);
+        let mut want_dx = vec![0.0; x.len()];
+        conv2d_backward_input_naive(&mut want_dx, &dy, &w, &d);
+        let (mut want_dw, mut want_db) = (vec![0.0; w.len()], vec![0.0; d.oc]);
+        conv2d_backward_weight_naive(&mut want_dw, Some(&mut want_db), &dy, &x, &d);
+
+        for threads in [1, 3] {
+            for t in tunings(&d) {
+                let what = format!("{case:?} threads={threads} {t:?}");
+                pool(threads).install(|| {
+                    // Outputs start as NaN: the kernels must write every value.
+                    let mut y = vec![f32::NAN; dy.len()];
+                    cpu::conv2d_forward_tuned(&mut y, &x, &w, Some(&b), &d, &t);
+                    assert_close(&y, &want_y, &format!("forward {what}"));
+                    let mut y = vec![f32::NAN; dy.len()];
+                    cpu::conv2d_forward_tuned(&mut y, &x, &w, None, &d, &t);
+                    assert_close(&y, &want_y_nobias, &format!("forward no bias {what}"));
+
+                    let mut dx = vec![f32::NAN; x.len()];
+                    cpu::conv2d_backward_input_tuned(&mut dx, &dy, &w, &d, &t);
+                    assert_close(&dx, &want_dx, &format!("backward input {what}"));
+
+                    let (mut dw, mut db) = (vec![f32::NAN; w.len()], vec![f32::NAN; d.oc]);
+                    cpu::conv2d_backward_weight_tuned(&mut dw, Some(&mut db), &dy, &x, &d, &t);
+                    assert_close(&dw, &want_dw, &format!("backward weight {what}"));
+                    assert_close(&db, &want_db, &format!("backward bias {what}"));
+                    let mut dw = vec![f32::NAN; w.len()];
+                    cpu::conv2d_backward_weight_tuned(&mut dw, None, &dy, &x, &d, &t);
+                    assert_close(&dw, &want_dw, &format!("backward weight no bias {what}"));
+                });
+            }
+        }
+        let mut db = vec![f32::NAN; d.oc];
+        cpu::conv2d_backward_bias(&mut db, &dy, &d);
+        assert_close(&db, &want_db, &format!("backward bias only {case:?}"));
+    }
+}
+
+#[test]
+fn gradcheck_input_weight_bias() {
+    let mut rng = Rng::new(5);
+    let specs = [
+        Case::new(2, 2, (5, 6), 3, (3, 3)),
+        Case::new(2, 2, (6, 7), 3, (3, 2))
+            .stride((2, 2))
+            .pad(asym(0, 1, 1, 2)),
+        Case::new(2, 2, (7, 7), 2, (2, 2)).stride((2, 2)).same(),
+        Case::new(1, 2, (7, 6), 2, (3, 3))
+            .dil((2, 2))
+            .pad(Padding2d::uniform(1)),
+        Case::new(2, 4, (5, 5), 4, (3, 3))
+            .groups(2)
+            .pad(Padding2d::uniform(1)),
+        Case::new(2, 3, (4, 5), 3, (3, 3)).groups(3),
+        Case::new(2, 3, (4, 4), 2, (1, 1)),
+    ];
+    for case in specs {
+        let x = gradcheck::random_away_from_zero(&case.x_shape(), &mut rng, 0.1);
+        let w = gradcheck::random_away_from_zero(&case.w_shape(), &mut rng, 0.1);
+        let b = gradcheck::random_away_from_zero(&[case.oc], &mut rng, 0.1);
+        let spec = case.spec();
+        let r = gradcheck::check(
+            |v| conv2d(&v[0], &v[1], Some(&v[2]), &spec).unwrap(),
+            &[x, w, b],
+            gradcheck::DEFAULT_STEP,
+            9,
+        );
+        assert!(r.worst() < gradcheck::DEFAULT_TOLERANCE, "{case:?}: {r:?}");
+        assert!(r.grad_scale.iter().all(|&s| s > 0.0), "{case:?}: {r:?}");
+    }
+}
+
+#[test]
+fn gradients_only_where_needed() {
+    // Frozen kernel, trainable input and bias: dx and db (through the bias-only kernel).
+    let case = Case::new(3, 4, (6, 6), 2, (3, 3)).pad(Padding2d::uniform(1));
+    let d = case.dims();
+    let mut rng = Rng::new(3);
+    let (xv, wv, bv) = (
+        randn(d.n * d.in_image(), &mut rng),
+        randn(d.oc * d.k(), &mut rng),
+        randn(d.oc, &mut rng),
+    );
+    let x = Var::parameter(Tensor::from_vec(xv.clone(), &case.x_shape()));
+    let w = Var::constant(Tensor::from_vec(wv.clone(), &case.w_shape()));
+    let b = Var::parameter(Tensor::from_vec(bv, &[d.oc]));
+    let y = conv2d(&x, &w, Some(&b), &case.spec()).unwrap();
+    let dy = randn(d.n * d.out_image(), &mut rng);
+    y.backward_with(Tensor::from_vec(dy.clone(), &d.out_shape()));
+
+    let mut want_dx = vec![0.0; xv.len()];
+    conv2d_backward_input_naive(&mut want_dx, &dy, &wv, &d);
+    let (mut want_dw, mut want_db) = (vec![0.0; wv.len()], vec![0.0; d.oc]);
+    conv2d_backward_weight_naive(&mut want_dw, Some(&mut want_db), &dy, &xv, &d);
+    assert_close(x.grad().unwrap().data(), &want_dx, "dx");
+    assert_close(b.grad().unwrap().data(), &want_db, "db");
+    assert!(w.grad().is_none());
+
+    // Data input (first layer), trainable kernel, no bias.
+    let x = Var::constant(Tensor::from_vec(xv, &case.x_shape()));
+    let w = Var::parameter(Tensor::from_vec(wv, &case.w_shape()));
+    let y = conv2d(&x, &w, None, &case.spec()).unwrap();
+    y.backward_with(Tensor::from_vec(dy, &d.out_shape()));
+    assert_close(w.grad().unwrap().data(), &want_dw, "dw");
+    assert!(x.grad().is_none());
+}
+
+#[test]
+fn shape_errors_are_errors() {
+    let spec = Conv2dSpec::default();
+    let err = |x: &[usize], w: &[usize], b: Option<&[usize]>, spec: Conv2dSpec| {
+        let xv = Var::constant(Tensor::zeros(x));
+        let wv = Var::parameter(Tensor::zeros(w));
+        let bv = b.map(|b| Var::parameter(Tensor::zeros(b)));
+        conv2d(&xv, &wv, bv.as_ref(), &spec)
+            .map(|y| y.shape())
+            .expect_err("should be an error")
+            .to_string()
+    };
+    let e = err(&[8, 3, 28, 28], &[32, 1, 3, 3], None, spec);
+    assert!(
+        e.contains("input [8, 3, 28, 28] has 3 channels but kernel [32, 1, 3, 3] expects 1"),
+        "{e}"
+    );
+    let e = err(&[8, 28, 28], &[32, 1, 3, 3], None, spec);
+    assert!(e.contains("[8, 28, 28]") && e.contains("4-D"), "{e}");
+    let e = err(&[8, 1, 28, 28], &[32, 9], None, spec);
+    assert!(e.contains("[32, 9]") && e.contains("4-D"), "{e}");
+    let g = |groups| Conv2dSpec { groups, ..spec };
+    let e = err(&[1, 6, 8, 8], &[4, 2, 3, 3], None, g(4));
+    assert!(e.contains("groups 4 does not divide the 6 channels"), "{e}");
+    let e = err(&[1, 6, 8, 8], &[4, 2, 3, 3], None, g(3));
+    assert!(
+        e.contains("groups 3 does not divide the 4 output channels"),
+        "{e}"
+    );
+    let e = err(&[1, 6, 8, 8], &[6, 3, 3, 3], None, g(3));
+    assert!(
+        e.contains("kernel [6, 3, 3, 3] with groups 3 expects 9"),
+        "{e}"
+    );
+    let e = err(&[1, 1, 4, 4], &[2, 1, 5, 5], None, spec);
+    assert!(
+        e.contains("[2, 1, 5, 5] spans 5x5") && e.contains("only 4x4"),
+        "{e}"
+    );
+    let dilated = Conv2dSpec {
+        dilation: (3, 3),
+        padding: Padding2d::uniform(1),
+        ..spec
+    };
+    let e = err(&[1, 1, 4, 4], &[2, 1, 3, 3], None, dilated);
+    assert!(e.contains("spans 7x7") && e.contains("only 6x6"), "{e}");
+    let e = err(&[1, 2, 4, 4], &[3, 2, 3, 3], Some(&[2]), spec);
+    assert!(e.contains("bias [2]") && e.contains("[3, 2, 3, 3]"), "{e}");
+    err(&[1, 2, 4, 4], &[3, 2, 0, 3], None, spec);
+    // An empty batch is not an error.
+    let x = Var::constant(Tensor::zeros(&[0, 2, 5, 5]));
+    let w = Var::parameter(Tensor::zeros(&[3, 2, 3, 3]));
+    let y = conv2d(&x, &w, None, &spec).unwrap();
+    assert_eq!(y.shape(), vec![0, 3, 3, 3]);
+    y.backward();
+    assert_eq!(w.grad().unwrap().data(), &[0.0; 54]);
+    err(&[1, 2, 4, 4], &[3, 2, 3, 3], None, g(0));
+    err(
+        &[1, 2, 4, 4],
+        &[3, 2, 3, 3],
+        None,
+        Conv2dSpec {
+            stride: (1, 0),
+            ..spec
+        },
+    );
+    err(
+        &[1, 2, 4, 4],
+        &[3, 2, 3, 3],
+        None,
+        Conv2dSpec {
+            dilation: (0, 1),
+            ..spec
+        },
+    );
+}
+
+#[test]
+fn runs_are_bit_identical() {
+    let run = |case: Case| {
+        let d = case.dims();
+        let mut rng = Rng::new(21);
+        let x = Tensor::from_vec(randn(d.n * d.in_image(), &mut rng), &case.x_shape());
+        let w = Tensor::from_vec(randn(d.oc * d.k(), &mut rng), &case.w_shape());
+        let b = Tensor::from_vec(randn(d.oc, &mut rng), &[d.oc]);
+        let dy = Tensor::from_vec(randn(d.n * d.out_image(), &mut rng), &d.out_shape());
+        let (xv, wv, bv) = (Var::parameter(x), Var::parameter(w), Var::parameter(b));
+        let y = conv2d(&xv, &wv, Some(&bv), &case.spec()).unwrap();
+        y.backward_with(dy);
+        [
+            y.value(),
+            xv.grad().unwrap(),
+            wv.grad().unwrap(),
+            bv.grad().unwrap(),
+        ]
+        .map(|t| t.data().iter().map(|v| v.to_bits()).collect::<Vec<u32>>())
+    };
+    let case = Case::new(9, 8, (12, 12), 16, (3, 3)).pad(Padding2d::uniform(1));
+    for threads in [1, 2, 3] {
+        let (a, b) = pool(threads).install(|| (run(case), run(case)));
+        assert!(a == b, "threads={threads}: two runs differ");
+    }
+    // Batch 1: a single chunk, so the GEMMs themselves run on the pool.
+    let single = Case::new(1, 8, (24, 24), 16, (3, 3)).pad(Padding2d::uniform(1));
+    let (a, b) = pool(2).install(|| (run(single), run(single)));
+    assert!(a == b, "batch 1: two runs differ");
+}
