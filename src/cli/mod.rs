@@ -1,5 +1,7 @@
 //! Argument parsing (clap) and dispatch. Each subcommand lives in its own file.
 
+mod bench;
+mod bench_gemm;
 mod common;
 mod evaluate;
 mod gradcheck;
@@ -31,6 +33,8 @@ enum Command {
     Summary(summary::SummaryArgs),
     /// Check every parameter's gradient against central differences.
     Gradcheck(gradcheck::GradcheckArgs),
+    /// Measure throughput, latency and memory (GEMM, models).
+    Bench(bench::BenchArgs),
 }
 
 /// Runs the command line; returns the process exit code.
@@ -45,5 +49,6 @@ pub fn run() -> nabla::Result<i32> {
         Command::Predict(a) => predict::run(a),
         Command::Summary(a) => summary::run(a),
         Command::Gradcheck(a) => gradcheck::run(a),
+        Command::Bench(a) => bench::run(a),
     }
 }

@@ -1,19 +1,26 @@
 //! Fast single-precision GEMM through a well-kept crate.
 //!
-//! Two crates were measured (see ARCHITECTURE.md, "GEMM"): `gemm` (AVX-512 micro-kernels,
-//! runtime CPU dispatch) and `matrixmultiply` (AVX2/FMA). Both are wired here behind one
-//! function so the benchmark can compare them; `Backend::default()` is the winner.
+//! Two crates were measured (`nabla bench gemm`, see BENCHMARKS.md): `gemm` 0.18 (on
+//! stable Rust it runs its AVX2 kernel here, ~90-110 GFLOP/s on one core) and
+//! `matrixmultiply` 0.3 (selects AVX-512 at run time, 135-200 GFLOP/s on one core on the
+//! conv shapes). Both are wired behind one function so the benchmark can compare them;
+//! `Backend::default()` is the winner, `matrixmultiply`.
 //!
 //! Threading: a GEMM called from inside a parallel loop (one sample per task) must run
-//! single-threaded; a lone large GEMM may use the pool. Callers say which.
+//! single-threaded; a lone large GEMM may use the pool. Callers say which. For
+//! `matrixmultiply` we split the rows of `c` over nabla's own pool (its `threading`
+//! feature would start a second pool that ignores ours and oversubscribes the cores).
 
 /// Which library performs the multiply.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Backend {
-    #[default]
     Gemm,
+    #[default]
     MatrixMultiply,
 }
+
+/// Below this many multiply-adds a GEMM is not worth splitting over threads.
+const PARALLEL_MIN_WORK: usize = 1 << 20;
 
 /// `c[m,n] (+)= op(a)[m,k] * op(b)[k,n]`, row-major; `op` transposes when asked.
 /// `parallel`: whether this call may use several threads.
@@ -109,28 +116,61 @@ pub fn sgemm_with(
             }
         }
         Backend::MatrixMultiply => {
-            let beta = if accumulate { 1.0 } else { 0.0 };
-            // SAFETY: as above, the asserts bound every reachable index; with beta = 0
-            // matrixmultiply does not read `c`, so its prior contents may be anything.
-            unsafe {
-                matrixmultiply::sgemm(
-                    m,
-                    k,
-                    n,
-                    1.0,
-                    a.as_ptr(),
-                    rsa as isize,
-                    csa as isize,
-                    b.as_ptr(),
-                    rsb as isize,
-                    csb as isize,
-                    beta,
-                    c.as_mut_ptr(),
-                    n as isize,
-                    1,
-                );
-            }
+            let rows_per_task = if parallel && m * k * n >= PARALLEL_MIN_WORK {
+                // At least 16 rows per task keeps the micro-kernel's tiles full.
+                (m / super::super::parallel::num_threads().max(1)).max(16)
+            } else {
+                m
+            };
+            let c = &mut c[..m * n];
+            super::super::parallel::par_chunks_mut(c, n, rows_per_task, |row0, c_rows| {
+                let rows = c_rows.len() / n;
+                mm_sgemm(rows, k, n, &a[row0 * rsa..], rsa, csa, b, rsb, csb, c_rows, accumulate);
+            });
         }
+    }
+}
+
+/// One single-threaded `matrixmultiply` call on row-major `c[m, n]`.
+#[allow(clippy::too_many_arguments)]
+fn mm_sgemm(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: &[f32],
+    rsa: usize,
+    csa: usize,
+    b: &[f32],
+    rsb: usize,
+    csb: usize,
+    c: &mut [f32],
+    accumulate: bool,
+) {
+    // The last element reachable through the strides must lie inside each slice.
+    assert!(m == 0 || k == 0 || (m - 1) * rsa + (k - 1) * csa < a.len());
+    assert!(k == 0 || n == 0 || (k - 1) * rsb + (n - 1) * csb < b.len());
+    assert!(c.len() >= m * n);
+    let beta = if accumulate { 1.0 } else { 0.0 };
+    // SAFETY: the asserts above bound every index the strides can reach in `a`, `b` and
+    // `c`; `c` is borrowed mutably so it aliases neither input; with beta = 0
+    // matrixmultiply does not read `c`, so its prior contents may be anything.
+    unsafe {
+        matrixmultiply::sgemm(
+            m,
+            k,
+            n,
+            1.0,
+            a.as_ptr(),
+            rsa as isize,
+            csa as isize,
+            b.as_ptr(),
+            rsb as isize,
+            csb as isize,
+            beta,
+            c.as_mut_ptr(),
+            n as isize,
+            1,
+        );
     }
 }
 
