@@ -120,7 +120,7 @@ mod tests {
             ("softmax", |v| softmax(&v[0])),
         ];
         for (name, f) in cases {
-            let r = gradcheck::check(f, &[x.clone()], gradcheck::DEFAULT_STEP, 2);
+            let r = gradcheck::check(f, std::slice::from_ref(&x), gradcheck::DEFAULT_STEP, 2);
             assert!(r.worst() < gradcheck::DEFAULT_TOLERANCE, "{name}: {r:?}");
             assert!(r.grad_scale[0] > 0.0, "{name} has a zero gradient");
         }

@@ -8,16 +8,11 @@
 //! single-threaded; a lone large GEMM may use the pool. Callers say which.
 
 /// Which library performs the multiply.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Backend {
+    #[default]
     Gemm,
     MatrixMultiply,
-}
-
-impl Default for Backend {
-    fn default() -> Self {
-        Backend::Gemm
-    }
 }
 
 /// `c[m,n] (+)= op(a)[m,k] * op(b)[k,n]`, row-major; `op` transposes when asked.
