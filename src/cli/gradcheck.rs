@@ -20,6 +20,9 @@ pub struct GradcheckArgs {
     entries: usize,
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Central-difference step.
+    #[arg(long, default_value_t = 1e-2)]
+    step: f32,
 }
 
 pub fn run(a: GradcheckArgs) -> Result<i32> {
@@ -43,15 +46,17 @@ pub fn run(a: GradcheckArgs) -> Result<i32> {
             let mut s = vec![a.batch];
             s.extend_from_slice(model.output_shape());
             Tensor::from_vec(
-                (0..a.batch * outputs).map(|_| rng.below(2) as f32).collect(),
+                (0..a.batch * outputs)
+                    .map(|_| rng.below(2) as f32)
+                    .collect(),
                 &s,
             )
         }
     };
-    let reports = check_model(&mut model, &x, &y, a.entries, 1e-2)?;
+    let reports = check_model(&mut model, &x, &y, a.entries, a.step)?;
     println!(
-        "{:<36}{:<18}{:>8}{:>8}{:>12}",
-        "parameter", "shape", "checked", "kinks", "rel. error"
+        "{:<36}{:<18}{:>8}{:>8}{:>12}{:>12}",
+        "parameter", "shape", "checked", "skipped", "max |grad|", "rel. error"
     );
     let mut worst_by_layer: Vec<(String, f32)> = Vec::new();
     let mut failed = false;
@@ -59,11 +64,12 @@ pub fn run(a: GradcheckArgs) -> Result<i32> {
         let ok = r.rel_error < DEFAULT_TOLERANCE && r.checked > 0;
         failed |= !ok;
         println!(
-            "{:<36}{:<18}{:>8}{:>8}{:>12.2e}  {}",
+            "{:<36}{:<18}{:>8}{:>8}{:>12.2e}{:>12.2e}  {}",
             r.param,
             format!("{:?}", r.shape),
             r.checked,
             r.skipped_near_kink,
+            r.grad_scale,
             r.rel_error,
             if ok { "ok" } else { "FAIL" }
         );

@@ -113,3 +113,28 @@ pub fn random_away_from_zero(shape: &[usize], rng: &mut Rng, margin: f32) -> Ten
         shape,
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The checker must catch a backward that is only slightly wrong.
+    #[test]
+    fn a_wrong_backward_fails_the_check() {
+        let square = |scale: f32| {
+            move |v: &[Var]| {
+                let x = v[0].value();
+                let xk = x.clone();
+                Var::from_op(x.map(|a| a * a), "square", &[&v[0]], move |dy| {
+                    vec![Some(dy.zip_map(&xk, |g, a| scale * 2.0 * a * g))]
+                })
+            }
+        };
+        let mut rng = Rng::new(1);
+        let x = random_away_from_zero(&[3, 4], &mut rng, 0.1);
+        let good = check(square(1.0), &[x.clone()], DEFAULT_STEP, 1);
+        assert!(good.worst() < DEFAULT_TOLERANCE, "{good:?}");
+        let bad = check(square(1.05), &[x], DEFAULT_STEP, 1);
+        assert!(bad.worst() > DEFAULT_TOLERANCE, "{bad:?}");
+    }
+}

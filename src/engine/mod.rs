@@ -3,6 +3,7 @@
 
 pub mod autograd;
 pub mod gradcheck;
+pub mod kinks;
 pub mod rng;
 pub mod tensor;
 

@@ -11,8 +11,28 @@
 
 use crate::engine::{Tensor, Var};
 
+/// Under `engine::kinks` record/replay: the positive-side mask to use for `x`.
+fn frozen_mask(x: &Tensor) -> Option<Vec<u32>> {
+    if !crate::engine::kinks::active() {
+        return None;
+    }
+    let mask = x.data().iter().map(|&v| u32::from(v > 0.0)).collect();
+    Some(crate::engine::kinks::choose(mask).0)
+}
+
 pub fn relu(x: &Var) -> Var {
-    let y = x.value().map(|v| v.max(0.0));
+    let xv = x.value();
+    let y = match frozen_mask(&xv) {
+        Some(mask) => Tensor::from_vec(
+            xv.data()
+                .iter()
+                .zip(&mask)
+                .map(|(&v, &m)| if m == 1 { v } else { 0.0 })
+                .collect(),
+            xv.shape(),
+        ),
+        None => xv.map(|v| v.max(0.0)),
+    };
     let yk = y.clone();
     Var::from_op(y, "relu", &[x], move |dy| {
         vec![Some(dy.zip_map(&yk, |g, y| if y > 0.0 { g } else { 0.0 }))]
@@ -21,7 +41,17 @@ pub fn relu(x: &Var) -> Var {
 
 pub fn leaky_relu(x: &Var, alpha: f32) -> Var {
     let xv = x.value();
-    let y = xv.map(|v| if v > 0.0 { v } else { alpha * v });
+    let y = match frozen_mask(&xv) {
+        Some(mask) => Tensor::from_vec(
+            xv.data()
+                .iter()
+                .zip(&mask)
+                .map(|(&v, &m)| if m == 1 { v } else { alpha * v })
+                .collect(),
+            xv.shape(),
+        ),
+        None => xv.map(|v| if v > 0.0 { v } else { alpha * v }),
+    };
     Var::from_op(y, "leaky_relu", &[x], move |dy| {
         vec![Some(
             dy.zip_map(&xv, |g, x| if x > 0.0 { g } else { alpha * g }),

@@ -153,6 +153,18 @@ pub fn max_pool2d(x: &Var, spec: &Pool2dSpec) -> Result<Var> {
     let mut out = vec![0.0f32; n_out]; // [N, C, OH, OW]
     let mut argmax = vec![0u32; n_out]; // [N, C, OH, OW], index within the input plane
     cpu::max_pool2d_forward(&mut out, &mut argmax, x.value_ref().data(), &d);
+    if crate::engine::kinks::active() {
+        // Gradient checking: reuse the recorded winners (see engine::kinks).
+        let (chosen, changed) = crate::engine::kinks::choose(argmax);
+        argmax = chosen;
+        if changed {
+            let xv = x.value_ref();
+            let (plane_out, plane_in) = (d.oh * d.ow, d.h * d.w);
+            for (i, o) in out.iter_mut().enumerate() {
+                *o = xv.data()[(i / plane_out) * plane_in + argmax[i] as usize];
+            }
+        }
+    }
     Ok(Var::from_op(
         Tensor::from_vec(out, &out_shape),
         "max_pool2d",
@@ -222,6 +234,16 @@ pub fn global_max_pool2d(x: &Var) -> Result<Var> {
     let mut out = vec![0.0f32; n * c]; // [N, C]
     let mut argmax = vec![0u32; n * c]; // [N, C], index within the plane
     cpu::global_max_pool_forward(&mut out, &mut argmax, x.value_ref().data(), hw);
+    if crate::engine::kinks::active() {
+        let (chosen, changed) = crate::engine::kinks::choose(argmax);
+        argmax = chosen;
+        if changed {
+            let xv = x.value_ref();
+            for (i, o) in out.iter_mut().enumerate() {
+                *o = xv.data()[i * hw + argmax[i] as usize];
+            }
+        }
+    }
     Ok(Var::from_op(
         Tensor::from_vec(out, &[n, c]),
         "global_max_pool2d",
