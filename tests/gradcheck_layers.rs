@@ -164,6 +164,10 @@ fn pooling_layers() {
             }),
         ),
         ("global avg", GlobalAveragePooling2D()),
+        (
+            "global max",
+            LayerConfig::GlobalMaxPooling2D(nabla::layers::GlobalPoolConfig::default()),
+        ),
     ];
     for (name, p) in pools {
         let mut layers = vec![conv(), p];

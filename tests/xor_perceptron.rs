@@ -76,3 +76,37 @@ fn step_perceptron_by_hand() {
         }
     }
 }
+
+/// ModelCheckpoint(save_best_only) writes a loadable model only when the monitored
+/// metric improves; validation_data is used as given.
+#[test]
+fn checkpoint_saves_the_best_model() {
+    use nabla::ModelCheckpoint;
+    let (x, y) = table(XOR);
+    let dir = tempfile::tempdir().unwrap();
+    let ckpt = dir.path().join("best");
+    let mut m = models::xor_mlp(0).unwrap();
+    m.compile(
+        Loss::BinaryCrossentropy { from_logits: false },
+        Optimizer::sgd(1.0),
+        &["accuracy"],
+    )
+    .unwrap();
+    let h = m
+        .fit(
+            &x,
+            &y,
+            FitArgs::new()
+                .epochs(200)
+                .batch_size(4)
+                .verbose(0)
+                .validation_data(x.clone(), y.clone())
+                .callback(ModelCheckpoint::new(&ckpt).monitor("val_loss").save_best_only(true)),
+        )
+        .unwrap();
+    let val = h.get("val_loss").unwrap();
+    let best = val.iter().cloned().fold(f32::INFINITY, f32::min);
+    let mut saved = Sequential::load(&ckpt).unwrap();
+    let ev = saved.evaluate(&x, &y, 4).unwrap();
+    assert!((ev.loss - best).abs() < 1e-6, "{} vs {best}", ev.loss);
+}

@@ -195,6 +195,13 @@ mod tests {
     }
 
     #[test]
+    fn mlp_bn_counts_moving_statistics_as_non_trainable() {
+        let m = mlp_bn(0).unwrap();
+        assert_eq!(m.count_params(), (130_826 - 384, 384));
+        assert!(m.summary().contains("Non-trainable params: 384"));
+    }
+
+    #[test]
     fn deep_convnet_shapes_follow_the_book() {
         let m = deep_convnet(0).unwrap();
         let shapes = m.layer_output_shapes();
