@@ -21,7 +21,10 @@ fn run_case(name: &str, input: &[usize], layers: Vec<LayerConfig>, loss: Loss) {
     let mut shape = vec![batch];
     shape.extend_from_slice(input);
     let n: usize = shape.iter().product();
-    let x = Tensor::from_vec((0..n).map(|_| rng.uniform_range(-1.0, 1.0)).collect(), &shape);
+    let x = Tensor::from_vec(
+        (0..n).map(|_| rng.uniform_range(-1.0, 1.0)).collect(),
+        &shape,
+    );
     let outputs: usize = m.output_shape().iter().product();
     let y = match loss {
         Loss::SparseCategoricalCrossentropy { .. } => Tensor::from_vec(
@@ -58,7 +61,10 @@ fn dense_with_every_activation() {
         run_case(
             &format!("dense {act:?}"),
             &[5],
-            vec![Dense(4).activation(act).into(), Dense(3).activation(Softmax).into()],
+            vec![
+                Dense(4).activation(act).into(),
+                Dense(3).activation(Softmax).into(),
+            ],
             SPARSE,
         );
     }
@@ -66,8 +72,18 @@ fn dense_with_every_activation() {
 
 #[test]
 fn every_loss() {
-    let two_layer = |out_act| vec![Dense(4).activation(Tanh).into(), Dense(3).activation(out_act).into()];
-    run_case("sparse ce (fused softmax)", &[5], two_layer(Softmax), SPARSE);
+    let two_layer = |out_act| {
+        vec![
+            Dense(4).activation(Tanh).into(),
+            Dense(3).activation(out_act).into(),
+        ]
+    };
+    run_case(
+        "sparse ce (fused softmax)",
+        &[5],
+        two_layer(Softmax),
+        SPARSE,
+    );
     run_case(
         "categorical ce",
         &[5],
@@ -94,7 +110,12 @@ fn every_loss() {
     );
     run_case("mse", &[5], two_layer(Tanh), Loss::MeanSquaredError);
     // Softmax output with MSE is not fused: the softmax backward itself is checked.
-    run_case("softmax + mse", &[5], two_layer(Softmax), Loss::MeanSquaredError);
+    run_case(
+        "softmax + mse",
+        &[5],
+        two_layer(Softmax),
+        Loss::MeanSquaredError,
+    );
 }
 
 #[test]
@@ -103,9 +124,19 @@ fn conv2d_variants() {
     let cases: Vec<(&str, Conv2DConfig)> = vec![
         ("valid", Conv2D(3, 3)),
         ("same", Conv2D(3, 3).padding(PaddingMode::Same)),
-        ("same stride 2 even kernel", Conv2DConfig::new(2, (2, 2)).padding(PaddingMode::Same).strides(2)),
+        (
+            "same stride 2 even kernel",
+            Conv2DConfig::new(2, (2, 2))
+                .padding(PaddingMode::Same)
+                .strides(2),
+        ),
         ("pad 2", Conv2D(2, 3).pad(2)),
-        ("no bias + l2", Conv2D(2, 3).use_bias(false).kernel_regularizer(Regularizer::L2 { l2: 0.01 })),
+        (
+            "no bias + l2",
+            Conv2D(2, 3)
+                .use_bias(false)
+                .kernel_regularizer(Regularizer::L2 { l2: 0.01 }),
+        ),
     ];
     for (name, c) in cases {
         let mut layers: Vec<LayerConfig> = vec![c.activation(Tanh).into()];
@@ -120,7 +151,10 @@ fn pooling_layers() {
     let head = || -> Vec<LayerConfig> { vec![Flatten(), Dense(3).activation(Softmax).into()] };
     let pools: Vec<(&str, LayerConfig)> = vec![
         ("max 2", MaxPooling2D(2)),
-        ("max 3 stride 2 overlapping", LayerConfig::MaxPooling2D(Pool2dConfig::new(3).strides(2))),
+        (
+            "max 3 stride 2 overlapping",
+            LayerConfig::MaxPooling2D(Pool2dConfig::new(3).strides(2)),
+        ),
         ("avg 2", AveragePooling2D(2)),
         (
             "avg 3 same",

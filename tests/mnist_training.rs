@@ -28,8 +28,12 @@ fn compiled(mut m: Sequential, lr: f32) -> Sequential {
 fn mlp_learns_mnist_in_one_epoch_and_reloads_identically() {
     let ds = dataset("mnist");
     let mut m = compiled(models::mlp(1).unwrap(), 0.001);
-    m.fit(&ds.x_train, &ds.y_train, FitArgs::new().epochs(1).batch_size(100).verbose(0))
-        .unwrap();
+    m.fit(
+        &ds.x_train,
+        &ds.y_train,
+        FitArgs::new().epochs(1).batch_size(100).verbose(0),
+    )
+    .unwrap();
     let ev = m.evaluate(&ds.x_test, &ds.y_test, 500).unwrap();
     let acc = ev.accuracy().unwrap();
     assert!(acc >= 0.95, "mlp reached only {acc}");
@@ -89,7 +93,9 @@ fn early_stopping_restores_the_best_epoch() {
     let min = val.iter().cloned().fold(f32::INFINITY, f32::min);
     assert_eq!(val[best], min);
     // Re-evaluating the held-out split with the final weights gives the best val_loss.
-    let ev = m.evaluate(&x.slice_rows(1600, 2000), &y.slice_rows(1600, 2000), 256).unwrap();
+    let ev = m
+        .evaluate(&x.slice_rows(1600, 2000), &y.slice_rows(1600, 2000), 256)
+        .unwrap();
     assert!(
         (ev.loss - min).abs() < 1e-5,
         "final weights give val_loss {} but the best epoch had {min}",

@@ -16,8 +16,12 @@ fn train(mut m: Sequential, outputs: [f32; 4], epochs: usize) -> f32 {
         &["accuracy"],
     )
     .unwrap();
-    m.fit(&x, &y, FitArgs::new().epochs(epochs).batch_size(4).verbose(0))
-        .unwrap();
+    m.fit(
+        &x,
+        &y,
+        FitArgs::new().epochs(epochs).batch_size(4).verbose(0),
+    )
+    .unwrap();
     m.evaluate(&x, &y, 4).unwrap().accuracy().unwrap()
 }
 
@@ -40,7 +44,10 @@ fn perceptron_learns_and_but_not_xor() {
     assert_eq!(train(models::perceptron(1).unwrap(), AND, 500), 1.0);
     for seed in 0..5 {
         let acc = train(models::perceptron(seed).unwrap(), XOR, 2000);
-        assert!(acc <= 0.75, "a single neuron cannot separate XOR, got {acc}");
+        assert!(
+            acc <= 0.75,
+            "a single neuron cannot separate XOR, got {acc}"
+        );
     }
 }
 

@@ -37,7 +37,9 @@ pub fn gflops(backend: Backend, m: usize, k: usize, n: usize, parallel: bool) ->
     let flops = 2.0 * (m * k * n) as f64;
     let reps = ((2e9 / flops) as usize).clamp(3, 200);
     let t = median_time(reps, || {
-        sgemm_with(backend, m, k, n, &a, false, &b, false, &mut c, false, parallel)
+        sgemm_with(
+            backend, m, k, n, &a, false, &b, false, &mut c, false, parallel,
+        )
     });
     flops / t / 1e9
 }

@@ -31,8 +31,9 @@ pub fn model_source(spec: &str) -> Result<ModelSource> {
 pub fn build_model(spec: &str, seed: u64) -> Result<Sequential> {
     match model_source(spec)? {
         ModelSource::Builtin(name) => models::build(&name, seed),
-        ModelSource::Config(cfg) => Sequential::from_config(&cfg, seed)
-            .map_err(|e| Error::format(spec, e.to_string())),
+        ModelSource::Config(cfg) => {
+            Sequential::from_config(&cfg, seed).map_err(|e| Error::format(spec, e.to_string()))
+        }
         ModelSource::Saved(dir) => Sequential::load(&dir),
     }
 }

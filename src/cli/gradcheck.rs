@@ -43,7 +43,9 @@ pub fn run(a: GradcheckArgs) -> Result<i32> {
             let mut s = vec![a.batch];
             s.extend_from_slice(model.output_shape());
             Tensor::from_vec(
-                (0..a.batch * outputs).map(|_| rng.below(2) as f32).collect(),
+                (0..a.batch * outputs)
+                    .map(|_| rng.below(2) as f32)
+                    .collect(),
                 &s,
             )
         }

@@ -12,7 +12,11 @@ mod train;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "nabla", version, about = "Train, evaluate and inspect neural networks on the CPU.")]
+#[command(
+    name = "nabla",
+    version,
+    about = "Train, evaluate and inspect neural networks on the CPU."
+)]
 struct Cli {
     /// Worker threads for the kernels (default: all cores).
     #[arg(long, global = true)]

@@ -90,7 +90,9 @@ pub fn run(a: TrainArgs) -> Result<i32> {
     };
     let optimizer = match (&a.optimizer, recipe) {
         (Some(o), _) => Optimizer::from_name(o, a.lr)?,
-        (None, Some(r)) => Optimizer::from_name(r.optimizer, Some(a.lr.unwrap_or(r.learning_rate)))?,
+        (None, Some(r)) => {
+            Optimizer::from_name(r.optimizer, Some(a.lr.unwrap_or(r.learning_rate)))?
+        }
         (None, None) => match model.optimizer() {
             Some(o) => {
                 let mut o = Optimizer::from_config(&o.config());
@@ -102,10 +104,7 @@ pub fn run(a: TrainArgs) -> Result<i32> {
             None => Optimizer::from_name("adam", a.lr)?,
         },
     };
-    let batch_size = a
-        .batch_size
-        .or(recipe.map(|r| r.batch_size))
-        .unwrap_or(32);
+    let batch_size = a.batch_size.or(recipe.map(|r| r.batch_size)).unwrap_or(32);
     model.compile(loss, optimizer, &["accuracy"])?;
 
     let out = a
@@ -138,7 +137,10 @@ pub fn run(a: TrainArgs) -> Result<i32> {
             ds.name,
             ds.x_train.shape()[0],
             batch_size,
-            model.optimizer().map(|o| format!("{:?}", o.kind)).unwrap_or_default(),
+            model
+                .optimizer()
+                .map(|o| format!("{:?}", o.kind))
+                .unwrap_or_default(),
             model.optimizer().map(|o| o.learning_rate()).unwrap_or(0.0),
             a.seed
         );

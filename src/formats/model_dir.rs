@@ -74,7 +74,9 @@ pub fn load_weights(model: &mut Sequential, path: &Path) -> Result<()> {
         }
     }
     for name in tensors.keys() {
-        problems.push(format!("unexpected tensor '{name}' (no such weight in the model)"));
+        problems.push(format!(
+            "unexpected tensor '{name}' (no such weight in the model)"
+        ));
     }
     if !problems.is_empty() {
         return Err(Error::format(path, problems.join("; ")));

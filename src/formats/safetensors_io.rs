@@ -41,7 +41,10 @@ pub fn load(path: &Path) -> Result<Vec<(String, Tensor)>> {
         if view.dtype() != Dtype::F32 {
             return Err(Error::format(
                 path,
-                format!("tensor '{name}' has dtype {:?}; nabla expects F32", view.dtype()),
+                format!(
+                    "tensor '{name}' has dtype {:?}; nabla expects F32",
+                    view.dtype()
+                ),
             ));
         }
         let data: Vec<f32> = view

@@ -43,9 +43,9 @@ impl Default for BatchNormalizationConfig {
 pub struct BatchNormalization {
     pub name: String,
     pub cfg: BatchNormalizationConfig,
-    pub gamma: Var,         // [C]
-    pub beta: Var,          // [C]
-    pub moving_mean: Var,   // [C], non-trainable
+    pub gamma: Var,           // [C]
+    pub beta: Var,            // [C]
+    pub moving_mean: Var,     // [C], non-trainable
     pub moving_variance: Var, // [C], non-trainable
 }
 
@@ -60,7 +60,11 @@ pub(super) fn output_shape(name: &str, input: &[usize]) -> Result<Vec<usize>> {
     Ok(input.to_vec())
 }
 
-pub(super) fn build(c: &BatchNormalizationConfig, name: String, input: &[usize]) -> BatchNormalization {
+pub(super) fn build(
+    c: &BatchNormalizationConfig,
+    name: String,
+    input: &[usize],
+) -> BatchNormalization {
     let ch = input[0];
     BatchNormalization {
         name,

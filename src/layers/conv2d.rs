@@ -187,8 +187,22 @@ pub(super) fn output_shape(c: &Conv2DConfig, name: &str, input: &[usize]) -> Res
     }
     let spec = c.spec((*h, *w));
     let p = spec.padding;
-    let oh = window_out_len(*h, p.top, p.bottom, c.kernel_size.0, c.strides.0, c.dilation_rate.0);
-    let ow = window_out_len(*w, p.left, p.right, c.kernel_size.1, c.strides.1, c.dilation_rate.1);
+    let oh = window_out_len(
+        *h,
+        p.top,
+        p.bottom,
+        c.kernel_size.0,
+        c.strides.0,
+        c.dilation_rate.0,
+    );
+    let ow = window_out_len(
+        *w,
+        p.left,
+        p.right,
+        c.kernel_size.1,
+        c.strides.1,
+        c.dilation_rate.1,
+    );
     match (oh, ow) {
         (Some(oh), Some(ow)) => Ok(vec![c.filters, oh, ow]),
         _ => Err(Error::shape(format!(

@@ -85,7 +85,9 @@ pub(super) fn output_shape(c: &DenseConfig, name: &str, input: &[usize]) -> Resu
         )));
     }
     if c.units == 0 {
-        return Err(Error::invalid(format!("layer '{name}' (Dense) has 0 units")));
+        return Err(Error::invalid(format!(
+            "layer '{name}' (Dense) has 0 units"
+        )));
     }
     Ok(vec![c.units])
 }

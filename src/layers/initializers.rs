@@ -22,7 +22,9 @@ pub enum Initializer {
     /// U(-l, l), l = sqrt(6 / fan_in).
     HeUniform,
     /// N(0, stddev^2), untruncated (the book's `0.01 * randn`).
-    Normal { stddev: f32 },
+    Normal {
+        stddev: f32,
+    },
     Zeros,
     Ones,
 }

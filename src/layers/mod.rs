@@ -25,7 +25,7 @@ pub use dense::{Dense, DenseConfig};
 pub use dropout::{Dropout, DropoutConfig};
 pub use flatten::{Flatten, FlattenConfig};
 pub use initializers::Initializer;
-pub use pooling::{GlobalPoolConfig, Pool2dConfig, Pooling2D, PoolKind};
+pub use pooling::{GlobalPoolConfig, Pool2dConfig, PoolKind, Pooling2D};
 pub use regularizers::Regularizer;
 
 use crate::engine::{Rng, Var};
@@ -160,9 +160,7 @@ impl LayerConfig {
         Ok(match self {
             LayerConfig::Dense(c) => Box::new(dense::build(c, name, input, rng)),
             LayerConfig::Conv2D(c) => Box::new(conv2d::build(c, name, input, rng)),
-            LayerConfig::MaxPooling2D(c) => {
-                Box::new(pooling::build(c, PoolKind::Max, name, input))
-            }
+            LayerConfig::MaxPooling2D(c) => Box::new(pooling::build(c, PoolKind::Max, name, input)),
             LayerConfig::AveragePooling2D(c) => {
                 Box::new(pooling::build(c, PoolKind::Average, name, input))
             }
@@ -173,10 +171,7 @@ impl LayerConfig {
                 Box::new(pooling::build_global(PoolKind::Max, name))
             }
             LayerConfig::Flatten(_) => Box::new(Flatten { name }),
-            LayerConfig::Dropout(c) => Box::new(Dropout {
-                name,
-                rate: c.rate,
-            }),
+            LayerConfig::Dropout(c) => Box::new(Dropout { name, rate: c.rate }),
             LayerConfig::BatchNormalization(c) => Box::new(batch_norm::build(c, name, input)),
             LayerConfig::Activation(c) => Box::new(activation::build(c, name, rng)),
         })

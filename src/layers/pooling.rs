@@ -41,9 +41,7 @@ impl Pool2dConfig {
         self
     }
     fn stride(&self) -> (usize, usize) {
-        self.strides
-            .map(|[a, b]| (a, b))
-            .unwrap_or(self.pool_size)
+        self.strides.map(|[a, b]| (a, b)).unwrap_or(self.pool_size)
     }
     pub fn spec(&self, hw: (usize, usize)) -> Pool2dSpec {
         let stride = self.stride();
@@ -154,7 +152,9 @@ impl Layer for Pooling2D {
     fn config(&self) -> LayerConfig {
         let name = Some(self.name.clone());
         match (self.kind, &self.cfg) {
-            (PoolKind::Max, Some(c)) => LayerConfig::MaxPooling2D(Pool2dConfig { name, ..c.clone() }),
+            (PoolKind::Max, Some(c)) => {
+                LayerConfig::MaxPooling2D(Pool2dConfig { name, ..c.clone() })
+            }
             (PoolKind::Average, Some(c)) => {
                 LayerConfig::AveragePooling2D(Pool2dConfig { name, ..c.clone() })
             }

@@ -14,10 +14,16 @@ use serde::{Deserialize, Serialize};
 #[serde(rename_all = "snake_case")]
 pub enum Loss {
     /// Labels one-hot (or probabilities) `[N, C]`.
-    CategoricalCrossentropy { from_logits: bool },
+    CategoricalCrossentropy {
+        from_logits: bool,
+    },
     /// Labels as class indices `[N]`.
-    SparseCategoricalCrossentropy { from_logits: bool },
-    BinaryCrossentropy { from_logits: bool },
+    SparseCategoricalCrossentropy {
+        from_logits: bool,
+    },
+    BinaryCrossentropy {
+        from_logits: bool,
+    },
     MeanSquaredError,
 }
 

@@ -121,7 +121,12 @@ pub fn simple_convnet(seed: u64) -> Result<Sequential> {
 /// (pad 2), pool after every pair, affine 50, dropout 0.5, affine 10, dropout 0.5; He init.
 pub fn deep_convnet(seed: u64) -> Result<Sequential> {
     let he = Initializer::HeNormal;
-    let conv = |filters, pad| Conv2D(filters, 3).pad(pad).activation(Relu).kernel_initializer(he);
+    let conv = |filters, pad| {
+        Conv2D(filters, 3)
+            .pad(pad)
+            .activation(Relu)
+            .kernel_initializer(he)
+    };
     let mut m = Sequential::with_seed(&[1, 28, 28], seed);
     m.name = "deep-convnet".into();
     m.add(conv(16, 1))? // [16, 28, 28]

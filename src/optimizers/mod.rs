@@ -22,12 +22,25 @@ use std::collections::BTreeMap;
 #[serde(tag = "name", rename_all = "snake_case")]
 pub enum OptimizerKind {
     Sgd,
-    Momentum { momentum: f32 },
-    Nesterov { momentum: f32 },
+    Momentum {
+        momentum: f32,
+    },
+    Nesterov {
+        momentum: f32,
+    },
     Adagrad,
-    Rmsprop { decay: f32 },
-    Adam { beta_1: f32, beta_2: f32 },
-    Adamw { beta_1: f32, beta_2: f32, weight_decay: f32 },
+    Rmsprop {
+        decay: f32,
+    },
+    Adam {
+        beta_1: f32,
+        beta_2: f32,
+    },
+    Adamw {
+        beta_1: f32,
+        beta_2: f32,
+        weight_decay: f32,
+    },
 }
 
 impl OptimizerKind {

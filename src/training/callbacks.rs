@@ -52,7 +52,9 @@ impl Mode {
             "min" => Ok(Mode::Min),
             "max" => Ok(Mode::Max),
             "auto" => Ok(Mode::Auto),
-            o => Err(Error::invalid(format!("unknown mode '{o}'; known: min, max, auto"))),
+            o => Err(Error::invalid(format!(
+                "unknown mode '{o}'; known: min, max, auto"
+            ))),
         }
     }
 }
@@ -160,7 +162,11 @@ impl Callback for EarlyStopping {
 
     fn early_stop_epochs(&self) -> (Option<usize>, Option<usize>) {
         (
-            if self.restore_best_weights { self.best_epoch } else { None },
+            if self.restore_best_weights {
+                self.best_epoch
+            } else {
+                None
+            },
             self.stopped_epoch,
         )
     }

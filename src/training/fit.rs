@@ -88,7 +88,12 @@ fn format_logs(logs: &Logs) -> String {
         .join(" - ")
 }
 
-pub(super) fn fit(model: &mut Sequential, x: &Tensor, y: &Tensor, args: FitArgs) -> Result<History> {
+pub(super) fn fit(
+    model: &mut Sequential,
+    x: &Tensor,
+    y: &Tensor,
+    args: FitArgs,
+) -> Result<History> {
     let FitArgs {
         epochs,
         batch_size,
@@ -101,7 +106,11 @@ pub(super) fn fit(model: &mut Sequential, x: &Tensor, y: &Tensor, args: FitArgs)
     } = args;
     let (loss_fn, metric_list) = match &model.compiled {
         Some(c) => (c.loss, c.metrics.clone()),
-        None => return Err(Error::invalid("fit: the model is not compiled (call compile first)")),
+        None => {
+            return Err(Error::invalid(
+                "fit: the model is not compiled (call compile first)",
+            ))
+        }
     };
     if batch_size == 0 {
         return Err(Error::invalid("fit: batch_size must be at least 1"));
@@ -116,8 +125,7 @@ pub(super) fn fit(model: &mut Sequential, x: &Tensor, y: &Tensor, args: FitArgs)
             (x.clone(), y.clone(), Some((vx, vy)))
         }
         None if validation_split > 0.0 => {
-            let ((tx, ty), (vx, vy)) =
-                crate::data::train_validation_split(x, y, validation_split)?;
+            let ((tx, ty), (vx, vy)) = crate::data::train_validation_split(x, y, validation_split)?;
             (tx, ty, Some((vx, vy)))
         }
         None => (x.clone(), y.clone(), None),
@@ -148,11 +156,9 @@ pub(super) fn fit(model: &mut Sequential, x: &Tensor, y: &Tensor, args: FitArgs)
         let bar = if verbose == 1 {
             let bar = ProgressBar::new(steps as u64);
             bar.set_style(
-                ProgressStyle::with_template(
-                    "{prefix} [{bar:30}] {pos}/{len} {msg} - ETA {eta}",
-                )
-                .expect("valid template")
-                .progress_chars("=> "),
+                ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {msg} - ETA {eta}")
+                    .expect("valid template")
+                    .progress_chars("=> "),
             );
             bar.set_prefix(format!("Epoch {}/{}", epoch + 1, epochs));
             bar
@@ -179,7 +185,10 @@ pub(super) fn fit(model: &mut Sequential, x: &Tensor, y: &Tensor, args: FitArgs)
                      learning rate (now {}) or check the inputs for NaN",
                     epoch + 1,
                     step + 1,
-                    model.optimizer().map(|o| o.learning_rate()).unwrap_or(f32::NAN)
+                    model
+                        .optimizer()
+                        .map(|o| o.learning_rate())
+                        .unwrap_or(f32::NAN)
                 )));
             }
             for p in &trainable {

@@ -51,7 +51,10 @@ pub fn check_model(
     let mut pick = Rng::new(99);
     let mut reports = Vec::new();
     for p in &params {
-        let analytic = p.var.grad().unwrap_or_else(|| Tensor::zeros(&p.var.shape()));
+        let analytic = p
+            .var
+            .grad()
+            .unwrap_or_else(|| Tensor::zeros(&p.var.shape()));
         let n = analytic.numel();
         let mut entries: Vec<usize> = (0..n).collect();
         if n > max_entries {
@@ -99,7 +102,11 @@ pub fn check_model(
             shape: p.var.shape(),
             checked,
             skipped_near_kink: skipped,
-            rel_error: if max_mag == 0.0 { 0.0 } else { (max_diff / max_mag) as f32 },
+            rel_error: if max_mag == 0.0 {
+                0.0
+            } else {
+                (max_diff / max_mag) as f32
+            },
         });
     }
     Ok(reports)

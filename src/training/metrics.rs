@@ -31,10 +31,18 @@ impl Metric {
 
 /// Predicted class per row of `output` (`[N, C]` or `[N, 1]`/`[N]` for binary).
 pub fn predicted_classes(output: &Tensor, logits: bool) -> Vec<usize> {
-    let cols = if output.ndim() >= 2 { output.shape()[1..].iter().product() } else { 1 };
+    let cols = if output.ndim() >= 2 {
+        output.shape()[1..].iter().product()
+    } else {
+        1
+    };
     if cols == 1 {
         let threshold = if logits { 0.0 } else { 0.5 };
-        output.data().iter().map(|&v| usize::from(v > threshold)).collect()
+        output
+            .data()
+            .iter()
+            .map(|&v| usize::from(v > threshold))
+            .collect()
     } else {
         output.argmax_rows()
     }
@@ -45,7 +53,11 @@ pub fn label_classes(labels: &Tensor) -> Vec<usize> {
     if labels.ndim() >= 2 && labels.shape()[1..].iter().product::<usize>() > 1 {
         labels.argmax_rows()
     } else {
-        labels.data().iter().map(|&v| v.round().max(0.0) as usize).collect()
+        labels
+            .data()
+            .iter()
+            .map(|&v| v.round().max(0.0) as usize)
+            .collect()
     }
 }
 
@@ -65,10 +77,16 @@ mod tests {
     #[test]
     fn accuracy_forms() {
         let out = Tensor::from_vec(vec![0.1, 0.9, 0.8, 0.2, 0.3, 0.7], &[3, 2]);
-        assert_eq!(count_correct(&out, &Tensor::from_vec(vec![1., 0., 0.], &[3]), false), 2);
+        assert_eq!(
+            count_correct(&out, &Tensor::from_vec(vec![1., 0., 0.], &[3]), false),
+            2
+        );
         let onehot = Tensor::from_vec(vec![0., 1., 1., 0., 0., 1.], &[3, 2]);
         assert_eq!(count_correct(&out, &onehot, false), 3);
         let bin = Tensor::from_vec(vec![0.2, 0.7], &[2, 1]);
-        assert_eq!(count_correct(&bin, &Tensor::from_vec(vec![0., 1.], &[2]), false), 2);
+        assert_eq!(
+            count_correct(&bin, &Tensor::from_vec(vec![0., 1.], &[2]), false),
+            2
+        );
     }
 }

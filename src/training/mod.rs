@@ -8,7 +8,7 @@ pub mod metrics;
 pub mod model;
 pub mod summary;
 
-pub use callbacks::{Callback, EarlyStopping, Logs, ModelCheckpoint, Mode};
+pub use callbacks::{Callback, EarlyStopping, Logs, Mode, ModelCheckpoint};
 pub use fit::FitArgs;
 pub use history::History;
 pub use model::{Evaluation, ModelConfig, Sequential};

@@ -26,7 +26,10 @@ pub fn summary(model: &Sequential) -> String {
     let rule = "_".repeat(65);
     let double = "=".repeat(65);
     let mut s = format!("Model: \"{}\"\n{rule}\n", model.name);
-    s += &format!(" {:<28}{:<26}{}\n{double}\n", "Layer (type)", "Output Shape", "Param #");
+    s += &format!(
+        " {:<28}{:<26}{}\n{double}\n",
+        "Layer (type)", "Output Shape", "Param #"
+    );
     let n = model.layers().len();
     for (i, (layer, shape)) in model
         .layers()
@@ -34,9 +37,18 @@ pub fn summary(model: &Sequential) -> String {
         .zip(model.layer_output_shapes())
         .enumerate()
     {
-        let params: usize = layer.params().iter().map(|p| p.var.value_ref().numel()).sum();
+        let params: usize = layer
+            .params()
+            .iter()
+            .map(|p| p.var.value_ref().numel())
+            .sum();
         let label = format!("{} ({})", layer.name(), layer.config().class_name());
-        s += &format!(" {:<28}{:<26}{}\n", label, shape_str(shape), thousands(params));
+        s += &format!(
+            " {:<28}{:<26}{}\n",
+            label,
+            shape_str(shape),
+            thousands(params)
+        );
         if i + 1 < n {
             s += "\n";
         }

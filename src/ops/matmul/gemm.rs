@@ -125,7 +125,19 @@ pub fn sgemm_with(
             let c = &mut c[..m * n];
             super::super::parallel::par_chunks_mut(c, n, rows_per_task, |row0, c_rows| {
                 let rows = c_rows.len() / n;
-                mm_sgemm(rows, k, n, &a[row0 * rsa..], rsa, csa, b, rsb, csb, c_rows, accumulate);
+                mm_sgemm(
+                    rows,
+                    k,
+                    n,
+                    &a[row0 * rsa..],
+                    rsa,
+                    csa,
+                    b,
+                    rsb,
+                    csb,
+                    c_rows,
+                    accumulate,
+                );
             });
         }
     }
