@@ -166,7 +166,7 @@ pub fn run(a: TrainArgs) -> Result<i32> {
         "out": out.display().to_string(),
     });
     let run_json = serde_json::to_string_pretty(&result).expect("json");
-    write_bytes_atomic(&out.join("run.json"), run_json.as_bytes())?;
+    write_bytes_atomic(out.join("run.json"), run_json.as_bytes())?;
     if a.json {
         println!("{}", serde_json::to_string(&result).expect("json"));
     } else {

@@ -20,7 +20,7 @@ pub const OPTIMIZER_FILE: &str = "optimizer.safetensors";
 pub fn save(model: &Sequential, dir: &Path) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     let cfg = serde_json::to_string_pretty(&model.config()).expect("config serializes");
-    super::atomic::write_bytes_atomic(&dir.join(CONFIG_FILE), cfg.as_bytes())?;
+    super::atomic::write_bytes_atomic(dir.join(CONFIG_FILE), cfg.as_bytes())?;
     let weights: Vec<_> = model
         .params()
         .into_iter()

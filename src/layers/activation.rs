@@ -72,6 +72,9 @@ pub struct ActivationLayer {
 }
 
 impl ActivationLayer {
+    /// The config of an activation layer (what `Sequential::add` takes), as Keras'
+    /// `Activation("relu")` reads.
+    #[allow(clippy::new_ret_no_self)]
     pub fn new(activation: Activation) -> ActivationConfig {
         ActivationConfig {
             name: None,
