@@ -102,11 +102,7 @@ pub fn check_model(
             shape: p.var.shape(),
             checked,
             skipped_near_kink: skipped,
-            rel_error: if max_mag == 0.0 {
-                0.0
-            } else {
-                (max_diff / max_mag) as f32
-            },
+            rel_error: if max_mag == 0.0 { 0.0 } else { (max_diff / max_mag) as f32 },
         });
     }
     Ok(reports)
