@@ -43,7 +43,37 @@ pub fn load_dataset(name: &str) -> Result<Dataset> {
     if let Some(d) = data::toy::truth_table(name) {
         return Ok(d);
     }
+    if data::datasets::canonical_name(name).is_err() {
+        // load_data lists only the image sets; the command line also takes the tables.
+        let known: Vec<&str> = data::datasets::KNOWN_DATASETS
+            .iter()
+            .chain(data::toy::NAMES.iter())
+            .copied()
+            .collect();
+        return Err(Error::invalid(format!(
+            "unknown data set \"{name}\"; known data sets: {}",
+            known.join(", ")
+        )));
+    }
     data::load_data(name)
+}
+
+/// Loads a model directory written by `nabla train`, saying so plainly when `dir` is not
+/// one (rather than failing on the first file inside it).
+pub fn load_saved(dir: &Path) -> Result<Sequential> {
+    if !dir.is_dir() {
+        let problem = if dir.exists() {
+            "not a directory"
+        } else {
+            "no such directory"
+        };
+        return Err(Error::invalid(format!(
+            "{}: {problem}; expected a model directory written by `nabla train` \
+             (model.json, weights.safetensors)",
+            dir.display()
+        )));
+    }
+    Sequential::load(dir)
 }
 
 /// Fails clearly when a model's input does not fit a data set's samples.

@@ -3,7 +3,6 @@
 use super::common::{self, test_line, EVAL_BATCH};
 use clap::Args;
 use nabla::error::{Error, Result};
-use nabla::Sequential;
 use std::path::PathBuf;
 
 #[derive(Args)]
@@ -24,13 +23,7 @@ fn trained_on(dir: &std::path::Path) -> Option<String> {
 }
 
 pub fn run(a: EvaluateArgs) -> Result<i32> {
-    if !a.dir.is_dir() {
-        return Err(Error::invalid(format!(
-            "{}: not a model directory (expected model.json and weights.safetensors)",
-            a.dir.display()
-        )));
-    }
-    let mut model = Sequential::load(&a.dir)?;
+    let mut model = common::load_saved(&a.dir)?;
     let name = a
         .dataset
         .or_else(|| trained_on(&a.dir))

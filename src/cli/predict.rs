@@ -1,9 +1,9 @@
 //! `nabla predict DIR image.png`: class probabilities for one image.
 
+use super::common;
 use clap::Args;
 use nabla::data::image::{load_image, ImageOptions};
 use nabla::error::{Error, Result};
-use nabla::Sequential;
 use std::path::PathBuf;
 
 #[derive(Args)]
@@ -21,7 +21,7 @@ pub struct PredictArgs {
 }
 
 pub fn run(a: PredictArgs) -> Result<i32> {
-    let mut model = Sequential::load(&a.dir)?;
+    let mut model = common::load_saved(&a.dir)?;
     let shape = model.input_shape().to_vec();
     let [c, h, w] = shape[..] else {
         return Err(Error::invalid(format!(

@@ -6,7 +6,7 @@ use nabla::error::{Error, Result};
 use nabla::formats::atomic::write_bytes_atomic;
 use nabla::training::{EarlyStopping, FitArgs, ModelCheckpoint};
 use nabla::{models, Loss, Optimizer};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 #[derive(Args)]
@@ -62,6 +62,13 @@ pub struct TrainArgs {
 }
 
 pub fn run(a: TrainArgs) -> Result<i32> {
+    // Unknown names fail at once, before any data is loaded.
+    if let Some(l) = &a.loss {
+        Loss::from_name(l)?;
+    }
+    if let Some(o) = &a.optimizer {
+        Optimizer::from_name(o, a.lr)?;
+    }
     let source = common::model_source(&a.model)?;
     let recipe = match &source {
         ModelSource::Builtin(n) => Some(models::recipe(n)?),
@@ -111,6 +118,9 @@ pub fn run(a: TrainArgs) -> Result<i32> {
         .out
         .clone()
         .unwrap_or_else(|| PathBuf::from(format!("runs/{}-{}", model.name, dataset_name)));
+    // Created now so that an unwritable --out fails before training, and removed again
+    // (the folders this run created, if still empty) when training fails.
+    let created = missing_dirs(&out);
     std::fs::create_dir_all(&out).map_err(|e| Error::io(&out, e))?;
 
     let mut fit = FitArgs::new()
@@ -146,7 +156,13 @@ pub fn run(a: TrainArgs) -> Result<i32> {
         );
     }
     let start = Instant::now();
-    let history = model.fit(&ds.x_train, &ds.y_train, fit)?;
+    let history = match model.fit(&ds.x_train, &ds.y_train, fit) {
+        Ok(h) => h,
+        Err(e) => {
+            remove_if_empty(&created);
+            return Err(e);
+        }
+    };
     let seconds = start.elapsed().as_secs_f64();
 
     model.save(&out)?;
@@ -166,7 +182,7 @@ pub fn run(a: TrainArgs) -> Result<i32> {
         "out": out.display().to_string(),
     });
     let run_json = serde_json::to_string_pretty(&result).expect("json");
-    write_bytes_atomic(&out.join("run.json"), run_json.as_bytes())?;
+    write_bytes_atomic(out.join("run.json"), run_json.as_bytes())?;
     if a.json {
         println!("{}", serde_json::to_string(&result).expect("json"));
     } else {
@@ -174,4 +190,23 @@ pub fn run(a: TrainArgs) -> Result<i32> {
         println!("Saved the model to {}", out.display());
     }
     Ok(0)
+}
+
+/// `dir` and those of its ancestors that do not exist yet, deepest first.
+fn missing_dirs(dir: &Path) -> Vec<PathBuf> {
+    dir.ancestors()
+        .filter(|d| !d.as_os_str().is_empty())
+        .take_while(|d| !d.exists())
+        .map(Path::to_path_buf)
+        .collect()
+}
+
+/// Removes the folders `missing_dirs` listed, deepest first, as long as they are empty
+/// (a checkpoint written before the failure is kept). Best effort.
+fn remove_if_empty(dirs: &[PathBuf]) {
+    for d in dirs {
+        if std::fs::remove_dir(d).is_err() {
+            break;
+        }
+    }
 }

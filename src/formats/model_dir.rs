@@ -9,7 +9,9 @@
 //! what does not match. Every file is written atomically.
 
 use crate::error::{Error, Result};
+use crate::layers::LayerConfig;
 use crate::training::{ModelConfig, Sequential};
+use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -20,7 +22,7 @@ pub const OPTIMIZER_FILE: &str = "optimizer.safetensors";
 pub fn save(model: &Sequential, dir: &Path) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     let cfg = serde_json::to_string_pretty(&model.config()).expect("config serializes");
-    super::atomic::write_bytes_atomic(&dir.join(CONFIG_FILE), cfg.as_bytes())?;
+    super::atomic::write_bytes_atomic(dir.join(CONFIG_FILE), cfg.as_bytes())?;
     let weights: Vec<_> = model
         .params()
         .into_iter()
@@ -33,9 +35,35 @@ pub fn save(model: &Sequential, dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Reads a model config (`model.json` or a hand-written one). Errors name the file and,
+/// for a layer, its position and class: `net.json: bad model config: layer 2 (Dense):
+/// unknown activation "relux"; known: ...`.
 pub fn load_config(path: &Path) -> Result<ModelConfig> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-    serde_json::from_str(&text).map_err(|e| Error::format(path, format!("bad model config: {e}")))
+    parse_config(&text).map_err(|msg| Error::format(path, msg))
+}
+
+fn parse_config(text: &str) -> std::result::Result<ModelConfig, String> {
+    let value: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| format!("invalid JSON: {e}"))?;
+    // Layers one by one first, so that an error can say which layer it is about.
+    if let Some(layers) = value.get("layers").and_then(|l| l.as_array()) {
+        for (i, layer) in layers.iter().enumerate() {
+            let Err(e) = LayerConfig::deserialize(layer) else {
+                continue;
+            };
+            let n = i + 1;
+            return Err(match layer.get("class_name").and_then(|c| c.as_str()) {
+                Some(c) if !LayerConfig::CLASS_NAMES.contains(&c) => format!(
+                    "bad model config: layer {n}: unknown layer class \"{c}\"; known: {}",
+                    LayerConfig::CLASS_NAMES.join(", ")
+                ),
+                Some(c) => format!("bad model config: layer {n} ({c}): {e}"),
+                None => format!("bad model config: layer {n}: {e}"),
+            });
+        }
+    }
+    serde_json::from_str(text).map_err(|e| format!("bad model config: {e}"))
 }
 
 pub fn load(dir: &Path) -> Result<Sequential> {
@@ -82,4 +110,48 @@ pub fn load_weights(model: &mut Sequential, path: &Path) -> Result<()> {
         return Err(Error::format(path, problems.join("; ")));
     }
     model.set_weights(&values)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_known_class_name_is_a_layer() {
+        for c in LayerConfig::CLASS_NAMES {
+            let v = serde_json::json!({"class_name": c, "config": {}});
+            if let Err(e) = LayerConfig::deserialize(&v) {
+                assert!(!e.to_string().contains("unknown variant"), "{c}: {e}");
+            }
+        }
+    }
+
+    #[test]
+    fn config_errors_say_which_layer() {
+        let cfg = |layer: &str| {
+            format!(
+                r#"{{"input_shape": [4], "layers": [{{"class_name": "Dense", "config": {{"units": 2}}}}, {layer}]}}"#
+            )
+        };
+        let err = |text: &str| parse_config(text).unwrap_err();
+        let e = err(&cfg(r#"{"class_name": "Dense2", "config": {"units": 2}}"#));
+        assert!(
+            e.contains("layer 2: unknown layer class \"Dense2\"; known: Dense,"),
+            "{e}"
+        );
+        let e = err(&cfg(
+            r#"{"class_name": "Dense", "config": {"units": 2, "activation": "relux"}}"#,
+        ));
+        assert!(
+            e.contains("layer 2 (Dense): unknown activation \"relux\""),
+            "{e}"
+        );
+        let e = err(&cfg(r#"{"config": {"units": 2}}"#));
+        assert!(e.contains("layer 2: missing field `class_name`"), "{e}");
+        let e = err("{\"input_shape\": [4], \"layers\": [");
+        assert!(e.starts_with("invalid JSON: EOF"), "{e}");
+        let e = err(r#"{"input_shape": [4], "layers": [], "nme": "x"}"#);
+        assert!(e.contains("unknown field `nme`"), "{e}");
+        assert!(parse_config(&cfg(r#"{"class_name": "Flatten", "config": {}}"#)).is_ok());
+    }
 }

@@ -7,7 +7,9 @@ use crate::error::Result;
 use crate::ops::activation as act;
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, Default)]
+/// In JSON configs an activation is its Keras name (`"relu"`); an unknown name is an
+/// error that lists the known ones.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum Activation {
     #[default]
@@ -23,6 +25,21 @@ pub enum Activation {
 }
 
 impl Activation {
+    pub const ALL: [Activation; 7] = [
+        Activation::Linear,
+        Activation::Relu,
+        Activation::Sigmoid,
+        Activation::Tanh,
+        Activation::Softmax,
+        Activation::LeakyRelu,
+        Activation::Step,
+    ];
+
+    /// The activation with Keras' name `name` (`"relu"`, `"leaky_relu"`, ...).
+    pub fn from_name(name: &str) -> Option<Activation> {
+        Activation::ALL.into_iter().find(|a| a.name() == name)
+    }
+
     pub fn apply(&self, x: &Var) -> Var {
         match self {
             Activation::Linear => x.clone(),
@@ -58,6 +75,19 @@ impl Activation {
     }
 }
 
+impl<'de> Deserialize<'de> for Activation {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let name = String::deserialize(d)?;
+        Activation::from_name(&name).ok_or_else(|| {
+            let known: Vec<&str> = Activation::ALL.iter().map(|a| a.name()).collect();
+            serde::de::Error::custom(format!(
+                "unknown activation \"{name}\"; known: {}",
+                known.join(", ")
+            ))
+        })
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ActivationConfig {
     #[serde(default)]
@@ -72,6 +102,9 @@ pub struct ActivationLayer {
 }
 
 impl ActivationLayer {
+    /// The config of an activation layer (what `Sequential::add` takes), as Keras'
+    /// `Activation("relu")` reads.
+    #[allow(clippy::new_ret_no_self)]
     pub fn new(activation: Activation) -> ActivationConfig {
         ActivationConfig {
             name: None,
@@ -105,5 +138,24 @@ pub(super) fn build(cfg: &ActivationConfig, name: String, _rng: &mut Rng) -> Act
     ActivationLayer {
         name,
         activation: cfg.activation,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_and_unknown_ones_are_listed() {
+        for a in Activation::ALL {
+            let json = serde_json::to_string(&a).unwrap();
+            assert_eq!(json, format!("\"{}\"", a.name()));
+            assert_eq!(serde_json::from_str::<Activation>(&json).unwrap(), a);
+        }
+        let msg = serde_json::from_str::<Activation>("\"relux\"")
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("unknown activation \"relux\""), "{msg}");
+        assert!(msg.contains("relu, sigmoid"), "{msg}");
     }
 }

@@ -179,7 +179,7 @@ pub(super) fn output_shape(c: &Conv2DConfig, name: &str, input: &[usize]) -> Res
     if c.strides.0 == 0 || c.strides.1 == 0 || c.dilation_rate.0 == 0 || c.dilation_rate.1 == 0 {
         return bad("strides and dilation_rate must be positive".into());
     }
-    if c.groups == 0 || ch % c.groups != 0 || c.filters % c.groups != 0 {
+    if c.groups == 0 || !ch.is_multiple_of(c.groups) || !c.filters.is_multiple_of(c.groups) {
         return bad(format!(
             "groups={} must divide both the {ch} input channels and the {} filters",
             c.groups, c.filters

@@ -30,7 +30,7 @@ pub enum Initializer {
 }
 
 /// Std correction of a normal truncated at +-2 std (Keras' constant).
-const TRUNCATED_STD: f32 = 0.879_625_66;
+const TRUNCATED_STD: f32 = 0.879_625_7;
 
 /// (fan_in, fan_out) of a weight shape, as Keras computes them for our layouts.
 pub fn fans(shape: &[usize]) -> (usize, usize) {

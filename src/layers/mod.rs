@@ -89,6 +89,20 @@ pub enum LayerConfig {
 }
 
 impl LayerConfig {
+    /// Every `class_name` a JSON config may use.
+    pub const CLASS_NAMES: [&'static str; 10] = [
+        "Dense",
+        "Conv2D",
+        "MaxPooling2D",
+        "AveragePooling2D",
+        "GlobalAveragePooling2D",
+        "GlobalMaxPooling2D",
+        "Flatten",
+        "Dropout",
+        "BatchNormalization",
+        "Activation",
+    ];
+
     /// Keras' class name, e.g. `Conv2D`.
     pub fn class_name(&self) -> &'static str {
         match self {
