@@ -101,7 +101,11 @@ fn checkpoint_saves_the_best_model() {
                 .batch_size(4)
                 .verbose(0)
                 .validation_data(x.clone(), y.clone())
-                .callback(ModelCheckpoint::new(&ckpt).monitor("val_loss").save_best_only(true)),
+                .callback(
+                    ModelCheckpoint::new(&ckpt)
+                        .monitor("val_loss")
+                        .save_best_only(true),
+                ),
         )
         .unwrap();
     let val = h.get("val_loss").unwrap();

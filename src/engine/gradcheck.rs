@@ -132,7 +132,7 @@ mod tests {
         };
         let mut rng = Rng::new(1);
         let x = random_away_from_zero(&[3, 4], &mut rng, 0.1);
-        let good = check(square(1.0), &[x.clone()], DEFAULT_STEP, 1);
+        let good = check(square(1.0), std::slice::from_ref(&x), DEFAULT_STEP, 1);
         assert!(good.worst() < DEFAULT_TOLERANCE, "{good:?}");
         let bad = check(square(1.05), &[x], DEFAULT_STEP, 1);
         assert!(bad.worst() > DEFAULT_TOLERANCE, "{bad:?}");
