@@ -149,7 +149,7 @@ pub fn run(a: TrainArgs) -> Result<i32> {
             batch_size,
             model
                 .optimizer()
-                .map(|o| format!("{:?}", o.kind))
+                .map(|o| o.kind.to_string())
                 .unwrap_or_default(),
             model.optimizer().map(|o| o.learning_rate()).unwrap_or(0.0),
             a.seed

@@ -57,6 +57,24 @@ impl OptimizerKind {
     }
 }
 
+impl std::fmt::Display for OptimizerKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            OptimizerKind::Sgd => write!(f, "sgd"),
+            OptimizerKind::Momentum { momentum } => write!(f, "momentum({momentum})"),
+            OptimizerKind::Nesterov { momentum } => write!(f, "nesterov({momentum})"),
+            OptimizerKind::Adagrad => write!(f, "adagrad"),
+            OptimizerKind::Rmsprop { decay } => write!(f, "rmsprop(decay={decay})"),
+            OptimizerKind::Adam { beta_1, beta_2 } => write!(f, "adam({beta_1}, {beta_2})"),
+            OptimizerKind::Adamw {
+                beta_1,
+                beta_2,
+                weight_decay,
+            } => write!(f, "adamw({beta_1}, {beta_2}, weight_decay={weight_decay})"),
+        }
+    }
+}
+
 /// Serializable description of an optimizer (kind + learning rate + epsilon).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct OptimizerConfig {

@@ -182,7 +182,7 @@ pub(super) fn fit(
                 bar.abandon();
                 return Err(Error::Numerical(format!(
                     "the loss became {lv} at epoch {}, batch {} of {steps}; try a lower \
-                     learning rate (now {}) or check the inputs for NaN",
+                     learning rate (now {:e}) or check the inputs for NaN",
                     epoch + 1,
                     step + 1,
                     model
