@@ -114,3 +114,32 @@ fn checkpoint_saves_the_best_model() {
     let ev = saved.evaluate(&x, &y, 4).unwrap();
     assert!((ev.loss - best).abs() < 1e-6, "{} vs {best}", ev.loss);
 }
+
+/// A schedule sets the learning rate each epoch, and History logs the rate in use.
+#[test]
+fn learning_rate_schedule_is_applied_and_logged() {
+    use nabla::training::{LearningRateScheduler, Schedule};
+    let (x, y) = table(XOR);
+    let mut m = models::xor_mlp(0).unwrap();
+    m.compile(
+        Loss::BinaryCrossentropy { from_logits: false },
+        Optimizer::sgd(1.0),
+        &["accuracy"],
+    )
+    .unwrap();
+    let h = m
+        .fit(
+            &x,
+            &y,
+            FitArgs::new()
+                .epochs(5)
+                .batch_size(4)
+                .verbose(0)
+                .callback(LearningRateScheduler::new(Schedule::Step {
+                    every: 2,
+                    factor: 0.5,
+                })),
+        )
+        .unwrap();
+    assert_eq!(h.get("lr").unwrap(), &[1.0, 1.0, 0.5, 0.5, 0.25]);
+}

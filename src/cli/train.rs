@@ -4,7 +4,9 @@ use super::common::{self, test_line, ModelSource, EVAL_BATCH};
 use clap::Args;
 use nabla::error::{Error, Result};
 use nabla::formats::atomic::write_bytes_atomic;
-use nabla::training::{EarlyStopping, FitArgs, ModelCheckpoint};
+use nabla::training::{
+    EarlyStopping, FitArgs, LearningRateScheduler, ModelCheckpoint, ReduceLROnPlateau, Schedule,
+};
 use nabla::{models, Loss, Optimizer};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -47,6 +49,13 @@ pub struct TrainArgs {
     /// With --early-stopping: end with the weights of the best epoch.
     #[arg(long)]
     restore_best_weights: bool,
+    /// Learning-rate schedule: step:EVERY:FACTOR, exp:RATE, cosine:EPOCHS[:WARMUP],
+    /// onecycle:EPOCHS.
+    #[arg(long)]
+    schedule: Option<String>,
+    /// Divide the learning rate by 10 when --monitor has not improved for this many epochs.
+    #[arg(long)]
+    reduce_lr_on_plateau: Option<usize>,
     /// Save the best model (by --monitor) to OUT/checkpoint during training.
     #[arg(long)]
     checkpoint: bool,
@@ -69,6 +78,7 @@ pub fn run(a: TrainArgs) -> Result<i32> {
     if let Some(o) = &a.optimizer {
         Optimizer::from_name(o, a.lr)?;
     }
+    let schedule = a.schedule.as_deref().map(Schedule::parse).transpose()?;
     let source = common::model_source(&a.model)?;
     let recipe = match &source {
         ModelSource::Builtin(n) => Some(models::recipe(n)?),
@@ -132,6 +142,12 @@ pub fn run(a: TrainArgs) -> Result<i32> {
         fit = fit.callback(
             EarlyStopping::new(&a.monitor, patience).restore_best_weights(a.restore_best_weights),
         );
+    }
+    if let Some(s) = schedule {
+        fit = fit.callback(LearningRateScheduler::new(s));
+    }
+    if let Some(patience) = a.reduce_lr_on_plateau {
+        fit = fit.callback(ReduceLROnPlateau::new(&a.monitor, 0.1, patience));
     }
     if a.checkpoint {
         fit = fit.callback(
