@@ -1,13 +1,17 @@
-//! Built-in data sets: `load_data("mnist")`, `load_data("fashion-mnist")`, as in Keras.
+//! Built-in data sets: `load_data("mnist")`, `load_data("fashion-mnist")`,
+//! `load_data("cifar10")`, as in Keras.
 //!
-//! Where the files are looked for, in order (the first folder holding all four wins):
+//! Where the files are looked for, in order (the first folder holding all of them wins):
 //! 1. `$NABLA_DATA/<name>/`, a folder the user (or CI) provides;
 //! 2. the cache, `$NABLA_CACHE/<name>/` if `NABLA_CACHE` is set, else
 //!    `<user cache dir>/nabla/<name>/` (`~/.cache/nabla/mnist` on Linux);
 //! 3. otherwise the missing files are downloaded into the cache (see [`super::download`]).
 //!
-//! In each folder the four standard IDX files are accepted gzip-compressed (`.gz`) or not;
-//! see [`super::idx`] for the checks made on their contents.
+//! In each folder the four standard IDX files of MNIST and Fashion-MNIST are accepted
+//! gzip-compressed (`.gz`) or not; see [`super::idx`] for the checks made on their
+//! contents. CIFAR-10 comes as six binary batch files, directly in the folder or in its
+//! `cifar-10-batches-bin/` folder, and is downloaded as one archive; see
+//! [`super::cifar10`].
 //!
 //! ```no_run
 //! # fn main() -> nabla::Result<()> {
@@ -18,6 +22,7 @@
 //! ```
 
 use super::batches::u8_to_unit;
+use super::cifar10;
 use super::download;
 use super::idx::{read_idx, IdxArray};
 use crate::engine::Tensor;
@@ -37,8 +42,12 @@ pub const TEST_LABELS: &str = "t10k-labels-idx1-ubyte";
 const FILES: [&str; 4] = [TRAIN_IMAGES, TRAIN_LABELS, TEST_IMAGES, TEST_LABELS];
 
 /// Names accepted by [`load_data`] (also with `_` for `-` and in any case, so Keras'
-/// `fashion_mnist` works).
-pub const KNOWN_DATASETS: &[&str] = &["mnist", "fashion-mnist"];
+/// `fashion_mnist` works, and with the aliases of [`ALIASES`]).
+pub const KNOWN_DATASETS: &[&str] = &["mnist", "fashion-mnist", cifar10::NAME];
+
+/// Other spellings of known names, `(alias, canonical name)`, after lower-casing and
+/// `_` -> `-`.
+pub const ALIASES: &[(&str, &str)] = &[("cifar-10", cifar10::NAME)];
 
 const FASHION_CLASSES: [&str; 10] = [
     "T-shirt/top",
@@ -56,11 +65,12 @@ const FASHION_CLASSES: [&str; 10] = [
 /// A labelled image data set split into train and test parts.
 #[derive(Debug, Clone)]
 pub struct Dataset {
-    /// Training images, `[N, 1, H, W]` (`[N, 1, 28, 28]` for MNIST), values in [0, 1].
+    /// Training images, `[N, C, H, W]` (`[N, 1, 28, 28]` for MNIST, `[N, 3, 32, 32]` for
+    /// CIFAR-10), values in [0, 1].
     pub x_train: Tensor,
     /// Training labels, `[N]`, class indices stored as f32.
     pub y_train: Tensor,
-    /// Test images, `[M, 1, H, W]`, values in [0, 1].
+    /// Test images, `[M, C, H, W]`, values in [0, 1].
     pub x_test: Tensor,
     /// Test labels, `[M]`, class indices stored as f32.
     pub y_test: Tensor,
@@ -76,14 +86,15 @@ impl Dataset {
     }
 }
 
-/// The canonical name of a known data set (`Fashion_MNIST` -> `fashion-mnist`), or an
-/// error listing the known ones.
+/// The canonical name of a known data set (`Fashion_MNIST` -> `fashion-mnist`,
+/// `CIFAR-10` -> `cifar10`), or an error listing the known ones.
 pub fn canonical_name(name: &str) -> Result<&'static str> {
     let wanted = name.trim().to_ascii_lowercase().replace('_', "-");
     KNOWN_DATASETS
         .iter()
         .copied()
         .find(|&k| k == wanted)
+        .or_else(|| ALIASES.iter().find(|(a, _)| *a == wanted).map(|(_, k)| *k))
         .ok_or_else(|| {
             Error::invalid(format!(
                 "unknown data set \"{name}\"; known data sets: {}",
@@ -97,6 +108,7 @@ pub fn class_names(name: &str) -> Option<Vec<String>> {
     match name {
         "mnist" => Some((0..10).map(|d| d.to_string()).collect()),
         "fashion-mnist" => Some(FASHION_CLASSES.iter().map(|s| s.to_string()).collect()),
+        cifar10::NAME => Some(cifar10::CLASS_NAMES.iter().map(|s| s.to_string()).collect()),
         _ => None,
     }
 }
@@ -107,20 +119,26 @@ pub fn load_data(name: &str) -> Result<Dataset> {
     let name = canonical_name(name)?;
     if let Some(root) = env_dir(DATA_ENV) {
         let dir = root.join(name);
-        if has_all_files(&dir) {
+        if is_complete(&dir, name) {
             return load_named(&dir, name);
         }
     }
     let cache = cache_dir(name)?;
-    if !has_all_files(&cache) {
-        download::download_dataset(name, &cache)?;
+    if !is_complete(&cache, name) {
+        if name == cifar10::NAME {
+            cifar10::download_cifar10(&cache, &cifar10::expected_archive_md5()?)?;
+        } else {
+            download::download_dataset(name, &cache)?;
+        }
     }
     load_named(&cache, name)
 }
 
-/// Loads the four IDX files found in `dir`. If the folder's name is a known data set
-/// (`.../mnist`), its name and class names are used; otherwise the data set is named
-/// after the folder and its classes are `"0"`, `"1"`, ... up to the largest label.
+/// Loads the data set found in `dir`. If the folder's name is a known data set
+/// (`.../mnist`, `.../cifar10`), its files, name and class names are used. Otherwise a
+/// folder holding the CIFAR-10 batch files (such as `cifar-10-batches-bin/`) is read as
+/// CIFAR-10, and any other as four IDX files: the data set is named after the folder and
+/// its classes are `"0"`, `"1"`, ... up to the largest label.
 pub fn load_data_from(dir: impl AsRef<Path>) -> Result<Dataset> {
     let dir = dir.as_ref();
     let folder = dir
@@ -129,6 +147,7 @@ pub fn load_data_from(dir: impl AsRef<Path>) -> Result<Dataset> {
         .unwrap_or_default();
     match canonical_name(&folder) {
         Ok(name) => load_named(dir, name),
+        Err(_) if cifar10::find_batches_dir(dir).is_some() => cifar10::load_cifar10(dir),
         Err(_) => load_dir(dir, &folder, None),
     }
 }
@@ -156,8 +175,13 @@ pub fn find_file(dir: &Path, stem: &str) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-fn has_all_files(dir: &Path) -> bool {
-    FILES.iter().all(|f| find_file(dir, f).is_some())
+/// Whether `dir` holds every file of data set `name`.
+fn is_complete(dir: &Path, name: &str) -> bool {
+    if name == cifar10::NAME {
+        cifar10::find_batches_dir(dir).is_some()
+    } else {
+        FILES.iter().all(|f| find_file(dir, f).is_some())
+    }
 }
 
 /// A path from an environment variable; unset and empty are the same.
@@ -168,6 +192,9 @@ fn env_dir(var: &str) -> Option<PathBuf> {
 }
 
 fn load_named(dir: &Path, name: &str) -> Result<Dataset> {
+    if name == cifar10::NAME {
+        return cifar10::load_cifar10(dir);
+    }
     load_dir(dir, name, class_names(name))
 }
 
@@ -373,8 +400,38 @@ mod tests {
         assert_eq!(canonical_name("mnist").unwrap(), "mnist");
         let msg = load_data("cifar-100").unwrap_err().to_string();
         assert!(msg.contains("unknown data set \"cifar-100\""), "{msg}");
-        assert!(msg.contains("mnist, fashion-mnist"), "{msg}");
+        assert!(msg.contains("mnist, fashion-mnist, cifar10"), "{msg}");
         assert_eq!(class_names("fashion-mnist").unwrap()[9], "Ankle boot");
+        for alias in ["cifar10", "CIFAR-10", "Cifar_10", " cifar10 "] {
+            assert_eq!(canonical_name(alias).unwrap(), "cifar10", "{alias}");
+        }
+        assert!(canonical_name("cifar").is_err());
+        assert_eq!(class_names("cifar10").unwrap()[9], "truck");
         assert_eq!(class_names("mnist").unwrap()[3], "3");
+    }
+
+    #[test]
+    fn cifar10_folders_are_recognised() {
+        let tmp = tempfile::tempdir().unwrap();
+        let write = |dir: &Path| {
+            std::fs::create_dir_all(dir).unwrap();
+            for f in cifar10::ALL_FILES {
+                let mut record = vec![7u8];
+                record.extend(std::iter::repeat_n(255u8, cifar10::IMAGE_BYTES));
+                std::fs::write(dir.join(f), record).unwrap();
+            }
+        };
+        // Named after the data set, with the upstream subfolder inside.
+        let named = tmp.path().join("cifar10");
+        write(&named.join(cifar10::SUBDIR));
+        let ds = load_data_from(&named).unwrap();
+        assert_eq!((ds.name.as_str(), ds.num_classes()), ("cifar10", 10));
+        assert_eq!(ds.x_train.shape(), &[5, 3, 32, 32]);
+        assert_eq!(ds.y_test.data(), &[7.0]);
+        // The upstream folder itself, by its contents.
+        let ds = load_data_from(named.join(cifar10::SUBDIR)).unwrap();
+        assert_eq!(ds.class_names[7], "horse");
+        assert!(is_complete(&named, "cifar10"));
+        assert!(!is_complete(&named, "mnist"));
     }
 }

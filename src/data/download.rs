@@ -25,6 +25,10 @@
 //! folder per data set: a file is fetched from `<base>/<data set>/<file>`, for example
 //! `http://127.0.0.1:8000/mnist/train-images-idx3-ubyte.gz` (the layout of `shared/data`).
 //!
+//! CIFAR-10 is published as one `.tar.gz` archive rather than per-file gzips; it goes
+//! through the same mirrors and [`fetch_verified`], with its own MD5 check and
+//! extraction in [`super::cifar10`].
+//!
 //! A progress bar is drawn on stderr, only when stderr is a terminal.
 
 use crate::error::{Error, Result};
@@ -147,24 +151,39 @@ pub fn urls_for(source: &Source, file: &RemoteFile) -> Vec<String> {
 }
 
 fn urls_with(source: &Source, file: &RemoteFile, mirror_env: Option<&str>) -> Vec<String> {
+    mirror_urls_with(source.dataset, file.name, source.mirrors, mirror_env)
+}
+
+/// The URLs to try for `file_name` of `dataset`, in order: `<base>/<dataset>/<file_name>`
+/// for each base in `NABLA_MIRROR` if it is set, else `<mirror><file_name>` for each of
+/// the `builtin` mirrors. Shared by every data set, whatever its files are.
+pub fn mirror_urls(dataset: &str, file_name: &str, builtin: &[&str]) -> Vec<String> {
+    mirror_urls_with(
+        dataset,
+        file_name,
+        builtin,
+        std::env::var(MIRROR_ENV).ok().as_deref(),
+    )
+}
+
+/// Whether `NABLA_MIRROR` replaces the built-in mirrors (it is set and not blank).
+pub fn mirror_overridden() -> bool {
+    std::env::var(MIRROR_ENV).is_ok_and(|v| !v.trim().is_empty())
+}
+
+pub(crate) fn mirror_urls_with(
+    dataset: &str,
+    file_name: &str,
+    builtin: &[&str],
+    mirror_env: Option<&str>,
+) -> Vec<String> {
     match mirror_env {
         Some(v) if !v.trim().is_empty() => v
             .split(|c: char| c == ',' || c.is_whitespace())
             .filter(|b| !b.is_empty())
-            .map(|b| {
-                format!(
-                    "{}/{}/{}",
-                    b.trim_end_matches('/'),
-                    source.dataset,
-                    file.name
-                )
-            })
+            .map(|b| format!("{}/{dataset}/{file_name}", b.trim_end_matches('/')))
             .collect(),
-        _ => source
-            .mirrors
-            .iter()
-            .map(|b| format!("{b}{}", file.name))
-            .collect(),
+        _ => builtin.iter().map(|b| format!("{b}{file_name}")).collect(),
     }
 }
 
@@ -193,35 +212,51 @@ pub fn download_dataset(dataset: &str, dir: &Path) -> Result<()> {
 /// Downloads one file to `dest`, trying each mirror until one serves bytes that pass
 /// [`verify`]. Nothing is written unless the checksum matched.
 pub fn download_file(source: &Source, file: &RemoteFile, dest: &Path) -> Result<()> {
+    let dir = dest.parent().unwrap_or(dest);
+    let bytes = fetch_verified(
+        &format!("{}/{}", source.dataset, file.name),
+        &urls_for(source, file),
+        &format!("or put the file in {} yourself", dir.display()),
+        |bytes| verify(bytes, file).map(|_| ()),
+    )?;
+    // Only verified bytes reach the disk, and atomically.
+    write_bytes_atomic(dest, &bytes)
+}
+
+/// Fetches `urls` in turn into memory until one serves bytes that `check` accepts, and
+/// returns them. `check` rejects with `Error::Download(reason)` to move on to the next
+/// mirror; any other error stops at once. When every mirror fails the error starts with
+/// `label`, lists each URL and why it failed, and ends with `hint` (what else the user
+/// can do). Writes nothing: the caller decides what reaches the disk.
+pub fn fetch_verified(
+    label: &str,
+    urls: &[String],
+    hint: &str,
+    check: impl Fn(&[u8]) -> Result<()>,
+) -> Result<Vec<u8>> {
     let agent = ureq::AgentBuilder::new()
         .timeout_connect(Duration::from_secs(30))
         .timeout_read(Duration::from_secs(60))
         .user_agent(concat!("nabla/", env!("CARGO_PKG_VERSION")))
         .build();
     let mut failures = Vec::new();
-    for url in urls_for(source, file) {
-        let label = format!("{}/{}", source.dataset, file.name);
-        let bytes = match fetch(&agent, &url, &label) {
+    for url in urls {
+        let bytes = match fetch(&agent, url, label) {
             Ok(bytes) => bytes,
             Err(reason) => {
                 failures.push(format!("{url}: {reason}"));
                 continue;
             }
         };
-        match verify(&bytes, file) {
-            // Only verified bytes reach the disk, and atomically.
-            Ok(_) => return write_bytes_atomic(dest, &bytes),
+        match check(&bytes) {
+            Ok(()) => return Ok(bytes),
             Err(Error::Download(reason)) => failures.push(format!("{url}: {reason}")),
             Err(e) => return Err(e),
         }
     }
     Err(Error::Download(format!(
-        "{}/{}: every mirror failed ({}); set {MIRROR_ENV} to another mirror, or put the \
-         file in {} yourself",
-        source.dataset,
-        file.name,
+        "{label}: every mirror failed ({}); set {MIRROR_ENV} to another mirror, {hint}",
         failures.join("; "),
-        dest.parent().unwrap_or(dest).display()
     )))
 }
 
@@ -370,6 +405,11 @@ fn sha256_of_gunzip(bytes: &[u8]) -> std::io::Result<String> {
         return Err(std::io::Error::other("decompresses to more than 1 GiB"));
     }
     Ok(hex(&hasher.0.finalize()))
+}
+
+/// The MD5 of `bytes`, as 32 lower-case hex digits.
+pub fn md5_hex(bytes: &[u8]) -> String {
+    hex(&Md5::digest(bytes))
 }
 
 fn hex(bytes: &[u8]) -> String {

@@ -1,14 +1,16 @@
-//! Data: the built-in data sets (MNIST, Fashion-MNIST), the files they come in, and the
-//! helpers that feed them to training.
+//! Data: the built-in data sets (MNIST, Fashion-MNIST, CIFAR-10), the files they
+//! come in, and the helpers that feed them to training.
 //!
 //! - `idx`: reading and writing IDX files (raw or gzip), robust to corrupt headers.
 //! - `datasets`: `load_data("mnist")` and where the files are looked for.
+//! - `cifar10`: the CIFAR-10 binary batches, and its archive's download and extraction.
 //! - `download`: fetching the files from mirrors, verified by checksum.
 //! - `batches`: mini-batch order, [0, 1] scaling, one-hot labels, validation split.
 //! - `image`: a PNG/JPEG from disk as a model input.
 //! - `toy`: the truth tables of the first lesson (XOR, AND, OR, NAND).
 
 pub mod batches;
+pub mod cifar10;
 pub mod datasets;
 pub mod download;
 pub mod idx;
@@ -16,6 +18,7 @@ pub mod image;
 pub mod toy;
 
 pub use batches::{to_categorical, train_validation_split, Batches};
+pub use cifar10::load_cifar10;
 pub use datasets::{load_data, load_data_from, Dataset};
 pub use idx::{read_idx, write_idx, IdxArray};
 pub use image::{load_image, load_image_for_model, ImageOptions};
