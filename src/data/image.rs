@@ -100,7 +100,7 @@ pub fn image_to_tensor(img: &DynamicImage, opts: &ImageOptions) -> Result<Tensor
     Ok(Tensor::from_vec(chw, &[1, c, opts.height, opts.width]))
 }
 
-fn check_options(opts: &ImageOptions) -> Result<()> {
+pub(crate) fn check_options(opts: &ImageOptions) -> Result<()> {
     if opts.channels != 1 && opts.channels != 3 {
         return Err(Error::invalid(format!(
             "images can be loaded with 1 (grey) or 3 (RGB) channels, not {}",

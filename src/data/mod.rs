@@ -1,5 +1,5 @@
-//! Data: the built-in data sets (MNIST, Fashion-MNIST, CIFAR-10), the files they
-//! come in, and the helpers that feed them to training.
+//! Data: the built-in data sets (MNIST, Fashion-MNIST, CIFAR-10), folders of images, the
+//! files they come in, and the helpers that feed them to training.
 //!
 //! - `idx`: reading and writing IDX files (raw or gzip), robust to corrupt headers.
 //! - `datasets`: `load_data("mnist")` and where the files are looked for.
@@ -7,6 +7,7 @@
 //! - `download`: fetching the files from mirrors, verified by checksum.
 //! - `batches`: mini-batch order, [0, 1] scaling, one-hot labels, validation split.
 //! - `image`: a PNG/JPEG from disk as a model input.
+//! - `image_folder`: a folder of class sub-folders of images as a data set.
 //! - `toy`: the truth tables of the first lesson (XOR, AND, OR, NAND).
 
 pub mod batches;
@@ -15,6 +16,7 @@ pub mod datasets;
 pub mod download;
 pub mod idx;
 pub mod image;
+pub mod image_folder;
 pub mod toy;
 
 pub use batches::{to_categorical, train_validation_split, Batches};
@@ -22,3 +24,4 @@ pub use cifar10::load_cifar10;
 pub use datasets::{load_data, load_data_from, Dataset};
 pub use idx::{read_idx, write_idx, IdxArray};
 pub use image::{load_image, load_image_for_model, ImageOptions};
+pub use image_folder::{load_image_folder, ImageFolder};
