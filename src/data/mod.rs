@@ -8,6 +8,7 @@
 //! - `batches`: mini-batch order, [0, 1] scaling, one-hot labels, validation split.
 //! - `image`: a PNG/JPEG from disk as a model input.
 //! - `image_folder`: a folder of class sub-folders of images as a data set.
+//! - `normalize`: per-channel statistics and standardisation.
 //! - `toy`: the truth tables of the first lesson (XOR, AND, OR, NAND).
 
 pub mod batches;
@@ -17,6 +18,7 @@ pub mod download;
 pub mod idx;
 pub mod image;
 pub mod image_folder;
+pub mod normalize;
 pub mod toy;
 
 pub use batches::{to_categorical, train_validation_split, Batches};
@@ -25,3 +27,4 @@ pub use datasets::{load_data, load_data_from, Dataset};
 pub use idx::{read_idx, write_idx, IdxArray};
 pub use image::{load_image, load_image_for_model, ImageOptions};
 pub use image_folder::{load_image_folder, ImageFolder};
+pub use normalize::{channel_mean_std, normalize_per_channel};
