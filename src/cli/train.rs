@@ -17,7 +17,8 @@ pub struct TrainArgs {
     /// keras-cnn, mlp-bn) or a JSON model config file.
     #[arg(long)]
     model: String,
-    /// mnist, fashion-mnist, or a truth table (xor, and, or, nand). Default: the model's own.
+    /// mnist, fashion-mnist, cifar10, or a truth table (xor, and, or, nand). Default: the
+    /// model's own.
     #[arg(long)]
     dataset: Option<String>,
     #[arg(long, default_value_t = 1)]
