@@ -40,7 +40,7 @@ fi
 PROFILE="$(mktemp -d)"
 chromium --headless --no-sandbox --disable-gpu --disable-background-networking \
     --disable-component-update --disable-sync --no-first-run --disable-quic \
-    --user-data-dir="$PROFILE" --hide-scrollbars --window-size=1400,7600 \
+    --user-data-dir="$PROFILE" --hide-scrollbars --window-size=1400,6400 \
     --screenshot="$SHOT" "file://$(realpath "$RUN/report/report.html")" 2> "$WORK/chromium.log"
 rm -rf "$PROFILE"
 test -s "$SHOT"
