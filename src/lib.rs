@@ -8,6 +8,7 @@
 //! - `models`: the built-in networks.
 //! - `data`: data sets (IDX, download, batching, images).
 //! - `formats`: safetensors weights, JSON model configs, atomic writes.
+//! - `report`: pictures of a trained model, its HTML report, TensorBoard event files.
 
 pub mod data;
 pub mod engine;
@@ -18,6 +19,7 @@ pub mod losses;
 pub mod models;
 pub mod ops;
 pub mod optimizers;
+pub mod report;
 pub mod training;
 
 pub use engine::{no_grad, Rng, Tensor, Var};
@@ -25,4 +27,5 @@ pub use error::{Error, Result};
 pub use layers::{Activation, Initializer, LayerConfig, Regularizer};
 pub use losses::Loss;
 pub use optimizers::Optimizer;
+pub use report::TensorBoard;
 pub use training::{EarlyStopping, FitArgs, History, ModelCheckpoint, Sequential};

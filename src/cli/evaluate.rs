@@ -3,6 +3,8 @@
 use super::common::{self, test_line, EVAL_BATCH};
 use clap::Args;
 use nabla::error::{Error, Result};
+use nabla::report::confusion::ConfusionMatrix;
+use nabla::report::predictions::predict_classes;
 use std::path::PathBuf;
 
 #[derive(Args)]
@@ -14,6 +16,9 @@ pub struct EvaluateArgs {
     dataset: Option<String>,
     #[arg(long)]
     json: bool,
+    /// Also print the confusion matrix (rows: true class, columns: predicted).
+    #[arg(long)]
+    confusion: bool,
 }
 
 fn trained_on(dir: &std::path::Path) -> Option<String> {
@@ -33,16 +38,56 @@ pub fn run(a: EvaluateArgs) -> Result<i32> {
     let start = std::time::Instant::now();
     let ev = model.evaluate(&ds.x_test, &ds.y_test, EVAL_BATCH)?;
     let seconds = start.elapsed().as_secs_f64();
+    let cm = if a.confusion {
+        let p = predict_classes(&mut model, &ds.x_test, &ds.y_test, EVAL_BATCH)?;
+        Some(ConfusionMatrix::from_predictions(
+            &p.labels,
+            &p.predicted,
+            p.num_classes,
+        )?)
+    } else {
+        None
+    };
     if a.json {
-        let v = serde_json::json!({
+        let mut v = serde_json::json!({
             "loss": ev.loss,
             "accuracy": ev.accuracy(),
             "seconds": seconds,
             "images_per_second": ds.x_test.shape()[0] as f64 / seconds,
         });
+        if let Some(cm) = &cm {
+            v["confusion_matrix"] = serde_json::json!(cm.counts);
+            v["misclassified"] = serde_json::json!(cm.misclassified());
+        }
         println!("{v}");
     } else {
         println!("{}", test_line(&ev));
+        if let Some(cm) = &cm {
+            print!("{}", confusion_table(cm));
+        }
     }
     Ok(0)
+}
+
+/// The matrix as text: a header of predicted classes, one row per true class.
+fn confusion_table(cm: &ConfusionMatrix) -> String {
+    let k = cm.num_classes();
+    let width = cm.total().to_string().len().max(k.to_string().len()) + 1;
+    let mut s = format!(
+        "Confusion matrix ({} misclassified; rows: true, columns: predicted)\n{:>6}",
+        cm.misclassified(),
+        ""
+    );
+    for p in 0..k {
+        s += &format!("{p:>width$}");
+    }
+    s += "\n";
+    for (t, row) in cm.counts.iter().enumerate() {
+        s += &format!("{t:>6}");
+        for c in row {
+            s += &format!("{c:>width$}");
+        }
+        s += "\n";
+    }
+    s
 }

@@ -6,6 +6,7 @@ mod common;
 mod evaluate;
 mod gradcheck;
 mod predict;
+mod report;
 mod summary;
 mod train;
 
@@ -41,6 +42,8 @@ enum Command {
     Gradcheck(gradcheck::GradcheckArgs),
     /// Measure throughput, latency and memory (GEMM, models).
     Bench(bench::BenchArgs),
+    /// Pictures and an HTML page of what a trained model learned.
+    Report(report::ReportArgs),
 }
 
 /// Runs the command line; returns the process exit code.
@@ -56,5 +59,6 @@ pub fn run() -> nabla::Result<i32> {
         Command::Summary(a) => summary::run(a),
         Command::Gradcheck(a) => gradcheck::run(a),
         Command::Bench(a) => bench::run(a),
+        Command::Report(a) => report::run(a),
     }
 }

@@ -69,6 +69,12 @@ pub struct TrainArgs {
     /// Print one JSON object with the final results instead of the epoch lines.
     #[arg(long)]
     json: bool,
+    /// After training, write the report (pictures, report.html) into OUT/report.
+    #[arg(long)]
+    report: bool,
+    /// Write TensorBoard event files (per-epoch scalars) into this folder.
+    #[arg(long, value_name = "DIR")]
+    tensorboard: Option<PathBuf>,
 }
 
 pub fn run(a: TrainArgs) -> Result<i32> {
@@ -157,6 +163,9 @@ pub fn run(a: TrainArgs) -> Result<i32> {
                 .save_best_only(true),
         );
     }
+    if let Some(dir) = &a.tensorboard {
+        fit = fit.callback(nabla::TensorBoard::new(dir));
+    }
     if !a.json {
         println!(
             "Training {} on {} ({} samples), batch {}, {} lr {}, seed {}",
@@ -205,6 +214,17 @@ pub fn run(a: TrainArgs) -> Result<i32> {
     } else {
         println!("{}", test_line(&ev));
         println!("Saved the model to {}", out.display());
+    }
+    if a.report {
+        let opts = nabla::report::ReportOptions {
+            batch_size: EVAL_BATCH,
+            ..Default::default()
+        };
+        let dir = out.join(nabla::report::REPORT_DIR);
+        let page = super::report::write(&mut model, &out, &ds, &dir, &opts)?;
+        if !a.json {
+            println!("Wrote the report to {}", page.display());
+        }
     }
     Ok(0)
 }

@@ -297,6 +297,26 @@ impl Sequential {
         self.forward_with(x, training, false)
     }
 
+    /// Every layer's output for `x` (`[batch, ...]`), in inference mode and recording no
+    /// graph: `(layer name, output)` in layer order. For looking inside a trained model
+    /// (feature maps); the last entry is what `predict` returns.
+    pub fn forward_trace(&mut self, x: &Tensor) -> Result<Vec<(String, Tensor)>> {
+        self.check_input(x.shape())?;
+        let _g = no_grad();
+        let mut h = Var::constant(x.clone());
+        let mut trace = Vec::with_capacity(self.layers.len());
+        for layer in self.layers.iter_mut() {
+            let mut ctx = ForwardCtx {
+                training: false,
+                rng: &mut self.rng,
+                output_logits: false,
+            };
+            h = layer.forward(&h, &mut ctx)?;
+            trace.push((layer.name().to_string(), h.value()));
+        }
+        Ok(trace)
+    }
+
     /// Sum of the layers' weight penalties, if any.
     pub(super) fn regularization(&self) -> Option<Var> {
         let mut total: Option<Var> = None;

@@ -1,0 +1,70 @@
+//! `nabla report DIR`: pictures of a trained model and one self-contained HTML page
+//! (curves, confusion matrix, per-class figures, misclassified images, filters, feature
+//! maps, summary), written into DIR/report (see `nabla::report`).
+
+use super::common::{self, EVAL_BATCH};
+use clap::Args;
+use nabla::data::Dataset;
+use nabla::error::{Error, Result};
+use nabla::report::{self, ReportOptions};
+use nabla::Sequential;
+use std::path::{Path, PathBuf};
+
+#[derive(Args)]
+pub struct ReportArgs {
+    /// A directory written by `nabla train` (or `Sequential::save`).
+    dir: PathBuf,
+    /// Default: the data set the model was trained on (from DIR/run.json).
+    #[arg(long)]
+    dataset: Option<String>,
+    /// How many misclassified test images to show (the first ones).
+    #[arg(long, default_value_t = 25)]
+    misclassified: usize,
+    /// The test image whose feature maps are drawn.
+    #[arg(long, default_value_t = 0)]
+    image_index: usize,
+    /// Where to write the report. Default: DIR/report.
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+pub fn run(a: ReportArgs) -> Result<i32> {
+    let mut model = common::load_saved(&a.dir)?;
+    let name = a
+        .dataset
+        .clone()
+        .or_else(|| report::trained_on(&a.dir))
+        .ok_or_else(|| Error::invalid("no --dataset given and DIR/run.json does not name one"))?;
+    let opts = ReportOptions {
+        misclassified: a.misclassified,
+        image_index: a.image_index,
+        batch_size: EVAL_BATCH,
+    };
+    let ds = common::load_dataset(&name)?;
+    let out = a.out.unwrap_or_else(|| a.dir.join(report::REPORT_DIR));
+    let page = write(&mut model, &a.dir, &ds, &out, &opts)?;
+    println!("Wrote the report to {}", page.display());
+    Ok(0)
+}
+
+/// Reports on `model` (saved in `dir`, with its history) on `ds`'s test split, into
+/// `out`. Shared with `nabla train --report`.
+pub fn write(
+    model: &mut Sequential,
+    dir: &Path,
+    ds: &Dataset,
+    out: &Path,
+    opts: &ReportOptions,
+) -> Result<PathBuf> {
+    common::check_fits(model, ds)?;
+    let n = ds.x_test.shape()[0];
+    if opts.image_index >= n {
+        return Err(Error::invalid(format!(
+            "--image-index {} is out of range: the test set of {} has {n} images",
+            opts.image_index, ds.name
+        )));
+    }
+    let history = report::load_history(dir)?;
+    let r = report::build_report(model, history.as_ref(), ds, opts)?;
+    r.save(out)
+}
