@@ -511,7 +511,10 @@ fn fused_relu_is_bit_identical_to_conv_then_relu() {
     for case in cases() {
         for threads in [1, 2] {
             let (a, b) = pool(threads).install(|| (run(case, true), run(case, false)));
-            assert!(a == b, "{case:?} threads={threads}: fused and unfused differ");
+            assert!(
+                a == b,
+                "{case:?} threads={threads}: fused and unfused differ"
+            );
         }
     }
 }
