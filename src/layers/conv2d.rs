@@ -9,7 +9,7 @@
 use super::{Activation, ForwardCtx, Initializer, Layer, LayerConfig, Param, Regularizer};
 use crate::engine::{Rng, Var};
 use crate::error::{Error, Result};
-use crate::ops::conv2d::{conv2d, Conv2dSpec};
+use crate::ops::conv2d::{conv2d, conv2d_relu, Conv2dSpec};
 use crate::ops::{window_out_len, Padding2d};
 use serde::{Deserialize, Serialize};
 
@@ -233,6 +233,10 @@ impl Layer for Conv2D {
         &self.name
     }
     fn forward(&mut self, x: &Var, ctx: &mut ForwardCtx) -> Result<Var> {
+        if self.cfg.activation == Activation::Relu {
+            // One fused op: no separate ReLU pass or buffer (see `ops::conv2d::conv2d_relu`).
+            return conv2d_relu(x, &self.kernel, self.bias.as_ref(), &self.spec);
+        }
         let z = conv2d(x, &self.kernel, self.bias.as_ref(), &self.spec)?; // [N, filters, OH, OW]
         Ok(self.cfg.activation.apply_in(&z, ctx))
     }

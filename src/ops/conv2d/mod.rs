@@ -237,20 +237,41 @@ impl Conv2dDims {
 
 /// `x [N, C, H, W]`, `w [OC, C/groups, KH, KW]`, `b [OC]` -> `[N, OC, OH, OW]`.
 pub fn conv2d(x: &Var, w: &Var, b: Option<&Var>, spec: &Conv2dSpec) -> Result<Var> {
+    conv2d_impl(x, w, b, spec, false)
+}
+
+/// `relu(conv2d(x, w, b))` as one op, bit-identical to the two ops in sequence: the
+/// forward applies the ReLU to each GEMM's output block while it is in cache, and the
+/// backward masks `dy` by `y > 0` before the conv backward. It saves a pass over the
+/// activations, an activation-sized buffer and a graph node per layer (keras-cnn, 20k
+/// samples, 2 threads: 0.94x process CPU time).
+pub fn conv2d_relu(x: &Var, w: &Var, b: Option<&Var>, spec: &Conv2dSpec) -> Result<Var> {
+    if crate::engine::kinks::active() {
+        // Gradient checking with frozen ReLU masks: the relu op records and replays them.
+        return Ok(super::activation::relu(&conv2d(x, w, b, spec)?));
+    }
+    conv2d_impl(x, w, b, spec, true)
+}
+
+fn conv2d_impl(x: &Var, w: &Var, b: Option<&Var>, spec: &Conv2dSpec, relu: bool) -> Result<Var> {
     let b_shape = b.map(|b| b.shape());
     let dims = Conv2dDims::new(&x.shape(), &w.shape(), b_shape.as_deref(), spec)?;
     let xv = x.value();
     let wv = w.value();
     let bv = b.map(|b| b.value());
     let mut out = vec![0.0f32; dims.n * dims.out_image()];
-    cpu::conv2d_forward(
+    cpu::conv2d_forward_tuned(
         &mut out,
         xv.data(),
         wv.data(),
         bv.as_ref().map(|b| b.data()),
         &dims,
+        relu,
+        &cpu::TUNING,
     );
     let out = Tensor::from_vec(out, &dims.out_shape()); // [N, OC, OH, OW]
+                                                        // With the ReLU fused, `y > 0` is the mask its backward applies to `dy`.
+    let y_saved = relu.then(|| out.clone());
 
     // Decided now, not in the closure: a frozen kernel or a data input (the first layer)
     // costs no backward kernel, and the closure keeps only the tensors it will read.
@@ -262,7 +283,16 @@ pub fn conv2d(x: &Var, w: &Var, b: Option<&Var>, spec: &Conv2dSpec) -> Result<Va
     let w_saved = need_dx.then_some(wv);
     let mut parents = vec![x, w];
     parents.extend(b);
-    Ok(Var::from_op(out, "conv2d", &parents, move |dy| {
+    let name = if relu { "conv2d_relu" } else { "conv2d" };
+    Ok(Var::from_op(out, name, &parents, move |dy| {
+        let masked;
+        let dy = match &y_saved {
+            Some(y) => {
+                masked = dy.zip_map(y, |g, y| if y > 0.0 { g } else { 0.0 });
+                &masked
+            }
+            None => dy,
+        };
         let dx = w_saved.as_ref().map(|wv| {
             let mut dx = vec![0.0f32; dims.n * dims.in_image()];
             cpu::conv2d_backward_input(&mut dx, dy.data(), wv.data(), &dims);

@@ -256,6 +256,7 @@ fn fast_matches_naive_on_random_shapes() {
 
         let mut want_y = vec![0.0; dy.len()];
         conv2d_forward_naive(&mut want_y, &x, &w, Some(&b), &d);
+        let want_y_relu: Vec<f32> = want_y.iter().map(|v| v.max(0.0)).collect();
         let mut want_y_nobias = vec![0.0; dy.len()];
         conv2d_forward_naive(&mut want_y_nobias, &x, &w, None, &d);
         let mut want_dx = vec![0.0; x.len()];
@@ -269,11 +270,19 @@ fn fast_matches_naive_on_random_shapes() {
                 pool(threads).install(|| {
                     // Outputs start as NaN: the kernels must write every value.
                     let mut y = vec![f32::NAN; dy.len()];
-                    cpu::conv2d_forward_tuned(&mut y, &x, &w, Some(&b), &d, &t);
+                    cpu::conv2d_forward_tuned(&mut y, &x, &w, Some(&b), &d, false, &t);
                     assert_close(&y, &want_y, &format!("forward {what}"));
                     let mut y = vec![f32::NAN; dy.len()];
-                    cpu::conv2d_forward_tuned(&mut y, &x, &w, None, &d, &t);
+                    cpu::conv2d_forward_tuned(&mut y, &x, &w, None, &d, false, &t);
                     assert_close(&y, &want_y_nobias, &format!("forward no bias {what}"));
+                    // ReLU fused into the forward's epilogue.
+                    let mut y = vec![f32::NAN; dy.len()];
+                    cpu::conv2d_forward_tuned(&mut y, &x, &w, Some(&b), &d, true, &t);
+                    assert_close(&y, &want_y_relu, &format!("forward relu {what}"));
+                    let mut y = vec![f32::NAN; dy.len()];
+                    cpu::conv2d_forward_tuned(&mut y, &x, &w, None, &d, true, &t);
+                    let want = want_y_nobias.iter().map(|v| v.max(0.0)).collect::<Vec<_>>();
+                    assert_close(&y, &want, &format!("forward relu no bias {what}"));
 
                     let mut dx = vec![f32::NAN; x.len()];
                     cpu::conv2d_backward_input_tuned(&mut dx, &dy, &w, &d, &t);
@@ -470,4 +479,42 @@ fn runs_are_bit_identical() {
     let single = Case::new(1, 8, (24, 24), 16, (3, 3)).pad(Padding2d::uniform(1));
     let (a, b) = pool(2).install(|| (run(single), run(single)));
     assert!(a == b, "batch 1: two runs differ");
+}
+
+#[test]
+fn fused_relu_is_bit_identical_to_conv_then_relu() {
+    // The unfused pair is gradchecked above and in `ops::activation`; the fused op must
+    // give exactly the same value and gradients, on every path (pointwise, one image per
+    // GEMM, several images per GEMM, padded).
+    let run = |case: Case, fused: bool| {
+        let d = case.dims();
+        let mut rng = Rng::new(33);
+        let x = Tensor::from_vec(randn(d.n * d.in_image(), &mut rng), &case.x_shape());
+        let w = Tensor::from_vec(randn(d.oc * d.k(), &mut rng), &case.w_shape());
+        let b = Tensor::from_vec(randn(d.oc, &mut rng), &[d.oc]);
+        let dy = Tensor::from_vec(randn(d.n * d.out_image(), &mut rng), &d.out_shape());
+        let (xv, wv, bv) = (Var::parameter(x), Var::parameter(w), Var::parameter(b));
+        let y = if fused {
+            conv2d_relu(&xv, &wv, Some(&bv), &case.spec()).unwrap()
+        } else {
+            crate::ops::activation::relu(&conv2d(&xv, &wv, Some(&bv), &case.spec()).unwrap())
+        };
+        y.backward_with(dy);
+        [
+            y.value(),
+            xv.grad().unwrap(),
+            wv.grad().unwrap(),
+            bv.grad().unwrap(),
+        ]
+        .map(|t| t.data().iter().map(|v| v.to_bits()).collect::<Vec<u32>>())
+    };
+    for case in cases() {
+        for threads in [1, 2] {
+            let (a, b) = pool(threads).install(|| (run(case, true), run(case, false)));
+            assert!(
+                a == b,
+                "{case:?} threads={threads}: fused and unfused differ"
+            );
+        }
+    }
 }
