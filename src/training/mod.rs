@@ -6,9 +6,11 @@ pub mod gradcheck;
 pub mod history;
 pub mod metrics;
 pub mod model;
+pub mod profile;
 pub mod summary;
 
 pub use callbacks::{Callback, EarlyStopping, Logs, Mode, ModelCheckpoint};
 pub use fit::FitArgs;
 pub use history::History;
 pub use model::{Evaluation, ModelConfig, Sequential};
+pub use profile::{profile_training, LayerProfile, StepProfile};
