@@ -9,7 +9,8 @@
 # heavier for RSS.
 #
 # usage: scripts/bench_peers.sh [ROUNDS] [MODEL...]
-#        (default: 2 rounds of keras-cnn, simple-convnet, deep-convnet)
+#        (default: 3 rounds, so the median is one real run, of keras-cnn,
+#        simple-convnet and deep-convnet)
 # env:   PEERS_VENV   virtualenv with torch and numpy (default /tmp/peers-venv)
 #        PEERS_DIR    folder of bench_torch.py and common.py (default ../shared/peers
 #                     beside the repository)
@@ -18,6 +19,8 @@
 #                     epoch (both frameworks train the same first (20 + STEPS) batches)
 #        THREADS      worker threads for both (default 2)
 #        OUT          where the raw JSON goes (default a new folder under /tmp)
+#        WAIT_IDLE    before each run, wait up to this many seconds for no other
+#                     runnable process (default 0: do not wait); the log shows the load
 #
 # The venv lives outside the repository and is never a dependency of the build or the
 # tests. To create it (a few minutes, several GB: PyPI's torch wheel pulls CUDA
@@ -27,7 +30,7 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-ROUNDS=${1:-2}
+ROUNDS=${1:-3}
 shift || true
 MODELS=("$@")
 [ ${#MODELS[@]} -gt 0 ] || MODELS=(keras-cnn simple-convnet deep-convnet)
@@ -36,6 +39,7 @@ PEERS_DIR=${PEERS_DIR:-$ROOT/../shared/peers}
 export NABLA_DATA=${NABLA_DATA:-$ROOT/../shared/data}
 THREADS=${THREADS:-2}
 OUT=${OUT:-$(mktemp -d /tmp/bench-peers.XXXXXX)}
+mkdir -p "$OUT"
 PY="$PEERS_VENV/bin/python"
 
 [ -x "$PY" ] || { echo "no python at $PY; create the venv (see the top of $0)" >&2; exit 2; }
@@ -45,6 +49,21 @@ PY="$PEERS_VENV/bin/python"
 # Build first: nothing compiles while anything is measured.
 (cd "$ROOT" && cargo build --release --quiet)
 NABLA="$ROOT/target/release/nabla"
+
+# Best effort on a shared machine: other processes on the 2 cores slow PyTorch's OpenMP
+# threads far more than nabla's, so quieter runs give fairer ratios.
+# /proc/loadavg: 1-minute load, ..., runnable/total. Read with builtins so that no
+# process of ours is counted as runnable but this shell.
+runnable() { local a b c r; read -r a b c r _ < /proc/loadavg; echo "${r%/*}"; }
+wait_idle() {
+  local waited=0
+  while [ "$waited" -lt "${WAIT_IDLE:-0}" ]; do
+    [ "$(runnable)" -le 1 ] && return 0
+    sleep 1
+    waited=$((waited + 1))
+  done
+}
+load() { local a; read -r a _ < /proc/loadavg; echo "load $a, runnable $(runnable)"; }
 
 batch_of() { case "$1" in keras-cnn) echo 64 ;; *) echo 100 ;; esac; }
 
@@ -57,12 +76,14 @@ for model in "${MODELS[@]}"; do
     torch_extra=(--train-limit $(( (20 + STEPS) * $(batch_of "$model") )))
   fi
   for round in $(seq 1 "$ROUNDS"); do
-    echo "[$model round $round] nabla (load $(cut -d' ' -f1 /proc/loadavg))" >&2
+    wait_idle
+    echo "[$model round $round] nabla ($(load))" >&2
     "$NABLA" --threads "$THREADS" bench model "$model" --json --profile-steps 0 "${nabla_extra[@]}" \
       | tail -n 1 > "$OUT/$model.$round.nabla.json"
     for variant in eager eager-cl; do
       cl=(); [ "$variant" = eager-cl ] && cl=(--channels-last)
-      echo "[$model round $round] pytorch $variant (load $(cut -d' ' -f1 /proc/loadavg))" >&2
+      wait_idle
+      echo "[$model round $round] pytorch $variant ($(load))" >&2
       OMP_NUM_THREADS=$THREADS PEER_RESULTS_DIR="$OUT/peer-raw" "$PY" "$PEERS_DIR/bench_torch.py" \
         --model "$model" --threads "$THREADS" "${cl[@]}" "${torch_extra[@]}" \
         | sed -n 's/^RESULT //p' > "$OUT/$model.$round.$variant.json"
@@ -74,10 +95,20 @@ done
 import json, statistics, sys
 out, rounds, models = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
 metrics = [("train_img_per_s", "train img/s", "%.0f"),
+           ("train_img_per_s_median_step", "train img/s, median step", "%.0f"),
            ("infer_b1000_img_per_s", "b1000 img/s", "%.0f"),
-           ("b1_latency_ms_median", "b1 latency ms", "%.3f"),
+           ("b1_latency_ms_median", "b1 latency ms (median)", "%.3f"),
+           ("b1_latency_ms_p90", "b1 latency ms (p90)", "%.3f"),
            ("peak_rss_mb_train", "peak RSS MiB", "%.0f"),
            ("acc_1ep", "test acc", "%.4f")]
+
+
+def get(r, key):
+    # The peer keeps its median-step rate per epoch.
+    v = r.get(key)
+    if v is None and r.get("epochs"):
+        v = r["epochs"][0].get(key)
+    return v
 print("| model | metric | nabla | PyTorch eager | PyTorch eager-cl | nabla/eager | nabla/eager-cl |")
 print("|---|---|---:|---:|---:|---:|---:|")
 for m in models:
@@ -85,12 +116,12 @@ for m in models:
             for v in ("nabla", "eager", "eager-cl")}
     for key, label, fmt in metrics:
         def med(v):
-            xs = [r.get(key) for r in runs[v] if r.get(key) is not None]
+            xs = [get(r, key) for r in runs[v] if get(r, key) is not None]
             return fmt % statistics.median(xs) if xs else "-"
         def ratio(v):
-            xs = [a[key] / b[key] for a, b in zip(runs["nabla"], runs[v])
-                  if a.get(key) and b.get(key)]
-            return "%.2f" % statistics.median(xs) if xs else "-"
+            xs = [get(a, key) / get(b, key) for a, b in zip(runs["nabla"], runs[v])
+                  if get(a, key) and get(b, key)]
+            return "%.3g" % statistics.median(xs) if xs else "-"
         r1 = ratio("eager") if key != "acc_1ep" else ""
         r2 = ratio("eager-cl") if key != "acc_1ep" else ""
         print("| %s | %s | %s | %s | %s | %s | %s |" % (m, label, med("nabla"), med("eager"), med("eager-cl"), r1, r2))
