@@ -1,5 +1,12 @@
 //! `nabla bench`: throughput, latency and memory of the engine (not a timed test).
+//!
+//! - `nabla bench gemm`: GEMM GFLOP/s per backend; the square 1024 multi-thread figure is
+//!   the machine's achieved peak that the model tables quote.
+//! - `nabla bench model NAME`: one MNIST model as `/work/shared/peers/bench_torch.py`
+//!   measures its PyTorch twin, plus a per-layer profile (see `bench_model.rs`).
+//! - `nabla bench all`: the same for keras-cnn, simple-convnet, deep-convnet and mlp.
 
+use super::bench_model::{self, ModelBenchOpts};
 use clap::{Args, Subcommand};
 use nabla::error::Result;
 
@@ -7,7 +14,7 @@ use nabla::error::Result;
 pub struct BenchArgs {
     #[command(subcommand)]
     what: BenchWhat,
-    /// Print JSON instead of tables.
+    /// Print JSON instead of tables (for models: one object per line).
     #[arg(long, global = true)]
     json: bool,
 }
@@ -16,14 +23,31 @@ pub struct BenchArgs {
 enum BenchWhat {
     /// GEMM GFLOP/s per backend on the models' shapes and a large square (the peak).
     Gemm,
+    /// Train one built-in model for an epoch and measure training, inference, latency,
+    /// memory and a per-layer profile.
+    Model {
+        /// keras-cnn, simple-convnet, deep-convnet, mlp (or another built-in image model).
+        name: String,
+        #[command(flatten)]
+        opts: ModelBenchOpts,
+    },
+    /// `bench model` for keras-cnn, simple-convnet, deep-convnet and mlp, then a summary.
+    All {
+        #[command(flatten)]
+        opts: ModelBenchOpts,
+    },
 }
 
 pub fn run(a: BenchArgs) -> Result<i32> {
-    let v = match a.what {
-        BenchWhat::Gemm => super::bench_gemm::run(a.json),
-    };
-    if a.json {
-        println!("{}", serde_json::to_string_pretty(&v).expect("json"));
+    match a.what {
+        BenchWhat::Gemm => {
+            let v = super::bench_gemm::run(a.json);
+            if a.json {
+                println!("{}", serde_json::to_string_pretty(&v).expect("json"));
+            }
+        }
+        BenchWhat::Model { name, opts } => bench_model::run(&[name.as_str()], &opts, a.json)?,
+        BenchWhat::All { opts } => bench_model::run(&bench_model::ALL, &opts, a.json)?,
     }
     Ok(0)
 }

@@ -2,6 +2,7 @@
 
 mod bench;
 mod bench_gemm;
+mod bench_model;
 mod common;
 mod evaluate;
 mod gradcheck;

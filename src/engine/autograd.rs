@@ -11,15 +11,49 @@
 //! `no_grad()` returns a guard; while it lives, ops record nothing (inference).
 //! After `backward` the saved tensors of the graph are released (like PyTorch without
 //! `retain_graph`); `backward_retain_graph` keeps them for a second backward.
+//!
+//! # Profiling hook
+//! For the per-layer profile of `nabla bench` (`training/profile.rs`) a recorded node
+//! remembers the *scope* that was current when it was created (a small integer that
+//! `Sequential::forward_with` sets per layer while profiling, 0 otherwise), and, while
+//! backward timing is on, `backward` adds each node's elapsed time to its scope's total.
+//! Off, the cost is one thread-local read per recorded op and one per `backward` call.
 
 use super::tensor::Tensor;
 use std::cell::{Cell, Ref, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
+use std::time::Instant;
 
 thread_local! {
     static GRAD_ENABLED: Cell<bool> = const { Cell::new(true) };
     static NEXT_ID: Cell<u64> = const { Cell::new(0) };
+    /// The profiling scope new nodes are tagged with (0: none).
+    static SCOPE: Cell<u32> = const { Cell::new(0) };
+    /// Seconds of backward per scope, accumulated while `Some` (backward timing on).
+    static BACKWARD_SECONDS: RefCell<Option<Vec<f64>>> = const { RefCell::new(None) };
+}
+
+/// Sets the profiling scope that nodes recorded from now on are tagged with, returning
+/// the previous one. Scope 0 means "no scope"; see the module docs.
+pub fn set_scope(scope: u32) -> u32 {
+    SCOPE.with(|s| s.replace(scope))
+}
+
+/// Starts (or stops) timing `backward` per scope; starting clears the totals.
+pub fn set_backward_timing(on: bool) {
+    BACKWARD_SECONDS.with(|t| *t.borrow_mut() = on.then(Vec::new));
+}
+
+/// Seconds spent in `backward` per scope (index = scope) since timing started, and the
+/// totals reset to zero. Time outside any node (sorting the graph) goes to scope 0.
+pub fn take_backward_seconds() -> Vec<f64> {
+    BACKWARD_SECONDS.with(|t| {
+        t.borrow_mut()
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
+    })
 }
 
 pub fn is_grad_enabled() -> bool {
@@ -54,6 +88,8 @@ struct OpRecord {
 
 struct Node {
     id: u64,
+    /// Profiling scope when the node was recorded (see the module docs).
+    scope: u32,
     value: RefCell<Tensor>,
     grad: RefCell<Option<Tensor>>,
     requires_grad: bool,
@@ -74,8 +110,15 @@ fn next_id() -> u64 {
 
 impl Var {
     fn new(value: Tensor, requires_grad: bool, op: Option<OpRecord>) -> Var {
+        // Only recorded ops are timed in backward, so only they read the scope.
+        let scope = if op.is_some() {
+            SCOPE.with(|s| s.get())
+        } else {
+            0
+        };
         Var(Rc::new(Node {
             id: next_id(),
+            scope,
             value: RefCell::new(value),
             grad: RefCell::new(None),
             requires_grad,
@@ -183,47 +226,86 @@ impl Var {
         if !self.requires_grad() {
             return;
         }
+        // Per-scope timing only when the profiler asked for it (one read per backward).
+        let timing = BACKWARD_SECONDS.with(|t| t.borrow().is_some());
+        let start = timing.then(Instant::now);
         let order = self.topo_order();
+        // seconds[scope]; the graph sort and leaf accumulation count as scope 0.
+        let mut seconds: Vec<f64> = Vec::new();
+        let mut charge = |scope: u32, t0: Instant| {
+            let i = scope as usize;
+            if seconds.len() <= i {
+                seconds.resize(i + 1, 0.0);
+            }
+            seconds[i] += t0.elapsed().as_secs_f64();
+        };
+        if let Some(t0) = start {
+            charge(0, t0);
+        }
         let mut grads: HashMap<u64, Tensor> = HashMap::new();
         grads.insert(self.id(), seed);
         for var in order.iter().rev() {
             let Some(g) = grads.remove(&var.id()) else {
                 continue;
             };
-            let op_slot = var.0.op.borrow();
-            let Some(op) = op_slot.as_ref() else {
-                // A leaf: accumulate.
-                let mut slot = var.0.grad.borrow_mut();
-                match slot.as_mut() {
-                    Some(acc) => acc.add_assign(&g),
-                    None => *slot = Some(g),
-                }
-                continue;
-            };
-            let parent_grads = (op.backward)(&g);
-            debug_assert_eq!(parent_grads.len(), op.parents.len(), "{}", op.name);
-            for (parent, pg) in op.parents.iter().zip(parent_grads) {
-                let Some(pg) = pg else { continue };
-                if !parent.requires_grad() {
-                    continue;
-                }
-                debug_assert_eq!(
-                    pg.shape(),
-                    parent.value_ref().shape(),
-                    "gradient shape from op {}",
-                    op.name
-                );
-                match grads.get_mut(&parent.id()) {
-                    Some(acc) => acc.add_assign(&pg),
-                    None => {
-                        grads.insert(parent.id(), pg);
+            if timing {
+                let t0 = Instant::now();
+                var.backward_node(g, &mut grads, retain);
+                charge(var.0.scope, t0);
+            } else {
+                var.backward_node(g, &mut grads, retain);
+            }
+        }
+        if timing {
+            BACKWARD_SECONDS.with(|t| {
+                if let Some(total) = t.borrow_mut().as_mut() {
+                    if total.len() < seconds.len() {
+                        total.resize(seconds.len(), 0.0);
+                    }
+                    for (acc, s) in total.iter_mut().zip(&seconds) {
+                        *acc += s;
                     }
                 }
+            });
+        }
+    }
+
+    /// One step of the reverse walk: a leaf accumulates `g`; an op node maps `g` to its
+    /// parents' gradients and adds them into `grads` (then drops its saved tensors
+    /// unless `retain`).
+    fn backward_node(&self, g: Tensor, grads: &mut HashMap<u64, Tensor>, retain: bool) {
+        let op_slot = self.0.op.borrow();
+        let Some(op) = op_slot.as_ref() else {
+            let mut slot = self.0.grad.borrow_mut();
+            match slot.as_mut() {
+                Some(acc) => acc.add_assign(&g),
+                None => *slot = Some(g),
             }
-            drop(op_slot);
-            if !retain {
-                var.0.op.borrow_mut().take();
+            return;
+        };
+        let parent_grads = (op.backward)(&g);
+        debug_assert_eq!(parent_grads.len(), op.parents.len(), "{}", op.name);
+        for (parent, pg) in op.parents.iter().zip(parent_grads) {
+            let Some(pg) = pg else { continue };
+            if !parent.requires_grad() {
+                continue;
             }
+            debug_assert_eq!(
+                pg.shape(),
+                parent.value_ref().shape(),
+                "gradient shape from op {}",
+                op.name
+            );
+            match grads.get_mut(&parent.id()) {
+                Some(acc) => acc.add_assign(&pg),
+                None => {
+                    grads.insert(parent.id(), pg);
+                }
+            }
+        }
+        drop(op_slot);
+        if !retain {
+            self.0.op.borrow_mut().take();
         }
     }
 

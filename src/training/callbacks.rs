@@ -17,6 +17,11 @@ pub trait Callback {
     fn on_epoch_begin(&mut self, _epoch: usize, _model: &mut Sequential) -> Result<()> {
         Ok(())
     }
+    /// After each training step (the optimizer has updated the weights); `step` counts
+    /// from 0 within the epoch. `nabla bench` times steps with it.
+    fn on_train_batch_end(&mut self, _step: usize, _model: &mut Sequential) -> Result<()> {
+        Ok(())
+    }
     /// Set `model.stop_training = true` to stop after this epoch.
     fn on_epoch_end(&mut self, _epoch: usize, _logs: &Logs, _model: &mut Sequential) -> Result<()> {
         Ok(())

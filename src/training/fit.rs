@@ -205,6 +205,9 @@ pub(super) fn fit(
             loss_sum += lv as f64 * idx.len() as f64;
             correct += metrics::count_correct(&out.value(), &yb, fused);
             seen += idx.len();
+            for cb in callbacks.iter_mut() {
+                cb.on_train_batch_end(step, model)?;
+            }
             if verbose == 1 && (step % 10 == 9 || step + 1 == steps) {
                 let rate = seen as f64 / start.elapsed().as_secs_f64().max(1e-9);
                 bar.set_message(format!(

@@ -6,6 +6,7 @@ pub mod gradcheck;
 pub mod history;
 pub mod metrics;
 pub mod model;
+pub mod profile;
 pub mod schedules;
 pub mod summary;
 
@@ -13,4 +14,5 @@ pub use callbacks::{Callback, EarlyStopping, Logs, Mode, ModelCheckpoint};
 pub use fit::FitArgs;
 pub use history::History;
 pub use model::{Evaluation, ModelConfig, Sequential};
+pub use profile::{profile_training, LayerProfile, StepProfile};
 pub use schedules::{LearningRateScheduler, ReduceLROnPlateau, Schedule};

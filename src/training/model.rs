@@ -280,6 +280,8 @@ impl Sequential {
     pub fn forward_with(&mut self, x: &Var, training: bool, output_logits: bool) -> Result<Var> {
         self.check_input(&x.shape())?;
         let n = self.layers.len();
+        // Read once per call: off, profiling costs nothing per layer.
+        let profiling = super::profile::is_profiling();
         let mut h = x.clone();
         for (i, layer) in self.layers.iter_mut().enumerate() {
             let mut ctx = ForwardCtx {
@@ -287,7 +289,11 @@ impl Sequential {
                 rng: &mut self.rng,
                 output_logits: output_logits && i + 1 == n,
             };
-            h = layer.forward(&h, &mut ctx)?;
+            h = if profiling {
+                super::profile::time_layer(i, || layer.forward(&h, &mut ctx))?
+            } else {
+                layer.forward(&h, &mut ctx)?
+            };
         }
         Ok(h)
     }

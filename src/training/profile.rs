@@ -1,0 +1,331 @@
+//! Per-layer profile of a training step: forward and backward milliseconds per layer,
+//! the layer's floating-point work, and so its achieved GFLOP/s (`nabla bench model`).
+//!
+//! How the time is split by layer: while profiling is on, `Sequential::forward_with`
+//! times each layer's forward and sets the autodiff *scope* to the layer's index + 1
+//! (`engine::autograd::set_scope`), so every node the layer records carries it; the
+//! backward pass then adds each node's time to its scope. The loss is scope `n + 1`;
+//! scope 0 collects what belongs to no layer (sorting the graph, parameter gradients).
+//! When profiling is off, the model pays one thread-local read per forward call and the
+//! engine one per recorded op (see `engine/autograd.rs`).
+//!
+//! The FLOP counts are analytic, from each layer's config and shapes: a convolution is
+//! `2 N OC OH OW (C / groups) KH KW` forward and a dense layer `2 rows in out`; their
+//! backward is the weight gradient (the same count) plus the input gradient (the same
+//! again) unless the input needs no gradient (the first layer with weights reads data).
+//! Bias adds, activations, pooling, dropout and reshapes are memory-bound and counted as
+//! zero, so their GFLOP/s is not reported.
+
+use super::model::Sequential;
+use crate::engine::autograd::{set_backward_timing, set_scope, take_backward_seconds};
+use crate::engine::{Tensor, Var};
+use crate::error::{Error, Result};
+use crate::layers::LayerConfig;
+use serde::Serialize;
+use std::cell::RefCell;
+use std::time::Instant;
+
+thread_local! {
+    /// Forward seconds per layer, accumulated while `Some` (profiling on).
+    static FORWARD_SECONDS: RefCell<Option<Vec<f64>>> = const { RefCell::new(None) };
+}
+
+/// Whether `Sequential::forward_with` should time its layers (one thread-local read).
+pub(super) fn is_profiling() -> bool {
+    FORWARD_SECONDS.with(|f| f.borrow().is_some())
+}
+
+/// Runs layer `index`'s forward `f` inside its scope and adds its time to the totals.
+pub(super) fn time_layer<T>(index: usize, f: impl FnOnce() -> T) -> T {
+    let prev = set_scope(index as u32 + 1);
+    let t0 = Instant::now();
+    let out = f();
+    let dt = t0.elapsed().as_secs_f64();
+    set_scope(prev);
+    FORWARD_SECONDS.with(|s| {
+        if let Some(v) = s.borrow_mut().as_mut() {
+            if v.len() <= index {
+                v.resize(index + 1, 0.0);
+            }
+            v[index] += dt;
+        }
+    });
+    out
+}
+
+/// Turns profiling on for this thread until dropped (and clears the totals).
+struct Profiling;
+
+impl Profiling {
+    fn start() -> Profiling {
+        FORWARD_SECONDS.with(|f| *f.borrow_mut() = Some(Vec::new()));
+        set_backward_timing(true);
+        Profiling
+    }
+}
+
+impl Drop for Profiling {
+    fn drop(&mut self) {
+        FORWARD_SECONDS.with(|f| *f.borrow_mut() = None);
+        set_backward_timing(false);
+        set_scope(0);
+    }
+}
+
+/// One layer's share of a training step, averaged over the profiled steps.
+#[derive(Debug, Clone, Serialize)]
+pub struct LayerProfile {
+    pub name: String,
+    pub class_name: String,
+    /// Output shape without the batch axis.
+    pub output_shape: Vec<usize>,
+    pub forward_ms: f64,
+    pub backward_ms: f64,
+    /// Analytic floating-point operations per step (0 for memory-bound layers).
+    pub forward_flops: f64,
+    pub backward_flops: f64,
+}
+
+impl LayerProfile {
+    /// Achieved GFLOP/s forward, if the layer does counted work.
+    pub fn forward_gflops(&self) -> Option<f64> {
+        rate(self.forward_flops, self.forward_ms)
+    }
+    pub fn backward_gflops(&self) -> Option<f64> {
+        rate(self.backward_flops, self.backward_ms)
+    }
+}
+
+fn rate(flops: f64, ms: f64) -> Option<f64> {
+    (flops > 0.0 && ms > 0.0).then(|| flops / (ms * 1e-3) / 1e9)
+}
+
+/// Where a training step's time goes, per step (milliseconds, averaged).
+#[derive(Debug, Clone, Serialize)]
+pub struct StepProfile {
+    pub batch_size: usize,
+    pub steps: usize,
+    pub layers: Vec<LayerProfile>,
+    /// Gathering the batch (copying the shuffled rows).
+    pub data_ms: f64,
+    /// The loss (and weight penalties): forward and backward.
+    pub loss_forward_ms: f64,
+    pub loss_backward_ms: f64,
+    /// Backward time outside any layer: sorting the graph, parameter gradients.
+    pub autograd_other_ms: f64,
+    pub optimizer_ms: f64,
+    /// The whole step, wall clock.
+    pub step_ms: f64,
+}
+
+impl StepProfile {
+    pub fn total_flops(&self) -> f64 {
+        self.layers
+            .iter()
+            .map(|l| l.forward_flops + l.backward_flops)
+            .sum()
+    }
+}
+
+/// (forward, backward) FLOPs of one layer for a batch of `n`, given its input and output
+/// shapes (without batch) and whether its input needs a gradient.
+pub fn layer_flops(
+    cfg: &LayerConfig,
+    input: &[usize],
+    output: &[usize],
+    n: usize,
+    input_needs_grad: bool,
+) -> (f64, f64) {
+    let fwd = match cfg {
+        LayerConfig::Conv2D(c) => {
+            let (cin, oc) = (input[0], output[0]);
+            let (oh, ow) = (output[1], output[2]);
+            let (kh, kw) = c.kernel_size;
+            2.0 * (n * oc * oh * ow * (cin / c.groups.max(1)) * kh * kw) as f64
+        }
+        LayerConfig::Dense(c) => {
+            let inner = *input.last().unwrap_or(&1);
+            let rows = n * input[..input.len().saturating_sub(1)]
+                .iter()
+                .product::<usize>();
+            2.0 * (rows * inner * c.units) as f64
+        }
+        _ => 0.0,
+    };
+    // dW costs what the forward does; dX the same again, when it is computed.
+    let bwd = fwd * if input_needs_grad { 2.0 } else { 1.0 };
+    (fwd, bwd)
+}
+
+/// Profiles `steps` training steps of batch `batch_size` after `warmup` unmeasured ones,
+/// on batches drawn in a shuffled order from `(x, y)`. The model must be compiled; it
+/// keeps training (its weights and optimizer state change).
+pub fn profile_training(
+    model: &mut Sequential,
+    x: &Tensor,
+    y: &Tensor,
+    batch_size: usize,
+    warmup: usize,
+    steps: usize,
+) -> Result<StepProfile> {
+    let loss_fn = model
+        .compiled
+        .as_ref()
+        .map(|c| c.loss)
+        .ok_or_else(|| Error::invalid("profile: the model is not compiled"))?;
+    let n = x.shape()[0];
+    if batch_size == 0 || n < batch_size || steps == 0 {
+        return Err(Error::invalid(format!(
+            "profile: need steps >= 1 and at least one batch of {batch_size} (have {n} samples)"
+        )));
+    }
+    let fused = model.fuses_output_activation();
+    let trainable: Vec<_> = model.params().into_iter().filter(|p| p.trainable).collect();
+    let nl = model.layers().len();
+    let loss_scope = nl + 1;
+    let mut order: Vec<usize> = (0..n).collect();
+    model.rng.shuffle(&mut order);
+    let mut batches = order.chunks_exact(batch_size).cycle();
+
+    let mut data = 0.0;
+    let mut loss_fwd = 0.0;
+    let mut opt = 0.0;
+    let mut wall = 0.0;
+    let mut fwd_layers = vec![0.0; nl];
+    let mut bwd_scopes: Vec<f64> = Vec::new();
+    let guard = Profiling::start();
+    for step in 0..warmup + steps {
+        let idx = batches.next().expect("cycle never ends");
+        let t_step = Instant::now();
+        let xb = Var::constant(x.gather_rows(idx));
+        let yb = y.gather_rows(idx);
+        let t_fwd = Instant::now();
+        let out = model.forward_with(&xb, true, fused)?;
+        let t_loss = Instant::now();
+        let prev = set_scope(loss_scope as u32);
+        let mut loss = loss_fn.compute(&out, &yb, fused)?;
+        if let Some(reg) = model.regularization() {
+            loss = crate::ops::elementwise::add(&loss, &reg)?;
+        }
+        set_scope(prev);
+        let t_bwd = Instant::now();
+        for p in &trainable {
+            p.var.zero_grad();
+        }
+        loss.backward();
+        drop(loss);
+        let t_opt = Instant::now();
+        model
+            .compiled
+            .as_mut()
+            .expect("compiled")
+            .optimizer
+            .step(&trainable);
+        let t_end = Instant::now();
+        let fwd_now = FORWARD_SECONDS.with(|f| f.borrow_mut().as_mut().map(std::mem::take));
+        let bwd_now = take_backward_seconds();
+        if step < warmup {
+            continue;
+        }
+        data += (t_fwd - t_step).as_secs_f64();
+        loss_fwd += (t_bwd - t_loss).as_secs_f64();
+        opt += (t_end - t_opt).as_secs_f64();
+        wall += (t_end - t_step).as_secs_f64();
+        for (acc, s) in fwd_layers.iter_mut().zip(fwd_now.unwrap_or_default()) {
+            *acc += s;
+        }
+        if bwd_scopes.len() < bwd_now.len() {
+            bwd_scopes.resize(bwd_now.len(), 0.0);
+        }
+        for (acc, s) in bwd_scopes.iter_mut().zip(bwd_now) {
+            *acc += s;
+        }
+    }
+    drop(guard);
+
+    let per_step_ms = |s: f64| s * 1e3 / steps as f64;
+    let bwd_of = |scope: usize| bwd_scopes.get(scope).copied().unwrap_or(0.0);
+    let mut layers = Vec::with_capacity(nl);
+    let mut input = model.input_shape().to_vec();
+    // The data needs no gradient; every layer after the first one with weights does.
+    let mut input_needs_grad = false;
+    for (i, (layer, shape)) in model
+        .layers()
+        .iter()
+        .zip(model.layer_output_shapes())
+        .enumerate()
+    {
+        let cfg = layer.config();
+        let (f, b) = layer_flops(&cfg, &input, shape, batch_size, input_needs_grad);
+        layers.push(LayerProfile {
+            name: layer.name().to_string(),
+            class_name: cfg.class_name().to_string(),
+            output_shape: shape.clone(),
+            forward_ms: per_step_ms(fwd_layers[i]),
+            backward_ms: per_step_ms(bwd_of(i + 1)),
+            forward_flops: f,
+            backward_flops: b,
+        });
+        input_needs_grad |= layer.params().iter().any(|p| p.trainable);
+        input = shape.clone();
+    }
+    Ok(StepProfile {
+        batch_size,
+        steps,
+        layers,
+        data_ms: per_step_ms(data),
+        loss_forward_ms: per_step_ms(loss_fwd),
+        loss_backward_ms: per_step_ms(bwd_of(loss_scope)),
+        autograd_other_ms: per_step_ms(bwd_of(0)),
+        optimizer_ms: per_step_ms(opt),
+        step_ms: per_step_ms(wall),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{models, Loss, Optimizer};
+
+    #[test]
+    fn flops_of_the_keras_cnn_layers() {
+        let m = models::keras_cnn(0).unwrap();
+        let cfg: Vec<_> = m.layers().iter().map(|l| l.config()).collect();
+        let shapes = m.layer_output_shapes();
+        // conv1: 2 * 32 * 26 * 26 * 1 * 9 per image; its input is data: no dX.
+        let (f, b) = layer_flops(&cfg[0], &[1, 28, 28], &shapes[0], 2, false);
+        assert_eq!(f, 2.0 * 2.0 * (32 * 26 * 26 * 9) as f64);
+        assert_eq!(b, f);
+        // conv2: 2 * 64 * 11 * 11 * 32 * 9 per image; dW and dX.
+        let (f, b) = layer_flops(&cfg[2], &shapes[1], &shapes[2], 1, true);
+        assert_eq!(f, 2.0 * (64 * 11 * 11 * 32 * 9) as f64);
+        assert_eq!(b, 2.0 * f);
+        let (f, _) = layer_flops(&cfg[6], &shapes[5], &shapes[6], 3, true);
+        assert_eq!(f, 2.0 * (3 * 576 * 64) as f64);
+        assert_eq!(
+            layer_flops(&cfg[1], &shapes[0], &shapes[1], 3, true),
+            (0.0, 0.0)
+        );
+    }
+
+    #[test]
+    fn profile_assigns_time_to_every_weighted_layer_and_turns_itself_off() {
+        let mut m = models::mlp(0).unwrap();
+        m.compile(
+            Loss::SparseCategoricalCrossentropy { from_logits: false },
+            Optimizer::adam(1e-3),
+            &["accuracy"],
+        )
+        .unwrap();
+        let x = Tensor::from_vec(vec![0.5; 8 * 784], &[8, 1, 28, 28]);
+        let y = Tensor::from_vec((0..8).map(|i| (i % 10) as f32).collect(), &[8]);
+        let p = profile_training(&mut m, &x, &y, 4, 1, 2).unwrap();
+        assert_eq!(p.layers.len(), 4);
+        for l in p.layers.iter().filter(|l| l.class_name == "Dense") {
+            assert!(l.forward_ms > 0.0 && l.backward_ms > 0.0, "{l:?}");
+            assert!(l.forward_flops > 0.0);
+        }
+        assert!(p.step_ms > 0.0);
+        assert!(!is_profiling());
+    }
+}
