@@ -131,6 +131,12 @@ fn conv2d_variants() {
                 .strides(2),
         ),
         ("pad 2", Conv2D(2, 3).pad(2)),
+        ("groups 2", Conv2D(4, 3).groups(2)),
+        (
+            "depthwise",
+            Conv2D(2, 3).groups(2).padding(PaddingMode::Same),
+        ),
+        ("dilation 2", Conv2D(2, 2).dilation_rate(2)),
         (
             "no bias + l2",
             Conv2D(2, 3)

@@ -112,6 +112,16 @@ impl Conv2DConfig {
         self.padding = p;
         self
     }
+    /// Grouped convolution: `groups` must divide the input channels and `filters`;
+    /// `groups == channels` is a depthwise convolution.
+    pub fn groups(mut self, g: usize) -> Self {
+        self.groups = g;
+        self
+    }
+    pub fn dilation_rate(mut self, d: usize) -> Self {
+        self.dilation_rate = (d, d);
+        self
+    }
     /// Symmetric zero padding of `p` cells on every side (the book's `pad`).
     pub fn pad(mut self, p: usize) -> Self {
         self.explicit_padding = Some(p);
