@@ -114,19 +114,7 @@ impl Layer for Dense {
         Ok(self.cfg.activation.apply_in(&z, ctx))
     }
     fn params(&self) -> Vec<Param> {
-        let mut p = vec![Param {
-            name: format!("{}/kernel", self.name),
-            var: self.kernel.clone(),
-            trainable: true,
-        }];
-        if let Some(b) = &self.bias {
-            p.push(Param {
-                name: format!("{}/bias", self.name),
-                var: b.clone(),
-                trainable: true,
-            });
-        }
-        p
+        super::kernel_and_bias(&self.name, &self.kernel, self.bias.as_ref())
     }
     fn config(&self) -> LayerConfig {
         let mut c = self.cfg.clone();

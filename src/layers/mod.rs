@@ -43,6 +43,18 @@ pub struct Param {
     pub trainable: bool,
 }
 
+/// `LAYER/kernel` and, if there is one, `LAYER/bias`: the weights of Dense and Conv2D.
+pub(crate) fn kernel_and_bias(layer: &str, kernel: &Var, bias: Option<&Var>) -> Vec<Param> {
+    let param = |what: &str, var: &Var| Param {
+        name: format!("{layer}/{what}"),
+        var: var.clone(),
+        trainable: true,
+    };
+    let mut p = vec![param("kernel", kernel)];
+    p.extend(bias.map(|b| param("bias", b)));
+    p
+}
+
 /// What a forward pass needs besides its input.
 pub struct ForwardCtx<'a> {
     /// Training mode: dropout drops, batch norm uses batch statistics.
