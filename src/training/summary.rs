@@ -23,33 +23,47 @@ pub fn thousands(n: usize) -> String {
 }
 
 pub fn summary(model: &Sequential) -> String {
-    let rule = "_".repeat(65);
-    let double = "=".repeat(65);
-    let mut s = format!("Model: \"{}\"\n{rule}\n", model.name);
-    s += &format!(
-        " {:<28}{:<26}{}\n{double}\n",
-        "Layer (type)", "Output Shape", "Param #"
-    );
-    let n = model.layers().len();
-    for (i, (layer, shape)) in model
+    let rows: Vec<(String, String, String)> = model
         .layers()
         .iter()
         .zip(model.layer_output_shapes())
-        .enumerate()
-    {
-        let params: usize = layer
-            .params()
-            .iter()
-            .map(|p| p.var.value_ref().numel())
-            .sum();
-        let label = format!("{} ({})", layer.name(), layer.config().class_name());
-        s += &format!(
-            " {:<28}{:<26}{}\n",
-            label,
-            shape_str(shape),
-            thousands(params)
-        );
-        if i + 1 < n {
+        .map(|(layer, shape)| {
+            let params: usize = layer
+                .params()
+                .iter()
+                .map(|p| p.var.value_ref().numel())
+                .sum();
+            (
+                format!("{} ({})", layer.name(), layer.config().class_name()),
+                shape_str(shape),
+                thousands(params),
+            )
+        })
+        .collect();
+    // Keras' column widths, widened so long layer names never run into the shapes.
+    let w1 = rows
+        .iter()
+        .map(|r| r.0.len() + 2)
+        .max()
+        .unwrap_or(0)
+        .max(28);
+    let w2 = rows
+        .iter()
+        .map(|r| r.1.len() + 2)
+        .max()
+        .unwrap_or(0)
+        .max(26);
+    let width = (w1 + w2 + 11).max(65);
+    let rule = "_".repeat(width);
+    let double = "=".repeat(width);
+    let mut s = format!("Model: \"{}\"\n{rule}\n", model.name);
+    s += &format!(
+        " {:<w1$}{:<w2$}{}\n{double}\n",
+        "Layer (type)", "Output Shape", "Param #"
+    );
+    for (i, (label, shape, params)) in rows.iter().enumerate() {
+        s += &format!(" {label:<w1$}{shape:<w2$}{params}\n");
+        if i + 1 < rows.len() {
             s += "\n";
         }
     }
