@@ -6,7 +6,7 @@
 
 use nabla::engine::gradcheck::DEFAULT_TOLERANCE;
 use nabla::layers::keras::*;
-use nabla::layers::{Conv2DConfig, LayerConfig, PaddingMode, Pool2dConfig, Regularizer};
+use nabla::layers::{Conv2DConfig, LayerConfig, Padding2D, PaddingMode, Pool2dConfig, Regularizer};
 use nabla::training::gradcheck::check_model;
 use nabla::{Loss, Optimizer, Rng, Sequential, Tensor};
 
@@ -57,7 +57,9 @@ const SPARSE: Loss = Loss::SparseCategoricalCrossentropy { from_logits: false };
 
 #[test]
 fn dense_with_every_activation() {
-    for act in [Linear, Relu, Sigmoid, Tanh, LeakyRelu, Softmax] {
+    for act in [
+        Linear, Relu, Sigmoid, Tanh, LeakyRelu, Softmax, Elu, Gelu, Swish,
+    ] {
         run_case(
             &format!("dense {act:?}"),
             &[5],
@@ -148,6 +150,23 @@ fn conv2d_variants() {
         let mut layers: Vec<LayerConfig> = vec![c.activation(Tanh).into()];
         layers.extend(head());
         run_case(name, &[2, 7, 6], layers, SPARSE);
+    }
+    // ZeroPadding2D between convolutions: its backward crops dy for the conv below.
+    let paddings: Vec<(&str, LayerConfig)> = vec![
+        ("zero padding 1", ZeroPadding2D(1)),
+        (
+            "zero padding asymmetric",
+            ZeroPadding2D(Padding2D::explicit((0, 2), (1, 0))),
+        ),
+    ];
+    for (name, zp) in paddings {
+        let mut layers: Vec<LayerConfig> = vec![
+            Conv2D(2, 2).activation(Gelu).into(),
+            zp,
+            Conv2D(2, 3).activation(Swish).into(),
+        ];
+        layers.extend(head());
+        run_case(name, &[2, 5, 4], layers, SPARSE);
     }
 }
 

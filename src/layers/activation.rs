@@ -22,10 +22,16 @@ pub enum Activation {
     LeakyRelu,
     /// Heaviside step (the perceptron).
     Step,
+    /// `x` if `x > 0` else `e^x - 1` (Keras' `"elu"`, alpha 1.0).
+    Elu,
+    /// `x Phi(x)`, the exact erf form (Keras' `"gelu"`, `approximate=False`).
+    Gelu,
+    /// `x sigmoid(x)` (Keras' `"swish"`; `"silu"` is accepted as an alias).
+    Swish,
 }
 
 impl Activation {
-    pub const ALL: [Activation; 7] = [
+    pub const ALL: [Activation; 10] = [
         Activation::Linear,
         Activation::Relu,
         Activation::Sigmoid,
@@ -33,11 +39,25 @@ impl Activation {
         Activation::Softmax,
         Activation::LeakyRelu,
         Activation::Step,
+        Activation::Elu,
+        Activation::Gelu,
+        Activation::Swish,
     ];
+
+    /// Other names accepted in configs, with the activation each stands for.
+    pub const ALIASES: [(&'static str, Activation); 1] = [("silu", Activation::Swish)];
 
     /// The activation with Keras' name `name` (`"relu"`, `"leaky_relu"`, ...).
     pub fn from_name(name: &str) -> Option<Activation> {
-        Activation::ALL.into_iter().find(|a| a.name() == name)
+        Activation::ALL
+            .into_iter()
+            .find(|a| a.name() == name)
+            .or_else(|| {
+                Activation::ALIASES
+                    .into_iter()
+                    .find(|(alias, _)| *alias == name)
+                    .map(|(_, a)| a)
+            })
     }
 
     pub fn apply(&self, x: &Var) -> Var {
@@ -49,6 +69,9 @@ impl Activation {
             Activation::Softmax => act::softmax(x),
             Activation::LeakyRelu => act::leaky_relu(x, 0.2),
             Activation::Step => act::step(x),
+            Activation::Elu => act::elu(x, 1.0),
+            Activation::Gelu => act::gelu(x),
+            Activation::Swish => act::swish(x),
         }
     }
 
@@ -71,6 +94,9 @@ impl Activation {
             Activation::Softmax => "softmax",
             Activation::LeakyRelu => "leaky_relu",
             Activation::Step => "step",
+            Activation::Elu => "elu",
+            Activation::Gelu => "gelu",
+            Activation::Swish => "swish",
         }
     }
 }
@@ -79,7 +105,11 @@ impl<'de> Deserialize<'de> for Activation {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
         let name = String::deserialize(d)?;
         Activation::from_name(&name).ok_or_else(|| {
-            let known: Vec<&str> = Activation::ALL.iter().map(|a| a.name()).collect();
+            let known: Vec<&str> = Activation::ALL
+                .iter()
+                .map(|a| a.name())
+                .chain(Activation::ALIASES.iter().map(|(alias, _)| *alias))
+                .collect();
             serde::de::Error::custom(format!(
                 "unknown activation \"{name}\"; known: {}",
                 known.join(", ")
@@ -157,5 +187,26 @@ mod tests {
             .to_string();
         assert!(msg.contains("unknown activation \"relux\""), "{msg}");
         assert!(msg.contains("relu, sigmoid"), "{msg}");
+        assert!(msg.contains("elu, gelu, swish, silu"), "{msg}");
+    }
+
+    #[test]
+    fn new_activations_parse_and_silu_is_swish() {
+        for (name, a) in [
+            ("elu", Activation::Elu),
+            ("gelu", Activation::Gelu),
+            ("swish", Activation::Swish),
+            ("silu", Activation::Swish),
+        ] {
+            let parsed: Activation = serde_json::from_str(&format!("\"{name}\"")).unwrap();
+            assert_eq!(parsed, a, "{name}");
+        }
+        // The alias is written back under the canonical name.
+        assert_eq!(
+            serde_json::to_string(&Activation::Swish).unwrap(),
+            "\"swish\""
+        );
+        let cfg: ActivationConfig = serde_json::from_str(r#"{"activation": "silu"}"#).unwrap();
+        assert_eq!(cfg.activation, Activation::Swish);
     }
 }

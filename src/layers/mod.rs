@@ -17,6 +17,7 @@ pub mod flatten;
 pub mod initializers;
 pub mod pooling;
 pub mod regularizers;
+pub mod zero_padding;
 
 pub use activation::{Activation, ActivationConfig, ActivationLayer};
 pub use batch_norm::{BatchNormalization, BatchNormalizationConfig};
@@ -27,6 +28,7 @@ pub use flatten::{Flatten, FlattenConfig};
 pub use initializers::Initializer;
 pub use pooling::{GlobalPoolConfig, Pool2dConfig, PoolKind, Pooling2D};
 pub use regularizers::Regularizer;
+pub use zero_padding::{Padding2D, ZeroPadding2D, ZeroPadding2DConfig};
 
 use crate::engine::{Rng, Var};
 use crate::error::Result;
@@ -98,11 +100,12 @@ pub enum LayerConfig {
     Dropout(DropoutConfig),
     BatchNormalization(BatchNormalizationConfig),
     Activation(ActivationConfig),
+    ZeroPadding2D(ZeroPadding2DConfig),
 }
 
 impl LayerConfig {
     /// Every `class_name` a JSON config may use.
-    pub const CLASS_NAMES: [&'static str; 10] = [
+    pub const CLASS_NAMES: [&'static str; 11] = [
         "Dense",
         "Conv2D",
         "MaxPooling2D",
@@ -113,6 +116,7 @@ impl LayerConfig {
         "Dropout",
         "BatchNormalization",
         "Activation",
+        "ZeroPadding2D",
     ];
 
     /// Keras' class name, e.g. `Conv2D`.
@@ -128,6 +132,7 @@ impl LayerConfig {
             LayerConfig::Dropout(_) => "Dropout",
             LayerConfig::BatchNormalization(_) => "BatchNormalization",
             LayerConfig::Activation(_) => "Activation",
+            LayerConfig::ZeroPadding2D(_) => "ZeroPadding2D",
         }
     }
 
@@ -144,6 +149,7 @@ impl LayerConfig {
             LayerConfig::Dropout(_) => "dropout",
             LayerConfig::BatchNormalization(_) => "batch_normalization",
             LayerConfig::Activation(_) => "activation",
+            LayerConfig::ZeroPadding2D(_) => "zero_padding2d",
         }
     }
 
@@ -160,6 +166,7 @@ impl LayerConfig {
             LayerConfig::Dropout(c) => c.name.as_deref(),
             LayerConfig::BatchNormalization(c) => c.name.as_deref(),
             LayerConfig::Activation(c) => c.name.as_deref(),
+            LayerConfig::ZeroPadding2D(c) => c.name.as_deref(),
         }
     }
 
@@ -177,6 +184,7 @@ impl LayerConfig {
             LayerConfig::Flatten(_) => Ok(vec![input.iter().product()]),
             LayerConfig::Dropout(_) | LayerConfig::Activation(_) => Ok(input.to_vec()),
             LayerConfig::BatchNormalization(_) => batch_norm::output_shape(name, input),
+            LayerConfig::ZeroPadding2D(c) => zero_padding::output_shape(c, name, input),
         }
     }
 
@@ -200,6 +208,7 @@ impl LayerConfig {
             LayerConfig::Dropout(c) => Box::new(Dropout { name, rate: c.rate }),
             LayerConfig::BatchNormalization(c) => Box::new(batch_norm::build(c, name, input)),
             LayerConfig::Activation(c) => Box::new(activation::build(c, name, rng)),
+            LayerConfig::ZeroPadding2D(c) => Box::new(zero_padding::build(c, name)),
         })
     }
 }
@@ -244,6 +253,11 @@ pub mod keras {
     #[allow(non_snake_case)]
     pub fn Activation(activation: super::Activation) -> LayerConfig {
         LayerConfig::Activation(ActivationLayer::new(activation))
+    }
+    /// `ZeroPadding2D(1)`, `ZeroPadding2D(Padding2D::symmetric(1, 2))`, ...
+    #[allow(non_snake_case)]
+    pub fn ZeroPadding2D(padding: impl Into<Padding2D>) -> LayerConfig {
+        LayerConfig::ZeroPadding2D(ZeroPadding2DConfig::new(padding))
     }
 }
 

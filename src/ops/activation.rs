@@ -1,9 +1,13 @@
-//! Activations: relu, leaky_relu, sigmoid, tanh, step, softmax (over the last axis).
+//! Activations: relu, leaky_relu, elu, gelu, swish, sigmoid, tanh, step, softmax (over
+//! the last axis).
 //!
 //! | op            | forward                  | d out / d x                 |
 //! |---------------|--------------------------|-----------------------------|
 //! | relu          | max(x, 0)                | 1 if x > 0 else 0           |
 //! | leaky_relu(a) | x if x > 0 else a*x      | 1 if x > 0 else a           |
+//! | elu(a)        | x if x > 0 else a(e^x-1) | 1 if x > 0 else y + a       |
+//! | gelu (exact)  | x Phi(x) = x/2 (1 + erf(x/sqrt 2)) | Phi(x) + x phi(x) (phi the normal pdf) |
+//! | swish / silu  | x sigmoid(x) = x s       | s (1 + x (1 - s))           |
 //! | sigmoid       | 1 / (1 + e^-x)           | y (1 - y)                   |
 //! | tanh          | tanh x                   | 1 - y^2                     |
 //! | step          | 1 if x > 0 else 0        | 0 (the perceptron's rule does not use it) |
@@ -56,6 +60,94 @@ pub fn leaky_relu(x: &Var, alpha: f32) -> Var {
         vec![Some(
             dy.zip_map(&xv, |g, x| if x > 0.0 { g } else { alpha * g }),
         )]
+    })
+}
+
+/// Keras' `elu`: `x` for `x > 0`, else `alpha (e^x - 1)` (Keras' default alpha is 1.0).
+pub fn elu(x: &Var, alpha: f32) -> Var {
+    let xv = x.value();
+    let neg = move |v: f32| alpha * v.exp_m1();
+    let mask =
+        frozen_mask(&xv).unwrap_or_else(|| xv.data().iter().map(|&v| u32::from(v > 0.0)).collect());
+    let y = Tensor::from_vec(
+        xv.data()
+            .iter()
+            .zip(&mask)
+            .map(|(&v, &m)| if m == 1 { v } else { neg(v) })
+            .collect(),
+        xv.shape(),
+    );
+    Var::from_op(y, "elu", &[x], move |dy| {
+        let dx = dy
+            .data()
+            .iter()
+            .zip(xv.data())
+            .zip(&mask)
+            .map(|((&g, &v), &m)| if m == 1 { g } else { g * (neg(v) + alpha) })
+            .collect();
+        vec![Some(Tensor::from_vec(dx, dy.shape()))]
+    })
+}
+
+/// The complementary error function, in f64: Numerical Recipes' `erfcc` (Chebyshev
+/// fit), fractional error below 1.2e-7 everywhere, so also accurate in the tails.
+pub fn erfc(x: f64) -> f64 {
+    let z = x.abs();
+    let t = 1.0 / (1.0 + 0.5 * z);
+    let poly = -z * z - 1.265_512_23
+        + t * (1.000_023_68
+            + t * (0.374_091_96
+                + t * (0.096_784_18
+                    + t * (-0.186_288_06
+                        + t * (0.278_868_07
+                            + t * (-1.135_203_98
+                                + t * (1.488_515_87 + t * (-0.822_152_23 + t * 0.170_872_77))))))));
+    let r = t * poly.exp();
+    if x >= 0.0 {
+        r
+    } else {
+        2.0 - r
+    }
+}
+
+/// The error function (see [`erfc`] for its accuracy).
+pub fn erf(x: f64) -> f64 {
+    1.0 - erfc(x)
+}
+
+/// The standard normal CDF `Phi(x)` and pdf `phi(x)`.
+fn normal_cdf_pdf(x: f32) -> (f64, f64) {
+    let x = f64::from(x);
+    let cdf = 0.5 * erfc(-x / std::f64::consts::SQRT_2);
+    let pdf = (-0.5 * x * x).exp() / (2.0 * std::f64::consts::PI).sqrt();
+    (cdf, pdf)
+}
+
+pub fn gelu_scalar(v: f32) -> f32 {
+    (f64::from(v) * normal_cdf_pdf(v).0) as f32
+}
+
+/// Keras' `gelu` with its default `approximate=False`: `x Phi(x)`, the erf form.
+pub fn gelu(x: &Var) -> Var {
+    let xv = x.value();
+    let y = xv.map(gelu_scalar);
+    Var::from_op(y, "gelu", &[x], move |dy| {
+        vec![Some(dy.zip_map(&xv, |g, x| {
+            let (cdf, pdf) = normal_cdf_pdf(x);
+            g * (cdf + f64::from(x) * pdf) as f32
+        }))]
+    })
+}
+
+/// Keras' `swish` (also called `silu`): `x sigmoid(x)`.
+pub fn swish(x: &Var) -> Var {
+    let xv = x.value();
+    let y = xv.map(|v| v * sigmoid_scalar(v));
+    Var::from_op(y, "swish", &[x], move |dy| {
+        vec![Some(dy.zip_map(&xv, |g, x| {
+            let s = sigmoid_scalar(x);
+            g * s * (1.0 + x * (1.0 - s))
+        }))]
     })
 }
 
@@ -145,6 +237,10 @@ mod tests {
         let cases: Vec<(&str, F)> = vec![
             ("relu", |v| relu(&v[0])),
             ("leaky_relu", |v| leaky_relu(&v[0], 0.2)),
+            ("elu", |v| elu(&v[0], 1.0)),
+            ("elu alpha 0.5", |v| elu(&v[0], 0.5)),
+            ("gelu", |v| gelu(&v[0])),
+            ("swish", |v| swish(&v[0])),
             ("sigmoid", |v| sigmoid(&v[0])),
             ("tanh", |v| tanh(&v[0])),
             ("softmax", |v| softmax(&v[0])),
@@ -157,6 +253,67 @@ mod tests {
         // step: zero gradient everywhere away from 0, which the numerical estimate agrees with.
         let r = gradcheck::check(|v| step(&v[0]), &[x], 1e-3, 2);
         assert_eq!(r.worst(), 0.0);
+    }
+
+    #[test]
+    fn new_activation_gradchecks_over_a_wide_range() {
+        // Inputs in [-4, 4]: both branches of elu and the tails of gelu and swish.
+        let mut rng = Rng::new(21);
+        let x = gradcheck::random_away_from_zero(&[4, 5], &mut rng, 0.05).map(|v| 4.0 * v);
+        type F = fn(&[Var]) -> Var;
+        let cases: Vec<(&str, F)> = vec![
+            ("elu", |v| elu(&v[0], 1.0)),
+            ("gelu", |v| gelu(&v[0])),
+            ("swish", |v| swish(&v[0])),
+        ];
+        for (name, f) in cases {
+            let r = gradcheck::check(f, std::slice::from_ref(&x), gradcheck::DEFAULT_STEP, 3);
+            assert!(r.worst() < gradcheck::DEFAULT_TOLERANCE, "{name}: {r:?}");
+        }
+    }
+
+    #[test]
+    fn new_activation_values() {
+        let at = |f: fn(&Var) -> Var, v: f32| {
+            f(&Var::constant(Tensor::from_vec(vec![v], &[1])))
+                .value()
+                .data()[0]
+        };
+        let elu1 = |x: &Var| elu(x, 1.0);
+        let close = |a: f32, b: f32| (a - b).abs() < 1e-6;
+        // Reference values from Keras / scipy.
+        for (got, want) in [
+            (at(gelu, 1.0), 0.841_344_7),
+            (at(gelu, -1.0), -0.158_655_25),
+            (at(gelu, 0.0), 0.0),
+            (at(gelu, 3.0), 2.995_950_6),
+            (at(gelu, -3.0), -0.004_049_69),
+            (at(elu1, -1.0), -0.632_120_56),
+            (at(elu1, 2.0), 2.0),
+            (at(swish, 1.0), 0.731_058_6),
+            (at(swish, -2.0), -0.238_405_84),
+            (at(swish, 0.0), 0.0),
+        ] {
+            assert!(close(got, want), "got {got}, want {want}");
+        }
+        assert!(close(
+            elu(&Var::constant(Tensor::from_vec(vec![-1.0], &[1])), 0.5)
+                .value()
+                .data()[0],
+            -0.316_060_28
+        ));
+        // erf against known values.
+        for (x, want) in [
+            (0.5, 0.520_499_877_8),
+            (1.0, 0.842_700_792_9),
+            (2.0, 0.995_322_265),
+        ] {
+            assert!((erf(x) - want).abs() < 2e-7, "erf({x}) = {}", erf(x));
+            assert!((erf(-x) + want).abs() < 2e-7);
+        }
+        // Large inputs stay finite.
+        assert!(at(gelu, -80.0).abs() < 1e-6 && at(gelu, 80.0) == 80.0);
+        assert!(at(swish, -200.0).is_finite() && at(elu1, -200.0) == -1.0);
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! Shape ops: reshape (a free view) and concatenation along an axis.
+//! Shape ops: reshape (a free view), concatenation along an axis, and zero padding of
+//! NCHW images (whose backward crops `dy` back to the input's extent).
 
 use crate::engine::{Tensor, Var};
 use crate::error::{Error, Result};
@@ -82,6 +83,52 @@ pub fn concat(xs: &[&Var], axis: usize) -> Result<Var> {
     ))
 }
 
+/// Zero-pads the two spatial axes of an NCHW tensor: `pad = [top, bottom, left, right]`.
+/// `[N, C, H, W] -> [N, C, top + H + bottom, left + W + right]`.
+pub fn zero_pad2d(x: &Var, pad: [usize; 4]) -> Result<Var> {
+    let s = x.shape();
+    if s.len() != 4 {
+        return Err(Error::shape(format!(
+            "zero_pad2d expects [batch, channels, height, width], got {s:?}"
+        )));
+    }
+    let [top, bottom, left, right] = pad;
+    let (planes, h, w) = (s[0] * s[1], s[2], s[3]);
+    let (oh, ow) = (top + h + bottom, left + w + right);
+    let v = x.value();
+    let mut out = vec![0.0f32; planes * oh * ow];
+    for (src, dst) in v
+        .data()
+        .chunks_exact(h * w)
+        .zip(out.chunks_exact_mut(oh * ow))
+    {
+        for (r, row) in src.chunks_exact(w).enumerate() {
+            let at = (top + r) * ow + left;
+            dst[at..at + w].copy_from_slice(row);
+        }
+    }
+    let out_shape = [s[0], s[1], oh, ow];
+    Ok(Var::from_op(
+        Tensor::from_vec(out, &out_shape),
+        "zero_pad2d",
+        &[x],
+        move |dy| {
+            let mut g = vec![0.0f32; planes * h * w];
+            for (src, dst) in dy
+                .data()
+                .chunks_exact(oh * ow)
+                .zip(g.chunks_exact_mut(h * w))
+            {
+                for (r, row) in dst.chunks_exact_mut(w).enumerate() {
+                    let at = (top + r) * ow + left;
+                    row.copy_from_slice(&src[at..at + w]);
+                }
+            }
+            vec![Some(Tensor::from_vec(g, &s))]
+        },
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -111,5 +158,37 @@ mod tests {
         let c = concat(&[&a, &b], 1).unwrap();
         assert_eq!(c.value().data(), &[1., 2., 5., 3., 4., 6.]);
         assert!(concat(&[&a, &b], 0).is_err());
+    }
+
+    #[test]
+    fn zero_pad2d_values_and_gradcheck() {
+        let x = Var::constant(Tensor::from_vec(
+            vec![1., 2., 3., 4., 5., 6.],
+            &[1, 1, 2, 3],
+        ));
+        let y = zero_pad2d(&x, [1, 0, 0, 2]).unwrap();
+        assert_eq!(y.shape(), vec![1, 1, 3, 5]);
+        #[rustfmt::skip]
+        let want = [
+            0., 0., 0., 0., 0.,
+            1., 2., 3., 0., 0.,
+            4., 5., 6., 0., 0.,
+        ];
+        assert_eq!(y.value().data(), &want);
+        assert!(zero_pad2d(&x, [0, 0, 0, 0]).unwrap().value().data() == x.value().data());
+        let flat = Var::constant(Tensor::from_vec(vec![1., 2.], &[1, 2]));
+        assert!(zero_pad2d(&flat, [1, 1, 1, 1]).is_err());
+
+        let mut rng = Rng::new(5);
+        let a = gradcheck::random_away_from_zero(&[2, 3, 3, 4], &mut rng, 0.1);
+        for pad in [[1, 1, 1, 1], [2, 0, 1, 3], [0, 0, 0, 0]] {
+            let r = gradcheck::check(
+                |v| zero_pad2d(&v[0], pad).unwrap(),
+                std::slice::from_ref(&a),
+                gradcheck::DEFAULT_STEP,
+                4,
+            );
+            assert!(r.worst() < gradcheck::DEFAULT_TOLERANCE, "{pad:?}: {r:?}");
+        }
     }
 }
