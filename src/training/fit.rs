@@ -7,7 +7,7 @@
 
 use super::callbacks::{Callback, Logs};
 use super::history::History;
-use super::metrics::{self, Metric};
+use super::metrics;
 use super::model::{check_labels_len, Sequential};
 use crate::engine::{Tensor, Var};
 use crate::error::{Error, Result};
@@ -168,6 +168,7 @@ pub(super) fn fit(
         let start = Instant::now();
         let mut loss_sum = 0.0f64;
         let mut correct = 0usize;
+        let mut metric_counts = vec![0usize; metric_list.len()];
         let mut seen = 0usize;
         for (step, idx) in order.chunks(batch_size).enumerate() {
             let xb = Var::constant(train_x.gather_rows(idx));
@@ -203,7 +204,11 @@ pub(super) fn fit(
                 .optimizer
                 .step(&trainable);
             loss_sum += lv as f64 * idx.len() as f64;
-            correct += metrics::count_correct(&out.value(), &yb, fused);
+            let out_value = out.value();
+            correct += metrics::count_correct(&out_value, &yb, fused);
+            for (count, m) in metric_counts.iter_mut().zip(&metric_list) {
+                *count += m.count(&out_value, &yb, fused);
+            }
             seen += idx.len();
             for cb in callbacks.iter_mut() {
                 cb.on_train_batch_end(step, model)?;
@@ -224,10 +229,8 @@ pub(super) fn fit(
 
         let mut logs = Logs::new();
         logs.insert("loss".into(), (loss_sum / seen as f64) as f32);
-        for m in &metric_list {
-            match m {
-                Metric::Accuracy => logs.insert("accuracy".into(), correct as f32 / seen as f32),
-            };
+        for (m, count) in metric_list.iter().zip(&metric_counts) {
+            logs.insert(m.name(), *count as f32 / seen as f32);
         }
         if let Some((vx, vy)) = &val {
             let ev = model.evaluate(vx, vy, batch_size.max(256))?;

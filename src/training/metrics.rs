@@ -10,23 +10,64 @@ use crate::error::{Error, Result};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Metric {
     Accuracy,
+    /// The label is among the `k` highest outputs (Keras' `top_k_categorical_accuracy`,
+    /// k = 5 by default; logged as `top_K_accuracy`).
+    TopK(usize),
 }
 
 impl Metric {
     pub fn from_name(name: &str) -> Result<Metric> {
-        match name {
-            "accuracy" | "acc" => Ok(Metric::Accuracy),
-            other => Err(Error::invalid(format!(
-                "unknown metric '{other}'; known: accuracy"
+        let top_k = name
+            .strip_prefix("top_")
+            .and_then(|r| r.strip_suffix("_accuracy"))
+            .and_then(|k| k.parse::<usize>().ok())
+            .filter(|&k| k > 0);
+        match (name, top_k) {
+            ("accuracy" | "acc", _) => Ok(Metric::Accuracy),
+            ("top_k_categorical_accuracy" | "sparse_top_k_categorical_accuracy", _) => {
+                Ok(Metric::TopK(5))
+            }
+            (_, Some(k)) => Ok(Metric::TopK(k)),
+            (other, None) => Err(Error::invalid(format!(
+                "unknown metric '{other}'; known: accuracy, top_k_categorical_accuracy, \
+                 top_K_accuracy (e.g. top_3_accuracy)"
             ))),
         }
     }
 
-    pub fn name(&self) -> &'static str {
+    /// The key under which the metric is logged (and the name `from_name` reads back).
+    pub fn name(&self) -> String {
         match self {
-            Metric::Accuracy => "accuracy",
+            Metric::Accuracy => "accuracy".to_string(),
+            Metric::TopK(k) => format!("top_{k}_accuracy"),
         }
     }
+
+    /// Rows of a batch counted as correct by this metric.
+    pub fn count(&self, output: &Tensor, labels: &Tensor, logits: bool) -> usize {
+        match *self {
+            Metric::Accuracy => count_correct(output, labels, logits),
+            Metric::TopK(k) => count_top_k(output, labels, k),
+        }
+    }
+}
+
+/// Rows whose label is among the `k` largest outputs (ties broken toward the label's
+/// favour only if strictly fewer than `k` outputs exceed it). Monotone outputs
+/// (probabilities or logits) give the same answer.
+pub fn count_top_k(output: &Tensor, labels: &Tensor, k: usize) -> usize {
+    let cols: usize = output.shape()[1..].iter().product();
+    output
+        .data()
+        .chunks(cols.max(1))
+        .zip(label_classes(labels))
+        .filter(|(row, label)| {
+            let Some(&v) = row.get(*label) else {
+                return false;
+            };
+            row.iter().filter(|&&x| x > v).count() < k
+        })
+        .count()
 }
 
 /// Predicted class per row of `output` (`[N, C]` or `[N, 1]`/`[N]` for binary).
@@ -83,6 +124,20 @@ mod tests {
         );
         let onehot = Tensor::from_vec(vec![0., 1., 1., 0., 0., 1.], &[3, 2]);
         assert_eq!(count_correct(&out, &onehot, false), 3);
+        let three = Tensor::from_vec(vec![0.5, 0.3, 0.2, 0.1, 0.3, 0.6], &[2, 3]);
+        let y = Tensor::from_vec(vec![2., 0.], &[2]);
+        assert_eq!(count_top_k(&three, &y, 1), 0);
+        assert_eq!(count_top_k(&three, &y, 2), 0);
+        assert_eq!(count_top_k(&three, &y, 3), 2);
+        assert_eq!(
+            Metric::from_name("top_2_accuracy").unwrap(),
+            Metric::TopK(2)
+        );
+        assert_eq!(
+            Metric::from_name(&Metric::TopK(3).name()).unwrap(),
+            Metric::TopK(3)
+        );
+        assert!(Metric::from_name("top_0_accuracy").is_err());
         let bin = Tensor::from_vec(vec![0.2, 0.7], &[2, 1]);
         assert_eq!(
             count_correct(&bin, &Tensor::from_vec(vec![0., 1.], &[2]), false),

@@ -6,7 +6,7 @@
 //! added, and shape errors appear at `add`, naming the layer.
 
 use super::history::History;
-use super::metrics::{self, Metric};
+use super::metrics::Metric;
 use crate::engine::{no_grad, Rng, Tensor, Var};
 use crate::error::{Error, Result};
 use crate::layers::{ForwardCtx, Layer, LayerConfig, Param};
@@ -365,7 +365,7 @@ impl Sequential {
         let n = x.shape()[0];
         let bs = batch_size.max(1);
         let mut loss_sum = 0.0f64;
-        let mut correct = 0usize;
+        let mut counts = vec![0usize; metric_list.len()];
         for start in (0..n).step_by(bs) {
             let end = (start + bs).min(n);
             let xb = Var::constant(x.slice_rows(start, end));
@@ -373,13 +373,14 @@ impl Sequential {
             let out = self.forward_with(&xb, false, fused)?;
             let loss = loss_fn.compute(&out, &yb, fused)?;
             loss_sum += loss.value().item() as f64 * (end - start) as f64;
-            correct += metrics::count_correct(&out.value(), &yb, fused);
+            let out_value = out.value();
+            for (count, m) in counts.iter_mut().zip(&metric_list) {
+                *count += m.count(&out_value, &yb, fused);
+            }
         }
         let mut m = BTreeMap::new();
-        for metric in metric_list {
-            match metric {
-                Metric::Accuracy => m.insert("accuracy".into(), correct as f32 / n.max(1) as f32),
-            };
+        for (metric, count) in metric_list.iter().zip(&counts) {
+            m.insert(metric.name(), *count as f32 / n.max(1) as f32);
         }
         Ok(Evaluation {
             loss: (loss_sum / n.max(1) as f64) as f32,
