@@ -174,10 +174,7 @@ pub(super) fn fit(
             let xb = Var::constant(train_x.gather_rows(idx));
             let yb = train_y.gather_rows(idx);
             let out = model.forward_with(&xb, true, fused)?;
-            let mut loss = loss_fn.compute(&out, &yb, fused)?;
-            if let Some(reg) = model.regularization() {
-                loss = crate::ops::elementwise::add(&loss, &reg)?;
-            }
+            let loss = model.training_loss(loss_fn, &out, &yb, fused)?;
             let lv = loss.value().item();
             if !lv.is_finite() {
                 bar.abandon();

@@ -52,7 +52,7 @@ fn loss_at(model: &mut Sequential, x: &Tensor, y: &Tensor, loss: Loss, seed: u64
     *model.rng_mut() = Rng::new(seed);
     let fused = model.fuses_output_activation();
     let out = model.forward_with(&Var::constant(x.clone()), true, fused)?;
-    loss.compute(&out, y, fused)
+    model.training_loss(loss, &out, y, fused)
 }
 
 /// Checks up to `max_entries` entries of every trainable parameter.
@@ -90,26 +90,19 @@ pub fn check_model(
             entries.truncate(max_entries);
         }
         let original = p.var.value();
-        let numeric_at = |j: usize, step: f32, model: &mut Sequential| -> Result<f64> {
-            let mut plus = original.clone();
-            plus.data_mut()[j] += step;
-            p.var.set_value(plus);
-            let lp = {
-                let _g = crate::engine::no_grad();
-                crate::engine::kinks::replay(&kinks, || loss_at(model, x, y, loss, seed))?
-                    .value()
-                    .item() as f64
-            };
-            let mut minus = original.clone();
-            minus.data_mut()[j] -= step;
-            p.var.set_value(minus);
-            let lm = {
-                let _g = crate::engine::no_grad();
-                crate::engine::kinks::replay(&kinks, || loss_at(model, x, y, loss, seed))?
-                    .value()
-                    .item() as f64
-            };
+        // The loss with entry `j` moved by `delta`, kinks replayed, no graph recorded.
+        let loss_moved = |j: usize, delta: f32, model: &mut Sequential| -> Result<f64> {
+            let mut moved = original.clone();
+            moved.data_mut()[j] += delta;
+            p.var.set_value(moved);
+            let _g = crate::engine::no_grad();
+            let l = crate::engine::kinks::replay(&kinks, || loss_at(model, x, y, loss, seed));
             p.var.set_value(original.clone());
+            Ok(l?.value().item() as f64)
+        };
+        let numeric_at = |j: usize, step: f32, model: &mut Sequential| -> Result<f64> {
+            let lp = loss_moved(j, step, model)?;
+            let lm = loss_moved(j, -step, model)?;
             Ok((lp - lm) / (2.0 * step as f64))
         };
         let mut max_excess = 0.0f64;

@@ -323,16 +323,28 @@ impl Sequential {
         Ok(trace)
     }
 
-    /// Sum of the layers' weight penalties, if any.
-    pub(super) fn regularization(&self) -> Option<Var> {
-        let mut total: Option<Var> = None;
+    /// The objective a training step differentiates: the batch's loss plus the sum of
+    /// the layers' weight penalties (L2). One place for `fit`, the profiler and the
+    /// gradient check, so all three differentiate the same function.
+    pub(super) fn training_loss(
+        &self,
+        loss_fn: Loss,
+        out: &Var,
+        labels: &Tensor,
+        fused: bool,
+    ) -> Result<Var> {
+        let loss = loss_fn.compute(out, labels, fused)?;
+        let mut penalty: Option<Var> = None;
         for r in self.layers.iter().filter_map(|l| l.regularization()) {
-            total = Some(match total {
+            penalty = Some(match penalty {
                 None => r,
-                Some(t) => crate::ops::elementwise::add(&t, &r).expect("scalars"),
+                Some(t) => crate::ops::elementwise::add(&t, &r)?,
             });
         }
-        total
+        match penalty {
+            Some(p) => crate::ops::elementwise::add(&loss, &p),
+            None => Ok(loss),
+        }
     }
 
     /// Outputs for `x` in batches, in inference mode.

@@ -203,10 +203,7 @@ pub fn profile_training(
         let out = model.forward_with(&xb, true, fused)?;
         let t_loss = Instant::now();
         let prev = set_scope(loss_scope as u32);
-        let mut loss = loss_fn.compute(&out, &yb, fused)?;
-        if let Some(reg) = model.regularization() {
-            loss = crate::ops::elementwise::add(&loss, &reg)?;
-        }
+        let loss = model.training_loss(loss_fn, &out, &yb, fused)?;
         set_scope(prev);
         let t_bwd = Instant::now();
         for p in &trainable {
