@@ -10,6 +10,17 @@ use nabla::layers::{Conv2DConfig, LayerConfig, Padding2D, PaddingMode, Pool2dCon
 use nabla::training::gradcheck::check_model;
 use nabla::{Loss, Optimizer, Rng, Sequential, Tensor};
 
+/// The batch `run_case` checks on: uniform in [-1, 1].
+fn inputs(input: &[usize], batch: usize, rng: &mut Rng) -> Tensor {
+    let mut shape = vec![batch];
+    shape.extend_from_slice(input);
+    let n: usize = shape.iter().product();
+    Tensor::from_vec(
+        (0..n).map(|_| rng.uniform_range(-1.0, 1.0)).collect(),
+        &shape,
+    )
+}
+
 fn run_case(name: &str, input: &[usize], layers: Vec<LayerConfig>, loss: Loss) {
     let mut m = Sequential::with_seed(input, 7);
     for l in layers {
@@ -18,13 +29,7 @@ fn run_case(name: &str, input: &[usize], layers: Vec<LayerConfig>, loss: Loss) {
     m.compile(loss, Optimizer::sgd(0.0), &[]).unwrap();
     let batch = 3;
     let mut rng = Rng::new(3);
-    let mut shape = vec![batch];
-    shape.extend_from_slice(input);
-    let n: usize = shape.iter().product();
-    let x = Tensor::from_vec(
-        (0..n).map(|_| rng.uniform_range(-1.0, 1.0)).collect(),
-        &shape,
-    );
+    let x = inputs(input, batch, &mut rng);
     let outputs: usize = m.output_shape().iter().product();
     let y = match loss {
         Loss::SparseCategoricalCrossentropy { .. } => Tensor::from_vec(
@@ -67,6 +72,50 @@ fn dense_with_every_activation() {
                 Dense(4).activation(act).into(),
                 Dense(3).activation(Softmax).into(),
             ],
+            SPARSE,
+        );
+    }
+}
+
+#[test]
+fn relu_and_leaky_relu_layers() {
+    // Between two Dense layers, so the check covers the layer's input gradient too.
+    // `check_model` freezes kinks (the piece each input falls on), so inputs near the
+    // threshold or max_value do not make the numerical estimate jump pieces.
+    let cases: Vec<(&str, LayerConfig)> = vec![
+        ("ReLU()", ReLU().into()),
+        ("ReLU(max_value=0.3)", ReLU().max_value(0.3).into()),
+        (
+            "ReLU(max_value=0.4, negative_slope=0.2, threshold=0.1)",
+            ReLU()
+                .max_value(0.4)
+                .negative_slope(0.2)
+                .threshold(0.1)
+                .into(),
+        ),
+        ("ReLU(threshold=0.2)", ReLU().threshold(0.2).into()),
+        ("LeakyReLU(0.3)", LeakyReLU(0.3)),
+        ("LeakyReLU(0.01)", LeakyReLU(0.01)),
+    ];
+    // The cases are only worth something if the pre-activations they see fall on every
+    // piece: the first Dense layer and the batch are the same in every case (same seeds).
+    let mut first = Sequential::with_seed(&[5], 7);
+    first.add(Dense(8)).unwrap();
+    let pre = first
+        .predict(&inputs(&[5], 3, &mut Rng::new(3)), 3)
+        .unwrap();
+    let count = |f: fn(f32) -> bool| pre.data().iter().filter(|&&v| f(v)).count();
+    assert!(count(|v| v < 0.1) >= 3, "below the threshold: {pre:?}");
+    assert!(
+        count(|v| v > 0.1 && v < 0.3) >= 2,
+        "on the identity: {pre:?}"
+    );
+    assert!(count(|v| v > 0.4) >= 2, "clipped: {pre:?}");
+    for (name, layer) in cases {
+        run_case(
+            name,
+            &[5],
+            vec![Dense(8).into(), layer, Dense(3).activation(Softmax).into()],
             SPARSE,
         );
     }

@@ -17,6 +17,7 @@ pub mod flatten;
 pub mod initializers;
 pub mod pooling;
 pub mod regularizers;
+pub mod relu;
 pub mod zero_padding;
 
 pub use activation::{Activation, ActivationConfig, ActivationLayer};
@@ -28,6 +29,7 @@ pub use flatten::{Flatten, FlattenConfig};
 pub use initializers::Initializer;
 pub use pooling::{GlobalPoolConfig, Pool2dConfig, PoolKind, Pooling2D};
 pub use regularizers::Regularizer;
+pub use relu::{LeakyReLU, LeakyReLUConfig, ReLU, ReLUConfig};
 pub use zero_padding::{Padding2D, ZeroPadding2D, ZeroPadding2DConfig};
 
 use crate::engine::{Rng, Var};
@@ -101,11 +103,13 @@ pub enum LayerConfig {
     BatchNormalization(BatchNormalizationConfig),
     Activation(ActivationConfig),
     ZeroPadding2D(ZeroPadding2DConfig),
+    ReLU(ReLUConfig),
+    LeakyReLU(LeakyReLUConfig),
 }
 
 impl LayerConfig {
     /// Every `class_name` a JSON config may use.
-    pub const CLASS_NAMES: [&'static str; 11] = [
+    pub const CLASS_NAMES: [&'static str; 13] = [
         "Dense",
         "Conv2D",
         "MaxPooling2D",
@@ -117,6 +121,8 @@ impl LayerConfig {
         "BatchNormalization",
         "Activation",
         "ZeroPadding2D",
+        "ReLU",
+        "LeakyReLU",
     ];
 
     /// Keras' class name, e.g. `Conv2D`.
@@ -133,6 +139,8 @@ impl LayerConfig {
             LayerConfig::BatchNormalization(_) => "BatchNormalization",
             LayerConfig::Activation(_) => "Activation",
             LayerConfig::ZeroPadding2D(_) => "ZeroPadding2D",
+            LayerConfig::ReLU(_) => "ReLU",
+            LayerConfig::LeakyReLU(_) => "LeakyReLU",
         }
     }
 
@@ -150,6 +158,9 @@ impl LayerConfig {
             LayerConfig::BatchNormalization(_) => "batch_normalization",
             LayerConfig::Activation(_) => "activation",
             LayerConfig::ZeroPadding2D(_) => "zero_padding2d",
+            // Keras derives these from the class name: `re_lu`, `leaky_re_lu`.
+            LayerConfig::ReLU(_) => "re_lu",
+            LayerConfig::LeakyReLU(_) => "leaky_re_lu",
         }
     }
 
@@ -167,6 +178,8 @@ impl LayerConfig {
             LayerConfig::BatchNormalization(c) => c.name.as_deref(),
             LayerConfig::Activation(c) => c.name.as_deref(),
             LayerConfig::ZeroPadding2D(c) => c.name.as_deref(),
+            LayerConfig::ReLU(c) => c.name.as_deref(),
+            LayerConfig::LeakyReLU(c) => c.name.as_deref(),
         }
     }
 
@@ -185,6 +198,8 @@ impl LayerConfig {
             LayerConfig::Dropout(_) | LayerConfig::Activation(_) => Ok(input.to_vec()),
             LayerConfig::BatchNormalization(_) => batch_norm::output_shape(name, input),
             LayerConfig::ZeroPadding2D(c) => zero_padding::output_shape(c, name, input),
+            LayerConfig::ReLU(c) => relu::check_relu(c, name).map(|()| input.to_vec()),
+            LayerConfig::LeakyReLU(c) => relu::check_leaky(c, name).map(|()| input.to_vec()),
         }
     }
 
@@ -209,6 +224,8 @@ impl LayerConfig {
             LayerConfig::BatchNormalization(c) => Box::new(batch_norm::build(c, name, input)),
             LayerConfig::Activation(c) => Box::new(activation::build(c, name, rng)),
             LayerConfig::ZeroPadding2D(c) => Box::new(zero_padding::build(c, name)),
+            LayerConfig::ReLU(c) => Box::new(relu::build_relu(c, name)),
+            LayerConfig::LeakyReLU(c) => Box::new(relu::build_leaky(c, name)),
         })
     }
 }
@@ -258,6 +275,17 @@ pub mod keras {
     #[allow(non_snake_case)]
     pub fn ZeroPadding2D(padding: impl Into<Padding2D>) -> LayerConfig {
         LayerConfig::ZeroPadding2D(ZeroPadding2DConfig::new(padding))
+    }
+    /// Keras' `ReLU()` layer; `ReLU().max_value(6.0)` is ReLU6, and `.negative_slope(a)`
+    /// and `.threshold(t)` set the other two fields.
+    #[allow(non_snake_case)]
+    pub fn ReLU() -> ReLUConfig {
+        ReLUConfig::default()
+    }
+    /// Keras' `LeakyReLU(alpha)` layer (Keras' default alpha is 0.3).
+    #[allow(non_snake_case)]
+    pub fn LeakyReLU(alpha: f32) -> LayerConfig {
+        LayerConfig::LeakyReLU(LeakyReLUConfig { name: None, alpha })
     }
 }
 

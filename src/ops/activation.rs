@@ -4,6 +4,7 @@
 //! | op            | forward                  | d out / d x                 |
 //! |---------------|--------------------------|-----------------------------|
 //! | relu          | max(x, 0)                | 1 if x > 0 else 0           |
+//! | relu_general(m, a, t) | m if x >= m; x if t <= x < m; a(x - t) below t | 0; 1; a |
 //! | leaky_relu(a) | x if x > 0 else a*x      | 1 if x > 0 else a           |
 //! | elu(a)        | x if x > 0 else a(e^x-1) | 1 if x > 0 else y + a       |
 //! | gelu (exact)  | x Phi(x) = x/2 (1 + erf(x/sqrt 2)) | Phi(x) + x phi(x) (phi the normal pdf) |
@@ -40,6 +41,70 @@ pub fn relu(x: &Var) -> Var {
     let yk = y.clone();
     Var::from_op(y, "relu", &[x], move |dy| {
         vec![Some(dy.zip_map(&yk, |g, y| if y > 0.0 { g } else { 0.0 }))]
+    })
+}
+
+/// Which piece of `relu_general` an input falls on: below the threshold, on the
+/// identity, or clipped at `max_value`. Also the choice `engine::kinks` records.
+const BELOW: u32 = 0;
+const IDENTITY: u32 = 1;
+const CLIPPED: u32 = 2;
+
+fn relu_piece(v: f32, max_value: Option<f32>, threshold: f32) -> u32 {
+    match max_value {
+        Some(m) if v >= m => CLIPPED,
+        _ if v >= threshold => IDENTITY,
+        _ => BELOW,
+    }
+}
+
+/// Keras' `relu(x, negative_slope, max_value, threshold)` (the `ReLU` layer), as its
+/// documentation defines it: `max_value` where `x >= max_value`, `x` where
+/// `threshold <= x < max_value`, and `negative_slope * (x - threshold)` below the
+/// threshold. The plain cases go to `relu` and `leaky_relu` (same values, and `relu`
+/// keeps its smaller backward); the rest records each element's piece, so the backward
+/// is a lookup (slope 0 where clipped) and kinks can be frozen for gradient checks.
+pub fn relu_general(x: &Var, max_value: Option<f32>, negative_slope: f32, threshold: f32) -> Var {
+    if max_value.is_none() && threshold == 0.0 {
+        return if negative_slope == 0.0 {
+            relu(x)
+        } else {
+            leaky_relu(x, negative_slope)
+        };
+    }
+    let xv = x.value();
+    let mut pieces: Vec<u32> = xv
+        .data()
+        .iter()
+        .map(|&v| relu_piece(v, max_value, threshold))
+        .collect();
+    if crate::engine::kinks::active() {
+        pieces = crate::engine::kinks::choose(pieces).0;
+    }
+    let y = Tensor::from_vec(
+        xv.data()
+            .iter()
+            .zip(&pieces)
+            .map(|(&v, &p)| match p {
+                CLIPPED => max_value.unwrap_or(v),
+                IDENTITY => v,
+                _ => negative_slope * (v - threshold),
+            })
+            .collect(),
+        xv.shape(),
+    );
+    Var::from_op(y, "relu_general", &[x], move |dy| {
+        let dx = dy
+            .data()
+            .iter()
+            .zip(&pieces)
+            .map(|(&g, &p)| match p {
+                CLIPPED => 0.0,
+                IDENTITY => g,
+                _ => negative_slope * g,
+            })
+            .collect();
+        vec![Some(Tensor::from_vec(dx, dy.shape()))]
     })
 }
 
@@ -314,6 +379,66 @@ mod tests {
         // Large inputs stay finite.
         assert!(at(gelu, -80.0).abs() < 1e-6 && at(gelu, 80.0) == 80.0);
         assert!(at(swish, -200.0).is_finite() && at(elu1, -200.0) == -1.0);
+    }
+
+    /// Keras' documented piecewise definition, written out per element.
+    fn relu_reference(v: f32, max_value: Option<f32>, slope: f32, threshold: f32) -> f32 {
+        if max_value.is_some_and(|m| v >= m) {
+            max_value.unwrap()
+        } else if v >= threshold {
+            v
+        } else {
+            slope * (v - threshold)
+        }
+    }
+
+    #[test]
+    fn relu_general_matches_the_reference_and_its_special_cases() {
+        let xs: Vec<f32> = (-40..=40).map(|i| i as f32 * 0.05).collect();
+        let x = Var::constant(Tensor::from_vec(xs.clone(), &[xs.len()]));
+        for (m, a, t) in [
+            (None, 0.0, 0.0),
+            (None, 0.3, 0.0),
+            (Some(6.0), 0.0, 0.0),
+            (Some(1.0), 0.0, 0.0),
+            (None, 0.0, 0.5),
+            (Some(1.2), 0.2, 0.5),
+            (Some(0.0), 0.0, 0.0),
+        ] {
+            let y = relu_general(&x, m, a, t).value();
+            for (&v, &got) in xs.iter().zip(y.data()) {
+                let want = relu_reference(v, m, a, t);
+                assert!(
+                    (got - want).abs() < 1e-6,
+                    "relu({v}, max {m:?}, slope {a}, threshold {t}) = {got}, want {want}"
+                );
+            }
+        }
+        // Backward: slope 0 where clipped, 1 on the identity, the negative slope below
+        // the threshold (inputs away from the kinks at 0.5 and 1.2).
+        let x = Var::parameter(Tensor::from_vec(vec![-1.0, 0.2, 0.8, 2.0], &[4]));
+        crate::ops::elementwise::sum(&relu_general(&x, Some(1.2), 0.2, 0.5)).backward();
+        assert_eq!(x.grad().unwrap().data(), &[0.2, 0.2, 1.0, 0.0]);
+    }
+
+    #[test]
+    fn relu_general_gradcheck_on_every_piece() {
+        // Inputs on all three pieces, each at least 0.1 from the kinks at 0.3 and 1.0
+        // so that no central difference (h = 1e-2) crosses one.
+        let x = Tensor::from_vec(
+            vec![
+                -1.5, -0.4, 0.05, 0.15, 0.45, 0.6, 0.85, 1.2, 2.0, -0.8, 0.7, 1.6,
+            ],
+            &[3, 4],
+        );
+        let r = gradcheck::check(
+            |v| relu_general(&v[0], Some(1.0), 0.1, 0.3),
+            &[x],
+            gradcheck::DEFAULT_STEP,
+            2,
+        );
+        assert!(r.worst() < gradcheck::DEFAULT_TOLERANCE, "{r:?}");
+        assert!(r.grad_scale[0] > 0.0);
     }
 
     #[test]
