@@ -20,7 +20,10 @@ fn main() -> nabla::Result<()> {
     print!("{}", model.summary());
 
     model.compile(
-        Loss::SparseCategoricalCrossentropy { from_logits: false },
+        Loss::SparseCategoricalCrossentropy {
+            from_logits: false,
+            label_smoothing: 0.0,
+        },
         Optimizer::adam(1e-3),
         &["accuracy"],
     )?;

@@ -718,6 +718,38 @@ fn unknown_loss_lists_the_known_ones() {
     );
 }
 
+#[test]
+fn label_smoothing_out_of_range_or_on_the_wrong_loss_names_the_flag() {
+    let case = Case::new();
+    for eps in ["1", "-0.1", "NaN"] {
+        case.expect_error(
+            &[
+                "train",
+                "--model",
+                "mlp",
+                "--label-smoothing",
+                eps,
+                "--out",
+                "OUT",
+            ],
+            &["--label-smoothing must be in [0, 1)"],
+        );
+    }
+    // xor-mlp trains with binary cross-entropy on the XOR table (no data files).
+    case.expect_error(
+        &[
+            "train",
+            "--model",
+            "xor-mlp",
+            "--label-smoothing",
+            "0.1",
+            "--out",
+            "OUT",
+        ],
+        &["--label-smoothing", "not binary_crossentropy"],
+    );
+}
+
 // ---------------------------------------------------------------------------------------
 // 6. A diverging loss
 

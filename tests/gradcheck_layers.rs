@@ -58,7 +58,10 @@ fn run_case(name: &str, input: &[usize], layers: Vec<LayerConfig>, loss: Loss) {
     }
 }
 
-const SPARSE: Loss = Loss::SparseCategoricalCrossentropy { from_logits: false };
+const SPARSE: Loss = Loss::SparseCategoricalCrossentropy {
+    from_logits: false,
+    label_smoothing: 0.0,
+};
 
 #[test]
 fn dense_with_every_activation() {
@@ -139,13 +142,19 @@ fn every_loss() {
         "categorical ce",
         &[5],
         two_layer(Softmax),
-        Loss::CategoricalCrossentropy { from_logits: false },
+        Loss::CategoricalCrossentropy {
+            from_logits: false,
+            label_smoothing: 0.0,
+        },
     );
     run_case(
         "ce from logits",
         &[5],
         two_layer(Linear),
-        Loss::SparseCategoricalCrossentropy { from_logits: true },
+        Loss::SparseCategoricalCrossentropy {
+            from_logits: true,
+            label_smoothing: 0.0,
+        },
     );
     run_case(
         "binary ce (fused sigmoid)",
@@ -159,6 +168,27 @@ fn every_loss() {
         two_layer(Linear),
         Loss::BinaryCrossentropy { from_logits: true },
     );
+    // Label smoothing: fused (softmax output or logits) and unfused (probabilities).
+    for (name, out_act, from_logits) in [("fused", Softmax, false), ("from logits", Linear, true)] {
+        run_case(
+            &format!("sparse ce smoothed 0.1 {name}"),
+            &[5],
+            two_layer(out_act),
+            Loss::SparseCategoricalCrossentropy {
+                from_logits,
+                label_smoothing: 0.1,
+            },
+        );
+        run_case(
+            &format!("categorical ce smoothed 0.3 {name}"),
+            &[5],
+            two_layer(out_act),
+            Loss::CategoricalCrossentropy {
+                from_logits,
+                label_smoothing: 0.3,
+            },
+        );
+    }
     run_case("mse", &[5], two_layer(Tanh), Loss::MeanSquaredError);
     // Softmax output with MSE is not fused: the softmax backward itself is checked.
     run_case(

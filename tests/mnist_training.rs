@@ -16,7 +16,10 @@ fn dataset(name: &str) -> Dataset {
 
 fn compiled(mut m: Sequential, lr: f32) -> Sequential {
     m.compile(
-        Loss::SparseCategoricalCrossentropy { from_logits: false },
+        Loss::SparseCategoricalCrossentropy {
+            from_logits: false,
+            label_smoothing: 0.0,
+        },
         Optimizer::adam(lr),
         &["accuracy"],
     )
@@ -29,7 +32,10 @@ fn mlp_learns_mnist_in_one_epoch_and_reloads_identically() {
     let ds = dataset("mnist");
     let mut m = models::mlp(1).unwrap();
     m.compile(
-        Loss::SparseCategoricalCrossentropy { from_logits: false },
+        Loss::SparseCategoricalCrossentropy {
+            from_logits: false,
+            label_smoothing: 0.0,
+        },
         Optimizer::adam(0.001),
         &["accuracy", "top_2_accuracy"],
     )

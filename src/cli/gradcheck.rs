@@ -27,9 +27,13 @@ pub struct GradcheckArgs {
 
 pub fn run(a: GradcheckArgs) -> Result<i32> {
     let mut model = common::build_model(&a.model, a.seed)?;
-    let loss = models::recipe(&a.model)
-        .map(|r| r.loss)
-        .unwrap_or(Loss::SparseCategoricalCrossentropy { from_logits: false });
+    let loss =
+        models::recipe(&a.model)
+            .map(|r| r.loss)
+            .unwrap_or(Loss::SparseCategoricalCrossentropy {
+                from_logits: false,
+                label_smoothing: 0.0,
+            });
     model.compile(loss, Optimizer::sgd(0.0), &[])?;
     let mut rng = Rng::new(a.seed + 1);
     let mut shape = vec![a.batch];

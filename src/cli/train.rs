@@ -35,6 +35,10 @@ pub struct TrainArgs {
     /// sparse_categorical_crossentropy, categorical_crossentropy, binary_crossentropy, mse.
     #[arg(long)]
     loss: Option<String>,
+    /// Label smoothing EPS in [0, 1) for the categorical cross-entropies: targets become
+    /// y (1 - EPS) + EPS / classes.
+    #[arg(long, value_name = "EPS", allow_negative_numbers = true)]
+    label_smoothing: Option<f32>,
     /// Seeds weights, shuffling and dropout: the same seed gives the same run.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -85,6 +89,13 @@ pub fn run(a: TrainArgs) -> Result<i32> {
     if let Some(o) = &a.optimizer {
         Optimizer::from_name(o, a.lr)?;
     }
+    if let Some(eps) = a.label_smoothing {
+        if !(0.0..1.0).contains(&eps) {
+            return Err(Error::invalid(format!(
+                "--label-smoothing must be in [0, 1), got {eps}"
+            )));
+        }
+    }
     let schedule = a.schedule.as_deref().map(Schedule::parse).transpose()?;
     let source = common::model_source(&a.model)?;
     let recipe = match &source {
@@ -110,7 +121,16 @@ pub fn run(a: TrainArgs) -> Result<i32> {
         (Some(l), _, _) => Loss::from_name(l)?,
         (None, Some(r), _) => r.loss,
         (None, None, Some(l)) => l,
-        (None, None, None) => Loss::SparseCategoricalCrossentropy { from_logits: false },
+        (None, None, None) => Loss::SparseCategoricalCrossentropy {
+            from_logits: false,
+            label_smoothing: 0.0,
+        },
+    };
+    let loss = match a.label_smoothing {
+        Some(eps) => loss
+            .with_label_smoothing(eps)
+            .map_err(|e| Error::invalid(format!("--label-smoothing: {e}")))?,
+        None => loss,
     };
     let optimizer = match (&a.optimizer, recipe) {
         (Some(o), _) => Optimizer::from_name(o, a.lr)?,

@@ -30,7 +30,10 @@ pub const NAMES: [&str; 7] = [
     "mlp-bn",
 ];
 
-const SPARSE_CE: Loss = Loss::SparseCategoricalCrossentropy { from_logits: false };
+const SPARSE_CE: Loss = Loss::SparseCategoricalCrossentropy {
+    from_logits: false,
+    label_smoothing: 0.0,
+};
 
 pub fn recipe(name: &str) -> Result<Recipe> {
     let r = |batch_size, optimizer, learning_rate, loss, dataset| Recipe {

@@ -36,6 +36,13 @@ pub fn dense_targets(target: &Tensor, n: usize, c: usize) -> Result<Tensor> {
     }
 }
 
+/// Label smoothing: the dense targets mixed with the uniform distribution,
+/// `t (1 - eps) + eps / c` (each row still sums to 1 if it did).
+pub fn smooth_labels(target: &Tensor, n: usize, c: usize, eps: f32) -> Result<Tensor> {
+    let uniform = eps / c as f32;
+    Ok(dense_targets(target, n, c)?.map(|t| t * (1.0 - eps) + uniform))
+}
+
 fn rows_cols(x: &Var, what: &str) -> Result<(usize, usize)> {
     match x.shape().as_slice() {
         [n, c] => Ok((*n, *c)),
@@ -238,6 +245,17 @@ mod tests {
             |v| softmax_cross_entropy(&v[0], &onehot).unwrap(),
             logits.clone(),
         );
+        let smoothed = smooth_labels(&idx, 4, 3, 0.2).unwrap();
+        check(
+            "softmax_ce smoothed",
+            |v| softmax_cross_entropy(&v[0], &smoothed).unwrap(),
+            logits.clone(),
+        );
+        check(
+            "cross_entropy smoothed",
+            |v| cross_entropy(&v[0], &smoothed).unwrap(),
+            probs.clone(),
+        );
         check(
             "cross_entropy",
             |v| cross_entropy(&v[0], &idx).unwrap(),
@@ -267,6 +285,13 @@ mod tests {
         let probs = super::super::activation::softmax(&logits);
         let plain = cross_entropy(&probs, &t).unwrap().value().item();
         assert!((fused - plain).abs() < 1e-5, "{fused} vs {plain}");
+    }
+
+    #[test]
+    fn smoothed_rows_mix_in_the_uniform_distribution() {
+        let t = smooth_labels(&Tensor::from_vec(vec![2., 0.], &[2]), 2, 4, 0.2).unwrap();
+        assert_eq!(t.data(), &[0.05, 0.05, 0.85, 0.05, 0.85, 0.05, 0.05, 0.05]);
+        assert!(smooth_labels(&Tensor::from_vec(vec![4.], &[1]), 1, 4, 0.1).is_err());
     }
 
     #[test]

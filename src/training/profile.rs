@@ -309,7 +309,10 @@ mod tests {
     fn profile_assigns_time_to_every_weighted_layer_and_turns_itself_off() {
         let mut m = models::mlp(0).unwrap();
         m.compile(
-            Loss::SparseCategoricalCrossentropy { from_logits: false },
+            Loss::SparseCategoricalCrossentropy {
+                from_logits: false,
+                label_smoothing: 0.0,
+            },
             Optimizer::adam(1e-3),
             &["accuracy"],
         )
