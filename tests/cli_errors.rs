@@ -278,6 +278,37 @@ fn fake_mnist_trains() {
 }
 
 #[test]
+fn weight_decay_and_label_smoothing_reach_the_saved_model() {
+    // The flags' positive path: the saved compile config carries both, so `nabla
+    // evaluate` and a resumed `nabla train` use them.
+    let case = Case::with_mnist();
+    case.train(&[
+        "--model",
+        "mlp",
+        "--dataset",
+        "mnist",
+        "--optimizer",
+        "sgd",
+        "--weight-decay",
+        "0.0005",
+        "--label-smoothing",
+        "0.1",
+        "--out",
+        "OUT",
+    ]);
+    let cfg: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(case.path("OUT/model.json")).unwrap()).unwrap();
+    let compile = &cfg["compile"];
+    assert_eq!(compile["optimizer"]["name"], "sgd", "{compile}");
+    assert!((compile["optimizer"]["weight_decay"].as_f64().unwrap() - 5e-4).abs() < 1e-9);
+    let loss = &compile["loss"]["sparse_categorical_crossentropy"];
+    assert!(
+        (loss["label_smoothing"].as_f64().unwrap() - 0.1).abs() < 1e-7,
+        "{compile}"
+    );
+}
+
+#[test]
 fn idx_truncated_file_is_named() {
     let case = Case::with_mnist();
     let path = case.mnist().join(TEST_IMAGES);
@@ -748,6 +779,27 @@ fn label_smoothing_out_of_range_or_on_the_wrong_loss_names_the_flag() {
         ],
         &["--label-smoothing", "not binary_crossentropy"],
     );
+}
+
+#[test]
+fn negative_weight_decay_names_the_flag() {
+    let case = Case::new();
+    for wd in ["-0.01", "inf"] {
+        case.expect_error(
+            &[
+                "train",
+                "--model",
+                "mlp",
+                "--optimizer",
+                "adamw",
+                "--weight-decay",
+                wd,
+                "--out",
+                "OUT",
+            ],
+            &["--weight-decay must be a non-negative number"],
+        );
+    }
 }
 
 // ---------------------------------------------------------------------------------------

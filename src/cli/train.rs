@@ -29,6 +29,11 @@ pub struct TrainArgs {
     /// sgd, momentum, nesterov, adagrad, rmsprop, adam, adamw. Default: the recipe's.
     #[arg(long)]
     optimizer: Option<String>,
+    /// Decoupled weight decay for any optimizer (adamw's default is 0.01, the others' 0):
+    /// before each update w -= lr * WD * w, with the scheduled lr. Kernels only: biases
+    /// and batch norm's gamma/beta are not decayed.
+    #[arg(long, value_name = "WD", allow_negative_numbers = true)]
+    weight_decay: Option<f32>,
     /// Learning rate. Default: the recipe's (adam 0.001).
     #[arg(long)]
     lr: Option<f32>,
@@ -96,6 +101,13 @@ pub fn run(a: TrainArgs) -> Result<i32> {
             )));
         }
     }
+    if let Some(wd) = a.weight_decay {
+        if !(wd.is_finite() && wd >= 0.0) {
+            return Err(Error::invalid(format!(
+                "--weight-decay must be a non-negative number, got {wd}"
+            )));
+        }
+    }
     let schedule = a.schedule.as_deref().map(Schedule::parse).transpose()?;
     let source = common::model_source(&a.model)?;
     let recipe = match &source {
@@ -148,6 +160,12 @@ pub fn run(a: TrainArgs) -> Result<i32> {
             None => Optimizer::from_name("adam", a.lr)?,
         },
     };
+    let optimizer = match a.weight_decay {
+        Some(wd) => optimizer
+            .with_weight_decay(wd)
+            .map_err(|e| Error::invalid(format!("--weight-decay: {e}")))?,
+        None => optimizer,
+    };
     let batch_size = a.batch_size.or(recipe.map(|r| r.batch_size)).unwrap_or(32);
     model.compile(loss, optimizer, &["accuracy"])?;
 
@@ -188,15 +206,12 @@ pub fn run(a: TrainArgs) -> Result<i32> {
     }
     if !a.json {
         println!(
-            "Training {} on {} ({} samples), batch {}, {} lr {}, seed {}",
+            "Training {} on {} ({} samples), batch {}, {}, lr {}, seed {}",
             model.name,
             ds.name,
             ds.x_train.shape()[0],
             batch_size,
-            model
-                .optimizer()
-                .map(|o| o.kind.to_string())
-                .unwrap_or_default(),
+            model.optimizer().map(|o| o.describe()).unwrap_or_default(),
             model.optimizer().map(|o| o.learning_rate()).unwrap_or(0.0),
             a.seed
         );

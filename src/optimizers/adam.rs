@@ -1,7 +1,8 @@
 //! Adam (the book's and Keras' form, epsilon outside the square root):
 //! `lr_t = lr * sqrt(1 - beta2^t) / (1 - beta1^t)`, `m += (1 - beta1)(g - m)`,
 //! `v += (1 - beta2)(g^2 - v)`, `W -= lr_t * m / (sqrt(v) + eps)`.
-//! AdamW adds decoupled weight decay first: `W -= lr * weight_decay * W`.
+//! AdamW is this update after decoupled weight decay, which `Optimizer::step` applies
+//! for every rule (see the module `optimizers`).
 
 #[allow(clippy::too_many_arguments)]
 pub fn update(
@@ -14,14 +15,9 @@ pub fn update(
     beta2: f32,
     eps: f32,
     t: u64,
-    weight_decay: f32,
 ) {
     let lr_t = lr * (1.0 - beta2.powi(t as i32)).sqrt() / (1.0 - beta1.powi(t as i32));
-    let decay = lr * weight_decay;
     for (((w, &g), m), v) in w.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
-        if decay != 0.0 {
-            *w -= decay * *w;
-        }
         *m += (1.0 - beta1) * (g - *m);
         *v += (1.0 - beta2) * (g * g - *v);
         *w -= lr_t * *m / (v.sqrt() + eps);
