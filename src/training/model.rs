@@ -363,7 +363,8 @@ impl Sequential {
         Tensor::try_from_vec(out, &shape)
     }
 
-    /// Mean loss and metrics over `(x, y)`, in inference mode.
+    /// Mean loss (with the layers' weight penalties, as in Keras) and metrics over
+    /// `(x, y)`, in inference mode.
     pub fn evaluate(&mut self, x: &Tensor, y: &Tensor, batch_size: usize) -> Result<Evaluation> {
         let compiled = self.compiled.as_ref().ok_or_else(|| {
             Error::invalid("evaluate: the model is not compiled (call compile first)")
@@ -383,7 +384,9 @@ impl Sequential {
             let xb = Var::constant(x.slice_rows(start, end));
             let yb = y.slice_rows(start, end);
             let out = self.forward_with(&xb, false, fused)?;
-            let loss = loss_fn.compute(&out, &yb, fused)?;
+            // Weight penalties included, as Keras' evaluate and val_loss do: the loss
+            // reported is the objective training minimizes.
+            let loss = self.training_loss(loss_fn, &out, &yb, fused)?;
             loss_sum += loss.value().item() as f64 * (end - start) as f64;
             let out_value = out.value();
             for (count, m) in counts.iter_mut().zip(&metric_list) {
