@@ -10,22 +10,14 @@
 //! documented override for mirrors that repackage the archive.
 //!
 //! Environment variables are process-wide and tests run in parallel threads, so every test
-//! here holds `ENV_LOCK` while it sets them and loads.
+//! here holds `common::lock_env()` while it sets them and loads.
 
+mod common;
+
+use common::{files_in, lock_env, Mirror};
 use md5::{Digest, Md5};
 use nabla::data::load_data;
 use std::collections::HashMap;
-use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::thread::JoinHandle;
-
-static ENV_LOCK: Mutex<()> = Mutex::new(());
-
-fn lock_env() -> MutexGuard<'static, ()> {
-    // A failed test poisons the lock; the others can still run.
-    ENV_LOCK.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 const RECORD: usize = 3073;
 const BATCHES: [&str; 6] = [
@@ -78,60 +70,6 @@ fn md5_hex(bytes: &[u8]) -> String {
         .collect()
 }
 
-/// Serves `files` (URL path -> body) until dropped; counts requests.
-struct Mirror {
-    server: Arc<tiny_http::Server>,
-    thread: Option<JoinHandle<()>>,
-    base: String,
-    total: Arc<AtomicUsize>,
-}
-
-impl Mirror {
-    fn start(files: HashMap<String, Vec<u8>>) -> Mirror {
-        let server = Arc::new(tiny_http::Server::http("127.0.0.1:0").unwrap());
-        let port = server.server_addr().to_ip().unwrap().port();
-        let total = Arc::new(AtomicUsize::new(0));
-        let thread = {
-            let (server, total) = (server.clone(), total.clone());
-            std::thread::spawn(move || {
-                // Ends when `unblock` is called in `drop`.
-                for request in server.incoming_requests() {
-                    total.fetch_add(1, Ordering::SeqCst);
-                    let response = match files.get(request.url()) {
-                        Some(b) => tiny_http::Response::from_data(b.clone()),
-                        None => tiny_http::Response::from_data(b"not found".to_vec())
-                            .with_status_code(404),
-                    };
-                    let _ = request.respond(response);
-                }
-            })
-        };
-        Mirror {
-            server,
-            thread: Some(thread),
-            base: format!("http://127.0.0.1:{port}"),
-            total,
-        }
-    }
-
-    fn url(&self, prefix: &str) -> String {
-        format!("{}/{prefix}", self.base)
-    }
-
-    fn requests(&self) -> usize {
-        self.total.load(Ordering::SeqCst)
-    }
-}
-
-impl Drop for Mirror {
-    fn drop(&mut self) {
-        self.server.unblock();
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
 fn archive_path(prefix: &str) -> String {
     format!("/{prefix}/cifar10/cifar-10-binary.tar.gz")
 }
@@ -150,22 +88,11 @@ fn setup(mirrors: &[String], md5: Option<&str>) -> tempfile::TempDir {
     cache
 }
 
-fn files_in(dir: &Path) -> Vec<String> {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    let mut names: Vec<String> = entries
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
-}
-
 #[test]
 fn downloads_verifies_extracts_and_caches_cifar10() {
     let _env = lock_env();
     let good = tarball(3, &[]);
-    let mirror = Mirror::start(HashMap::from([(archive_path("good"), good.clone())]));
+    let mirror = Mirror::serving(HashMap::from([(archive_path("good"), good.clone())]));
     let cache = setup(&[mirror.url("good")], Some(&md5_hex(&good)));
 
     let ds = load_data("cifar10").unwrap();
@@ -207,7 +134,7 @@ fn corrupt_archive_fails_the_checksum_and_leaves_nothing() {
     let mid = corrupt.len() / 2;
     corrupt[mid] ^= 0xff;
     let truncated = good[..good.len() / 2].to_vec();
-    let mirror = Mirror::start(HashMap::from([
+    let mirror = Mirror::serving(HashMap::from([
         (archive_path("corrupt"), corrupt.clone()),
         (archive_path("truncated"), truncated),
     ]));
@@ -256,7 +183,7 @@ fn corrupt_archive_fails_the_checksum_and_leaves_nothing() {
 fn without_the_override_the_upstream_md5_is_required() {
     let _env = lock_env();
     let good = tarball(1, &[]);
-    let mirror = Mirror::start(HashMap::from([(archive_path("good"), good.clone())]));
+    let mirror = Mirror::serving(HashMap::from([(archive_path("good"), good.clone())]));
     let cache = setup(&[mirror.url("good")], None);
 
     let msg = load_data("cifar10").unwrap_err().to_string();
@@ -285,7 +212,7 @@ fn without_the_override_the_upstream_md5_is_required() {
 fn an_archive_that_passes_the_checksum_but_lacks_a_batch_leaves_nothing() {
     let _env = lock_env();
     let incomplete = tarball(2, &["test_batch.bin"]);
-    let mirror = Mirror::start(HashMap::from([(archive_path("good"), incomplete.clone())]));
+    let mirror = Mirror::serving(HashMap::from([(archive_path("good"), incomplete.clone())]));
     let cache = setup(&[mirror.url("good")], Some(&md5_hex(&incomplete)));
 
     let msg = load_data("cifar10").unwrap_err().to_string();
@@ -302,7 +229,7 @@ fn an_archive_that_passes_the_checksum_but_lacks_a_batch_leaves_nothing() {
 #[test]
 fn a_local_folder_is_used_without_downloading() {
     let _env = lock_env();
-    let mirror = Mirror::start(HashMap::new());
+    let mirror = Mirror::serving(HashMap::new());
     let cache = setup(&[mirror.url("good")], None);
     let data = tempfile::tempdir().unwrap();
     let dir = data.path().join("cifar10").join("cifar-10-batches-bin");

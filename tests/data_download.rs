@@ -8,21 +8,13 @@
 //! - anything else: 404.
 //!
 //! Environment variables are process-wide and tests run in parallel threads, so every test
-//! here holds `ENV_LOCK` while it sets them and loads.
+//! here holds `common::lock_env()` while it sets them and loads.
 
+mod common;
+
+use common::{files_in, lock_env, Mirror};
 use nabla::data::load_data;
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::thread::JoinHandle;
-
-static ENV_LOCK: Mutex<()> = Mutex::new(());
-
-fn lock_env() -> MutexGuard<'static, ()> {
-    // A failed test poisons the lock; the others can still run.
-    ENV_LOCK.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 fn shared_data() -> Option<PathBuf> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data");
@@ -34,80 +26,20 @@ fn shared_data() -> Option<PathBuf> {
     }
 }
 
-/// A file server that stops when dropped.
-struct Mirror {
-    server: Arc<tiny_http::Server>,
-    thread: Option<JoinHandle<()>>,
-    base: String,
-    /// Requests served, by prefix (`good`, `corrupt`, ...).
-    hits: Arc<Mutex<HashMap<String, usize>>>,
-    total: Arc<AtomicUsize>,
-}
-
-impl Mirror {
-    fn start(root: &Path) -> Mirror {
-        let server = Arc::new(tiny_http::Server::http("127.0.0.1:0").unwrap());
-        let port = server.server_addr().to_ip().unwrap().port();
-        let hits = Arc::new(Mutex::new(HashMap::new()));
-        let total = Arc::new(AtomicUsize::new(0));
-        let thread = {
-            let (server, hits, total, root) = (
-                server.clone(),
-                hits.clone(),
-                total.clone(),
-                root.to_path_buf(),
-            );
-            std::thread::spawn(move || {
-                // Ends when `unblock` is called in `drop`.
-                for request in server.incoming_requests() {
-                    total.fetch_add(1, Ordering::SeqCst);
-                    let url = request.url().to_string();
-                    let parts: Vec<&str> = url.trim_start_matches('/').split('/').collect();
-                    let body = match parts[..] {
-                        [mode, dataset, file]
-                            if !dataset.contains("..") && !file.contains("..") =>
-                        {
-                            *hits.lock().unwrap().entry(mode.to_string()).or_insert(0) += 1;
-                            std::fs::read(root.join(dataset).join(file))
-                                .ok()
-                                .and_then(|b| mangle(mode, b))
-                        }
-                        _ => None,
-                    };
-                    let response = match body {
-                        Some(b) => tiny_http::Response::from_data(b),
-                        None => tiny_http::Response::from_data(b"not found".to_vec())
-                            .with_status_code(404),
-                    };
-                    let _ = request.respond(response);
-                }
-            })
-        };
-        Mirror {
-            server,
-            thread: Some(thread),
-            base: format!("http://127.0.0.1:{port}"),
-            hits,
-            total,
+/// Serves `root/<data set>/<file>` at `/<mode>/<data set>/<file>`, mangled by `mode`.
+fn start_mirror(root: &Path) -> Mirror {
+    let root = root.to_path_buf();
+    Mirror::start(move |url| {
+        let parts: Vec<&str> = url.trim_start_matches('/').split('/').collect();
+        match parts[..] {
+            [mode, dataset, file] if !dataset.contains("..") && !file.contains("..") => {
+                std::fs::read(root.join(dataset).join(file))
+                    .ok()
+                    .and_then(|b| mangle(mode, b))
+            }
+            _ => None,
         }
-    }
-
-    fn url(&self, prefix: &str) -> String {
-        format!("{}/{prefix}", self.base)
-    }
-
-    fn hits(&self, prefix: &str) -> usize {
-        self.hits.lock().unwrap().get(prefix).copied().unwrap_or(0)
-    }
-}
-
-impl Drop for Mirror {
-    fn drop(&mut self) {
-        self.server.unblock();
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
+    })
 }
 
 fn mangle(mode: &str, mut bytes: Vec<u8>) -> Option<Vec<u8>> {
@@ -135,22 +67,11 @@ fn setup(mirrors: &[String]) -> tempfile::TempDir {
     cache
 }
 
-fn files_in(dir: &Path) -> Vec<String> {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    let mut names: Vec<String> = entries
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
-}
-
 #[test]
 fn downloads_verifies_and_caches_mnist() {
     let Some(root) = shared_data() else { return };
     let _env = lock_env();
-    let mirror = Mirror::start(&root);
+    let mirror = start_mirror(&root);
     let cache = setup(&[mirror.url("good")]);
 
     let ds = load_data("mnist").unwrap();
@@ -180,14 +101,14 @@ fn downloads_verifies_and_caches_mnist() {
     // The second load comes from the cache: no new request.
     let again = load_data("mnist").unwrap();
     assert_eq!(again.y_test.data()[..3], ds.y_test.data()[..3]);
-    assert_eq!(mirror.total.load(Ordering::SeqCst), 4);
+    assert_eq!(mirror.requests(), 4);
 }
 
 #[test]
 fn corrupt_mirrors_fail_the_checksum_and_leave_no_file() {
     let Some(root) = shared_data() else { return };
     let _env = lock_env();
-    let mirror = Mirror::start(&root);
+    let mirror = start_mirror(&root);
     let cache = setup(&[mirror.url("corrupt"), mirror.url("truncated")]);
 
     let msg = load_data("mnist").unwrap_err().to_string();
@@ -219,7 +140,7 @@ fn corrupt_mirrors_fail_the_checksum_and_leave_no_file() {
 fn bad_mirrors_are_skipped_for_the_next_one() {
     let Some(root) = shared_data() else { return };
     let _env = lock_env();
-    let mirror = Mirror::start(&root);
+    let mirror = start_mirror(&root);
     let cache = setup(&[
         mirror.url("missing"),
         mirror.url("corrupt"),
