@@ -96,8 +96,8 @@ pub fn run(a: TrainArgs) -> Result<i32> {
         .clone()
         .or_else(|| recipe.map(|r| r.dataset.to_string()))
         .unwrap_or_else(|| "mnist".to_string());
-    let mut model = common::build_model(&a.model, a.seed)?;
     let mut ds = common::load_dataset(&dataset_name)?;
+    let mut model = common::build_model_for(&a.model, &ds, a.seed)?;
     common::check_fits(&model, &ds)?;
     if let Some(limit) = a.limit {
         let n = limit.min(ds.x_train.shape()[0]);

@@ -296,6 +296,7 @@ mod tests {
             name: "p".into(),
             var,
             trainable: true,
+            buffer: false,
         }
     }
 
