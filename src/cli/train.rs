@@ -62,8 +62,8 @@ pub struct TrainArgs {
     #[arg(long)]
     checkpoint: bool,
     /// Augment the training batches on the fly (never validation or test data), seeded by
-    /// --seed. Comma-separated, e.g. crop=4,flip,rotate=10,shift=0.1,scale=0.1,
-    /// brightness=0.2,contrast=0.2: crop=P pads P zero pixels on every side and crops a
+    /// --seed. Comma-separated keys, e.g. crop=4,flip,rotate=10 (all of them:
+    /// crop=4,flip,rotate=10,shift=0.1,scale=0.1,brightness=0.2,contrast=0.2). crop=P pads P zero pixels on every side and crops a
     /// random window back to size; flip mirrors half the images left-right; rotate=D turns
     /// by up to D degrees; shift=F moves by up to F of the width and height; scale=S zooms
     /// by a factor in [1-S, 1+S]; brightness=B adds up to +-B; contrast=C scales the
