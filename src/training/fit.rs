@@ -134,6 +134,7 @@ pub(super) fn fit(
             ))
         }
     };
+    model.check_single_io("fit")?;
     if batch_size == 0 {
         return Err(Error::invalid("fit: batch_size must be at least 1"));
     }

@@ -814,6 +814,7 @@ impl Model {
 
     /// Outputs for `x` in batches, in inference mode.
     pub fn predict(&mut self, x: &Tensor, batch_size: usize) -> Result<Tensor> {
+        self.check_single_io("predict")?;
         self.check_input(x.shape())?;
         let _g = no_grad();
         let n = x.shape()[0];
@@ -834,6 +835,7 @@ impl Model {
             Error::invalid("evaluate: the model is not compiled (call compile first)")
         })?;
         let (loss_fn, metric_list) = (compiled.loss, compiled.metrics.clone());
+        self.check_single_io("evaluate")?;
         self.check_input(x.shape())?;
         check_labels_len(x, y)?;
         loss_fn.check_labels(y, self.output_shape())?;
