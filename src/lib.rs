@@ -28,4 +28,4 @@ pub use layers::{Activation, Initializer, LayerConfig, Regularizer};
 pub use losses::Loss;
 pub use optimizers::Optimizer;
 pub use report::TensorBoard;
-pub use training::{EarlyStopping, FitArgs, History, ModelCheckpoint, Sequential};
+pub use training::{EarlyStopping, FitArgs, History, Model, ModelCheckpoint, Sequential};

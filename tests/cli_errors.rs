@@ -852,6 +852,96 @@ fn nan_loss_leaves_an_existing_out_dir_untouched() {
 }
 
 // ---------------------------------------------------------------------------------------
+// 7. Augmentation specs
+
+// The spec is checked before any data is loaded (the data folder here is empty).
+#[test]
+fn bad_augment_spec_names_the_key() {
+    let case = Case::new();
+    for (spec, needles) in [
+        (
+            "crop=4,zoom=0.1",
+            &["unknown key \"zoom\"", "known keys: crop, flip"][..],
+        ),
+        ("crop=four", &["crop=four", "whole number of pixels"]),
+        ("rotate=400", &["rotate=400", "[0, 180] degrees"]),
+        ("shift", &["\"shift\" needs a value"]),
+    ] {
+        let prefix = format!("--augment \"{spec}\"");
+        let mut all = vec![prefix.as_str()];
+        all.extend_from_slice(needles);
+        case.expect_error(
+            &["train", "--model", "mlp", "--augment", spec, "--out", "OUT"],
+            &all,
+        );
+    }
+}
+
+#[test]
+fn augmenting_a_truth_table_is_refused() {
+    let case = Case::new();
+    case.expect_error(
+        &[
+            "train",
+            "--model",
+            "xor-mlp",
+            "--dataset",
+            "xor",
+            "--augment",
+            "flip",
+            "--out",
+            "OUT",
+        ],
+        &["--augment needs an image data set", "'xor'"],
+    );
+}
+
+#[test]
+fn fake_mnist_trains_with_augmentation_seeded() {
+    let case = Case::with_mnist();
+    let run = |out: &str, augment: Option<&str>| -> serde_json::Value {
+        let mut args = vec![
+            "train",
+            "--model",
+            "mlp",
+            "--dataset",
+            "mnist",
+            "--epochs",
+            "2",
+            "--limit",
+            "200",
+            "--seed",
+            "5",
+            "--out",
+            out,
+        ];
+        if let Some(spec) = augment {
+            args.extend(["--augment", spec]);
+        }
+        let ran = case.run(&args);
+        ran.assert_ok();
+        if augment.is_some() {
+            assert!(
+                ran.stdout()
+                    .contains("Augmenting the training batches: crop=2,flip"),
+                "{}",
+                ran.stdout()
+            );
+        }
+        let text = std::fs::read_to_string(case.path(out).join("run.json")).unwrap();
+        serde_json::from_str(&text).unwrap()
+    };
+    let spec = "crop=2,flip,rotate=10,shift=0.1,scale=0.1,brightness=0.1,contrast=0.1";
+    let a = run("A", Some(spec));
+    let b = run("B", Some(spec));
+    let plain = run("C", None);
+    assert_eq!(a["augmentation"]["rotation_degrees"], 10.0);
+    assert_eq!(plain["augmentation"], serde_json::Value::Null);
+    assert_eq!(a["loss"], b["loss"], "same seed, same augmented run");
+    assert_ne!(a["loss"], plain["loss"], "augmentation changes the run");
+}
+
+// ---------------------------------------------------------------------------------------
 // Positive: predict on a real PNG
 
 fn real_data() -> Option<PathBuf> {

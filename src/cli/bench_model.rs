@@ -62,6 +62,10 @@ pub struct ModelBenchOpts {
     /// Default: the model's recipe (keras-cnn 64, the others 100).
     #[arg(long)]
     batch_size: Option<usize>,
+    /// mnist or fashion-mnist. Default: the model's recipe; the deep nets (resnet20,
+    /// vgg-small, ...) are built for the data set's shape.
+    #[arg(long)]
+    dataset: Option<String>,
 }
 
 /// Records when the epoch starts and when each step ends (the peer's `step_ends`).
@@ -132,28 +136,36 @@ fn gemm_peak() -> GemmPeak {
 }
 
 pub fn run(names: &[&str], opts: &ModelBenchOpts, json: bool) -> Result<()> {
-    for name in names {
-        let r = models::recipe(name)?;
-        if !matches!(r.dataset, "mnist" | "fashion-mnist") {
+    let dataset_of = |name: &str| -> Result<String> {
+        let d = match &opts.dataset {
+            Some(d) => d.clone(),
+            None => models::recipe(name)?.dataset.to_string(),
+        };
+        if !matches!(d.as_str(), "mnist" | "fashion-mnist") {
             return Err(Error::invalid(format!(
-                "bench model: '{name}' trains on '{}', not an image set; try one of {}",
-                r.dataset,
+                "bench model: '{name}' trains on '{d}', not MNIST-shaped; try one of {} \
+                 or --dataset mnist|fashion-mnist",
                 ALL.join(", ")
             )));
         }
+        Ok(d)
+    };
+    for name in names {
+        dataset_of(name)?;
     }
     let mut datasets = std::collections::BTreeMap::new();
     let mut peak: Option<GemmPeak> = None;
     let mut summary = Vec::new();
     for (i, name) in names.iter().enumerate() {
-        let dataset = models::recipe(name)?.dataset;
-        if !datasets.contains_key(dataset) {
-            datasets.insert(dataset, common::load_dataset(dataset)?);
+        let dataset = dataset_of(name)?;
+        if !datasets.contains_key(&dataset) {
+            let ds = common::load_dataset(&dataset)?;
+            datasets.insert(dataset.clone(), ds);
         }
         if i > 0 {
             reset_peak_rss();
         }
-        let res = bench_one(name, &datasets[dataset], opts, &mut peak)?;
+        let res = bench_one(name, &datasets[&dataset], opts, &mut peak)?;
         if json {
             println!("{}", serde_json::to_string(&res).expect("json"));
         } else {
@@ -175,7 +187,11 @@ fn bench_one(
 ) -> Result<serde_json::Value> {
     let recipe = models::recipe(name)?;
     let bs = opts.batch_size.unwrap_or(recipe.batch_size).max(1);
-    let mut model = models::build(name, opts.seed)?;
+    let mut model = if models::is_zoo(name) {
+        models::build_for(name, &ds.x_train.shape()[1..], 10, opts.seed)?
+    } else {
+        models::build(name, opts.seed)?
+    };
     model.compile(
         recipe.loss,
         Optimizer::from_name(recipe.optimizer, Some(recipe.learning_rate))?,

@@ -23,7 +23,7 @@ pub fn model_source(spec: &str) -> Result<ModelSource> {
     if spec.ends_with(".json") || path.is_file() {
         return Ok(ModelSource::Config(model_dir::load_config(path)?));
     }
-    models::build(spec, 0)?; // unknown names fail here, listing the known ones
+    models::check_name(spec)?; // unknown names fail here, listing the known ones
     Ok(ModelSource::Builtin(spec.to_string()))
 }
 
@@ -36,6 +36,25 @@ pub fn build_model(spec: &str, seed: u64) -> Result<Sequential> {
         }
         ModelSource::Saved(dir) => Sequential::load(&dir),
     }
+}
+
+/// Builds the model `spec` names for a data set: a zoo model for its sample shape and
+/// class count, anything else as `build_model` does.
+pub fn build_model_for(spec: &str, ds: &Dataset, seed: u64) -> Result<Sequential> {
+    match model_source(spec)? {
+        ModelSource::Builtin(name) if models::is_zoo(&name) => {
+            models::build_for(&name, &ds.x_train.shape()[1..], num_classes(ds), seed)
+        }
+        _ => build_model(spec, seed),
+    }
+}
+
+/// Classes of a data set: its class names, else the largest label + 1.
+pub fn num_classes(ds: &Dataset) -> usize {
+    if !ds.class_names.is_empty() {
+        return ds.class_names.len();
+    }
+    ds.y_train.data().iter().fold(0.0f32, |m, &y| m.max(y)) as usize + 1
 }
 
 /// A data set by name: the truth tables (`xor`, `and`, ...) or an image set.

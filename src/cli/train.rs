@@ -2,6 +2,7 @@
 
 use super::common::{self, test_line, ModelSource, EVAL_BATCH};
 use clap::Args;
+use nabla::data::Augmentation;
 use nabla::error::{Error, Result};
 use nabla::formats::atomic::write_bytes_atomic;
 use nabla::training::{
@@ -69,6 +70,15 @@ pub struct TrainArgs {
     /// Save the best model (by --monitor) to OUT/checkpoint during training.
     #[arg(long)]
     checkpoint: bool,
+    /// Augment the training batches on the fly (never validation or test data), seeded by
+    /// --seed. Comma-separated keys, e.g. crop=4,flip,rotate=10 (all of them:
+    /// crop=4,flip,rotate=10,shift=0.1,scale=0.1,brightness=0.2,contrast=0.2). crop=P pads P zero pixels on every side and crops a
+    /// random window back to size; flip mirrors half the images left-right; rotate=D turns
+    /// by up to D degrees; shift=F moves by up to F of the width and height; scale=S zooms
+    /// by a factor in [1-S, 1+S]; brightness=B adds up to +-B; contrast=C scales the
+    /// distances from the image's mean by a factor in [1-C, 1+C]. Image data sets only.
+    #[arg(long, value_name = "SPEC")]
+    augment: Option<String>,
     /// Train on the first N training samples only (quick runs).
     #[arg(long)]
     limit: Option<usize>,
@@ -109,6 +119,7 @@ pub fn run(a: TrainArgs) -> Result<i32> {
         }
     }
     let schedule = a.schedule.as_deref().map(Schedule::parse).transpose()?;
+    let augmentation = a.augment.as_deref().map(Augmentation::parse).transpose()?;
     let source = common::model_source(&a.model)?;
     let recipe = match &source {
         ModelSource::Builtin(n) => Some(models::recipe(n)?),
@@ -119,9 +130,19 @@ pub fn run(a: TrainArgs) -> Result<i32> {
         .clone()
         .or_else(|| recipe.map(|r| r.dataset.to_string()))
         .unwrap_or_else(|| "mnist".to_string());
-    let mut model = common::build_model(&a.model, a.seed)?;
     let mut ds = common::load_dataset(&dataset_name)?;
+    let mut model = common::build_model_for(&a.model, &ds, a.seed)?;
     common::check_fits(&model, &ds)?;
+    if let Some(aug) = &augmentation {
+        // Before training starts: the truth tables are not images.
+        aug.check_input(ds.x_train.shape()).map_err(|_| {
+            Error::invalid(format!(
+                "--augment needs an image data set, but '{}' has samples of shape {:?}",
+                ds.name,
+                &ds.x_train.shape()[1..]
+            ))
+        })?;
+    }
     if let Some(limit) = a.limit {
         let n = limit.min(ds.x_train.shape()[0]);
         ds.x_train = ds.x_train.slice_rows(0, n);
@@ -204,6 +225,9 @@ pub fn run(a: TrainArgs) -> Result<i32> {
     if let Some(dir) = &a.tensorboard {
         fit = fit.callback(nabla::TensorBoard::new(dir));
     }
+    if let Some(aug) = &augmentation {
+        fit = fit.augmentation(aug.clone());
+    }
     if !a.json {
         println!(
             "Training {} on {} ({} samples), batch {}, {}, lr {}, seed {}",
@@ -215,6 +239,9 @@ pub fn run(a: TrainArgs) -> Result<i32> {
             model.optimizer().map(|o| o.learning_rate()).unwrap_or(0.0),
             a.seed
         );
+        if let Some(aug) = &augmentation {
+            println!("Augmenting the training batches: {}", aug.to_spec());
+        }
     }
     let start = Instant::now();
     let history = match model.fit(&ds.x_train, &ds.y_train, fit) {
@@ -240,6 +267,7 @@ pub fn run(a: TrainArgs) -> Result<i32> {
         "images_per_second": images as f64 / seconds,
         "seed": a.seed,
         "batch_size": batch_size,
+        "augmentation": augmentation,
         "out": out.display().to_string(),
     });
     let run_json = serde_json::to_string_pretty(&result).expect("json");

@@ -5,12 +5,15 @@
 //! - `datasets`: `load_data("mnist")` and where the files are looked for.
 //! - `cifar10`: the CIFAR-10 binary batches, and its archive's download and extraction.
 //! - `download`: fetching the files from mirrors, verified by checksum.
+//! - `augment`: seeded on-the-fly augmentation of image batches (crop, flip, rotation,
+//!   shift, zoom, brightness, contrast); `transforms`: the image ops it chains.
 //! - `batches`: mini-batch order, [0, 1] scaling, one-hot labels, validation split.
 //! - `image`: a PNG/JPEG from disk as a model input.
 //! - `image_folder`: a folder of class sub-folders of images as a data set.
 //! - `normalize`: per-channel statistics and standardisation.
 //! - `toy`: the truth tables of the first lesson (XOR, AND, OR, NAND).
 
+pub mod augment;
 pub mod batches;
 pub mod cifar10;
 pub mod datasets;
@@ -20,7 +23,9 @@ pub mod image;
 pub mod image_folder;
 pub mod normalize;
 pub mod toy;
+pub mod transforms;
 
+pub use augment::Augmentation;
 pub use batches::{to_categorical, train_validation_split, Batches};
 pub use cifar10::load_cifar10;
 pub use datasets::{load_data, load_data_from, Dataset};

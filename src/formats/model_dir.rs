@@ -10,7 +10,7 @@
 
 use crate::error::{Error, Result};
 use crate::layers::LayerConfig;
-use crate::training::{ModelConfig, Sequential};
+use crate::training::{ModelConfig, NodeConfig, Sequential};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -49,7 +49,7 @@ fn parse_config(text: &str) -> std::result::Result<ModelConfig, String> {
     // Layers one by one first, so that an error can say which layer it is about.
     if let Some(layers) = value.get("layers").and_then(|l| l.as_array()) {
         for (i, layer) in layers.iter().enumerate() {
-            let Err(e) = LayerConfig::deserialize(layer) else {
+            let Err(e) = NodeConfig::deserialize(layer) else {
                 continue;
             };
             let n = i + 1;

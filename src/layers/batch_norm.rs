@@ -109,6 +109,7 @@ impl Layer for BatchNormalization {
             name: format!("{}/{}", self.name, n),
             var: v.clone(),
             trainable,
+            buffer: !trainable,
         };
         vec![
             p("gamma", &self.gamma, true),

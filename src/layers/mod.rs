@@ -15,9 +15,11 @@ pub mod dense;
 pub mod dropout;
 pub mod flatten;
 pub mod initializers;
+pub mod merge;
 pub mod pooling;
 pub mod regularizers;
 pub mod relu;
+pub mod reshape;
 pub mod zero_padding;
 
 pub use activation::{Activation, ActivationConfig, ActivationLayer};
@@ -27,9 +29,11 @@ pub use dense::{Dense, DenseConfig};
 pub use dropout::{Dropout, DropoutConfig};
 pub use flatten::{Flatten, FlattenConfig};
 pub use initializers::Initializer;
+pub use merge::{ConcatenateConfig, Merge, MergeConfig, MergeKind};
 pub use pooling::{GlobalPoolConfig, Pool2dConfig, PoolKind, Pooling2D};
 pub use regularizers::Regularizer;
 pub use relu::{LeakyReLU, LeakyReLUConfig, ReLU, ReLUConfig};
+pub use reshape::{Reshape, ReshapeConfig};
 pub use zero_padding::{Padding2D, ZeroPadding2D, ZeroPadding2DConfig};
 
 use crate::engine::{Rng, Var};
@@ -45,6 +49,11 @@ pub struct Param {
     /// Non-trainable weights (batch norm's moving statistics) are saved but not updated
     /// by optimizers.
     pub trainable: bool,
+    /// State computed from the data rather than learned (batch norm's moving
+    /// statistics; PyTorch's "buffers"). Saved with the weights, never trained, and not
+    /// counted as parameters, so `summary` totals match the published counts (which
+    /// count weights only).
+    pub buffer: bool,
 }
 
 /// `LAYER/kernel` and, if there is one, `LAYER/bias`: the weights of Dense and Conv2D.
@@ -53,6 +62,7 @@ pub(crate) fn kernel_and_bias(layer: &str, kernel: &Var, bias: Option<&Var>) -> 
         name: format!("{layer}/{what}"),
         var: var.clone(),
         trainable: true,
+        buffer: false,
     };
     let mut p = vec![param("kernel", kernel)];
     p.extend(bias.map(|b| param("bias", b)));
@@ -74,6 +84,18 @@ pub trait Layer {
     fn name(&self) -> &str;
     /// `x` has a batch axis first; the model has already checked the rest of its shape.
     fn forward(&mut self, x: &Var, ctx: &mut ForwardCtx) -> Result<Var>;
+    /// The forward of a layer with several inputs (merges, nested models); the others
+    /// take exactly one.
+    fn forward_many(&mut self, xs: &[Var], ctx: &mut ForwardCtx) -> Result<Var> {
+        match xs {
+            [x] => self.forward(x, ctx),
+            _ => Err(crate::error::Error::invalid(format!(
+                "layer '{}' takes one input, got {}",
+                self.name(),
+                xs.len()
+            ))),
+        }
+    }
     /// All weights, trainable and not, in a fixed order.
     fn params(&self) -> Vec<Param>;
     fn config(&self) -> LayerConfig;
@@ -105,11 +127,21 @@ pub enum LayerConfig {
     ZeroPadding2D(ZeroPadding2DConfig),
     ReLU(ReLUConfig),
     LeakyReLU(LeakyReLUConfig),
+    Reshape(ReshapeConfig),
+    Add(MergeConfig),
+    Subtract(MergeConfig),
+    Multiply(MergeConfig),
+    Average(MergeConfig),
+    Maximum(MergeConfig),
+    Minimum(MergeConfig),
+    Concatenate(ConcatenateConfig),
+    /// A whole model used as a layer (nested models).
+    Model(Box<crate::training::ModelConfig>),
 }
 
 impl LayerConfig {
     /// Every `class_name` a JSON config may use.
-    pub const CLASS_NAMES: [&'static str; 13] = [
+    pub const CLASS_NAMES: [&'static str; 22] = [
         "Dense",
         "Conv2D",
         "MaxPooling2D",
@@ -123,6 +155,15 @@ impl LayerConfig {
         "ZeroPadding2D",
         "ReLU",
         "LeakyReLU",
+        "Reshape",
+        "Add",
+        "Subtract",
+        "Multiply",
+        "Average",
+        "Maximum",
+        "Minimum",
+        "Concatenate",
+        "Model",
     ];
 
     /// Keras' class name, e.g. `Conv2D`.
@@ -141,6 +182,15 @@ impl LayerConfig {
             LayerConfig::ZeroPadding2D(_) => "ZeroPadding2D",
             LayerConfig::ReLU(_) => "ReLU",
             LayerConfig::LeakyReLU(_) => "LeakyReLU",
+            LayerConfig::Reshape(_) => "Reshape",
+            LayerConfig::Add(_) => "Add",
+            LayerConfig::Subtract(_) => "Subtract",
+            LayerConfig::Multiply(_) => "Multiply",
+            LayerConfig::Average(_) => "Average",
+            LayerConfig::Maximum(_) => "Maximum",
+            LayerConfig::Minimum(_) => "Minimum",
+            LayerConfig::Concatenate(_) => "Concatenate",
+            LayerConfig::Model(_) => "Model",
         }
     }
 
@@ -161,6 +211,15 @@ impl LayerConfig {
             // Keras derives these from the class name: `re_lu`, `leaky_re_lu`.
             LayerConfig::ReLU(_) => "re_lu",
             LayerConfig::LeakyReLU(_) => "leaky_re_lu",
+            LayerConfig::Reshape(_) => "reshape",
+            LayerConfig::Add(_) => "add",
+            LayerConfig::Subtract(_) => "subtract",
+            LayerConfig::Multiply(_) => "multiply",
+            LayerConfig::Average(_) => "average",
+            LayerConfig::Maximum(_) => "maximum",
+            LayerConfig::Minimum(_) => "minimum",
+            LayerConfig::Concatenate(_) => "concatenate",
+            LayerConfig::Model(_) => "model",
         }
     }
 
@@ -180,6 +239,86 @@ impl LayerConfig {
             LayerConfig::ZeroPadding2D(c) => c.name.as_deref(),
             LayerConfig::ReLU(c) => c.name.as_deref(),
             LayerConfig::LeakyReLU(c) => c.name.as_deref(),
+            LayerConfig::Reshape(c) => c.name.as_deref(),
+            LayerConfig::Add(c)
+            | LayerConfig::Subtract(c)
+            | LayerConfig::Multiply(c)
+            | LayerConfig::Average(c)
+            | LayerConfig::Maximum(c)
+            | LayerConfig::Minimum(c) => c.name.as_deref(),
+            LayerConfig::Concatenate(c) => c.name.as_deref(),
+            LayerConfig::Model(c) => Some(&c.name),
+        }
+    }
+
+    /// The same layer under the instance name `name` (Keras' `name=` argument), for any
+    /// layer: `Conv2D(64, 3).named("conv1")`.
+    pub fn named(self, name: &str) -> LayerConfig {
+        let mut v = serde_json::to_value(&self).expect("configs serialize");
+        v["config"]["name"] = serde_json::Value::String(name.to_string());
+        serde_json::from_value(v).expect("a config with a new name reads back")
+    }
+
+    /// Whether the layer merges several inputs (the rest take exactly one).
+    pub fn takes_many_inputs(&self) -> bool {
+        matches!(
+            self,
+            LayerConfig::Add(_)
+                | LayerConfig::Subtract(_)
+                | LayerConfig::Multiply(_)
+                | LayerConfig::Average(_)
+                | LayerConfig::Maximum(_)
+                | LayerConfig::Minimum(_)
+                | LayerConfig::Concatenate(_)
+        ) || matches!(self, LayerConfig::Model(c) if c.input_shapes().len() > 1)
+    }
+
+    /// Output shape (without batch) for the shapes of all inputs, for any layer.
+    pub fn output_shape_of(&self, name: &str, inputs: &[&[usize]]) -> Result<Vec<usize>> {
+        match self {
+            LayerConfig::Concatenate(c) => {
+                merge::output_shape("Concatenate", Some(c.axis), name, inputs)
+            }
+            LayerConfig::Model(c) => {
+                crate::training::functional::nested_output_shape(c, name, inputs)
+            }
+            c if c.takes_many_inputs() => merge::output_shape(c.class_name(), None, name, inputs),
+            _ => match inputs {
+                [x] => self.output_shape(name, x),
+                _ => Err(crate::error::Error::invalid(format!(
+                    "layer '{name}' ({}) takes one input, got {}",
+                    self.class_name(),
+                    inputs.len()
+                ))),
+            },
+        }
+    }
+
+    /// A layer with fresh weights for inputs of these shapes, for any layer.
+    pub fn build_from(
+        &self,
+        name: String,
+        inputs: &[&[usize]],
+        rng: &mut Rng,
+    ) -> Result<Box<dyn Layer>> {
+        self.output_shape_of(&name, inputs)?;
+        match self {
+            LayerConfig::Concatenate(c) => Ok(Box::new(merge::build(
+                "Concatenate",
+                c.axis,
+                name,
+                inputs[0],
+            ))),
+            LayerConfig::Model(c) => {
+                let seed = rng.next_u64();
+                let mut m = crate::training::Sequential::from_config(c, seed)?;
+                m.name = name;
+                Ok(Box::new(m))
+            }
+            c if c.takes_many_inputs() => {
+                Ok(Box::new(merge::build(c.class_name(), 1, name, inputs[0])))
+            }
+            _ => self.build(name, inputs[0], rng),
         }
     }
 
@@ -200,6 +339,8 @@ impl LayerConfig {
             LayerConfig::ZeroPadding2D(c) => zero_padding::output_shape(c, name, input),
             LayerConfig::ReLU(c) => relu::check_relu(c, name).map(|()| input.to_vec()),
             LayerConfig::LeakyReLU(c) => relu::check_leaky(c, name).map(|()| input.to_vec()),
+            LayerConfig::Reshape(c) => reshape::output_shape(c, name, input),
+            _ => self.output_shape_of(name, &[input]),
         }
     }
 
@@ -226,6 +367,8 @@ impl LayerConfig {
             LayerConfig::ZeroPadding2D(c) => Box::new(zero_padding::build(c, name)),
             LayerConfig::ReLU(c) => Box::new(relu::build_relu(c, name)),
             LayerConfig::LeakyReLU(c) => Box::new(relu::build_leaky(c, name)),
+            LayerConfig::Reshape(c) => Box::new(reshape::build(c, name, input)?),
+            _ => return self.build_from(name, &[input], rng),
         })
     }
 }
@@ -233,7 +376,9 @@ impl LayerConfig {
 /// Keras-style constructors: `Conv2D(32, 3).activation(Relu)` reads like the Python.
 pub mod keras {
     pub use super::activation::Activation::*;
+    pub use super::PaddingMode::*;
     use super::*;
+    pub use crate::training::functional::{Call, Input, NamedInput};
 
     #[allow(non_snake_case)]
     pub fn Dense(units: usize) -> DenseConfig {
@@ -270,6 +415,43 @@ pub mod keras {
     #[allow(non_snake_case)]
     pub fn Activation(activation: super::Activation) -> LayerConfig {
         LayerConfig::Activation(ActivationLayer::new(activation))
+    }
+    #[allow(non_snake_case)]
+    pub fn Reshape(target_shape: &[i64]) -> LayerConfig {
+        LayerConfig::Reshape(ReshapeConfig {
+            name: None,
+            target_shape: target_shape.to_vec(),
+        })
+    }
+    #[allow(non_snake_case)]
+    pub fn Add() -> LayerConfig {
+        LayerConfig::Add(MergeConfig::default())
+    }
+    #[allow(non_snake_case)]
+    pub fn Subtract() -> LayerConfig {
+        LayerConfig::Subtract(MergeConfig::default())
+    }
+    /// Elementwise product; an input may broadcast (`[C, 1, 1]` rescales channels).
+    #[allow(non_snake_case)]
+    pub fn Multiply() -> LayerConfig {
+        LayerConfig::Multiply(MergeConfig::default())
+    }
+    #[allow(non_snake_case)]
+    pub fn Average() -> LayerConfig {
+        LayerConfig::Average(MergeConfig::default())
+    }
+    #[allow(non_snake_case)]
+    pub fn Maximum() -> LayerConfig {
+        LayerConfig::Maximum(MergeConfig::default())
+    }
+    #[allow(non_snake_case)]
+    pub fn Minimum() -> LayerConfig {
+        LayerConfig::Minimum(MergeConfig::default())
+    }
+    /// Joins along the channel axis (1, counted with the batch axis; channels-first).
+    #[allow(non_snake_case)]
+    pub fn Concatenate() -> LayerConfig {
+        LayerConfig::Concatenate(ConcatenateConfig::default())
     }
     /// `ZeroPadding2D(1)`, `ZeroPadding2D(Padding2D::symmetric(1, 2))`, ...
     #[allow(non_snake_case)]

@@ -40,6 +40,10 @@ impl Pool2dConfig {
         self.strides = Some([s, s]);
         self
     }
+    pub fn padding(mut self, p: PaddingMode) -> Self {
+        self.padding = p;
+        self
+    }
     fn stride(&self) -> (usize, usize) {
         self.strides.map(|[a, b]| (a, b)).unwrap_or(self.pool_size)
     }

@@ -1,13 +1,19 @@
 //! The built-in networks, each written to read like its diagram, plus the training
 //! recipe each is known by (batch size, optimizer, learning rate).
 //! Definitions follow `docs/reference-nets.md` (the Keras tutorials and "Deep Learning
-//! from Scratch").
+//! from Scratch"). The deep nets (the zoo: VGG, ResNet, SE-ResNet, Inception) are built
+//! for any input shape and class count from reusable blocks (`blocks`).
+
+pub mod blocks;
+pub mod inception;
+pub mod resnet;
+pub mod vgg;
 
 use crate::error::{Error, Result};
 use crate::layers::keras::*;
 use crate::layers::Initializer;
 use crate::losses::Loss;
-use crate::training::Sequential;
+use crate::training::{Model, Sequential};
 
 /// How a built-in model is usually trained.
 #[derive(Debug, Clone, Copy)]
@@ -29,6 +35,92 @@ pub const NAMES: [&str; 7] = [
     "keras-cnn",
     "mlp-bn",
 ];
+
+/// The deep nets, built for the data set's input shape and classes.
+pub const ZOO: [&str; 17] = [
+    "vgg11",
+    "vgg13",
+    "vgg16",
+    "vgg19",
+    "vgg-small",
+    "resnet18",
+    "resnet34",
+    "resnet50",
+    "resnet101",
+    "resnet152",
+    "resnet20",
+    "resnet32",
+    "resnet56",
+    "se-resnet18",
+    "se-resnet50",
+    "se-resnet20",
+    "inception-mini",
+];
+
+/// Whether `name` is a built-in model.
+pub fn is_builtin(name: &str) -> bool {
+    NAMES.contains(&name) || ZOO.contains(&name)
+}
+
+/// Errors (listing the built-in models) unless `name` is one.
+pub fn check_name(name: &str) -> Result<()> {
+    if is_builtin(name) {
+        Ok(())
+    } else {
+        Err(unknown(name))
+    }
+}
+
+/// Whether `name` is a zoo model (built for the data set's shapes by `build_for`).
+pub fn is_zoo(name: &str) -> bool {
+    ZOO.contains(&name)
+}
+
+/// The ImageNet definitions (224x224x3, 1000 classes by default).
+fn is_imagenet_definition(name: &str) -> bool {
+    let depth = name.trim_start_matches("se-").trim_start_matches("resnet");
+    matches!(name, "vgg11" | "vgg13" | "vgg16" | "vgg19")
+        || (name.contains("resnet") && matches!(depth, "18" | "34" | "50" | "101" | "152"))
+}
+
+/// A zoo model's default input shape and class count: ImageNet's for the ImageNet
+/// definitions, CIFAR-10's for the others.
+pub fn default_shape(name: &str) -> (Vec<usize>, usize) {
+    if is_imagenet_definition(name) {
+        (vec![3, 224, 224], 1000)
+    } else {
+        (vec![3, 32, 32], 10)
+    }
+}
+
+/// Builds a zoo model for inputs of `input_shape` (channels first) and `classes`.
+pub fn build_for(name: &str, input_shape: &[usize], classes: usize, seed: u64) -> Result<Model> {
+    let depth = |prefix: &str| name.trim_start_matches(prefix).parse::<usize>().ok();
+    let se = name.starts_with("se-").then_some(16);
+    let plain = name.trim_start_matches("se-");
+    match plain {
+        "vgg-small" if se.is_none() => vgg::vgg_small(input_shape, classes, seed),
+        "inception-mini" if se.is_none() => inception::inception_mini(input_shape, classes, seed),
+        _ if name.starts_with("vgg") && is_zoo(name) => {
+            vgg::vgg(depth("vgg").expect("zoo names"), input_shape, classes, seed)
+        }
+        _ if is_zoo(name) && is_imagenet_definition(name) => {
+            let d = plain
+                .trim_start_matches("resnet")
+                .parse()
+                .expect("zoo names");
+            resnet::resnet_imagenet(d, input_shape, classes, se, seed)
+        }
+        _ if is_zoo(name) => {
+            let d = plain
+                .trim_start_matches("resnet")
+                .parse()
+                .expect("zoo names");
+            resnet::resnet_cifar(d, input_shape, classes, se, seed)
+        }
+        _ => Err(unknown(name)),
+    }
+}
 
 const SPARSE_CE: Loss = Loss::SparseCategoricalCrossentropy {
     from_logits: false,
@@ -52,19 +144,28 @@ pub fn recipe(name: &str) -> Result<Recipe> {
         "deep-convnet" => r(100, "adam", 0.001, SPARSE_CE, "mnist"),
         "keras-cnn" => r(64, "adam", 0.001, SPARSE_CE, "mnist"),
         "mlp-bn" => r(32, "adam", 0.001, SPARSE_CE, "fashion-mnist"),
+        // The ResNet papers' recipe: SGD with momentum 0.9, lr 0.1, batch 128.
+        z if z.contains("resnet") => r(128, "momentum", 0.1, SPARSE_CE, "cifar10"),
+        z if is_zoo(z) => r(128, "adam", 0.001, SPARSE_CE, "cifar10"),
         other => return Err(unknown(other)),
     })
 }
 
 fn unknown(name: &str) -> Error {
     Error::invalid(format!(
-        "unknown model '{name}'; built-in models: {}",
-        NAMES.join(", ")
+        "unknown model '{name}'; built-in models: {}, {}",
+        NAMES.join(", "),
+        ZOO.join(", ")
     ))
 }
 
-/// Builds a built-in model (not compiled) with weights drawn from `seed`.
+/// Builds a built-in model (not compiled) with weights drawn from `seed`; zoo models
+/// get their default shapes (`default_shape`).
 pub fn build(name: &str, seed: u64) -> Result<Sequential> {
+    if is_zoo(name) {
+        let (shape, classes) = default_shape(name);
+        return build_for(name, &shape, classes, seed);
+    }
     match name {
         "perceptron" => perceptron(seed),
         "xor-mlp" => xor_mlp(seed),
@@ -198,10 +299,13 @@ mod tests {
     }
 
     #[test]
-    fn mlp_bn_counts_moving_statistics_as_non_trainable() {
+    fn mlp_bn_counts_moving_statistics_as_buffers() {
         let m = mlp_bn(0).unwrap();
-        assert_eq!(m.count_params(), (130_826 - 384, 384));
-        assert!(m.summary().contains("Non-trainable params: 384"));
+        assert_eq!(m.count_params(), (130_826 - 384, 0));
+        assert_eq!(m.count_buffers(), 384);
+        assert!(m
+            .summary()
+            .contains("Batch-norm statistics (not params): 384"));
     }
 
     #[test]

@@ -51,6 +51,139 @@ pub fn mul(a: &Var, b: &Var) -> Result<Var> {
     }))
 }
 
+/// `a * b` where `b` broadcasts to `a`'s shape: same rank, each of `b`'s dimensions equal
+/// to `a`'s or 1 (NumPy's rule, one direction). The channel rescale of a
+/// squeeze-and-excitation block, `[N, C, H, W] * [N, C, 1, 1]`, takes the fast path: each
+/// entry of `b` scales one contiguous run of `a`.
+pub fn mul_broadcast(a: &Var, b: &Var) -> Result<Var> {
+    let (sa, sb) = (a.shape(), b.shape());
+    if sa == sb {
+        return mul(a, b);
+    }
+    if sa.len() != sb.len() || sa.iter().zip(&sb).any(|(&x, &y)| y != x && y != 1) {
+        return Err(Error::shape(format!(
+            "multiply: {sb:?} does not broadcast to {sa:?} (same rank, each dimension equal or 1)"
+        )));
+    }
+    let (av, bv) = (a.value(), b.value());
+    let map = BroadcastMap::new(&sa, &sb);
+    let mut out = vec![0.0f32; av.numel()];
+    map.for_each(|i, j| out[i] = av.data()[i] * bv.data()[j]);
+    Ok(Var::from_op(
+        Tensor::from_vec(out, &sa),
+        "mul_broadcast",
+        &[a, b],
+        move |dy| {
+            let mut da = vec![0.0f32; av.numel()];
+            let mut db = vec![0.0f32; bv.numel()];
+            map.for_each(|i, j| {
+                da[i] = dy.data()[i] * bv.data()[j];
+                db[j] += dy.data()[i] * av.data()[i];
+            });
+            vec![
+                Some(Tensor::from_vec(da, &map.a_shape)),
+                Some(Tensor::from_vec(db, &map.b_shape)),
+            ]
+        },
+    ))
+}
+
+/// Pairs each index of a tensor of `a_shape` with the index of the tensor of `b_shape`
+/// (which broadcasts to it) that it reads.
+struct BroadcastMap {
+    a_shape: Vec<usize>,
+    b_shape: Vec<usize>,
+}
+
+impl BroadcastMap {
+    fn new(a: &[usize], b: &[usize]) -> BroadcastMap {
+        BroadcastMap {
+            a_shape: a.to_vec(),
+            b_shape: b.to_vec(),
+        }
+    }
+
+    /// Calls `f(index in a, index in b)` for every element of `a`, in order.
+    fn for_each(&self, mut f: impl FnMut(usize, usize)) {
+        let (a, b) = (&self.a_shape, &self.b_shape);
+        // Trailing axes where b is 1: each b entry covers `run` consecutive a entries.
+        let k = b.iter().rposition(|&d| d != 1).map_or(0, |p| p + 1);
+        if a[..k] == b[..k] {
+            let run: usize = a[k..].iter().product();
+            for j in 0..crate::engine::tensor::numel(b) {
+                for i in j * run..(j + 1) * run {
+                    f(i, j);
+                }
+            }
+            return;
+        }
+        // General case: b's strides, 0 on broadcast axes.
+        let mut strides = vec![0usize; b.len()];
+        let mut s = 1;
+        for d in (0..b.len()).rev() {
+            strides[d] = if b[d] == 1 { 0 } else { s };
+            s *= b[d];
+        }
+        let mut idx = vec![0usize; a.len()];
+        let mut j = 0;
+        for i in 0..crate::engine::tensor::numel(a) {
+            f(i, j);
+            for d in (0..a.len()).rev() {
+                idx[d] += 1;
+                j += strides[d];
+                if idx[d] < a[d] {
+                    break;
+                }
+                j -= strides[d] * a[d];
+                idx[d] = 0;
+            }
+        }
+    }
+}
+
+/// Elementwise maximum; the gradient goes to the larger input (to `a` on ties).
+pub fn maximum(a: &Var, b: &Var) -> Result<Var> {
+    pick(a, b, "maximum", |x, y| x >= y)
+}
+
+/// Elementwise minimum; the gradient goes to the smaller input (to `a` on ties).
+pub fn minimum(a: &Var, b: &Var) -> Result<Var> {
+    pick(a, b, "minimum", |x, y| x <= y)
+}
+
+fn pick(a: &Var, b: &Var, op: &'static str, take_a: fn(f32, f32) -> bool) -> Result<Var> {
+    same_shape(a, b, op)?;
+    let (av, bv) = (a.value(), b.value());
+    let from_a: Vec<bool> = av
+        .data()
+        .iter()
+        .zip(bv.data())
+        .map(|(&x, &y)| take_a(x, y))
+        .collect();
+    let out: Vec<f32> = from_a
+        .iter()
+        .zip(av.data().iter().zip(bv.data()))
+        .map(|(&t, (&x, &y))| if t { x } else { y })
+        .collect();
+    Ok(Var::from_op(
+        Tensor::from_vec(out, av.shape()),
+        op,
+        &[a, b],
+        move |dy| {
+            let part = |want: bool| {
+                let g = dy
+                    .data()
+                    .iter()
+                    .zip(&from_a)
+                    .map(|(&g, &t)| if t == want { g } else { 0.0 })
+                    .collect();
+                Some(Tensor::from_vec(g, dy.shape()))
+            };
+            vec![part(true), part(false)]
+        },
+    ))
+}
+
 pub fn scale(a: &Var, s: f32) -> Var {
     Var::from_op(a.value().map(|x| x * s), "scale", &[a], move |dy| {
         vec![Some(dy.map(|g| g * s))]
@@ -113,6 +246,10 @@ mod tests {
                 add(&scale(&v[0], 3.0), &add_scalar(&v[1], 1.0)).unwrap()
             }),
             ("sum", |v| add(&sum(&v[0]), &mean(&v[1])).unwrap()),
+            ("maximum", |v| {
+                add(&maximum(&v[0], &v[1]).unwrap(), &v[0]).unwrap()
+            }),
+            ("minimum", |v| minimum(&v[0], &v[1]).unwrap()),
             ("sum_squares", |v| {
                 add(&sum_squares(&v[0]), &sum(&v[1])).unwrap()
             }),
@@ -121,6 +258,44 @@ mod tests {
             let r = gradcheck::check(f, &[a.clone(), b.clone()], gradcheck::DEFAULT_STEP, 1);
             assert!(r.worst() < gradcheck::DEFAULT_TOLERANCE, "{name}: {r:?}");
         }
+    }
+
+    #[test]
+    fn broadcast_multiply_gradchecks_on_both_paths() {
+        let mut rng = Rng::new(9);
+        let x = gradcheck::random_away_from_zero(&[2, 3, 2, 2], &mut rng, 0.1);
+        // [N, C, 1, 1]: the channel-rescale fast path; [1, C, 2, 1]: the general path.
+        for b_shape in [[2, 3, 1, 1], [1, 3, 2, 1], [2, 1, 2, 2]] {
+            let s = gradcheck::random_away_from_zero(&b_shape, &mut rng, 0.1);
+            let f = |v: &[Var]| sum_squares(&mul_broadcast(&v[0], &v[1]).unwrap());
+            let r = gradcheck::check(f, &[x.clone(), s], gradcheck::DEFAULT_STEP, 1);
+            assert!(
+                r.worst() < gradcheck::DEFAULT_TOLERANCE,
+                "{b_shape:?}: {r:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn broadcast_multiply_matches_the_loops() {
+        let a = Var::constant(Tensor::from_vec(
+            (0..12).map(|i| i as f32).collect(),
+            &[1, 2, 3, 2],
+        ));
+        let b = Var::constant(Tensor::from_vec(vec![10.0, 100.0, 1000.0], &[1, 1, 3, 1]));
+        let y = mul_broadcast(&a, &b).unwrap().value();
+        let mut want = Vec::new();
+        for c in 0..2 {
+            for h in 0..3 {
+                for w in 0..2 {
+                    want.push((c * 6 + h * 2 + w) as f32 * [10.0, 100.0, 1000.0][h]);
+                }
+            }
+        }
+        assert_eq!(y.data(), &want[..]);
+        let bad = Var::constant(Tensor::zeros(&[1, 2, 2, 1]));
+        let e = mul_broadcast(&a, &bad).unwrap_err().to_string();
+        assert!(e.contains("does not broadcast"), "{e}");
     }
 
     #[test]

@@ -349,6 +349,7 @@ mod tests {
             name: "p".into(),
             var,
             trainable: true,
+            buffer: false,
         }
     }
 

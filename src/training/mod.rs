@@ -1,18 +1,21 @@
-//! Training: the `Sequential` model, `fit`, callbacks, metrics, history and summary.
+//! Training: `Model` (sequential and functional), `fit`, callbacks, metrics, history and summary.
 
 pub mod callbacks;
 pub mod fit;
+pub mod functional;
 pub mod gradcheck;
 pub mod history;
 pub mod metrics;
 pub mod model;
+pub mod prefetch;
 pub mod profile;
 pub mod schedules;
 pub mod summary;
 
 pub use callbacks::{Callback, EarlyStopping, Logs, Mode, ModelCheckpoint};
 pub use fit::FitArgs;
+pub use functional::{Call, Input, NamedInput, SymbolicTensor};
 pub use history::History;
-pub use model::{Evaluation, ModelConfig, Sequential};
+pub use model::{Evaluation, InputConfig, Model, ModelConfig, NodeConfig, Sequential};
 pub use profile::{profile_training, LayerProfile, StepProfile};
 pub use schedules::{LearningRateScheduler, ReduceLROnPlateau, Schedule};

@@ -1,9 +1,17 @@
-//! `Sequential`: a stack of layers with Keras' `add`, `compile`, `fit`, `evaluate`,
-//! `predict` and `summary`.
+//! `Model`: layers wired into a graph, with Keras' `compile`, `fit`, `evaluate`,
+//! `predict` and `summary`. `Sequential` is the same type: a model whose graph is a
+//! chain, grown one layer at a time with `add`; a functional model (`Model::functional`,
+//! see `functional.rs`) wires branches, merges, several inputs and outputs, and nested
+//! models.
 //!
-//! The input shape is given up front (without the batch axis, channels first:
+//! The input shapes are known up front (without the batch axis, channels first:
 //! `[1, 28, 28]` for MNIST), so each layer is built with its weights as soon as it is
-//! added, and shape errors appear at `add`, naming the layer.
+//! added, and shape errors appear at `add` (or at the symbolic call), naming the layer.
+//!
+//! The graph is plain data: node `i` holds a layer and the ids of the tensors it reads.
+//! Tensor ids `0..inputs` are the model's inputs; tensor `inputs + i` is node `i`'s
+//! output. Nodes are stored in an order where every node comes after its inputs, so a
+//! forward pass is one loop over them.
 
 use super::history::History;
 use super::metrics::Metric;
@@ -15,21 +23,97 @@ use crate::optimizers::Optimizer;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-/// The architecture of a `Sequential` model as plain data (saved as `model.json`).
+/// The architecture of a model as plain data (saved as `model.json`). A sequential model
+/// has `input_shape` and its `layers` in order; a functional model also names each
+/// layer's inputs (`inbound`), its `inputs` if it has several, and its `outputs`. A layer
+/// without `inbound` reads the previous layer's output (or the input, for the first).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModelConfig {
     #[serde(default = "default_model_name")]
     pub name: String,
-    /// Input shape without the batch axis, e.g. `[1, 28, 28]`.
+    /// Input shape without the batch axis, e.g. `[1, 28, 28]` (single-input models).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub input_shape: Vec<usize>,
-    pub layers: Vec<LayerConfig>,
+    /// Named inputs, for models with several (then `input_shape` is left out).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub inputs: Vec<InputConfig>,
+    pub layers: Vec<NodeConfig>,
+    /// Names of the output tensors (layers); default: the last layer.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub outputs: Vec<String>,
     /// Loss, optimizer and metrics, if the model was compiled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub compile: Option<CompileConfig>,
     /// Class names for predictions (e.g. Fashion-MNIST's), if known.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub class_names: Vec<String>,
+}
+
+impl ModelConfig {
+    /// The shape of each input (without batch).
+    pub fn input_shapes(&self) -> Vec<Vec<usize>> {
+        if self.inputs.is_empty() {
+            vec![self.input_shape.clone()]
+        } else {
+            self.inputs.iter().map(|i| i.shape.clone()).collect()
+        }
+    }
+}
+
+/// A named model input.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InputConfig {
+    pub name: String,
+    pub shape: Vec<usize>,
+}
+
+/// One layer of a model config: Keras' `{"class_name", "config"}` plus the names of the
+/// tensors it reads (`"inbound": ["conv2d_1", "input"]`), when not simply the previous
+/// layer's output.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NodeConfig {
+    #[serde(flatten)]
+    pub layer: LayerConfig,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub inbound: Vec<String>,
+}
+
+impl From<LayerConfig> for NodeConfig {
+    fn from(layer: LayerConfig) -> Self {
+        NodeConfig {
+            layer,
+            inbound: Vec::new(),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for NodeConfig {
+    /// By hand, because serde's `flatten` would silently accept unknown keys.
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Raw {
+            class_name: serde_json::Value,
+            #[serde(default)]
+            config: Option<serde_json::Value>,
+            #[serde(default)]
+            inbound: Vec<String>,
+        }
+        let raw = Raw::deserialize(d)?;
+        let mut map = serde_json::Map::new();
+        map.insert("class_name".into(), raw.class_name);
+        if let Some(c) = raw.config {
+            map.insert("config".into(), c);
+        }
+        let layer = LayerConfig::deserialize(serde_json::Value::Object(map))
+            .map_err(serde::de::Error::custom)?;
+        Ok(NodeConfig {
+            layer,
+            inbound: raw.inbound,
+        })
+    }
 }
 
 fn default_model_name() -> String {
@@ -49,18 +133,37 @@ pub(super) struct Compiled {
     pub metrics: Vec<Metric>,
 }
 
-pub struct Sequential {
+/// A model: inputs, layers wired into a graph, outputs. See the module docs.
+pub struct Model {
     pub name: String,
-    input_shape: Vec<usize>,
+    inputs: Vec<InputConfig>,
     layers: Vec<Box<dyn Layer>>,
     /// Output shape of each layer (without batch).
     shapes: Vec<Vec<usize>>,
+    /// Tensor ids each layer reads.
+    inbound: Vec<Vec<usize>>,
+    /// Tensor ids of the outputs.
+    outputs: Vec<usize>,
     pub(super) compiled: Option<Compiled>,
     pub(super) rng: Rng,
     /// Set by a callback to end `fit` after the current epoch.
     pub stop_training: bool,
     pub class_names: Vec<String>,
 }
+
+impl std::fmt::Debug for Model {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Model")
+            .field("name", &self.name)
+            .field("inputs", &self.inputs)
+            .field("layers", &self.layers.len())
+            .field("outputs", &self.output_shapes())
+            .finish()
+    }
+}
+
+/// Keras' `Sequential` is a `Model` whose layers form a chain.
+pub type Sequential = Model;
 
 /// Result of `evaluate`: the mean loss and each metric over the whole set.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -75,19 +178,32 @@ impl Evaluation {
     }
 }
 
-impl Sequential {
-    /// An empty model for inputs of `input_shape` (no batch axis), seeded with 0.
-    pub fn new(input_shape: &[usize]) -> Sequential {
-        Sequential::with_seed(input_shape, 0)
+impl Model {
+    /// An empty sequential model for inputs of `input_shape` (no batch axis), seeded
+    /// with 0.
+    pub fn new(input_shape: &[usize]) -> Model {
+        Model::with_seed(input_shape, 0)
     }
 
     /// The seed fixes weight initialization, shuffling and dropout masks.
-    pub fn with_seed(input_shape: &[usize], seed: u64) -> Sequential {
-        Sequential {
+    pub fn with_seed(input_shape: &[usize], seed: u64) -> Model {
+        Model::empty(
+            vec![InputConfig {
+                name: "input".into(),
+                shape: input_shape.to_vec(),
+            }],
+            seed,
+        )
+    }
+
+    pub(super) fn empty(inputs: Vec<InputConfig>, seed: u64) -> Model {
+        Model {
             name: default_model_name(),
-            input_shape: input_shape.to_vec(),
+            inputs,
             layers: Vec::new(),
             shapes: Vec::new(),
+            inbound: Vec::new(),
+            outputs: vec![0],
             compiled: None,
             rng: Rng::new(seed),
             stop_training: false,
@@ -96,13 +212,41 @@ impl Sequential {
     }
 
     /// Builds a model from its architecture; weights are fresh (load them afterwards).
-    pub fn from_config(cfg: &ModelConfig, seed: u64) -> Result<Sequential> {
-        let mut m = Sequential::with_seed(&cfg.input_shape, seed);
+    pub fn from_config(cfg: &ModelConfig, seed: u64) -> Result<Model> {
+        let inputs = match (cfg.input_shape.is_empty(), cfg.inputs.is_empty()) {
+            (false, true) => vec![InputConfig {
+                name: "input".into(),
+                shape: cfg.input_shape.clone(),
+            }],
+            (true, false) => cfg.inputs.clone(),
+            _ => {
+                return Err(Error::invalid(
+                    "a model config needs either \"input_shape\" or \"inputs\", not both",
+                ))
+            }
+        };
+        let mut m = Model::empty(inputs, seed);
         m.name = cfg.name.clone();
         m.class_names = cfg.class_names.clone();
-        for l in &cfg.layers {
-            m.add(l.clone())?;
+        for node in &cfg.layers {
+            let ids = if node.inbound.is_empty() {
+                vec![m.num_tensors() - 1]
+            } else {
+                node.inbound
+                    .iter()
+                    .map(|n| m.tensor_id(n))
+                    .collect::<Result<Vec<_>>>()?
+            };
+            m.add_node(node.layer.clone(), ids)?;
         }
+        m.outputs = if cfg.outputs.is_empty() {
+            vec![m.num_tensors() - 1]
+        } else {
+            cfg.outputs
+                .iter()
+                .map(|n| m.tensor_id(n))
+                .collect::<Result<Vec<_>>>()?
+        };
         if let Some(c) = &cfg.compile {
             let metrics: Vec<&str> = c.metrics.iter().map(|s| s.as_str()).collect();
             m.compile(c.loss, Optimizer::from_config(&c.optimizer), &metrics)?;
@@ -111,10 +255,44 @@ impl Sequential {
     }
 
     pub fn config(&self) -> ModelConfig {
+        let chain = self.is_sequential();
         ModelConfig {
             name: self.name.clone(),
-            input_shape: self.input_shape.clone(),
-            layers: self.layers.iter().map(|l| l.config()).collect(),
+            input_shape: if self.inputs.len() == 1 {
+                self.inputs[0].shape.clone()
+            } else {
+                Vec::new()
+            },
+            inputs: if self.inputs.len() == 1 {
+                Vec::new()
+            } else {
+                self.inputs.clone()
+            },
+            layers: self
+                .layers
+                .iter()
+                .zip(&self.inbound)
+                .enumerate()
+                .map(|(i, (l, ids))| NodeConfig {
+                    layer: l.config(),
+                    // Written out unless the layer reads the tensor just before it.
+                    inbound: if chain || ids[..] == [self.inputs.len() + i - 1] {
+                        Vec::new()
+                    } else {
+                        ids.iter()
+                            .map(|&t| self.tensor_name(t).to_string())
+                            .collect()
+                    },
+                })
+                .collect(),
+            outputs: if chain {
+                Vec::new()
+            } else {
+                self.outputs
+                    .iter()
+                    .map(|&t| self.tensor_name(t).to_string())
+                    .collect()
+            },
             compile: self.compiled.as_ref().map(|c| CompileConfig {
                 loss: c.loss,
                 optimizer: c.optimizer.config(),
@@ -124,13 +302,36 @@ impl Sequential {
         }
     }
 
-    pub fn input_shape(&self) -> &[usize] {
-        &self.input_shape
+    /// Whether the layers form one chain from the single input to the single output.
+    pub fn is_sequential(&self) -> bool {
+        self.inputs.len() == 1
+            && self.outputs[..] == [self.num_tensors() - 1]
+            && self
+                .inbound
+                .iter()
+                .enumerate()
+                .all(|(i, ids)| ids[..] == [i])
     }
 
-    /// Output shape (without batch).
+    /// The input shape (without batch) of a single-input model; the first input's
+    /// otherwise.
+    pub fn input_shape(&self) -> &[usize] {
+        &self.inputs[0].shape
+    }
+
+    /// The model's inputs (names and shapes).
+    pub fn inputs(&self) -> &[InputConfig] {
+        &self.inputs
+    }
+
+    /// The first output's shape (without batch).
     pub fn output_shape(&self) -> &[usize] {
-        self.shapes.last().unwrap_or(&self.input_shape)
+        self.tensor_shape(self.outputs[0])
+    }
+
+    /// Every output's shape (without batch).
+    pub fn output_shapes(&self) -> Vec<&[usize]> {
+        self.outputs.iter().map(|&t| self.tensor_shape(t)).collect()
     }
 
     pub fn layers(&self) -> &[Box<dyn Layer>] {
@@ -142,28 +343,106 @@ impl Sequential {
         &self.shapes
     }
 
-    /// Adds a layer, building its weights for the current output shape.
+    /// The shapes (without batch) of the tensors layer `i` reads.
+    pub fn layer_input_shapes(&self, i: usize) -> Vec<&[usize]> {
+        self.inbound[i]
+            .iter()
+            .map(|&t| self.tensor_shape(t))
+            .collect()
+    }
+
+    /// The names of the tensors layer `i` reads (input or layer names).
+    pub fn layer_inbound_names(&self, i: usize) -> Vec<&str> {
+        self.inbound[i]
+            .iter()
+            .map(|&t| self.tensor_name(t))
+            .collect()
+    }
+
+    /// The layer named `name`.
+    pub fn get_layer(&self, name: &str) -> Option<&dyn Layer> {
+        self.layers
+            .iter()
+            .find(|l| l.name() == name)
+            .map(|l| l.as_ref())
+    }
+
+    fn num_tensors(&self) -> usize {
+        self.inputs.len() + self.layers.len()
+    }
+
+    fn tensor_shape(&self, t: usize) -> &[usize] {
+        match t.checked_sub(self.inputs.len()) {
+            None => &self.inputs[t].shape,
+            Some(i) => &self.shapes[i],
+        }
+    }
+
+    fn tensor_name(&self, t: usize) -> &str {
+        match t.checked_sub(self.inputs.len()) {
+            None => &self.inputs[t].name,
+            Some(i) => self.layers[i].name(),
+        }
+    }
+
+    fn tensor_id(&self, name: &str) -> Result<usize> {
+        (0..self.num_tensors())
+            .find(|&t| self.tensor_name(t) == name)
+            .ok_or_else(|| {
+                Error::invalid(format!(
+                    "model '{}': no input or earlier layer is named '{name}'",
+                    self.name
+                ))
+            })
+    }
+
+    /// Adds a layer after the last one, building its weights for the current output
+    /// shape (Keras' `Sequential.add`).
     pub fn add(&mut self, layer: impl Into<LayerConfig>) -> Result<&mut Self> {
-        let cfg: LayerConfig = layer.into();
+        if self.outputs.len() != 1 {
+            return Err(Error::invalid(format!(
+                "model '{}' has {} outputs; add appends to a single chain",
+                self.name,
+                self.outputs.len()
+            )));
+        }
+        let node = self.add_node(layer.into(), vec![self.outputs[0]])?;
+        self.outputs = vec![self.inputs.len() + node];
+        Ok(self)
+    }
+
+    /// Appends a layer reading tensors `ids` (which must exist already); returns its
+    /// index. The outputs are not changed.
+    pub(super) fn add_node(&mut self, cfg: LayerConfig, ids: Vec<usize>) -> Result<usize> {
         let name = match cfg.name() {
             Some(n) => {
-                if self.layers.iter().any(|l| l.name() == n) {
+                if self.layers.iter().any(|l| l.name() == n)
+                    || self.inputs.iter().any(|i| i.name == n)
+                {
                     return Err(Error::invalid(format!("two layers are named '{n}'")));
                 }
                 n.to_string()
             }
             None => self.unique_name(cfg.base_name()),
         };
-        let input = self.output_shape().to_vec();
-        let out = cfg.output_shape(&name, &input)?;
-        let layer = cfg.build(name, &input, &mut self.rng)?;
+        let shapes: Vec<Vec<usize>> = ids.iter().map(|&t| self.tensor_shape(t).to_vec()).collect();
+        let refs: Vec<&[usize]> = shapes.iter().map(|s| s.as_slice()).collect();
+        let out = cfg.output_shape_of(&name, &refs)?;
+        let layer = cfg.build_from(name, &refs, &mut self.rng)?;
         self.layers.push(layer);
         self.shapes.push(out);
-        Ok(self)
+        self.inbound.push(ids);
+        Ok(self.layers.len() - 1)
+    }
+
+    pub(super) fn set_outputs(&mut self, outputs: Vec<usize>) {
+        self.outputs = outputs;
     }
 
     fn unique_name(&self, base: &str) -> String {
-        let taken = |n: &str| self.layers.iter().any(|l| l.name() == n);
+        let taken = |n: &str| {
+            self.layers.iter().any(|l| l.name() == n) || self.inputs.iter().any(|i| i.name == n)
+        };
         if !taken(base) {
             return base.to_string();
         }
@@ -204,10 +483,12 @@ impl Sequential {
         self.layers.iter().flat_map(|l| l.params()).collect()
     }
 
+    /// `(trainable, non-trainable)` weight counts; buffers (batch norm's moving
+    /// statistics) are not weights and are counted by `count_buffers`.
     pub fn count_params(&self) -> (usize, usize) {
         let mut trainable = 0;
         let mut fixed = 0;
-        for p in self.params() {
+        for p in self.params().iter().filter(|p| !p.buffer) {
             let n = p.var.value_ref().numel();
             if p.trainable {
                 trainable += n;
@@ -216,6 +497,15 @@ impl Sequential {
             }
         }
         (trainable, fixed)
+    }
+
+    /// Values of the buffers (batch norm's moving mean and variance).
+    pub fn count_buffers(&self) -> usize {
+        self.params()
+            .iter()
+            .filter(|p| p.buffer)
+            .map(|p| p.var.value_ref().numel())
+            .sum()
     }
 
     /// Copies of all weights, in `params()` order.
@@ -251,7 +541,11 @@ impl Sequential {
     /// Whether the loss fuses the last layer's activation (softmax/sigmoid): then the
     /// training forward returns logits.
     pub(super) fn fuses_output_activation(&self) -> bool {
-        match (&self.compiled, self.layers.last()) {
+        let last = match self.outputs[..] {
+            [t] => t.checked_sub(self.inputs.len()).map(|i| &self.layers[i]),
+            _ => None,
+        };
+        match (&self.compiled, last) {
             (Some(c), Some(last)) => {
                 c.loss.fusable_activation().is_some()
                     && last.output_activation() == c.loss.fusable_activation()
@@ -260,47 +554,157 @@ impl Sequential {
         }
     }
 
-    fn check_input(&self, x: &[usize]) -> Result<()> {
-        if x.len() != self.input_shape.len() + 1 || x[1..] != self.input_shape[..] {
-            return Err(Error::shape(format!(
-                "model '{}' expects inputs [batch, {}], got {:?}",
+    /// Errors unless the model has one input and one output (what `fit`, `evaluate` and
+    /// `predict` take; `call_many`/`predict_many` run the others).
+    pub(super) fn check_single_io(&self, what: &str) -> Result<()> {
+        if self.inputs.len() != 1 || self.outputs.len() != 1 {
+            return Err(Error::invalid(format!(
+                "{what}: model '{}' has {} inputs and {} outputs; {what} takes models with \
+                 one of each (use call_many or predict_many)",
                 self.name,
-                self.input_shape
-                    .iter()
-                    .map(|d| d.to_string())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                x
+                self.inputs.len(),
+                self.outputs.len()
             )));
         }
         Ok(())
     }
 
-    /// Runs the layers. `output_logits` asks the last layer to skip a fusable activation.
-    pub fn forward_with(&mut self, x: &Var, training: bool, output_logits: bool) -> Result<Var> {
-        self.check_input(&x.shape())?;
-        let n = self.layers.len();
+    fn check_inputs(&self, xs: &[Vec<usize>]) -> Result<()> {
+        if xs.len() != self.inputs.len() {
+            return Err(Error::invalid(format!(
+                "model '{}' has {} inputs, got {}",
+                self.name,
+                self.inputs.len(),
+                xs.len()
+            )));
+        }
+        for (x, input) in xs.iter().zip(&self.inputs) {
+            let want = &input.shape;
+            if x.len() != want.len() + 1 || x[1..] != want[..] {
+                let which = if self.inputs.len() == 1 {
+                    String::new()
+                } else {
+                    format!(" '{}'", input.name)
+                };
+                return Err(Error::shape(format!(
+                    "model '{}' expects input{which} [batch, {}], got {:?}",
+                    self.name,
+                    want.iter()
+                        .map(|d| d.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    x
+                )));
+            }
+        }
+        let n = xs[0].first();
+        if xs.iter().any(|x| x.first() != n) {
+            return Err(Error::shape(format!(
+                "model '{}': the inputs' batch sizes differ",
+                self.name
+            )));
+        }
+        Ok(())
+    }
+
+    fn check_input(&self, x: &[usize]) -> Result<()> {
+        self.check_single_io("forward")?;
+        self.check_inputs(&[x.to_vec()])
+    }
+
+    /// Runs the graph: one batch per input in, every output out. `output_logits` asks
+    /// the output layers to skip a fusable activation; `rng` (default: the model's)
+    /// draws dropout masks; `trace` collects every layer's output.
+    pub(super) fn run(
+        &mut self,
+        xs: &[Var],
+        training: bool,
+        output_logits: bool,
+        rng: Option<&mut Rng>,
+        profile: bool,
+        mut trace: Option<&mut Vec<(String, Tensor)>>,
+    ) -> Result<Vec<Var>> {
+        let shapes: Vec<Vec<usize>> = xs.iter().map(|x| x.shape()).collect();
+        self.check_inputs(&shapes)?;
+        let n_in = self.inputs.len();
+        let Model {
+            layers,
+            inbound,
+            outputs,
+            rng: own_rng,
+            ..
+        } = self;
+        let rng = match rng {
+            Some(r) => r,
+            None => own_rng,
+        };
+        // Each tensor is dropped after its last reader, so inference holds only the
+        // live branch values.
+        let mut last_use = vec![usize::MAX; n_in + layers.len()];
+        for (i, ids) in inbound.iter().enumerate() {
+            for &t in ids {
+                last_use[t] = i;
+            }
+        }
+        let mut values: Vec<Option<Var>> = xs.iter().cloned().map(Some).collect();
+        values.resize(n_in + layers.len(), None);
         // Read once per call: off, profiling costs nothing per layer.
-        let profiling = super::profile::is_profiling();
-        let mut h = x.clone();
-        for (i, layer) in self.layers.iter_mut().enumerate() {
+        let profiling = profile && super::profile::is_profiling();
+        for (i, layer) in layers.iter_mut().enumerate() {
+            let args: Vec<Var> = inbound[i]
+                .iter()
+                .map(|&t| values[t].clone().expect("inputs come first"))
+                .collect();
+            for &t in &inbound[i] {
+                if last_use[t] == i && !outputs.contains(&t) {
+                    values[t] = None;
+                }
+            }
             let mut ctx = ForwardCtx {
                 training,
-                rng: &mut self.rng,
-                output_logits: output_logits && i + 1 == n,
+                rng,
+                output_logits: output_logits && outputs.contains(&(n_in + i)),
             };
-            h = if profiling {
-                super::profile::time_layer(i, || layer.forward(&h, &mut ctx))?
+            let h = if profiling {
+                super::profile::time_layer(i, || layer.forward_many(&args, &mut ctx))?
             } else {
-                layer.forward(&h, &mut ctx)?
+                layer.forward_many(&args, &mut ctx)?
             };
+            if let Some(t) = trace.as_deref_mut() {
+                t.push((layer.name().to_string(), h.value()));
+            }
+            values[n_in + i] = Some(h);
         }
-        Ok(h)
+        Ok(outputs
+            .iter()
+            .map(|&t| values[t].clone().expect("outputs are kept"))
+            .collect())
+    }
+
+    /// Runs the layers of a one-input, one-output model. `output_logits` asks the output
+    /// layer to skip a fusable activation.
+    pub fn forward_with(&mut self, x: &Var, training: bool, output_logits: bool) -> Result<Var> {
+        self.check_input(&x.shape())?;
+        let mut out = self.run(
+            std::slice::from_ref(x),
+            training,
+            output_logits,
+            None,
+            true,
+            None,
+        )?;
+        Ok(out.remove(0))
     }
 
     /// The model's output (probabilities for a softmax model).
     pub fn forward(&mut self, x: &Var, training: bool) -> Result<Var> {
         self.forward_with(x, training, false)
+    }
+
+    /// Runs a model with any number of inputs and outputs (in the order given to
+    /// `Model::functional`).
+    pub fn call_many(&mut self, xs: &[Var], training: bool) -> Result<Vec<Var>> {
+        self.run(xs, training, false, None, true, None)
     }
 
     /// Every layer's output for `x` (`[batch, ...]`), in inference mode and recording no
@@ -309,17 +713,15 @@ impl Sequential {
     pub fn forward_trace(&mut self, x: &Tensor) -> Result<Vec<(String, Tensor)>> {
         self.check_input(x.shape())?;
         let _g = no_grad();
-        let mut h = Var::constant(x.clone());
         let mut trace = Vec::with_capacity(self.layers.len());
-        for layer in self.layers.iter_mut() {
-            let mut ctx = ForwardCtx {
-                training: false,
-                rng: &mut self.rng,
-                output_logits: false,
-            };
-            h = layer.forward(&h, &mut ctx)?;
-            trace.push((layer.name().to_string(), h.value()));
-        }
+        self.run(
+            &[Var::constant(x.clone())],
+            false,
+            false,
+            None,
+            false,
+            Some(&mut trace),
+        )?;
         Ok(trace)
     }
 
@@ -334,21 +736,85 @@ impl Sequential {
         fused: bool,
     ) -> Result<Var> {
         let loss = loss_fn.compute(out, labels, fused)?;
-        let mut penalty: Option<Var> = None;
-        for r in self.layers.iter().filter_map(|l| l.regularization()) {
-            penalty = Some(match penalty {
-                None => r,
-                Some(t) => crate::ops::elementwise::add(&t, &r)?,
-            });
-        }
-        match penalty {
+        match self.regularization_penalty() {
             Some(p) => crate::ops::elementwise::add(&loss, &p),
             None => Ok(loss),
         }
     }
 
+    /// The sum of the layers' weight penalties (L2), if any layer has one.
+    pub(super) fn regularization_penalty(&self) -> Option<Var> {
+        let mut penalty: Option<Var> = None;
+        for r in self.layers.iter().filter_map(|l| l.regularization()) {
+            penalty = Some(match penalty {
+                None => r,
+                Some(t) => crate::ops::elementwise::add(&t, &r).expect("scalars"),
+            });
+        }
+        penalty
+    }
+
+    /// The layer producing the (single) output, if the output is not an input.
+    pub(super) fn output_layer(&self) -> Option<&dyn Layer> {
+        match self.outputs[..] {
+            [t] => t
+                .checked_sub(self.inputs.len())
+                .map(|i| self.layers[i].as_ref()),
+            _ => None,
+        }
+    }
+
+    /// Overwrites layer `i`'s weights (in its `params()` order).
+    pub(super) fn set_layer_weights(&mut self, i: usize, weights: &[Tensor]) -> Result<()> {
+        let params = self.layers[i].params();
+        if params.len() != weights.len()
+            || params
+                .iter()
+                .zip(weights)
+                .any(|(p, w)| p.var.shape() != w.shape())
+        {
+            return Err(Error::shape(format!(
+                "layer '{}': the weights given do not match its parameters",
+                self.layers[i].name()
+            )));
+        }
+        for (p, w) in params.iter().zip(weights) {
+            p.var.set_value(w.clone());
+        }
+        Ok(())
+    }
+
+    /// Outputs of a model with several inputs or outputs, in batches, in inference mode.
+    pub fn predict_many(&mut self, xs: &[Tensor], batch_size: usize) -> Result<Vec<Tensor>> {
+        let shapes: Vec<Vec<usize>> = xs.iter().map(|x| x.shape().to_vec()).collect();
+        self.check_inputs(&shapes)?;
+        let _g = no_grad();
+        let n = xs[0].shape()[0];
+        let bs = batch_size.max(1);
+        let mut outs: Vec<Vec<f32>> = vec![Vec::new(); self.outputs.len()];
+        for start in (0..n).step_by(bs) {
+            let end = (start + bs).min(n);
+            let batch: Vec<Var> = xs
+                .iter()
+                .map(|x| Var::constant(x.slice_rows(start, end)))
+                .collect();
+            for (o, y) in outs.iter_mut().zip(self.call_many(&batch, false)?) {
+                o.extend_from_slice(y.value_ref().data());
+            }
+        }
+        outs.into_iter()
+            .zip(self.output_shapes())
+            .map(|(o, s)| {
+                let mut shape = vec![n];
+                shape.extend_from_slice(s);
+                Tensor::try_from_vec(o, &shape)
+            })
+            .collect()
+    }
+
     /// Outputs for `x` in batches, in inference mode.
     pub fn predict(&mut self, x: &Tensor, batch_size: usize) -> Result<Tensor> {
+        self.check_single_io("predict")?;
         self.check_input(x.shape())?;
         let _g = no_grad();
         let n = x.shape()[0];
@@ -370,6 +836,7 @@ impl Sequential {
             Error::invalid("evaluate: the model is not compiled (call compile first)")
         })?;
         let (loss_fn, metric_list) = (compiled.loss, compiled.metrics.clone());
+        self.check_single_io("evaluate")?;
         self.check_input(x.shape())?;
         check_labels_len(x, y)?;
         loss_fn.check_labels(y, self.output_shape())?;
@@ -414,7 +881,7 @@ impl Sequential {
     }
 
     /// Loads a model saved by `save`.
-    pub fn load(dir: &std::path::Path) -> Result<Sequential> {
+    pub fn load(dir: &std::path::Path) -> Result<Model> {
         crate::formats::model_dir::load(dir)
     }
 

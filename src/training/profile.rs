@@ -243,7 +243,6 @@ pub fn profile_training(
     let per_step_ms = |s: f64| s * 1e3 / steps as f64;
     let bwd_of = |scope: usize| bwd_scopes.get(scope).copied().unwrap_or(0.0);
     let mut layers = Vec::with_capacity(nl);
-    let mut input = model.input_shape().to_vec();
     // The data needs no gradient; every layer after the first one with weights does.
     let mut input_needs_grad = false;
     for (i, (layer, shape)) in model
@@ -253,6 +252,7 @@ pub fn profile_training(
         .enumerate()
     {
         let cfg = layer.config();
+        let input = model.layer_input_shapes(i)[0].to_vec();
         let (f, b) = layer_flops(&cfg, &input, shape, batch_size, input_needs_grad);
         layers.push(LayerProfile {
             name: layer.name().to_string(),
@@ -264,7 +264,6 @@ pub fn profile_training(
             backward_flops: b,
         });
         input_needs_grad |= layer.params().iter().any(|p| p.trainable);
-        input = shape.clone();
     }
     Ok(StepProfile {
         batch_size,

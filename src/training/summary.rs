@@ -22,47 +22,74 @@ pub fn thousands(n: usize) -> String {
     out
 }
 
+/// Keras' table (totals count weights as PyTorch and the papers do: batch norm's moving
+/// statistics, which Keras lists as non-trainable params, get their own line): `Layer (type)`, `Output Shape`, `Param #`, and for a model that is not
+/// a simple chain, `Connected to` (the tensors each layer reads), with the inputs listed
+/// first as `InputLayer` rows.
 pub fn summary(model: &Sequential) -> String {
-    let rows: Vec<(String, String, String)> = model
+    let graph = !model.is_sequential();
+    let mut rows: Vec<[String; 4]> = Vec::new();
+    if graph {
+        for input in model.inputs() {
+            rows.push([
+                format!("{} (InputLayer)", input.name),
+                shape_str(&input.shape),
+                "0".into(),
+                String::new(),
+            ]);
+        }
+    }
+    for (i, (layer, shape)) in model
         .layers()
         .iter()
         .zip(model.layer_output_shapes())
-        .map(|(layer, shape)| {
-            let params: usize = layer
-                .params()
-                .iter()
-                .map(|p| p.var.value_ref().numel())
-                .sum();
-            (
-                format!("{} ({})", layer.name(), layer.config().class_name()),
-                shape_str(shape),
-                thousands(params),
-            )
-        })
-        .collect();
+        .enumerate()
+    {
+        let params: usize = layer
+            .params()
+            .iter()
+            .filter(|p| !p.buffer)
+            .map(|p| p.var.value_ref().numel())
+            .sum();
+        rows.push([
+            format!("{} ({})", layer.name(), layer.config().class_name()),
+            shape_str(shape),
+            thousands(params),
+            model.layer_inbound_names(i).join(", "),
+        ]);
+    }
     // Keras' column widths, widened so long layer names never run into the shapes.
-    let w1 = rows
-        .iter()
-        .map(|r| r.0.len() + 2)
-        .max()
-        .unwrap_or(0)
-        .max(28);
-    let w2 = rows
-        .iter()
-        .map(|r| r.1.len() + 2)
-        .max()
-        .unwrap_or(0)
-        .max(26);
-    let width = (w1 + w2 + 11).max(65);
+    let width_of = |k: usize, min: usize| {
+        rows.iter()
+            .map(|r| r[k].len() + 2)
+            .max()
+            .unwrap_or(0)
+            .max(min)
+    };
+    let (w1, w2) = (width_of(0, 28), width_of(1, 26));
+    let w3 = if graph { width_of(2, 11) } else { 0 };
+    let connected = if graph { width_of(3, 12) } else { 0 };
+    let width = (w1 + w2 + w3 + connected + 11).max(65);
     let rule = "_".repeat(width);
     let double = "=".repeat(width);
     let mut s = format!("Model: \"{}\"\n{rule}\n", model.name);
-    s += &format!(
-        " {:<w1$}{:<w2$}{}\n{double}\n",
-        "Layer (type)", "Output Shape", "Param #"
-    );
-    for (i, (label, shape, params)) in rows.iter().enumerate() {
-        s += &format!(" {label:<w1$}{shape:<w2$}{params}\n");
+    if graph {
+        s += &format!(
+            " {:<w1$}{:<w2$}{:<w3$}{}\n{double}\n",
+            "Layer (type)", "Output Shape", "Param #", "Connected to"
+        );
+    } else {
+        s += &format!(
+            " {:<w1$}{:<w2$}{}\n{double}\n",
+            "Layer (type)", "Output Shape", "Param #"
+        );
+    }
+    for (i, [label, shape, params, inbound]) in rows.iter().enumerate() {
+        if graph {
+            s += &format!(" {label:<w1$}{shape:<w2$}{params:<w3$}{inbound}\n");
+        } else {
+            s += &format!(" {label:<w1$}{shape:<w2$}{params}\n");
+        }
         if i + 1 < rows.len() {
             s += "\n";
         }
@@ -71,6 +98,14 @@ pub fn summary(model: &Sequential) -> String {
     s += &format!("{double}\n");
     s += &format!("Total params: {}\n", thousands(trainable + fixed));
     s += &format!("Trainable params: {}\n", thousands(trainable));
-    s += &format!("Non-trainable params: {}\n{rule}\n", thousands(fixed));
+    s += &format!("Non-trainable params: {}\n", thousands(fixed));
+    let buffers = model.count_buffers();
+    if buffers > 0 {
+        s += &format!(
+            "Batch-norm statistics (not params): {}\n",
+            thousands(buffers)
+        );
+    }
+    s += &format!("{rule}\n");
     s
 }

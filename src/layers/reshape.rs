@@ -1,0 +1,99 @@
+//! `Reshape`: `[N, ...] -> [N, target_shape...]`, a free view. One entry of
+//! `target_shape` may be -1 (inferred), as in Keras. Used to turn a squeeze-and-excitation
+//! vector `[C]` into `[C, 1, 1]` so that `Multiply` rescales channels.
+
+use super::{ForwardCtx, Layer, LayerConfig, Param};
+use crate::engine::Var;
+use crate::error::{Error, Result};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReshapeConfig {
+    #[serde(default)]
+    pub name: Option<String>,
+    pub target_shape: Vec<i64>,
+}
+
+pub struct Reshape {
+    pub name: String,
+    pub target_shape: Vec<i64>,
+    /// The resolved per-sample shape.
+    shape: Vec<usize>,
+}
+
+pub(super) fn output_shape(c: &ReshapeConfig, name: &str, input: &[usize]) -> Result<Vec<usize>> {
+    let n: usize = input.iter().product();
+    let bad = |why: &str| {
+        Error::shape(format!(
+            "layer '{name}' (Reshape): cannot reshape {input:?} ({n} values) to {:?}: {why}",
+            c.target_shape
+        ))
+    };
+    let unknown = c.target_shape.iter().filter(|&&d| d == -1).count();
+    if unknown > 1 || c.target_shape.iter().any(|&d| d == 0 || d < -1) {
+        return Err(bad("dimensions must be positive, with at most one -1"));
+    }
+    let known: usize = c
+        .target_shape
+        .iter()
+        .filter(|&&d| d > 0)
+        .map(|&d| d as usize)
+        .product();
+    if (unknown == 0 && known != n) || (unknown == 1 && !n.is_multiple_of(known)) {
+        return Err(bad("the sizes differ"));
+    }
+    Ok(c.target_shape
+        .iter()
+        .map(|&d| if d == -1 { n / known } else { d as usize })
+        .collect())
+}
+
+pub(super) fn build(c: &ReshapeConfig, name: String, input: &[usize]) -> Result<Reshape> {
+    let shape = output_shape(c, &name, input)?;
+    Ok(Reshape {
+        name,
+        target_shape: c.target_shape.clone(),
+        shape,
+    })
+}
+
+impl Layer for Reshape {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn forward(&mut self, x: &Var, _ctx: &mut ForwardCtx) -> Result<Var> {
+        let mut s = vec![x.shape()[0]];
+        s.extend_from_slice(&self.shape);
+        crate::ops::shape::reshape(x, &s)
+    }
+    fn params(&self) -> Vec<Param> {
+        vec![]
+    }
+    fn config(&self) -> LayerConfig {
+        LayerConfig::Reshape(ReshapeConfig {
+            name: Some(self.name.clone()),
+            target_shape: self.target_shape.clone(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn infers_one_dimension_and_rejects_bad_targets() {
+        let c = |t: &[i64]| ReshapeConfig {
+            name: None,
+            target_shape: t.to_vec(),
+        };
+        assert_eq!(output_shape(&c(&[8, 1, 1]), "r", &[8]).unwrap(), [8, 1, 1]);
+        assert_eq!(output_shape(&c(&[-1, 4]), "r", &[2, 4, 2]).unwrap(), [4, 4]);
+        assert!(output_shape(&c(&[3, -1]), "r", &[8]).is_err());
+        assert!(output_shape(&c(&[-1, -1]), "r", &[8]).is_err());
+        assert!(output_shape(&c(&[0, 8]), "r", &[8]).is_err());
+        let e = output_shape(&c(&[7]), "r", &[8]).unwrap_err().to_string();
+        assert!(e.contains("'r' (Reshape)"), "{e}");
+    }
+}

@@ -1,0 +1,310 @@
+//! The functional API: layers called on symbolic tensors, then `Model::functional`.
+//!
+//! ```
+//! use nabla::layers::keras::*;
+//! use nabla::training::Model;
+//! # fn main() -> nabla::Result<()> {
+//! let inputs = Input(&[1, 28, 28]);
+//! let x = Conv2D(8, 3).padding(Same).activation(Relu).call(&inputs)?;
+//! let y = Conv2D(8, 3).padding(Same).call(&x)?;
+//! let x = Add().call_many(&[&x, &y])?; // a residual connection
+//! let x = Flatten().call(&x)?;
+//! let outputs = Dense(10).activation(Softmax).call(&x)?;
+//! let model = Model::functional(&[&inputs], &[&outputs], 0)?;
+//! assert_eq!(model.output_shape(), &[10]);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! A symbolic tensor records how it was made (the layer config and the tensors it read)
+//! and its shape, which is inferred at each call, so a shape error names the layer as
+//! soon as it is called, as in Keras. `Model::functional` walks back from the outputs,
+//! orders the layers so that each comes after its inputs, names them (`conv2d`,
+//! `conv2d_1`, ...) and builds their weights from the seed. A model called on a
+//! symbolic tensor (`encoder.call(&x)`) becomes one layer of the new model, carrying a
+//! copy of its current weights (transfer learning); unlike Keras, the two models do not
+//! share weight storage afterwards.
+
+use super::model::{InputConfig, Model};
+use crate::engine::Var;
+use crate::error::{Error, Result};
+use crate::layers::{ForwardCtx, Layer, LayerConfig, Param};
+use std::collections::HashMap;
+use std::rc::Rc;
+
+/// A placeholder for the values a layer will see: its shape (without batch) and how it
+/// is computed.
+#[derive(Clone)]
+pub struct SymbolicTensor(Rc<Symbol>);
+
+struct Symbol {
+    shape: Vec<usize>,
+    source: Source,
+}
+
+enum Source {
+    Input {
+        name: Option<String>,
+    },
+    Layer {
+        config: LayerConfig,
+        inputs: Vec<SymbolicTensor>,
+        /// Weights to copy in (a called model's).
+        weights: Option<Vec<crate::engine::Tensor>>,
+    },
+}
+
+impl SymbolicTensor {
+    /// Shape without the batch axis.
+    pub fn shape(&self) -> &[usize] {
+        &self.0.shape
+    }
+
+    fn id(&self) -> *const Symbol {
+        Rc::as_ptr(&self.0)
+    }
+}
+
+impl std::fmt::Debug for SymbolicTensor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SymbolicTensor(shape=[None, {:?}])", self.0.shape)
+    }
+}
+
+/// Keras' `Input(shape)`: a model input, without the batch axis (`[3, 32, 32]`).
+#[allow(non_snake_case)]
+pub fn Input(shape: &[usize]) -> SymbolicTensor {
+    SymbolicTensor(Rc::new(Symbol {
+        shape: shape.to_vec(),
+        source: Source::Input { name: None },
+    }))
+}
+
+/// A named model input (the name appears in `summary` and in errors).
+#[allow(non_snake_case)]
+pub fn NamedInput(name: &str, shape: &[usize]) -> SymbolicTensor {
+    SymbolicTensor(Rc::new(Symbol {
+        shape: shape.to_vec(),
+        source: Source::Input {
+            name: Some(name.to_string()),
+        },
+    }))
+}
+
+fn apply(
+    config: LayerConfig,
+    inputs: &[&SymbolicTensor],
+    weights: Option<Vec<crate::engine::Tensor>>,
+) -> Result<SymbolicTensor> {
+    let shapes: Vec<&[usize]> = inputs.iter().map(|t| t.shape()).collect();
+    let name = config.name().unwrap_or(config.base_name()).to_string();
+    let shape = config.output_shape_of(&name, &shapes)?;
+    Ok(SymbolicTensor(Rc::new(Symbol {
+        shape,
+        source: Source::Layer {
+            config,
+            inputs: inputs.iter().map(|&t| t.clone()).collect(),
+            weights,
+        },
+    })))
+}
+
+/// Calling a layer config on symbolic tensors, as in Keras: `Dense(10).call(&x)?`.
+pub trait Call: Into<LayerConfig> + Sized {
+    /// The layer under the instance name `name` (Keras' `name=`).
+    fn named(self, name: &str) -> LayerConfig {
+        LayerConfig::named(self.into(), name)
+    }
+    /// Applies the layer to one tensor.
+    fn call(self, x: &SymbolicTensor) -> Result<SymbolicTensor> {
+        apply(self.into(), &[x], None)
+    }
+    /// Applies a merge layer (`Add`, `Concatenate`, ...) to several tensors.
+    fn call_many(self, xs: &[&SymbolicTensor]) -> Result<SymbolicTensor> {
+        apply(self.into(), xs, None)
+    }
+}
+
+impl<T: Into<LayerConfig>> Call for T {}
+
+impl Model {
+    /// A model from its inputs to its outputs (Keras' `Model(inputs, outputs)`). The
+    /// seed fixes weight initialization, shuffling and dropout masks.
+    pub fn functional(
+        inputs: &[&SymbolicTensor],
+        outputs: &[&SymbolicTensor],
+        seed: u64,
+    ) -> Result<Model> {
+        if inputs.is_empty() || outputs.is_empty() {
+            return Err(Error::invalid(
+                "a functional model needs at least one input and one output",
+            ));
+        }
+        // Inputs first, named as given or input, input_1, ...
+        let mut ids: HashMap<*const Symbol, usize> = HashMap::new();
+        let mut input_cfgs = Vec::new();
+        for (k, t) in inputs.iter().enumerate() {
+            let Source::Input { name } = &t.0.source else {
+                return Err(Error::invalid(format!(
+                    "input {} of the model is a layer's output, not an Input",
+                    k + 1
+                )));
+            };
+            if ids.insert(t.id(), k).is_some() {
+                return Err(Error::invalid("the same Input is given twice"));
+            }
+            let name = name.clone().unwrap_or_else(|| match k {
+                0 => "input".to_string(),
+                _ => format!("input_{k}"),
+            });
+            if input_cfgs.iter().any(|i: &InputConfig| i.name == name) {
+                return Err(Error::invalid(format!("two inputs are named '{name}'")));
+            }
+            input_cfgs.push(InputConfig {
+                name,
+                shape: t.shape().to_vec(),
+            });
+        }
+        // Layers in dependency order: a depth-first walk from the outputs.
+        let mut order: Vec<SymbolicTensor> = Vec::new();
+        let mut seen: HashMap<*const Symbol, bool> = HashMap::new();
+        for out in outputs {
+            visit(out, &ids, &mut seen, &mut order)?;
+        }
+        let mut model = Model::empty(input_cfgs, seed);
+        model.name = "model".into();
+        for t in &order {
+            let Source::Layer {
+                config,
+                inputs,
+                weights,
+            } = &t.0.source
+            else {
+                unreachable!("visit only orders layers")
+            };
+            let reads = inputs.iter().map(|i| ids[&i.id()]).collect();
+            let node = model.add_node(config.clone(), reads)?;
+            if let Some(w) = weights {
+                model.set_layer_weights(node, w)?;
+            }
+            ids.insert(t.id(), model.inputs().len() + node);
+        }
+        let outs = outputs.iter().map(|t| ids[&t.id()]).collect();
+        model.set_outputs(outs);
+        Ok(model)
+    }
+
+    /// Uses this model as one layer of a functional model, with a copy of its current
+    /// weights (e.g. a trained feature extractor).
+    pub fn call(&self, x: &SymbolicTensor) -> Result<SymbolicTensor> {
+        self.call_inputs(&[x])
+    }
+
+    /// `call` for a model with several inputs.
+    pub fn call_inputs(&self, xs: &[&SymbolicTensor]) -> Result<SymbolicTensor> {
+        let mut cfg = self.config();
+        cfg.compile = None;
+        let weights = self.get_weights();
+        apply(LayerConfig::Model(Box::new(cfg)), xs, Some(weights))
+    }
+}
+
+/// Post-order walk: a layer is pushed after everything it reads.
+fn visit(
+    t: &SymbolicTensor,
+    inputs: &HashMap<*const Symbol, usize>,
+    seen: &mut HashMap<*const Symbol, bool>,
+    order: &mut Vec<SymbolicTensor>,
+) -> Result<()> {
+    if inputs.contains_key(&t.id()) {
+        return Ok(());
+    }
+    match seen.get(&t.id()) {
+        Some(true) => return Ok(()),
+        Some(false) => unreachable!("symbolic tensors cannot form cycles"),
+        None => {}
+    }
+    match &t.0.source {
+        Source::Input { name } => Err(Error::invalid(format!(
+            "graph disconnected: an output depends on the input {} of shape {:?}, which \
+             is not among the model's inputs",
+            name.as_deref().map_or(String::new(), |n| format!("'{n}'")),
+            t.shape()
+        ))),
+        Source::Layer { inputs: reads, .. } => {
+            seen.insert(t.id(), false);
+            for r in reads {
+                visit(r, inputs, seen, order)?;
+            }
+            seen.insert(t.id(), true);
+            order.push(t.clone());
+            Ok(())
+        }
+    }
+}
+
+/// Output shape of a nested model for the given input shapes.
+pub(crate) fn nested_output_shape(
+    cfg: &super::ModelConfig,
+    name: &str,
+    inputs: &[&[usize]],
+) -> Result<Vec<usize>> {
+    let want = cfg.input_shapes();
+    if want.len() != inputs.len() || want.iter().zip(inputs).any(|(w, i)| w[..] != i[..]) {
+        return Err(Error::shape(format!(
+            "layer '{name}' (Model) expects inputs {want:?}, got {inputs:?}"
+        )));
+    }
+    // Building the (weightless) graph is the simplest exact shape check.
+    let m = Model::from_config(cfg, 0)?;
+    if m.output_shapes().len() != 1 {
+        return Err(Error::invalid(format!(
+            "layer '{name}' (Model): a nested model must have one output, it has {}",
+            m.output_shapes().len()
+        )));
+    }
+    Ok(m.output_shape().to_vec())
+}
+
+/// A model inside a model: one layer whose forward runs the inner graph.
+impl Layer for Model {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn forward(&mut self, x: &Var, ctx: &mut ForwardCtx) -> Result<Var> {
+        self.forward_many(std::slice::from_ref(x), ctx)
+    }
+    fn forward_many(&mut self, xs: &[Var], ctx: &mut ForwardCtx) -> Result<Var> {
+        let mut out = self.run(
+            xs,
+            ctx.training,
+            ctx.output_logits,
+            Some(&mut *ctx.rng),
+            false,
+            None,
+        )?;
+        Ok(out.remove(0))
+    }
+    /// The inner weights, named `MODEL/LAYER/WEIGHT`.
+    fn params(&self) -> Vec<Param> {
+        self.layers()
+            .iter()
+            .flat_map(|l| l.params())
+            .map(|p| Param {
+                name: format!("{}/{}", self.name, p.name),
+                ..p
+            })
+            .collect()
+    }
+    fn config(&self) -> LayerConfig {
+        let mut cfg = Model::config(self);
+        cfg.compile = None;
+        LayerConfig::Model(Box::new(cfg))
+    }
+    fn output_activation(&self) -> Option<crate::layers::Activation> {
+        self.output_layer().and_then(|l| l.output_activation())
+    }
+    fn regularization(&self) -> Option<Var> {
+        self.regularization_penalty()
+    }
+}

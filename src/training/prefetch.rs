@@ -1,0 +1,230 @@
+//! Training batches prepared on a background thread, so the next batch is ready when a
+//! step ends.
+//!
+//! For each epoch, `fit` starts one producer thread (a scoped thread: it borrows the
+//! training tensors and the epoch's shuffled order). The producer gathers each batch's
+//! rows, augments them when an [`Augmentation`] is configured, and sends the batch down a
+//! bounded channel of depth [`DEPTH`], so it runs at most that many batches ahead and
+//! holds at most `DEPTH + 1` batches in memory. The main thread receives them in order.
+//!
+//! The batches are exactly those of the old in-line loop: the order is shuffled by the
+//! main thread before the producer starts (so the model's generator is drawn in the same
+//! sequence), the producer splits it into the same chunks, and augmentation draws from
+//! `batch_rng(seed, epoch, batch)`, which does not depend on timing.
+//!
+//! The producer is a plain thread doing serial work (copies and per-pixel loops), outside
+//! the rayon pool the kernels use. An error it meets is sent to the main thread as the
+//! batch's result; if it dies without sending (a panic), the main thread gets an error
+//! saying so instead of waiting forever.
+//!
+//! Both sides are timed: the producer reports how long it spent preparing each batch,
+//! and the main thread how long it waited for it. A wait near zero while preparing takes
+//! real time means the preparation is hidden behind the steps.
+
+use crate::data::augment::Augmentation;
+use crate::engine::Tensor;
+use crate::error::{Error, Result};
+use std::sync::mpsc::{sync_channel, Receiver};
+use std::thread::{Scope, ScopedJoinHandle};
+use std::time::{Duration, Instant};
+
+/// How many prepared batches may wait in the channel. Two covers a step that is briefly
+/// faster than the preparation; more only holds more memory.
+pub const DEPTH: usize = 2;
+
+/// One batch as the producer hands it over.
+pub struct PreparedBatch {
+    pub x: Tensor,
+    pub y: Tensor,
+    /// Samples in the batch (the last one may be short).
+    pub size: usize,
+    /// Time the producer spent gathering (and augmenting) it.
+    pub prepare: Duration,
+}
+
+/// What the producer needs to augment: the config and the run's augmentation seed.
+#[derive(Clone, Copy)]
+pub struct AugmentWith<'a> {
+    pub augmentation: &'a Augmentation,
+    pub seed: u64,
+}
+
+/// The main thread's end of one epoch's producer.
+pub struct Prefetcher<'scope> {
+    rx: Receiver<Result<PreparedBatch>>,
+    handle: Option<ScopedJoinHandle<'scope, ()>>,
+}
+
+impl<'scope> Prefetcher<'scope> {
+    /// Starts the producer for one epoch: batches of `batch_size` rows of `x` and `y`
+    /// taken in `order`, augmented with `augment` if given.
+    pub fn start<'env>(
+        scope: &'scope Scope<'scope, 'env>,
+        x: &'env Tensor,
+        y: &'env Tensor,
+        order: &'env [usize],
+        batch_size: usize,
+        epoch: usize,
+        augment: Option<AugmentWith<'env>>,
+    ) -> Prefetcher<'scope> {
+        let (tx, rx) = sync_channel(DEPTH);
+        let handle = std::thread::Builder::new()
+            .name("nabla-batches".into())
+            .spawn_scoped(scope, move || {
+                for (batch, idx) in order.chunks(batch_size).enumerate() {
+                    let start = Instant::now();
+                    let prepared =
+                        prepare(x, y, idx, epoch, batch, augment).map(|(x, y)| PreparedBatch {
+                            x,
+                            y,
+                            size: idx.len(),
+                            prepare: start.elapsed(),
+                        });
+                    let failed = prepared.is_err();
+                    // A send fails only when the main thread has stopped listening (it
+                    // returned early with an error): nothing left to do.
+                    if tx.send(prepared).is_err() || failed {
+                        return;
+                    }
+                }
+            });
+        match handle {
+            Ok(handle) => Prefetcher {
+                rx,
+                handle: Some(handle),
+            },
+            Err(e) => {
+                // The system refused a thread: report it as the first batch's result.
+                let (tx, rx) = sync_channel(1);
+                let _ = tx.send(Err(Error::invalid(format!(
+                    "could not start the batch producer thread: {e}"
+                ))));
+                Prefetcher { rx, handle: None }
+            }
+        }
+    }
+
+    /// The next batch and how long the main thread waited for it.
+    pub fn next_batch(&mut self) -> Result<(PreparedBatch, Duration)> {
+        let start = Instant::now();
+        match self.rx.recv() {
+            Ok(batch) => Ok((batch?, start.elapsed())),
+            Err(_) => {
+                // The producer hung up before the epoch's last batch: it panicked.
+                let why = match self.handle.take().map(|h| h.join()) {
+                    Some(Err(panic)) => panic
+                        .downcast_ref::<&str>()
+                        .map(|s| s.to_string())
+                        .or_else(|| panic.downcast_ref::<String>().cloned())
+                        .unwrap_or_else(|| "a panic".to_string()),
+                    _ => "no reason given".to_string(),
+                };
+                Err(Error::invalid(format!(
+                    "the batch producer thread stopped before the end of the epoch: {why}"
+                )))
+            }
+        }
+    }
+}
+
+/// Gathers one batch and augments its inputs if asked.
+fn prepare(
+    x: &Tensor,
+    y: &Tensor,
+    idx: &[usize],
+    epoch: usize,
+    batch: usize,
+    augment: Option<AugmentWith>,
+) -> Result<(Tensor, Tensor)> {
+    let mut xb = x.gather_rows(idx);
+    if let Some(a) = augment {
+        xb = a.augmentation.apply_batch(&xb, a.seed, epoch, batch)?;
+    }
+    Ok((xb, y.gather_rows(idx)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batches_come_in_order_and_match_the_inline_gather() {
+        let x = Tensor::from_vec((0..40).map(|v| v as f32).collect(), &[10, 1, 2, 2]);
+        let y = Tensor::from_vec((0..10).map(|v| v as f32).collect(), &[10]);
+        let order = vec![3, 1, 4, 0, 5, 9, 2, 6, 8, 7];
+        std::thread::scope(|s| {
+            let mut p = Prefetcher::start(s, &x, &y, &order, 4, 0, None);
+            for idx in order.chunks(4) {
+                let (b, _) = p.next_batch().unwrap();
+                assert_eq!(b.size, idx.len());
+                assert_eq!(b.x.data(), x.gather_rows(idx).data());
+                assert_eq!(b.y.data(), y.gather_rows(idx).data());
+            }
+            // Past the last batch: the producer has finished, which is an error to ask.
+            assert!(p.next_batch().is_err());
+        });
+    }
+
+    #[test]
+    fn augmented_batches_do_not_depend_on_timing() {
+        let x = Tensor::from_vec(
+            (0..4 * 64).map(|v| (v % 13) as f32).collect(),
+            &[4, 1, 8, 8],
+        );
+        let y = Tensor::zeros(&[4]);
+        let order = vec![0, 1, 2, 3];
+        let aug = Augmentation::parse("crop=2,flip,rotate=15").unwrap();
+        let with = Some(AugmentWith {
+            augmentation: &aug,
+            seed: 11,
+        });
+        let run = |slow: bool| -> Vec<Vec<f32>> {
+            std::thread::scope(|s| {
+                let mut p = Prefetcher::start(s, &x, &y, &order, 2, 3, with);
+                (0..2)
+                    .map(|_| {
+                        if slow {
+                            // A slow consumer: the producer fills the channel first.
+                            std::thread::sleep(Duration::from_millis(20));
+                        }
+                        p.next_batch().unwrap().0.x.data().to_vec()
+                    })
+                    .collect()
+            })
+        };
+        let fast = run(false);
+        assert_eq!(fast, run(true));
+        let expected = aug.apply_batch(&x.gather_rows(&[2, 3]), 11, 3, 1).unwrap();
+        assert_eq!(fast[1], expected.data());
+    }
+
+    #[test]
+    fn a_producer_error_reaches_the_main_thread() {
+        // Augmentation of inputs that are not images fails in the producer.
+        let x = Tensor::zeros(&[6, 5]);
+        let y = Tensor::zeros(&[6]);
+        let order: Vec<usize> = (0..6).collect();
+        let aug = Augmentation::parse("flip").unwrap();
+        let with = Some(AugmentWith {
+            augmentation: &aug,
+            seed: 0,
+        });
+        std::thread::scope(|s| {
+            let mut p = Prefetcher::start(s, &x, &y, &order, 2, 0, with);
+            let msg = p.next_batch().err().expect("an error").to_string();
+            assert!(msg.contains("[N, C, H, W]"), "{msg}");
+        });
+    }
+
+    #[test]
+    fn dropping_the_receiver_early_stops_the_producer() {
+        // The scope joins the producer: this test would hang if it kept waiting to send.
+        let x = Tensor::zeros(&[100, 1, 2, 2]);
+        let y = Tensor::zeros(&[100]);
+        let order: Vec<usize> = (0..100).collect();
+        std::thread::scope(|s| {
+            let mut p = Prefetcher::start(s, &x, &y, &order, 1, 0, None);
+            p.next_batch().unwrap();
+        });
+    }
+}
