@@ -166,3 +166,78 @@ fn cifar10_shaped_run_trains_with_augmentation_saves_and_evaluates() {
     assert_eq!(ev["loss"], trained["loss"]);
     assert_eq!(ev["accuracy"], trained["accuracy"]);
 }
+
+#[test]
+fn a_zoo_resnet_is_built_for_cifar10_and_trains_with_augmentation() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data").join("cifar10");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::create_dir(tmp.path().join("cache")).unwrap();
+    for (b, name) in TRAIN_FILES.iter().enumerate() {
+        std::fs::write(dir.join(name), records(16, b as u64)).unwrap();
+    }
+    std::fs::write(dir.join("test_batch.bin"), records(20, 99)).unwrap();
+    let trained = json(&ok(
+        nabla(
+            tmp.path(),
+            &[
+                "train",
+                "--model",
+                "se-resnet20",
+                "--dataset",
+                "cifar10",
+                "--batch-size",
+                "16",
+                "--augment",
+                "crop=4,flip",
+                "--schedule",
+                "onecycle:1",
+                "--weight-decay",
+                "5e-4",
+                "--out",
+                "R",
+                "--json",
+            ],
+        ),
+        "train",
+    ));
+    assert_eq!(trained["model"], "se-resnet20");
+    // The saved graph (merges, SE rescales, projections) reloads and evaluates exactly.
+    let ev = json(&ok(
+        nabla(tmp.path(), &["evaluate", "R", "--json"]),
+        "evaluate",
+    ));
+    assert_eq!(ev["loss"], trained["loss"]);
+    let summary = ok(nabla(tmp.path(), &["summary", "R"]), "summary");
+    assert!(summary.contains("(None, 3, 32, 32)"), "{summary}");
+    assert!(
+        summary.contains("conv4_block3_se_scale (Multiply)"),
+        "{summary}"
+    );
+}
+
+#[test]
+fn summary_prints_the_published_parameter_counts() {
+    let tmp = tempfile::tempdir().unwrap();
+    for (model, count) in [
+        ("vgg16", "138,357,544"),
+        ("resnet50", "25,557,032"),
+        ("resnet18", "11,689,512"),
+    ] {
+        let s = ok(nabla(tmp.path(), &["summary", model]), model);
+        assert!(
+            s.contains(&format!("Total params: {count}\n")),
+            "{model}:\n{s}"
+        );
+    }
+    let s = ok(
+        nabla(
+            tmp.path(),
+            &["summary", "resnet20", "--input-shape", "1,28,28"],
+        ),
+        "summary resnet20",
+    );
+    assert!(s.contains("(None, 64, 7, 7)"), "{s}");
+    let bad = nabla(tmp.path(), &["summary", "keras-cnn", "--classes", "3"]);
+    assert!(!bad.status.success());
+}
