@@ -309,6 +309,29 @@ fn weight_decay_and_label_smoothing_reach_the_saved_model() {
 }
 
 #[test]
+fn a_hand_edited_negative_weight_decay_in_model_json_is_an_error() {
+    let case = Case::with_mnist();
+    case.train(&[
+        "--model",
+        "mlp",
+        "--dataset",
+        "mnist",
+        "--optimizer",
+        "sgd",
+        "--weight-decay",
+        "0.0005",
+        "--out",
+        "OUT",
+    ]);
+    let path = case.path("OUT/model.json");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let edited = text.replacen("\"weight_decay\": 0.0005", "\"weight_decay\": -1.0", 1);
+    assert_ne!(edited, text, "{text}");
+    std::fs::write(&path, edited).unwrap();
+    case.expect_error(&["evaluate", "OUT"], &["model.json", "weight_decay is -1"]);
+}
+
+#[test]
 fn idx_truncated_file_is_named() {
     let case = Case::with_mnist();
     let path = case.mnist().join(TEST_IMAGES);

@@ -150,6 +150,9 @@ impl Optimizer {
     }
     /// Adam with decoupled weight decay. Panics on a negative or non-finite decay (a
     /// programming error here; `with_weight_decay` returns the error instead).
+    /// # Panics
+    /// If `weight_decay` is negative or not finite (a programming error; the command
+    /// line and `with_weight_decay` return an error instead).
     pub fn adamw(lr: f32, weight_decay: f32) -> Optimizer {
         Optimizer::new(
             OptimizerKind::Adamw {

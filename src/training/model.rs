@@ -248,6 +248,16 @@ impl Model {
                 .collect::<Result<Vec<_>>>()?
         };
         if let Some(c) = &cfg.compile {
+            let o = &c.optimizer;
+            let bad = |what: &str, v: f32| {
+                Error::invalid(format!("compile: the optimizer's {what} is {v}"))
+            };
+            if !(o.learning_rate.is_finite() && o.learning_rate >= 0.0) {
+                return Err(bad("learning_rate", o.learning_rate));
+            }
+            if !(o.weight_decay.is_finite() && o.weight_decay >= 0.0) {
+                return Err(bad("weight_decay", o.weight_decay));
+            }
             let metrics: Vec<&str> = c.metrics.iter().map(|s| s.as_str()).collect();
             m.compile(c.loss, Optimizer::from_config(&c.optimizer), &metrics)?;
         }
