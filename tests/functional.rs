@@ -317,3 +317,80 @@ fn json_configs_name_each_layers_inputs() {
     let bad = json.replace("\"inbound\"", "\"inbund\"");
     assert!(serde_json::from_str::<nabla::training::ModelConfig>(&bad).is_err());
 }
+
+#[test]
+fn a_two_input_two_output_model_trains_with_a_custom_loop() {
+    // fit takes one input and one output; any graph trains with call_many, the losses
+    // and an optimizer. Task: class = which of the two inputs has the larger sum, and
+    // score = the difference of the sums.
+    let a_in = NamedInput("a", &[4]);
+    let b_in = NamedInput("b", &[4]);
+    let joined = Concatenate().call_many(&[&a_in, &b_in]).unwrap();
+    let h = Dense(16).activation(Tanh).call(&joined).unwrap();
+    let class = Dense(2)
+        .activation(Softmax)
+        .named("class")
+        .call(&h)
+        .unwrap();
+    let score = Dense(1).named("score").call(&h).unwrap();
+    let mut m = Model::functional(&[&a_in, &b_in], &[&class, &score], 1).unwrap();
+    let mut opt = Optimizer::adam(0.01);
+    let params: Vec<_> = m.params().into_iter().filter(|p| p.trainable).collect();
+    let mut rng = Rng::new(4);
+    let batch = |rng: &mut Rng| {
+        let (a, b) = (random(&[64, 4], rng), random(&[64, 4], rng));
+        let diff: Vec<f32> = (0..64)
+            .map(|i| {
+                (0..4)
+                    .map(|j| a.data()[i * 4 + j] - b.data()[i * 4 + j])
+                    .sum()
+            })
+            .collect();
+        let labels: Vec<f32> = diff.iter().map(|&d| (d > 0.0) as u8 as f32).collect();
+        (
+            a,
+            b,
+            Tensor::from_vec(labels, &[64]),
+            Tensor::from_vec(diff, &[64, 1]),
+        )
+    };
+    let ce = Loss::SparseCategoricalCrossentropy {
+        from_logits: false,
+        label_smoothing: 0.0,
+    };
+    for _ in 0..300 {
+        let (a, b, labels, diff) = batch(&mut rng);
+        let out = m
+            .call_many(&[Var::constant(a), Var::constant(b)], true)
+            .unwrap();
+        let loss = nabla::ops::elementwise::add(
+            &ce.compute(&out[0], &labels, false).unwrap(),
+            &Loss::MeanSquaredError
+                .compute(&out[1], &diff, false)
+                .unwrap(),
+        )
+        .unwrap();
+        for p in &params {
+            p.var.zero_grad();
+        }
+        loss.backward();
+        opt.step(&params);
+    }
+    let (a, b, labels, diff) = batch(&mut rng);
+    let out = m.predict_many(&[a, b], 64).unwrap();
+    let correct = out[0]
+        .argmax_rows()
+        .iter()
+        .zip(labels.data())
+        .filter(|(&p, &l)| p as f32 == l)
+        .count();
+    assert!(correct >= 58, "{correct}/64");
+    let mse: f32 = out[1]
+        .data()
+        .iter()
+        .zip(diff.data())
+        .map(|(p, d)| (p - d) * (p - d))
+        .sum::<f32>()
+        / 64.0;
+    assert!(mse < 0.05, "mse {mse}");
+}
