@@ -25,6 +25,7 @@
 //! Not special-cased (correct through the general path, not fast): depthwise convs
 //! (`OCG = 1` makes each group's GEMM a matrix-vector product).
 
+use super::direct::{self, Avx512};
 use super::Conv2dDims;
 use crate::ops::matmul::sgemm;
 use crate::ops::parallel;
@@ -47,13 +48,25 @@ pub(crate) struct Tuning {
     /// Least work (flops) worth a parallel chunk of images; below it rayon's dispatch
     /// (microseconds) would cost more than it saves.
     pub min_chunk_flops: usize,
+    /// Largest `direct::waste` (computed positions per useful output) at which a stride-1
+    /// conv takes the direct kernels of `direct.rs` instead of im2col + GEMM; 0 never.
+    pub direct_waste: f64,
 }
 
 pub(crate) const TUNING: Tuning = Tuning {
     target_cols: 512,
     col_budget: 1 << 18,
     min_chunk_flops: 1 << 18,
+    direct_waste: 1.3,
 };
+
+/// The CPU token when `d` takes the direct kernels under `t`.
+fn direct_cpu(d: &Conv2dDims, t: &Tuning) -> Option<Avx512> {
+    if d.is_pointwise() || !direct::applies(d) || direct::waste(d) > t.direct_waste {
+        return None;
+    }
+    Avx512::detect()
+}
 
 /// Scratch buffers larger than this (floats, 64 MiB) are freed after use, not kept.
 const SCRATCH_KEEP: usize = 1 << 24;
@@ -66,7 +79,7 @@ thread_local! {
 /// taken out of the thread-local slot while in use, so a nested call on the same thread
 /// (a rayon worker running another conv while it waits inside a parallel GEMM) gets a
 /// fresh buffer instead of a conflicting borrow.
-fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
+pub(super) fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
     let mut buf = SCRATCH.with(Cell::take);
     if buf.len() < len {
         buf.resize(len, 0.0);
@@ -338,6 +351,18 @@ pub(crate) fn conv2d_forward_tuned(
     debug_assert_eq!(w.len(), d.oc * d.k());
     debug_assert!(b.is_none_or(|b| b.len() == d.oc));
     let min_imgs = min_chunk_images(d, t);
+    if let Some(cpu) = direct_cpu(d, t) {
+        let wt = direct::pack_forward_weights(w, d);
+        let len = direct::forward_scratch(d);
+        parallel::par_chunks_mut(out, d.out_image(), min_imgs, |first, out| {
+            let imgs = out.len() / d.out_image();
+            let inp = &inp[first * d.in_image()..(first + imgs) * d.in_image()];
+            with_scratch(len, |s| {
+                direct::forward_images(cpu, out, inp, &wt, b, d, relu, s)
+            });
+        });
+        return;
+    }
     let gemm_par = parallel::split(d.n, min_imgs).len() == 1;
     parallel::par_chunks_mut(out, d.out_image(), min_imgs, |first, out| {
         let imgs = out.len() / d.out_image();
@@ -443,6 +468,18 @@ pub(crate) fn conv2d_backward_input_tuned(
     debug_assert_eq!(dout.len(), d.n * d.out_image());
     debug_assert_eq!(w.len(), d.oc * d.k());
     let min_imgs = min_chunk_images(d, t);
+    if let Some(cpu) = direct_cpu(d, t) {
+        let wt = direct::pack_backward_input_weights(w, d);
+        let len = direct::backward_input_scratch(d);
+        parallel::par_chunks_mut(dinp, d.in_image(), min_imgs, |first, dinp| {
+            let imgs = dinp.len() / d.in_image().max(1);
+            let dout = &dout[first * d.out_image()..(first + imgs) * d.out_image()];
+            with_scratch(len, |s| {
+                direct::backward_input_images(cpu, dinp, dout, &wt, d, s)
+            });
+        });
+        return;
+    }
     let gemm_par = parallel::split(d.n, min_imgs).len() == 1;
     parallel::par_chunks_mut(dinp, d.in_image(), min_imgs, |first, dinp| {
         let imgs = dinp.len() / d.in_image().max(1);
@@ -588,6 +625,13 @@ fn weight_chunk(
     let inp = &inp[range.start * d.in_image()..range.end * d.in_image()];
     if let Some(db) = db {
         accumulate_bias(db, dout, d);
+    }
+    if let Some(cpu) = direct_cpu(d, t) {
+        let len = direct::backward_weight_scratch(d, imgs);
+        with_scratch(len, |s| {
+            direct::backward_weight_images(cpu, dw, dout, inp, d, s)
+        });
+        return;
     }
     if d.is_pointwise() {
         // dw_g[OCG, CG] += dy[OCG, P] x x[CG, P]^T

@@ -35,6 +35,7 @@
 //! ```
 
 pub mod cpu;
+mod direct;
 pub mod naive;
 #[cfg(test)]
 mod tests;

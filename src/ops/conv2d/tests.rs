@@ -154,6 +154,10 @@ fn cases() -> Vec<Case> {
         Case::new(3, 4, (5, 5), 6, (1, 1)).groups(2),
         // MNIST-like layers, scaled down in batch.
         Case::new(2, 16, (16, 16), 16, (3, 3)).pad(p1),
+        Case::new(3, 1, (28, 28), 16, (3, 3)).pad(p1),
+        Case::new(2, 5, (14, 14), 9, (3, 3)).pad(Padding2d::uniform(2)),
+        Case::new(3, 9, (8, 8), 17, (3, 3)).pad(p1),
+        Case::new(2, 7, (5, 6), 8, (3, 3)).pad(asym(1, 0, 2, 1)),
         Case::new(7, 1, (28, 28), 4, (5, 5)),
         Case::new(3, 8, (13, 13), 6, (3, 3)),
         // Kernel as large as the input: a 1x1 output.
@@ -172,7 +176,7 @@ fn cases() -> Vec<Case> {
 
 /// Tunings that force each path: one image per GEMM (by column target or by buffer
 /// cap), two (with a remainder), a whole chunk per GEMM; chunks of one image (max
-/// parallel) or a single chunk (GEMMs parallel instead).
+/// parallel) or a single chunk (GEMMs parallel instead); the direct (stride-1) kernels.
 fn tunings(d: &Conv2dDims) -> Vec<Tuning> {
     let big = usize::MAX / 2;
     vec![
@@ -181,21 +185,36 @@ fn tunings(d: &Conv2dDims) -> Vec<Tuning> {
             target_cols: 1,
             col_budget: big,
             min_chunk_flops: 1,
+            direct_waste: 0.0,
         },
         Tuning {
             target_cols: 2 * d.p(),
             col_budget: big,
             min_chunk_flops: 1,
+            direct_waste: 0.0,
         },
         Tuning {
             target_cols: big,
             col_budget: 1,
             min_chunk_flops: 1,
+            direct_waste: 0.0,
         },
         Tuning {
             target_cols: big,
             col_budget: big,
             min_chunk_flops: big,
+            direct_waste: 0.0,
+        },
+        // The direct kernels wherever they apply, with one-image chunks and one chunk.
+        Tuning {
+            min_chunk_flops: 1,
+            direct_waste: f64::INFINITY,
+            ..TUNING
+        },
+        Tuning {
+            min_chunk_flops: big,
+            direct_waste: f64::INFINITY,
+            ..TUNING
         },
     ]
 }
