@@ -136,7 +136,7 @@ fn valid_range(
 /// more than the copy itself (memmove was 6% of a keras-cnn training profile, all of it
 /// from im2col). Fixed-size 8- and 4-float moves, the last one overlapping.
 #[inline(always)]
-fn copy_short(dst: &mut [f32], src: &[f32]) {
+pub(super) fn copy_short(dst: &mut [f32], src: &[f32]) {
     let n = dst.len();
     assert_eq!(n, src.len());
     if n >= 8 {

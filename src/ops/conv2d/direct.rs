@@ -25,6 +25,7 @@
 //! the summed axis) matrixmultiply's scalar packing; the measured gains are in
 //! ARCHITECTURE.md.
 
+use super::cpu::copy_short;
 use super::Conv2dDims;
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
@@ -64,6 +65,7 @@ struct Planes {
 
 impl Planes {
     /// Writes every element of `dst[..self.len]` from `src [nch, h, w]`.
+    #[inline(always)]
     fn fill(&self, dst: &mut [f32], src: &[f32]) {
         let dst = &mut dst[..self.len];
         let (h, w) = (self.h as isize, self.w as isize);
@@ -85,7 +87,7 @@ impl Planes {
                 row[..s0].fill(0.0);
                 row[s1..].fill(0.0);
                 let c0 = (s0 as isize - self.left) as usize;
-                row[s0..s1].copy_from_slice(&srow[c0..c0 + (s1 - s0)]);
+                copy_short(&mut row[s0..s1], &srow[c0..c0 + (s1 - s0)]);
             }
             plane[self.hp * self.wp..].fill(0.0);
         }
@@ -294,14 +296,17 @@ fn fwd_gemm(cpu: Avx512, a: &[f32], m: usize, taps: &Taps, b: &[f32], c: &mut [f
         let rows = if m - o0 >= 8 { 8 } else { 1 };
         let mut q0 = 0;
         while q0 < lq {
-            let full = lq - q0 >= 3 * V;
-            match (rows, full) {
-                (8, true) => fwd_tile::<8, 3>(cpu, a, m, o0, taps, b, q0, c, lq),
-                (8, false) => fwd_tile::<8, 1>(cpu, a, m, o0, taps, b, q0, c, lq),
-                (_, true) => fwd_tile::<1, 3>(cpu, a, m, o0, taps, b, q0, c, lq),
-                (_, false) => fwd_tile::<1, 1>(cpu, a, m, o0, taps, b, q0, c, lq),
+            // Vectors of positions in this tile: 3, or what is left (1 or 2) at the end.
+            let nv = ((lq - q0) / V).min(3);
+            match (rows, nv) {
+                (8, 3) => fwd_tile::<8, 3>(cpu, a, m, o0, taps, b, q0, c, lq),
+                (8, 2) => fwd_tile::<8, 2>(cpu, a, m, o0, taps, b, q0, c, lq),
+                (8, _) => fwd_tile::<8, 1>(cpu, a, m, o0, taps, b, q0, c, lq),
+                (_, 3) => fwd_tile::<1, 3>(cpu, a, m, o0, taps, b, q0, c, lq),
+                (_, 2) => fwd_tile::<1, 2>(cpu, a, m, o0, taps, b, q0, c, lq),
+                (_, _) => fwd_tile::<1, 1>(cpu, a, m, o0, taps, b, q0, c, lq),
             }
-            q0 += if full { 3 * V } else { V };
+            q0 += nv * V;
         }
         o0 += rows;
     }
@@ -355,6 +360,39 @@ pub(crate) fn forward_scratch(d: &Conv2dDims) -> usize {
 /// copying each output plane out of the wide grid.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn forward_images(
+    cpu: Avx512,
+    out: &mut [f32],
+    inp: &[f32],
+    wt: &[f32],
+    b: Option<&[f32]>,
+    d: &Conv2dDims,
+    relu: bool,
+    scratch: &mut [f32],
+) {
+    // SAFETY: `cpu` proves the CPU has AVX-512F, all `forward_images_avx512` requires.
+    unsafe { forward_images_avx512(cpu, out, inp, wt, b, d, relu, scratch) }
+}
+
+/// The same, compiled with AVX-512 enabled, so the padding copies and the epilogues
+/// around the kernels (plain Rust loops) vectorize 16 wide (the crate's baseline is SSE2).
+#[cfg_attr(target_arch = "x86_64", target_feature(enable = "avx512f"))]
+#[allow(clippy::too_many_arguments)]
+fn forward_images_avx512(
+    cpu: Avx512,
+    out: &mut [f32],
+    inp: &[f32],
+    wt: &[f32],
+    b: Option<&[f32]>,
+    d: &Conv2dDims,
+    relu: bool,
+    scratch: &mut [f32],
+) {
+    forward_images_body(cpu, out, inp, wt, b, d, relu, scratch)
+}
+
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn forward_images_body(
     cpu: Avx512,
     out: &mut [f32],
     inp: &[f32],
@@ -423,6 +461,35 @@ pub(crate) fn backward_input_images(
     d: &Conv2dDims,
     scratch: &mut [f32],
 ) {
+    // SAFETY: `cpu` proves the CPU has AVX-512F, all `backward_input_images_avx512` requires.
+    unsafe { backward_input_images_avx512(cpu, dinp, dout, wt, d, scratch) }
+}
+
+/// The same, compiled with AVX-512 enabled, so the padding copies and the epilogues
+/// around the kernels (plain Rust loops) vectorize 16 wide (the crate's baseline is SSE2).
+#[cfg_attr(target_arch = "x86_64", target_feature(enable = "avx512f"))]
+#[allow(clippy::too_many_arguments)]
+fn backward_input_images_avx512(
+    cpu: Avx512,
+    dinp: &mut [f32],
+    dout: &[f32],
+    wt: &[f32],
+    d: &Conv2dDims,
+    scratch: &mut [f32],
+) {
+    backward_input_images_body(cpu, dinp, dout, wt, d, scratch)
+}
+
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn backward_input_images_body(
+    cpu: Avx512,
+    dinp: &mut [f32],
+    dout: &[f32],
+    wt: &[f32],
+    d: &Conv2dDims,
+    scratch: &mut [f32],
+) {
     let geo = backward_input_geometry(d);
     let (cg, ocg) = (d.cg(), d.ocg());
     let kb = ocg * d.kh * d.kw;
@@ -450,7 +517,7 @@ pub(crate) fn backward_input_images(
                 .zip(dxp.chunks_exact(geo.lq))
             {
                 for (row, srow) in dst.chunks_exact_mut(d.w).zip(src.chunks(wq)) {
-                    row.copy_from_slice(&srow[..d.w]);
+                    copy_short(row, &srow[..d.w]);
                 }
             }
         }
@@ -585,6 +652,35 @@ unsafe fn wgrad_kernel<const M: usize, const N: usize>(
 
 /// Adds the images of `inp`/`dout` (same count) to `dw [OC, K]` (not cleared).
 pub(crate) fn backward_weight_images(
+    cpu: Avx512,
+    dw: &mut [f32],
+    dout: &[f32],
+    inp: &[f32],
+    d: &Conv2dDims,
+    scratch: &mut [f32],
+) {
+    // SAFETY: `cpu` proves the CPU has AVX-512F, all `backward_weight_images_avx512` requires.
+    unsafe { backward_weight_images_avx512(cpu, dw, dout, inp, d, scratch) }
+}
+
+/// The same, compiled with AVX-512 enabled, so the padding copies and the epilogues
+/// around the kernels (plain Rust loops) vectorize 16 wide (the crate's baseline is SSE2).
+#[cfg_attr(target_arch = "x86_64", target_feature(enable = "avx512f"))]
+#[allow(clippy::too_many_arguments)]
+fn backward_weight_images_avx512(
+    cpu: Avx512,
+    dw: &mut [f32],
+    dout: &[f32],
+    inp: &[f32],
+    d: &Conv2dDims,
+    scratch: &mut [f32],
+) {
+    backward_weight_images_body(cpu, dw, dout, inp, d, scratch)
+}
+
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn backward_weight_images_body(
     cpu: Avx512,
     dw: &mut [f32],
     dout: &[f32],
