@@ -299,7 +299,7 @@ fn gather_dout(dst: &mut [f32], dout: &[f32], imgs: usize, g: usize, d: &Conv2dD
 }
 
 /// Sum of a slice with 8 independent accumulators (vectorizes; a plain `sum` is serial).
-fn sum8(x: &[f32]) -> f32 {
+pub(super) fn sum8(x: &[f32]) -> f32 {
     let mut acc = [0.0f32; 8];
     let mut chunks = x.chunks_exact(8);
     for c in &mut chunks {
@@ -454,18 +454,37 @@ fn forward_chunk(
 /// Backward to the input: `dinp [N, C, H, W]` from `dout [N, OC, OH, OW]` and `w`.
 /// Overwrites `dinp`.
 pub fn conv2d_backward_input(dinp: &mut [f32], dout: &[f32], w: &[f32], d: &Conv2dDims) {
-    conv2d_backward_input_tuned(dinp, dout, w, d, &TUNING)
+    conv2d_backward_input_tuned(dinp, dout, None, w, d, &TUNING)
 }
 
+/// `dout` masked by `relu_y > 0` (`if y > 0 { g } else { 0 }`, what `conv2d_relu`'s
+/// backward applies), as a new buffer.
+fn relu_masked(dout: &[f32], relu_y: &[f32]) -> Vec<f32> {
+    dout.iter()
+        .zip(relu_y)
+        .map(|(&g, &y)| if y > 0.0 { g } else { 0.0 })
+        .collect()
+}
+
+/// Whether the backward kernels of `d` apply a ReLU mask while they copy `dout` (the
+/// direct path) rather than on a masked copy made first.
+pub(crate) fn masks_in_place(d: &Conv2dDims) -> bool {
+    direct_cpu(d, &TUNING).is_some()
+}
+
+/// `relu_y`: the output of the fused Conv2D+ReLU, whose mask `relu_y > 0` applies to
+/// `dout` first (in the direct kernels' padding copy, else on a masked copy).
 pub(crate) fn conv2d_backward_input_tuned(
     dinp: &mut [f32],
     dout: &[f32],
+    relu_y: Option<&[f32]>,
     w: &[f32],
     d: &Conv2dDims,
     t: &Tuning,
 ) {
     debug_assert_eq!(dinp.len(), d.n * d.in_image());
     debug_assert_eq!(dout.len(), d.n * d.out_image());
+    debug_assert!(relu_y.is_none_or(|y| y.len() == dout.len()));
     debug_assert_eq!(w.len(), d.oc * d.k());
     let min_imgs = min_chunk_images(d, t);
     if let Some(cpu) = direct_cpu(d, t) {
@@ -473,12 +492,17 @@ pub(crate) fn conv2d_backward_input_tuned(
         let len = direct::backward_input_scratch(d);
         parallel::par_chunks_mut(dinp, d.in_image(), min_imgs, |first, dinp| {
             let imgs = dinp.len() / d.in_image().max(1);
-            let dout = &dout[first * d.out_image()..(first + imgs) * d.out_image()];
+            let out = first * d.out_image()..(first + imgs) * d.out_image();
+            let y = relu_y.map(|y| &y[out.clone()]);
             with_scratch(len, |s| {
-                direct::backward_input_images(cpu, dinp, dout, &wt, d, s)
+                direct::backward_input_images(cpu, dinp, &dout[out], y, &wt, d, s)
             });
         });
         return;
+    }
+    if let Some(y) = relu_y {
+        let masked = relu_masked(dout, y);
+        return conv2d_backward_input_tuned(dinp, &masked, None, w, d, t);
     }
     let gemm_par = parallel::split(d.n, min_imgs).len() == 1;
     parallel::par_chunks_mut(dinp, d.in_image(), min_imgs, |first, dinp| {
@@ -562,13 +586,15 @@ pub fn conv2d_backward_weight(
     inp: &[f32],
     d: &Conv2dDims,
 ) {
-    conv2d_backward_weight_tuned(dw, db, dout, inp, d, &TUNING)
+    conv2d_backward_weight_tuned(dw, db, dout, None, inp, d, &TUNING)
 }
 
+/// `relu_y` as in `conv2d_backward_input_tuned`.
 pub(crate) fn conv2d_backward_weight_tuned(
     dw: &mut [f32],
     mut db: Option<&mut [f32]>,
     dout: &[f32],
+    relu_y: Option<&[f32]>,
     inp: &[f32],
     d: &Conv2dDims,
     t: &Tuning,
@@ -576,14 +602,19 @@ pub(crate) fn conv2d_backward_weight_tuned(
     debug_assert_eq!(dw.len(), d.oc * d.k());
     debug_assert!(db.as_ref().is_none_or(|db| db.len() == d.oc));
     debug_assert_eq!(dout.len(), d.n * d.out_image());
+    debug_assert!(relu_y.is_none_or(|y| y.len() == dout.len()));
     debug_assert_eq!(inp.len(), d.n * d.in_image());
+    if let (Some(y), None) = (relu_y, direct_cpu(d, t)) {
+        let masked = relu_masked(dout, y);
+        return conv2d_backward_weight_tuned(dw, db, &masked, None, inp, d, t);
+    }
     let min_imgs = min_chunk_images(d, t);
     dw.fill(0.0);
     if let Some(db) = db.as_deref_mut() {
         db.fill(0.0);
     }
     if parallel::split(d.n, min_imgs).len() == 1 {
-        weight_chunk(dw, db, dout, inp, 0..d.n, d, t, true);
+        weight_chunk(dw, db, dout, relu_y, inp, 0..d.n, d, t, true);
         return;
     }
     // Each chunk sums into its own [dw | db] buffer; the buffers are added in chunk order,
@@ -592,7 +623,17 @@ pub(crate) fn conv2d_backward_weight_tuned(
     let parts = parallel::par_map_ranges(d.n, min_imgs, |range| {
         let mut part = vec![0.0f32; wlen + d.oc];
         let (pdw, pdb) = part.split_at_mut(wlen);
-        weight_chunk(pdw, with_bias.then_some(pdb), dout, inp, range, d, t, false);
+        weight_chunk(
+            pdw,
+            with_bias.then_some(pdb),
+            dout,
+            relu_y,
+            inp,
+            range,
+            d,
+            t,
+            false,
+        );
         part
     });
     for part in &parts {
@@ -608,11 +649,13 @@ pub(crate) fn conv2d_backward_weight_tuned(
 }
 
 /// Adds the images `range`'s contribution to `dw` and `db`.
+/// `relu_y` (the whole batch's) only on the direct path, which masks as it copies.
 #[allow(clippy::too_many_arguments)]
 fn weight_chunk(
     dw: &mut [f32],
     db: Option<&mut [f32]>,
     dout: &[f32],
+    relu_y: Option<&[f32]>,
     inp: &[f32],
     range: Range<usize>,
     d: &Conv2dDims,
@@ -621,17 +664,20 @@ fn weight_chunk(
 ) {
     let imgs = range.len();
     let (k, p, ocg) = (d.k(), d.p(), d.ocg());
-    let dout = &dout[range.start * d.out_image()..range.end * d.out_image()];
+    let out = range.start * d.out_image()..range.end * d.out_image();
+    let relu_y = relu_y.map(|y| &y[out.clone()]);
+    let dout = &dout[out];
     let inp = &inp[range.start * d.in_image()..range.end * d.in_image()];
-    if let Some(db) = db {
-        accumulate_bias(db, dout, d);
-    }
     if let Some(cpu) = direct_cpu(d, t) {
         let len = direct::backward_weight_scratch(d, imgs);
         with_scratch(len, |s| {
-            direct::backward_weight_images(cpu, dw, dout, inp, d, s)
+            direct::backward_weight_images(cpu, dw, db, dout, relu_y, inp, d, s)
         });
         return;
+    }
+    debug_assert!(relu_y.is_none(), "masked before the GEMM path");
+    if let Some(db) = db {
+        accumulate_bias(db, dout, d);
     }
     if d.is_pointwise() {
         // dw_g[OCG, CG] += dy[OCG, P] x x[CG, P]^T

@@ -25,7 +25,7 @@
 //! the summed axis) matrixmultiply's scalar packing; the measured gains are in
 //! ARCHITECTURE.md.
 
-use super::cpu::copy_short;
+use super::cpu::{copy_short, sum8};
 use super::Conv2dDims;
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
@@ -64,16 +64,21 @@ struct Planes {
 }
 
 impl Planes {
-    /// Writes every element of `dst[..self.len]` from `src [nch, h, w]`.
+    /// Writes every element of `dst[..self.len]` from `src [nch, h, w]`; with `relu_y`
+    /// (same shape as `src`), each value is first masked by `relu_y > 0` exactly as
+    /// `conv2d_relu`'s backward masks `dy` (so the result is bit-identical to masking
+    /// first, and no masked copy of `dy` is made).
     #[inline(always)]
-    fn fill(&self, dst: &mut [f32], src: &[f32]) {
+    fn fill(&self, dst: &mut [f32], src: &[f32], relu_y: Option<&[f32]>) {
         let dst = &mut dst[..self.len];
         let (h, w) = (self.h as isize, self.w as isize);
         // Columns s of a padded row with a source column: left..left + w, clipped to 0..wp.
         let s0 = self.left.clamp(0, self.wp as isize) as usize;
         let s1 = (self.left + w).clamp(0, self.wp as isize) as usize;
+        let plane_len = self.h * self.w;
         for (c, plane) in dst.chunks_exact_mut(self.ps).take(self.nch).enumerate() {
-            let src = &src[c * self.h * self.w..][..self.h * self.w];
+            let src = &src[c * plane_len..][..plane_len];
+            let mask = relu_y.map(|y| &y[c * plane_len..][..plane_len]);
             for (r, row) in plane[..self.hp * self.wp]
                 .chunks_exact_mut(self.wp)
                 .enumerate()
@@ -83,11 +88,20 @@ impl Planes {
                     row.fill(0.0);
                     continue;
                 }
-                let srow = &src[sr as usize * self.w..][..self.w];
+                let at = sr as usize * self.w + (s0 as isize - self.left) as usize;
+                let seg = at..at + (s1 - s0);
                 row[..s0].fill(0.0);
                 row[s1..].fill(0.0);
-                let c0 = (s0 as isize - self.left) as usize;
-                copy_short(&mut row[s0..s1], &srow[c0..c0 + (s1 - s0)]);
+                match mask {
+                    None => copy_short(&mut row[s0..s1], &src[seg]),
+                    Some(y) => {
+                        for ((v, &g), &y) in
+                            row[s0..s1].iter_mut().zip(&src[seg.clone()]).zip(&y[seg])
+                        {
+                            *v = if y > 0.0 { g } else { 0.0 };
+                        }
+                    }
+                }
             }
             plane[self.hp * self.wp..].fill(0.0);
         }
@@ -411,7 +425,7 @@ fn forward_images_body(
         .chunks_exact(d.in_image())
         .zip(out.chunks_exact_mut(d.out_image()))
     {
-        geo.inp.fill(xp, x);
+        geo.inp.fill(xp, x, None);
         for g in 0..d.groups {
             let a = &wt[g * k * ocg..][..k * ocg];
             fwd_gemm(
@@ -451,18 +465,20 @@ pub(crate) fn backward_input_scratch(d: &Conv2dDims) -> usize {
     geo.inp.len + d.cg() * geo.lq
 }
 
-/// Backward to the input of the images of `dout [imgs, OC, OH, OW]` into
-/// `dinp [imgs, C, H, W]` (overwritten), with `wt` from `pack_backward_input_weights`.
+/// Backward to the input of the images of `dout [imgs, OC, OH, OW]` (masked by
+/// `relu_y > 0` when given, see `Planes::fill`) into `dinp [imgs, C, H, W]`
+/// (overwritten), with `wt` from `pack_backward_input_weights`.
 pub(crate) fn backward_input_images(
     cpu: Avx512,
     dinp: &mut [f32],
     dout: &[f32],
+    relu_y: Option<&[f32]>,
     wt: &[f32],
     d: &Conv2dDims,
     scratch: &mut [f32],
 ) {
     // SAFETY: `cpu` proves the CPU has AVX-512F, all `backward_input_images_avx512` requires.
-    unsafe { backward_input_images_avx512(cpu, dinp, dout, wt, d, scratch) }
+    unsafe { backward_input_images_avx512(cpu, dinp, dout, relu_y, wt, d, scratch) }
 }
 
 /// The same, compiled with AVX-512 enabled, so the padding copies and the epilogues
@@ -473,11 +489,12 @@ fn backward_input_images_avx512(
     cpu: Avx512,
     dinp: &mut [f32],
     dout: &[f32],
+    relu_y: Option<&[f32]>,
     wt: &[f32],
     d: &Conv2dDims,
     scratch: &mut [f32],
 ) {
-    backward_input_images_body(cpu, dinp, dout, wt, d, scratch)
+    backward_input_images_body(cpu, dinp, dout, relu_y, wt, d, scratch)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -486,6 +503,7 @@ fn backward_input_images_body(
     cpu: Avx512,
     dinp: &mut [f32],
     dout: &[f32],
+    relu_y: Option<&[f32]>,
     wt: &[f32],
     d: &Conv2dDims,
     scratch: &mut [f32],
@@ -496,11 +514,13 @@ fn backward_input_images_body(
     let (dyp, rest) = scratch.split_at_mut(geo.inp.len);
     let dxp = &mut rest[..cg * geo.lq];
     let (plane, wq) = (d.h * d.w, geo.inp.wp);
-    for (dy, dx) in dout
+    for (i, (dy, dx)) in dout
         .chunks_exact(d.out_image())
         .zip(dinp.chunks_exact_mut(d.in_image()))
+        .enumerate()
     {
-        geo.inp.fill(dyp, dy);
+        let mask = relu_y.map(|y| &y[i * d.out_image()..][..d.out_image()]);
+        geo.inp.fill(dyp, dy, mask);
         for g in 0..d.groups {
             let a = &wt[g * kb * cg..][..kb * cg];
             fwd_gemm(
@@ -650,17 +670,21 @@ unsafe fn wgrad_kernel<const M: usize, const N: usize>(
     unreachable!("no Avx512 token off x86_64")
 }
 
-/// Adds the images of `inp`/`dout` (same count) to `dw [OC, K]` (not cleared).
+/// Adds the images of `inp`/`dout` (same count) to `dw [OC, K]` and `db [OC]` (not
+/// cleared), `dout` masked by `relu_y > 0` when given (see `Planes::fill`).
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn backward_weight_images(
     cpu: Avx512,
     dw: &mut [f32],
+    db: Option<&mut [f32]>,
     dout: &[f32],
+    relu_y: Option<&[f32]>,
     inp: &[f32],
     d: &Conv2dDims,
     scratch: &mut [f32],
 ) {
     // SAFETY: `cpu` proves the CPU has AVX-512F, all `backward_weight_images_avx512` requires.
-    unsafe { backward_weight_images_avx512(cpu, dw, dout, inp, d, scratch) }
+    unsafe { backward_weight_images_avx512(cpu, dw, db, dout, relu_y, inp, d, scratch) }
 }
 
 /// The same, compiled with AVX-512 enabled, so the padding copies and the epilogues
@@ -670,12 +694,14 @@ pub(crate) fn backward_weight_images(
 fn backward_weight_images_avx512(
     cpu: Avx512,
     dw: &mut [f32],
+    db: Option<&mut [f32]>,
     dout: &[f32],
+    relu_y: Option<&[f32]>,
     inp: &[f32],
     d: &Conv2dDims,
     scratch: &mut [f32],
 ) {
-    backward_weight_images_body(cpu, dw, dout, inp, d, scratch)
+    backward_weight_images_body(cpu, dw, db, dout, relu_y, inp, d, scratch)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -683,11 +709,14 @@ fn backward_weight_images_avx512(
 fn backward_weight_images_body(
     cpu: Avx512,
     dw: &mut [f32],
+    db: Option<&mut [f32]>,
     dout: &[f32],
+    relu_y: Option<&[f32]>,
     inp: &[f32],
     d: &Conv2dDims,
     scratch: &mut [f32],
 ) {
+    let mut db = db;
     let geo = forward_geometry(d);
     let imgs = dout.len() / d.out_image();
     let (k, ocg, cg) = (d.k(), d.ocg(), d.cg());
@@ -717,11 +746,17 @@ fn backward_weight_images_body(
             geo.inp.fill(
                 &mut xb[i * xs..],
                 &inp[img * d.in_image()..][..d.in_image()],
+                None,
             );
-            dy_planes.fill(
-                &mut dyb[i * dys..],
-                &dout[img * d.out_image()..][..d.out_image()],
-            );
+            let dy_img = img * d.out_image()..(img + 1) * d.out_image();
+            let dyp = &mut dyb[i * dys..][..dys];
+            dy_planes.fill(dyp, &dout[dy_img.clone()], relu_y.map(|y| &y[dy_img]));
+            if let Some(db) = db.as_deref_mut() {
+                // The (masked) gradient's plane sums; the wide grid's extra entries are 0.
+                for (acc, plane) in db.iter_mut().zip(dyp.chunks_exact(geo.lq)) {
+                    *acc += sum8(plane);
+                }
+            }
         }
         for g in 0..d.groups {
             let x = &xb[g * cg * geo.inp.ps..];

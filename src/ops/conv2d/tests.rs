@@ -282,6 +282,17 @@ fn fast_matches_naive_on_random_shapes() {
         conv2d_backward_input_naive(&mut want_dx, &dy, &w, &d);
         let (mut want_dw, mut want_db) = (vec![0.0; w.len()], vec![0.0; d.oc]);
         conv2d_backward_weight_naive(&mut want_dw, Some(&mut want_db), &dy, &x, &d);
+        // The fused ReLU's backward: `dy` masked by `y > 0` for a random `y`.
+        let relu_y = randn(dy.len(), &mut rng);
+        let dy_masked: Vec<f32> = dy
+            .iter()
+            .zip(&relu_y)
+            .map(|(&g, &y)| if y > 0.0 { g } else { 0.0 })
+            .collect();
+        let mut want_dx_m = vec![0.0; x.len()];
+        conv2d_backward_input_naive(&mut want_dx_m, &dy_masked, &w, &d);
+        let (mut want_dw_m, mut want_db_m) = (vec![0.0; w.len()], vec![0.0; d.oc]);
+        conv2d_backward_weight_naive(&mut want_dw_m, Some(&mut want_db_m), &dy_masked, &x, &d);
 
         for threads in [1, 3] {
             for t in tunings(&d) {
@@ -304,16 +315,33 @@ fn fast_matches_naive_on_random_shapes() {
                     assert_close(&y, &want, &format!("forward relu no bias {what}"));
 
                     let mut dx = vec![f32::NAN; x.len()];
-                    cpu::conv2d_backward_input_tuned(&mut dx, &dy, &w, &d, &t);
+                    cpu::conv2d_backward_input_tuned(&mut dx, &dy, None, &w, &d, &t);
                     assert_close(&dx, &want_dx, &format!("backward input {what}"));
 
                     let (mut dw, mut db) = (vec![f32::NAN; w.len()], vec![f32::NAN; d.oc]);
-                    cpu::conv2d_backward_weight_tuned(&mut dw, Some(&mut db), &dy, &x, &d, &t);
+                    cpu::conv2d_backward_weight_tuned(
+                        &mut dw,
+                        Some(&mut db),
+                        &dy,
+                        None,
+                        &x,
+                        &d,
+                        &t,
+                    );
                     assert_close(&dw, &want_dw, &format!("backward weight {what}"));
                     assert_close(&db, &want_db, &format!("backward bias {what}"));
                     let mut dw = vec![f32::NAN; w.len()];
-                    cpu::conv2d_backward_weight_tuned(&mut dw, None, &dy, &x, &d, &t);
+                    cpu::conv2d_backward_weight_tuned(&mut dw, None, &dy, None, &x, &d, &t);
                     assert_close(&dw, &want_dw, &format!("backward weight no bias {what}"));
+
+                    let y = Some(relu_y.as_slice());
+                    let mut dx = vec![f32::NAN; x.len()];
+                    cpu::conv2d_backward_input_tuned(&mut dx, &dy, y, &w, &d, &t);
+                    assert_close(&dx, &want_dx_m, &format!("backward input masked {what}"));
+                    let (mut dw, mut db) = (vec![f32::NAN; w.len()], vec![f32::NAN; d.oc]);
+                    cpu::conv2d_backward_weight_tuned(&mut dw, Some(&mut db), &dy, y, &x, &d, &t);
+                    assert_close(&dw, &want_dw_m, &format!("backward weight masked {what}"));
+                    assert_close(&db, &want_db_m, &format!("backward bias masked {what}"));
                 });
             }
         }
