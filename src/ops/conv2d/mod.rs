@@ -288,7 +288,8 @@ fn conv2d_impl(x: &Var, w: &Var, b: Option<&Var>, spec: &Conv2dSpec, relu: bool)
     Ok(Var::from_op(out, name, &parents, move |dy| {
         // With the ReLU fused, `dy` is masked by `y > 0`: inside the direct kernels' copy
         // of `dy` when they run both backward kernels (no masked tensor), else first.
-        let in_place = y_saved.is_some() && cpu::masks_in_place(&dims) && x_saved.is_some();
+        let in_place =
+            y_saved.is_some() && x_saved.is_some() && cpu::masks_in_place(&dims, w_saved.is_some());
         let masked;
         let (dy, relu_y) = match &y_saved {
             Some(y) if in_place => (dy, Some(y.data())),

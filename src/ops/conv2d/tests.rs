@@ -158,6 +158,13 @@ fn cases() -> Vec<Case> {
         Case::new(2, 5, (14, 14), 9, (3, 3)).pad(Padding2d::uniform(2)),
         Case::new(3, 9, (8, 8), 17, (3, 3)).pad(p1),
         Case::new(2, 7, (5, 6), 8, (3, 3)).pad(asym(1, 0, 2, 1)),
+        // Direct kernels (8+ channels each way) with groups, dilation, asymmetric padding,
+        // and padding wider than the kernel (the input gradient's flipped conv then crops).
+        Case::new(2, 16, (9, 10), 16, (3, 3))
+            .groups(2)
+            .dil((2, 1))
+            .pad(asym(2, 1, 1, 0)),
+        Case::new(2, 8, (4, 5), 9, (2, 2)).pad(asym(3, 1, 0, 3)),
         Case::new(7, 1, (28, 28), 4, (5, 5)),
         Case::new(3, 8, (13, 13), 6, (3, 3)),
         // Kernel as large as the input: a 1x1 output.
