@@ -25,6 +25,7 @@
 //! Not special-cased (correct through the general path, not fast): depthwise convs
 //! (`OCG = 1` makes each group's GEMM a matrix-vector product).
 
+use super::direct::{self, Avx512};
 use super::Conv2dDims;
 use crate::ops::matmul::sgemm;
 use crate::ops::parallel;
@@ -47,13 +48,47 @@ pub(crate) struct Tuning {
     /// Least work (flops) worth a parallel chunk of images; below it rayon's dispatch
     /// (microseconds) would cost more than it saves.
     pub min_chunk_flops: usize,
+    /// Largest `direct::waste` (computed positions per useful output) at which a stride-1
+    /// conv takes the direct kernels of `direct.rs` instead of im2col + GEMM; 0 never.
+    pub direct_waste: f64,
 }
 
 pub(crate) const TUNING: Tuning = Tuning {
     target_cols: 512,
     col_budget: 1 << 18,
     min_chunk_flops: 1 << 18,
+    direct_waste: 1.3,
 };
+
+/// Which direct kernel `direct_cpu` is asked about: their register tiles need different
+/// least channel counts.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kernel {
+    Forward,
+    BackwardInput,
+    BackwardWeight,
+}
+
+/// The CPU token when `d` takes the direct kernel `which` under `t`. The forward kernel's
+/// tile spans 8 output channels (for the backward to the input, 8 input channels): with
+/// fewer it runs 1-row tiles that are bound by loads, and the GEMM path was faster (1-channel
+/// convs' input gradient: 0.47 vs 0.73 ms for 1->32 3x3, 0.64 vs 1.42 ms for 1->30 5x5, batch
+/// 64, one thread's CPU time). The weight-gradient tile spans 4 output channels.
+fn direct_cpu(d: &Conv2dDims, t: &Tuning, which: Kernel) -> Option<Avx512> {
+    if d.is_pointwise() || !direct::applies(d) || direct::waste(d) > t.direct_waste {
+        return None;
+    }
+    let rows = match which {
+        Kernel::Forward => d.ocg() >= 8,
+        Kernel::BackwardInput => d.cg() >= 8,
+        Kernel::BackwardWeight => d.ocg() >= 4,
+    };
+    if rows {
+        Avx512::detect()
+    } else {
+        None
+    }
+}
 
 /// Scratch buffers larger than this (floats, 64 MiB) are freed after use, not kept.
 const SCRATCH_KEEP: usize = 1 << 24;
@@ -66,7 +101,7 @@ thread_local! {
 /// taken out of the thread-local slot while in use, so a nested call on the same thread
 /// (a rayon worker running another conv while it waits inside a parallel GEMM) gets a
 /// fresh buffer instead of a conflicting borrow.
-fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
+pub(super) fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
     let mut buf = SCRATCH.with(Cell::take);
     if buf.len() < len {
         buf.resize(len, 0.0);
@@ -123,7 +158,7 @@ fn valid_range(
 /// more than the copy itself (memmove was 6% of a keras-cnn training profile, all of it
 /// from im2col). Fixed-size 8- and 4-float moves, the last one overlapping.
 #[inline(always)]
-fn copy_short(dst: &mut [f32], src: &[f32]) {
+pub(super) fn copy_short(dst: &mut [f32], src: &[f32]) {
     let n = dst.len();
     assert_eq!(n, src.len());
     if n >= 8 {
@@ -286,7 +321,7 @@ fn gather_dout(dst: &mut [f32], dout: &[f32], imgs: usize, g: usize, d: &Conv2dD
 }
 
 /// Sum of a slice with 8 independent accumulators (vectorizes; a plain `sum` is serial).
-fn sum8(x: &[f32]) -> f32 {
+pub(super) fn sum8(x: &[f32]) -> f32 {
     let mut acc = [0.0f32; 8];
     let mut chunks = x.chunks_exact(8);
     for c in &mut chunks {
@@ -338,6 +373,18 @@ pub(crate) fn conv2d_forward_tuned(
     debug_assert_eq!(w.len(), d.oc * d.k());
     debug_assert!(b.is_none_or(|b| b.len() == d.oc));
     let min_imgs = min_chunk_images(d, t);
+    if let Some(cpu) = direct_cpu(d, t, Kernel::Forward) {
+        let wt = direct::pack_forward_weights(w, d);
+        let len = direct::forward_scratch(d);
+        parallel::par_chunks_mut(out, d.out_image(), min_imgs, |first, out| {
+            let imgs = out.len() / d.out_image();
+            let inp = &inp[first * d.in_image()..(first + imgs) * d.in_image()];
+            with_scratch(len, |s| {
+                direct::forward_images(cpu, out, inp, &wt, b, d, relu, s)
+            });
+        });
+        return;
+    }
     let gemm_par = parallel::split(d.n, min_imgs).len() == 1;
     parallel::par_chunks_mut(out, d.out_image(), min_imgs, |first, out| {
         let imgs = out.len() / d.out_image();
@@ -429,20 +476,58 @@ fn forward_chunk(
 /// Backward to the input: `dinp [N, C, H, W]` from `dout [N, OC, OH, OW]` and `w`.
 /// Overwrites `dinp`.
 pub fn conv2d_backward_input(dinp: &mut [f32], dout: &[f32], w: &[f32], d: &Conv2dDims) {
-    conv2d_backward_input_tuned(dinp, dout, w, d, &TUNING)
+    conv2d_backward_input_tuned(dinp, dout, None, w, d, &TUNING)
 }
 
+/// `dout` masked by `relu_y > 0` (`if y > 0 { g } else { 0 }`, what `conv2d_relu`'s
+/// backward applies), as a new buffer.
+fn relu_masked(dout: &[f32], relu_y: &[f32]) -> Vec<f32> {
+    dout.iter()
+        .zip(relu_y)
+        .map(|(&g, &y)| if y > 0.0 { g } else { 0.0 })
+        .collect()
+}
+
+/// Whether the backward kernels of `d` that run (the input gradient only if `need_dx`)
+/// apply a ReLU mask while they copy `dout` (the direct path) rather than on a masked copy
+/// made first.
+pub(crate) fn masks_in_place(d: &Conv2dDims, need_dx: bool) -> bool {
+    direct_cpu(d, &TUNING, Kernel::BackwardWeight).is_some()
+        && (!need_dx || direct_cpu(d, &TUNING, Kernel::BackwardInput).is_some())
+}
+
+/// `relu_y`: the output of the fused Conv2D+ReLU, whose mask `relu_y > 0` applies to
+/// `dout` first (in the direct kernels' padding copy, else on a masked copy).
 pub(crate) fn conv2d_backward_input_tuned(
     dinp: &mut [f32],
     dout: &[f32],
+    relu_y: Option<&[f32]>,
     w: &[f32],
     d: &Conv2dDims,
     t: &Tuning,
 ) {
     debug_assert_eq!(dinp.len(), d.n * d.in_image());
     debug_assert_eq!(dout.len(), d.n * d.out_image());
+    debug_assert!(relu_y.is_none_or(|y| y.len() == dout.len()));
     debug_assert_eq!(w.len(), d.oc * d.k());
     let min_imgs = min_chunk_images(d, t);
+    if let Some(cpu) = direct_cpu(d, t, Kernel::BackwardInput) {
+        let wt = direct::pack_backward_input_weights(w, d);
+        let len = direct::backward_input_scratch(d);
+        parallel::par_chunks_mut(dinp, d.in_image(), min_imgs, |first, dinp| {
+            let imgs = dinp.len() / d.in_image().max(1);
+            let out = first * d.out_image()..(first + imgs) * d.out_image();
+            let y = relu_y.map(|y| &y[out.clone()]);
+            with_scratch(len, |s| {
+                direct::backward_input_images(cpu, dinp, &dout[out], y, &wt, d, s)
+            });
+        });
+        return;
+    }
+    if let Some(y) = relu_y {
+        let masked = relu_masked(dout, y);
+        return conv2d_backward_input_tuned(dinp, &masked, None, w, d, t);
+    }
     let gemm_par = parallel::split(d.n, min_imgs).len() == 1;
     parallel::par_chunks_mut(dinp, d.in_image(), min_imgs, |first, dinp| {
         let imgs = dinp.len() / d.in_image().max(1);
@@ -525,13 +610,15 @@ pub fn conv2d_backward_weight(
     inp: &[f32],
     d: &Conv2dDims,
 ) {
-    conv2d_backward_weight_tuned(dw, db, dout, inp, d, &TUNING)
+    conv2d_backward_weight_tuned(dw, db, dout, None, inp, d, &TUNING)
 }
 
+/// `relu_y` as in `conv2d_backward_input_tuned`.
 pub(crate) fn conv2d_backward_weight_tuned(
     dw: &mut [f32],
     mut db: Option<&mut [f32]>,
     dout: &[f32],
+    relu_y: Option<&[f32]>,
     inp: &[f32],
     d: &Conv2dDims,
     t: &Tuning,
@@ -539,14 +626,19 @@ pub(crate) fn conv2d_backward_weight_tuned(
     debug_assert_eq!(dw.len(), d.oc * d.k());
     debug_assert!(db.as_ref().is_none_or(|db| db.len() == d.oc));
     debug_assert_eq!(dout.len(), d.n * d.out_image());
+    debug_assert!(relu_y.is_none_or(|y| y.len() == dout.len()));
     debug_assert_eq!(inp.len(), d.n * d.in_image());
+    if let (Some(y), None) = (relu_y, direct_cpu(d, t, Kernel::BackwardWeight)) {
+        let masked = relu_masked(dout, y);
+        return conv2d_backward_weight_tuned(dw, db, &masked, None, inp, d, t);
+    }
     let min_imgs = min_chunk_images(d, t);
     dw.fill(0.0);
     if let Some(db) = db.as_deref_mut() {
         db.fill(0.0);
     }
     if parallel::split(d.n, min_imgs).len() == 1 {
-        weight_chunk(dw, db, dout, inp, 0..d.n, d, t, true);
+        weight_chunk(dw, db, dout, relu_y, inp, 0..d.n, d, t, true);
         return;
     }
     // Each chunk sums into its own [dw | db] buffer; the buffers are added in chunk order,
@@ -555,7 +647,17 @@ pub(crate) fn conv2d_backward_weight_tuned(
     let parts = parallel::par_map_ranges(d.n, min_imgs, |range| {
         let mut part = vec![0.0f32; wlen + d.oc];
         let (pdw, pdb) = part.split_at_mut(wlen);
-        weight_chunk(pdw, with_bias.then_some(pdb), dout, inp, range, d, t, false);
+        weight_chunk(
+            pdw,
+            with_bias.then_some(pdb),
+            dout,
+            relu_y,
+            inp,
+            range,
+            d,
+            t,
+            false,
+        );
         part
     });
     for part in &parts {
@@ -571,11 +673,13 @@ pub(crate) fn conv2d_backward_weight_tuned(
 }
 
 /// Adds the images `range`'s contribution to `dw` and `db`.
+/// `relu_y` (the whole batch's) only on the direct path, which masks as it copies.
 #[allow(clippy::too_many_arguments)]
 fn weight_chunk(
     dw: &mut [f32],
     db: Option<&mut [f32]>,
     dout: &[f32],
+    relu_y: Option<&[f32]>,
     inp: &[f32],
     range: Range<usize>,
     d: &Conv2dDims,
@@ -584,8 +688,18 @@ fn weight_chunk(
 ) {
     let imgs = range.len();
     let (k, p, ocg) = (d.k(), d.p(), d.ocg());
-    let dout = &dout[range.start * d.out_image()..range.end * d.out_image()];
+    let out = range.start * d.out_image()..range.end * d.out_image();
+    let relu_y = relu_y.map(|y| &y[out.clone()]);
+    let dout = &dout[out];
     let inp = &inp[range.start * d.in_image()..range.end * d.in_image()];
+    if let Some(cpu) = direct_cpu(d, t, Kernel::BackwardWeight) {
+        let len = direct::backward_weight_scratch(d, imgs);
+        with_scratch(len, |s| {
+            direct::backward_weight_images(cpu, dw, db, dout, relu_y, inp, d, s)
+        });
+        return;
+    }
+    debug_assert!(relu_y.is_none(), "masked before the GEMM path");
     if let Some(db) = db {
         accumulate_bias(db, dout, d);
     }

@@ -35,6 +35,7 @@
 //! ```
 
 pub mod cpu;
+mod direct;
 pub mod naive;
 #[cfg(test)]
 mod tests;
@@ -285,26 +286,47 @@ fn conv2d_impl(x: &Var, w: &Var, b: Option<&Var>, spec: &Conv2dSpec, relu: bool)
     parents.extend(b);
     let name = if relu { "conv2d_relu" } else { "conv2d" };
     Ok(Var::from_op(out, name, &parents, move |dy| {
+        // With the ReLU fused, `dy` is masked by `y > 0`: inside the direct kernels' copy
+        // of `dy` when they run both backward kernels (no masked tensor), else first.
+        let in_place =
+            y_saved.is_some() && x_saved.is_some() && cpu::masks_in_place(&dims, w_saved.is_some());
         let masked;
-        let dy = match &y_saved {
+        let (dy, relu_y) = match &y_saved {
+            Some(y) if in_place => (dy, Some(y.data())),
             Some(y) => {
                 masked = dy.zip_map(y, |g, y| if y > 0.0 { g } else { 0.0 });
-                &masked
+                (&masked, None)
             }
-            None => dy,
+            None => (dy, None),
         };
         let dx = w_saved.as_ref().map(|wv| {
             let mut dx = vec![0.0f32; dims.n * dims.in_image()];
-            cpu::conv2d_backward_input(&mut dx, dy.data(), wv.data(), &dims);
+            cpu::conv2d_backward_input_tuned(
+                &mut dx,
+                dy.data(),
+                relu_y,
+                wv.data(),
+                &dims,
+                &cpu::TUNING,
+            );
             Tensor::from_vec(dx, &[dims.n, dims.c, dims.h, dims.w])
         });
         let mut db = need_db.then(|| vec![0.0f32; dims.oc]);
         let dw = x_saved.as_ref().map(|xv| {
             let mut dw = vec![0.0f32; dims.oc * dims.k()];
-            cpu::conv2d_backward_weight(&mut dw, db.as_deref_mut(), dy.data(), xv.data(), &dims);
+            cpu::conv2d_backward_weight_tuned(
+                &mut dw,
+                db.as_deref_mut(),
+                dy.data(),
+                relu_y,
+                xv.data(),
+                &dims,
+                &cpu::TUNING,
+            );
             Tensor::from_vec(dw, &[dims.oc, dims.cg(), dims.kh, dims.kw])
         });
         if let (Some(db), None) = (db.as_deref_mut(), &dw) {
+            // Only without a kernel gradient, so `relu_y` is None here (see `in_place`).
             cpu::conv2d_backward_bias(db, dy.data(), &dims);
         }
         let mut grads = vec![dx, dw];

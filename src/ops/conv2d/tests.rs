@@ -154,6 +154,17 @@ fn cases() -> Vec<Case> {
         Case::new(3, 4, (5, 5), 6, (1, 1)).groups(2),
         // MNIST-like layers, scaled down in batch.
         Case::new(2, 16, (16, 16), 16, (3, 3)).pad(p1),
+        Case::new(3, 1, (28, 28), 16, (3, 3)).pad(p1),
+        Case::new(2, 5, (14, 14), 9, (3, 3)).pad(Padding2d::uniform(2)),
+        Case::new(3, 9, (8, 8), 17, (3, 3)).pad(p1),
+        Case::new(2, 7, (5, 6), 8, (3, 3)).pad(asym(1, 0, 2, 1)),
+        // Direct kernels (8+ channels each way) with groups, dilation, asymmetric padding,
+        // and padding wider than the kernel (the input gradient's flipped conv then crops).
+        Case::new(2, 16, (9, 10), 16, (3, 3))
+            .groups(2)
+            .dil((2, 1))
+            .pad(asym(2, 1, 1, 0)),
+        Case::new(2, 8, (4, 5), 9, (2, 2)).pad(asym(3, 1, 0, 3)),
         Case::new(7, 1, (28, 28), 4, (5, 5)),
         Case::new(3, 8, (13, 13), 6, (3, 3)),
         // Kernel as large as the input: a 1x1 output.
@@ -172,7 +183,7 @@ fn cases() -> Vec<Case> {
 
 /// Tunings that force each path: one image per GEMM (by column target or by buffer
 /// cap), two (with a remainder), a whole chunk per GEMM; chunks of one image (max
-/// parallel) or a single chunk (GEMMs parallel instead).
+/// parallel) or a single chunk (GEMMs parallel instead); the direct (stride-1) kernels.
 fn tunings(d: &Conv2dDims) -> Vec<Tuning> {
     let big = usize::MAX / 2;
     vec![
@@ -181,21 +192,36 @@ fn tunings(d: &Conv2dDims) -> Vec<Tuning> {
             target_cols: 1,
             col_budget: big,
             min_chunk_flops: 1,
+            direct_waste: 0.0,
         },
         Tuning {
             target_cols: 2 * d.p(),
             col_budget: big,
             min_chunk_flops: 1,
+            direct_waste: 0.0,
         },
         Tuning {
             target_cols: big,
             col_budget: 1,
             min_chunk_flops: 1,
+            direct_waste: 0.0,
         },
         Tuning {
             target_cols: big,
             col_budget: big,
             min_chunk_flops: big,
+            direct_waste: 0.0,
+        },
+        // The direct kernels wherever they apply, with one-image chunks and one chunk.
+        Tuning {
+            min_chunk_flops: 1,
+            direct_waste: f64::INFINITY,
+            ..TUNING
+        },
+        Tuning {
+            min_chunk_flops: big,
+            direct_waste: f64::INFINITY,
+            ..TUNING
         },
     ]
 }
@@ -263,6 +289,17 @@ fn fast_matches_naive_on_random_shapes() {
         conv2d_backward_input_naive(&mut want_dx, &dy, &w, &d);
         let (mut want_dw, mut want_db) = (vec![0.0; w.len()], vec![0.0; d.oc]);
         conv2d_backward_weight_naive(&mut want_dw, Some(&mut want_db), &dy, &x, &d);
+        // The fused ReLU's backward: `dy` masked by `y > 0` for a random `y`.
+        let relu_y = randn(dy.len(), &mut rng);
+        let dy_masked: Vec<f32> = dy
+            .iter()
+            .zip(&relu_y)
+            .map(|(&g, &y)| if y > 0.0 { g } else { 0.0 })
+            .collect();
+        let mut want_dx_m = vec![0.0; x.len()];
+        conv2d_backward_input_naive(&mut want_dx_m, &dy_masked, &w, &d);
+        let (mut want_dw_m, mut want_db_m) = (vec![0.0; w.len()], vec![0.0; d.oc]);
+        conv2d_backward_weight_naive(&mut want_dw_m, Some(&mut want_db_m), &dy_masked, &x, &d);
 
         for threads in [1, 3] {
             for t in tunings(&d) {
@@ -285,16 +322,33 @@ fn fast_matches_naive_on_random_shapes() {
                     assert_close(&y, &want, &format!("forward relu no bias {what}"));
 
                     let mut dx = vec![f32::NAN; x.len()];
-                    cpu::conv2d_backward_input_tuned(&mut dx, &dy, &w, &d, &t);
+                    cpu::conv2d_backward_input_tuned(&mut dx, &dy, None, &w, &d, &t);
                     assert_close(&dx, &want_dx, &format!("backward input {what}"));
 
                     let (mut dw, mut db) = (vec![f32::NAN; w.len()], vec![f32::NAN; d.oc]);
-                    cpu::conv2d_backward_weight_tuned(&mut dw, Some(&mut db), &dy, &x, &d, &t);
+                    cpu::conv2d_backward_weight_tuned(
+                        &mut dw,
+                        Some(&mut db),
+                        &dy,
+                        None,
+                        &x,
+                        &d,
+                        &t,
+                    );
                     assert_close(&dw, &want_dw, &format!("backward weight {what}"));
                     assert_close(&db, &want_db, &format!("backward bias {what}"));
                     let mut dw = vec![f32::NAN; w.len()];
-                    cpu::conv2d_backward_weight_tuned(&mut dw, None, &dy, &x, &d, &t);
+                    cpu::conv2d_backward_weight_tuned(&mut dw, None, &dy, None, &x, &d, &t);
                     assert_close(&dw, &want_dw, &format!("backward weight no bias {what}"));
+
+                    let y = Some(relu_y.as_slice());
+                    let mut dx = vec![f32::NAN; x.len()];
+                    cpu::conv2d_backward_input_tuned(&mut dx, &dy, y, &w, &d, &t);
+                    assert_close(&dx, &want_dx_m, &format!("backward input masked {what}"));
+                    let (mut dw, mut db) = (vec![f32::NAN; w.len()], vec![f32::NAN; d.oc]);
+                    cpu::conv2d_backward_weight_tuned(&mut dw, Some(&mut db), &dy, y, &x, &d, &t);
+                    assert_close(&dw, &want_dw_m, &format!("backward weight masked {what}"));
+                    assert_close(&db, &want_db_m, &format!("backward bias masked {what}"));
                 });
             }
         }
