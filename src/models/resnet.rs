@@ -79,29 +79,11 @@ pub fn resnet_imagenet(
     })?;
     let inputs = Input(input_shape);
     let x = conv_bn_relu(&inputs, 64, 7, 2, "conv1")?;
-    let mut x =
-        LayerConfig::MaxPooling2D(Pool2dConfig::new(3).strides(2).padding(PaddingMode::Same))
-            .named("pool1")
-            .call(&x)?;
-    for (i, (&blocks, filters)) in layout.iter().zip([64, 128, 256, 512]).enumerate() {
-        let stride = if i == 0 { 1 } else { 2 };
-        x = stage(
-            x,
-            block,
-            blocks,
-            filters,
-            stride,
-            se_ratio,
-            &format!("conv{}", i + 2),
-        )?;
-    }
-    let outputs = head(&x, classes)?;
-    let mut m = Model::functional(&[&inputs], &[&outputs], seed)?;
-    m.name = match se_ratio {
-        Some(_) => format!("se-resnet{depth}"),
-        None => format!("resnet{depth}"),
-    };
-    Ok(m)
+    let x = LayerConfig::MaxPooling2D(Pool2dConfig::new(3).strides(2).padding(PaddingMode::Same))
+        .named("pool1")
+        .call(&x)?;
+    let stages: Vec<(usize, usize)> = layout.iter().copied().zip([64, 128, 256, 512]).collect();
+    finish(&inputs, x, block, &stages, se_ratio, classes, depth, seed)
 }
 
 /// The CIFAR ResNet of `depth` = 6n + 2 (20, 32, 44, 56, 110, ...).
@@ -119,21 +101,40 @@ pub fn resnet_cifar(
     }
     let n = (depth - 2) / 6;
     let inputs = Input(input_shape);
-    let mut x = conv_bn_relu(&inputs, 16, 3, 1, "conv1")?;
-    for (i, filters) in [16, 32, 64].into_iter().enumerate() {
+    let x = conv_bn_relu(&inputs, 16, 3, 1, "conv1")?;
+    let stages = [(n, 16), (n, 32), (n, 64)];
+    finish(
+        &inputs,
+        x,
+        Block::Basic,
+        &stages,
+        se_ratio,
+        classes,
+        depth,
+        seed,
+    )
+}
+
+/// The stages after the stem (`(blocks, filters)` each; the first keeps the size, the
+/// others halve it), the classifier head, and the model named `[se-]resnetDEPTH`.
+#[allow(clippy::too_many_arguments)]
+fn finish(
+    inputs: &SymbolicTensor,
+    mut x: SymbolicTensor,
+    block: Block,
+    stages: &[(usize, usize)],
+    se_ratio: Option<usize>,
+    classes: usize,
+    depth: usize,
+    seed: u64,
+) -> Result<Model> {
+    for (i, &(blocks, filters)) in stages.iter().enumerate() {
         let stride = if i == 0 { 1 } else { 2 };
-        x = stage(
-            x,
-            Block::Basic,
-            n,
-            filters,
-            stride,
-            se_ratio,
-            &format!("conv{}", i + 2),
-        )?;
+        let name = format!("conv{}", i + 2);
+        x = stage(x, block, blocks, filters, stride, se_ratio, &name)?;
     }
     let outputs = head(&x, classes)?;
-    let mut m = Model::functional(&[&inputs], &[&outputs], seed)?;
+    let mut m = Model::functional(&[inputs], &[&outputs], seed)?;
     m.name = match se_ratio {
         Some(_) => format!("se-resnet{depth}"),
         None => format!("resnet{depth}"),
