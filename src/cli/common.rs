@@ -57,6 +57,22 @@ pub fn num_classes(ds: &Dataset) -> usize {
     ds.y_train.data().iter().fold(0.0f32, |m, &y| m.max(y)) as usize + 1
 }
 
+/// An image folder (one sub-folder of PNG/JPEG images per class) as a data set: every
+/// image resized to `shape` (`[channels, height, width]`), the last `test_split` of each
+/// class held out as the test set. Unreadable images are skipped with a warning each.
+pub fn load_folder_dataset(dir: &Path, shape: &[usize], test_split: f64) -> Result<Dataset> {
+    let &[c, h, w] = shape else {
+        return Err(Error::invalid(format!(
+            "an image folder needs an image shape C,H,W (e.g. --image-shape 3,32,32), got {shape:?}"
+        )));
+    };
+    let folder = data::load_image_folder(dir, c, h, w)?;
+    for (path, why) in &folder.skipped {
+        eprintln!("warning: skipped {}: {why}", path.display());
+    }
+    folder.split(test_split)
+}
+
 /// A data set by name: the truth tables (`xor`, `and`, ...) or an image set.
 pub fn load_dataset(name: &str) -> Result<Dataset> {
     if let Some(d) = data::toy::truth_table(name) {

@@ -18,10 +18,17 @@ pub struct TrainArgs {
     /// keras-cnn, mlp-bn) or a JSON model config file.
     #[arg(long)]
     model: String,
-    /// mnist, fashion-mnist, cifar10, or a truth table (xor, and, or, nand). Default: the
-    /// model's own.
+    /// mnist, fashion-mnist, cifar10, a truth table (xor, and, or, nand), or a folder with
+    /// one sub-folder of images per class. Default: the model's own.
     #[arg(long)]
     dataset: Option<String>,
+    /// For an image folder: the shape C,H,W every image is resized to. Default: the
+    /// model's input shape (3,32,32 for the deep nets).
+    #[arg(long, value_delimiter = ',')]
+    image_shape: Option<Vec<usize>>,
+    /// For an image folder: the fraction of each class held out as the test set.
+    #[arg(long, default_value_t = 0.2)]
+    test_split: f64,
     #[arg(long, default_value_t = 1)]
     epochs: usize,
     /// Default: the model's recipe (keras-cnn 64, the book's nets 100, else 32).
@@ -130,7 +137,18 @@ pub fn run(a: TrainArgs) -> Result<i32> {
         .clone()
         .or_else(|| recipe.map(|r| r.dataset.to_string()))
         .unwrap_or_else(|| "mnist".to_string());
-    let mut ds = common::load_dataset(&dataset_name)?;
+    let mut ds = if Path::new(&dataset_name).is_dir() {
+        let shape = match (&a.image_shape, &source) {
+            (Some(s), _) => s.clone(),
+            (None, ModelSource::Builtin(n)) if models::is_zoo(n) => vec![3, 32, 32],
+            (None, _) => common::build_model(&a.model, a.seed)?
+                .input_shape()
+                .to_vec(),
+        };
+        common::load_folder_dataset(Path::new(&dataset_name), &shape, a.test_split)?
+    } else {
+        common::load_dataset(&dataset_name)?
+    };
     let mut model = common::build_model_for(&a.model, &ds, a.seed)?;
     common::check_fits(&model, &ds)?;
     if let Some(aug) = &augmentation {
