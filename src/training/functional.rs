@@ -23,7 +23,10 @@
 //! `conv2d_1`, ...) and builds their weights from the seed. A model called on a
 //! symbolic tensor (`encoder.call(&x)`) becomes one layer of the new model, carrying a
 //! copy of its current weights (transfer learning); unlike Keras, the two models do not
-//! share weight storage afterwards.
+//! share weight storage afterwards. Likewise a layer config called twice makes two
+//! layers with their own weights (Keras' shared layers are not supported yet), and
+//! `fit`/`evaluate` train models with one input and one output; others train with a
+//! loop over `call_many` (see `tests/functional.rs`).
 
 use super::model::{InputConfig, Model};
 use crate::engine::Var;
