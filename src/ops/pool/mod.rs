@@ -152,7 +152,8 @@ pub fn max_pool2d(x: &Var, spec: &Pool2dSpec) -> Result<Var> {
     let n_out = d.planes * d.oh * d.ow;
     let mut out = vec![0.0f32; n_out]; // [N, C, OH, OW]
     let kinks = crate::engine::kinks::active();
-    if !kinks && !(crate::engine::is_grad_enabled() && x.requires_grad()) {
+    let backward = kinks || (crate::engine::is_grad_enabled() && x.requires_grad());
+    if !backward {
         // No backward will run: the values alone.
         cpu::max_pool2d_forward_values(&mut out, x.value_ref().data(), &d);
         return Ok(Var::constant(Tensor::from_vec(out, &out_shape)));
