@@ -73,14 +73,16 @@ enum Kernel {
 /// tile spans 8 output channels (for the backward to the input, 8 input channels): with
 /// fewer it runs 1-row tiles that are bound by loads, and the GEMM path was faster (1-channel
 /// convs' input gradient: 0.47 vs 0.73 ms for 1->32 3x3, 0.64 vs 1.42 ms for 1->30 5x5, batch
-/// 64, one thread's CPU time). The weight-gradient tile spans 4 output channels.
+/// 64, one thread's CPU time). The weight-gradient tile spans 4 output channels. The input
+/// gradient also needs `direct::backward_input_work` within `direct_waste` (unpadded
+/// convs on small maps stay on the GEMM path).
 fn direct_cpu(d: &Conv2dDims, t: &Tuning, which: Kernel) -> Option<Avx512> {
     if d.is_pointwise() || !direct::applies(d) || direct::waste(d) > t.direct_waste {
         return None;
     }
     let rows = match which {
         Kernel::Forward => d.ocg() >= 8,
-        Kernel::BackwardInput => d.cg() >= 8,
+        Kernel::BackwardInput => d.cg() >= 8 && direct::backward_input_work(d) <= t.direct_waste,
         Kernel::BackwardWeight => d.ocg() >= 4,
     };
     if rows {

@@ -115,6 +115,9 @@ pub fn sgemm_with(
                 );
             }
         }
+        Backend::MatrixMultiply if m == 1 && csb == 1 => {
+            gemv(k, n, a, csa, b, rsb, &mut c[..n], accumulate);
+        }
         Backend::MatrixMultiply => {
             let rows_per_task = if parallel && m * k * n >= PARALLEL_MIN_WORK {
                 // At least 16 rows per task keeps the micro-kernel's tiles full.
@@ -140,6 +143,87 @@ pub fn sgemm_with(
                 );
             });
         }
+    }
+}
+
+/// `c[n] (+)= a[k] (stride csa) x b[k, n]` (row stride `rsb`, unit column stride): a
+/// batch-1 dense layer. matrixmultiply packs all of `b` (a copy of the weights) and pads
+/// the one row of `a` to a full micro-kernel tile, so for a single row streaming the rows
+/// of `b` into `c` is cheaper: simple-convnet's 4320x100 dense at batch 1.
+#[allow(clippy::too_many_arguments)]
+fn gemv(
+    k: usize,
+    n: usize,
+    a: &[f32],
+    csa: usize,
+    b: &[f32],
+    rsb: usize,
+    c: &mut [f32],
+    acc: bool,
+) {
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx512f") {
+        // SAFETY: the CPU was just checked for AVX-512F, all `gemv_avx512` requires.
+        return unsafe { gemv_avx512(k, n, a, csa, b, rsb, c, acc) };
+    }
+    gemv_body(k, n, a, csa, b, rsb, c, acc)
+}
+
+/// `gemv_body` compiled with AVX-512 (16-wide row updates; the crate's baseline is SSE2).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[allow(clippy::too_many_arguments)]
+fn gemv_avx512(
+    k: usize,
+    n: usize,
+    a: &[f32],
+    csa: usize,
+    b: &[f32],
+    rsb: usize,
+    c: &mut [f32],
+    acc: bool,
+) {
+    gemv_body(k, n, a, csa, b, rsb, c, acc)
+}
+
+/// Four rows of `b` per pass over `c`, so `c` is loaded and stored once per four rows.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn gemv_body(
+    k: usize,
+    n: usize,
+    a: &[f32],
+    csa: usize,
+    b: &[f32],
+    rsb: usize,
+    c: &mut [f32],
+    acc: bool,
+) {
+    let c = &mut c[..n];
+    if !acc {
+        c.fill(0.0);
+    }
+    let row = |p: usize| &b[p * rsb..p * rsb + n];
+    let mut p = 0;
+    while p + 4 <= k {
+        let (a0, a1, a2, a3) = (
+            a[p * csa],
+            a[(p + 1) * csa],
+            a[(p + 2) * csa],
+            a[(p + 3) * csa],
+        );
+        let (b0, b1, b2, b3) = (row(p), row(p + 1), row(p + 2), row(p + 3));
+        for j in 0..n {
+            c[j] += (a0 * b0[j] + a1 * b1[j]) + (a2 * b2[j] + a3 * b3[j]);
+        }
+        p += 4;
+    }
+    while p < k {
+        let (ap, bp) = (a[p * csa], row(p));
+        for (c, &b) in c.iter_mut().zip(bp) {
+            *c += ap * b;
+        }
+        p += 1;
     }
 }
 
@@ -201,6 +285,9 @@ mod tests {
             (17, 33, 9),
             (64, 100, 31),
             (130, 7, 257),
+            (1, 4320, 100),
+            (1, 37, 19),
+            (1, 3, 5),
         ] {
             for backend in [Backend::Gemm, Backend::MatrixMultiply] {
                 for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {

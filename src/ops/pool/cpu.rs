@@ -114,6 +114,43 @@ pub fn max_pool2d_forward(out: &mut [f32], argmax: &mut [u32], inp: &[f32], d: &
     });
 }
 
+/// `out[P, OH, OW]` from `inp[P, H, W]` without recording the winners (inference: no
+/// backward will read them). The same values as `max_pool2d_forward`'s.
+pub fn max_pool2d_forward_values(out: &mut [f32], inp: &[f32], d: &Pool2dDims) {
+    let (hw, ohw) = (d.h * d.w, d.oh * d.ow);
+    debug_assert_eq!(inp.len(), d.planes * hw);
+    debug_assert_eq!(out.len(), d.planes * ohw);
+    if ohw == 0 || d.planes == 0 {
+        return;
+    }
+    if !d.is_2x2_s2_unpadded() {
+        let mut arg = vec![0u32; out.len()];
+        return max_pool2d_forward(out, &mut arg, inp, d);
+    }
+    parallel::par_chunks_mut(out, ohw, min_planes(ohw * 4), |p0, chunk| {
+        for (i, o) in chunk.chunks_exact_mut(ohw).enumerate() {
+            let plane = &inp[(p0 + i) * hw..(p0 + i + 1) * hw];
+            for (oy, o) in o.chunks_exact_mut(d.ow).enumerate() {
+                let r0 = &plane[2 * oy * d.w..(2 * oy + 1) * d.w];
+                let r1 = &plane[(2 * oy + 1) * d.w..(2 * oy + 2) * d.w];
+                max_row_2x2_values(o, r0, r1);
+            }
+        }
+    });
+}
+
+/// The values of `max_row_2x2`: the same tournament (same winner, so the same bits for
+/// ties of `0.0` and `-0.0` and for NaNs), no indices. Branch-free selects: LLVM
+/// vectorizes the loop.
+#[inline(always)]
+fn max_row_2x2_values(o: &mut [f32], r0: &[f32], r1: &[f32]) {
+    for (o, (p0, p1)) in o.iter_mut().zip(r0.chunks_exact(2).zip(r1.chunks_exact(2))) {
+        let top = if wins(p0[1], p0[0]) { p0[1] } else { p0[0] };
+        let bot = if wins(p1[1], p1[0]) { p1[1] } else { p1[0] };
+        *o = if wins(bot, top) { bot } else { top };
+    }
+}
+
 /// Any window, stride and padding: scan the clipped window in row-major order.
 fn max_plane(out: &mut [f32], arg: &mut [u32], plane: &[f32], d: &Pool2dDims) {
     for oy in 0..d.oh {

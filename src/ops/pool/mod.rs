@@ -151,9 +151,16 @@ pub fn max_pool2d(x: &Var, spec: &Pool2dSpec) -> Result<Var> {
     let (d, out_shape) = Pool2dDims::new(&in_shape, spec, "max_pool2d")?;
     let n_out = d.planes * d.oh * d.ow;
     let mut out = vec![0.0f32; n_out]; // [N, C, OH, OW]
+    let kinks = crate::engine::kinks::active();
+    let backward = kinks || (crate::engine::is_grad_enabled() && x.requires_grad());
+    if !backward {
+        // No backward will run: the values alone.
+        cpu::max_pool2d_forward_values(&mut out, x.value_ref().data(), &d);
+        return Ok(Var::constant(Tensor::from_vec(out, &out_shape)));
+    }
     let mut argmax = vec![0u32; n_out]; // [N, C, OH, OW], index within the input plane
     cpu::max_pool2d_forward(&mut out, &mut argmax, x.value_ref().data(), &d);
-    if crate::engine::kinks::active() {
+    if kinks {
         // Gradient checking: reuse the recorded winners (see engine::kinks).
         let (chosen, changed) = crate::engine::kinks::choose(argmax);
         argmax = chosen;
@@ -610,6 +617,41 @@ mod tests {
         assert!(e.to_string().contains("padding"), "{e}");
         assert!(global_avg_pool2d(&x3).is_err());
         assert!(global_max_pool2d(&Var::constant(Tensor::zeros(&[1, 1, 0, 3]))).is_err());
+    }
+
+    /// The inference path (no winners recorded) and the training path, on pools of 1 and
+    /// 3 threads, against the reference: exact.
+    #[test]
+    fn max_pool_inference_and_threads_match_naive() {
+        let mut rng = Rng::new(17);
+        for threads in [1, 3] {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            pool.install(|| {
+                for (name, shape, sp) in cases() {
+                    let (d, _) = Pool2dDims::new(&shape, &sp, "test").unwrap();
+                    let x = tie_prone(&shape, &mut rng);
+                    let want = naive::max_pool2d_forward(x.data(), &d);
+                    let y = max_pool2d(&Var::constant(x.clone()), &sp).unwrap();
+                    assert_eq!(y.value().data(), want.as_slice(), "{name}: constant");
+                    let xv = Var::parameter(x.clone());
+                    let y = {
+                        let _g = crate::engine::no_grad();
+                        max_pool2d(&xv, &sp).unwrap()
+                    };
+                    assert!(!y.requires_grad(), "{name}");
+                    assert_eq!(y.value().data(), want.as_slice(), "{name}: no_grad");
+                    let y = max_pool2d(&xv, &sp).unwrap();
+                    assert_eq!(y.value().data(), want.as_slice(), "{name}: training");
+                    let dy = random(&y.shape(), &mut rng);
+                    y.backward_with(dy.clone());
+                    let want = naive::max_pool2d_backward(x.data(), dy.data(), &d);
+                    assert_eq!(xv.grad().unwrap().data(), want.as_slice(), "{name}: dx");
+                }
+            });
+        }
     }
 
     #[test]
