@@ -15,7 +15,9 @@ use std::time::Instant;
 #[derive(Args)]
 pub struct TrainArgs {
     /// A built-in model (perceptron, xor-mlp, mlp, simple-convnet, deep-convnet,
-    /// keras-cnn, mlp-bn) or a JSON model config file.
+    /// keras-cnn, mlp-bn), a deep net built for the data set's shape (vgg11/13/16/19,
+    /// vgg-small, resnet18/34/50/101/152, resnet20/32/56, se-resnet18/50/20,
+    /// inception-mini), or a JSON model config file.
     #[arg(long)]
     model: String,
     /// mnist, fashion-mnist, cifar10, a truth table (xor, and, or, nand), or a folder with
@@ -79,8 +81,8 @@ pub struct TrainArgs {
     checkpoint: bool,
     /// Augment the training batches on the fly (never validation or test data), seeded by
     /// --seed. Comma-separated keys, e.g. crop=4,flip,rotate=10 (all of them:
-    /// crop=4,flip,rotate=10,shift=0.1,scale=0.1,brightness=0.2,contrast=0.2). crop=P pads P zero pixels on every side and crops a
-    /// random window back to size; flip mirrors half the images left-right; rotate=D turns
+    /// crop=4,flip,rotate=10,shift=0.1,scale=0.1,brightness=0.2,contrast=0.2). crop=P
+    /// pads P zero pixels on every side and crops a random window back to size; flip mirrors half the images left-right; rotate=D turns
     /// by up to D degrees; shift=F moves by up to F of the width and height; scale=S zooms
     /// by a factor in [1-S, 1+S]; brightness=B adds up to +-B; contrast=C scales the
     /// distances from the image's mean by a factor in [1-C, 1+C]. Image data sets only.
