@@ -224,10 +224,11 @@ fn several_inputs_and_outputs() {
     let out = m.predict_many(&xs, 3).unwrap();
     assert_eq!(out[0].shape(), [7, 5]);
     assert_eq!(out[1].shape(), [7, 1]);
-    // The same graph from its saved config computes the same thing.
+    // The same graph from its saved config computes the same thing (with the same batch
+    // size: a batch's last row alone takes the one-row GEMV, which rounds differently).
     let mut back = Model::from_config(&m.config(), 9).unwrap();
     back.set_weights(&m.get_weights()).unwrap();
-    assert_eq!(back.predict_many(&xs, 7).unwrap()[1].data(), out[1].data());
+    assert_eq!(back.predict_many(&xs, 3).unwrap()[1].data(), out[1].data());
     // One-input one-output calls say what to use instead.
     let e = m.predict(&xs[0], 3).unwrap_err().to_string();
     assert!(e.contains("2 inputs and 2 outputs"), "{e}");
