@@ -51,4 +51,13 @@ impl Error {
     pub fn shape(msg: impl Into<String>) -> Error {
         Error::Shape(msg.into())
     }
+    /// Prefixes a shape or argument error's message with where it happened
+    /// (`fit for output 'digit': ...`); other errors already name their file.
+    pub fn context(self, what: &str) -> Error {
+        match self {
+            Error::Shape(m) => Error::Shape(format!("{what}: {m}")),
+            Error::Invalid(m) => Error::Invalid(format!("{what}: {m}")),
+            other => other,
+        }
+    }
 }

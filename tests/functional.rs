@@ -321,8 +321,8 @@ fn json_configs_name_each_layers_inputs() {
 
 #[test]
 fn a_two_input_two_output_model_trains_with_a_custom_loop() {
-    // fit takes one input and one output; any graph trains with call_many, the losses
-    // and an optimizer. Task: class = which of the two inputs has the larger sum, and
+    // Besides fit_many (tests/multi_io.rs), any graph trains with a loop of one's own
+    // over call_many, the losses and an optimizer. Task: class = which of the two inputs has the larger sum, and
     // score = the difference of the sums.
     let a_in = NamedInput("a", &[4]);
     let b_in = NamedInput("b", &[4]);
@@ -394,4 +394,25 @@ fn a_two_input_two_output_model_trains_with_a_custom_loop() {
         .sum::<f32>()
         / 64.0;
     assert!(mse < 0.05, "mse {mse}");
+}
+
+#[test]
+fn config_shapes_match_the_built_models() {
+    // ModelConfig::output_shapes walks the configs without building weights (nested
+    // models' shape check); it must agree with the built graph.
+    let mut cfgs = vec![
+        nabla::models::build("resnet20", 0).unwrap().config(),
+        nabla::models::build("keras-cnn", 0).unwrap().config(),
+    ];
+    let a = NamedInput("a", &[4]);
+    let b = NamedInput("b", &[3]);
+    let h = Dense(5).call(&a).unwrap();
+    let j = Concatenate().call_many(&[&h, &b]).unwrap();
+    let o = Dense(2).call(&j).unwrap();
+    cfgs.push(Model::functional(&[&a, &b], &[&o, &h], 0).unwrap().config());
+    for cfg in cfgs {
+        let built = Model::from_config(&cfg, 0).unwrap();
+        let want: Vec<Vec<usize>> = built.output_shapes().iter().map(|s| s.to_vec()).collect();
+        assert_eq!(cfg.output_shapes().unwrap(), want, "{}", cfg.name);
+    }
 }

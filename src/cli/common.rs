@@ -11,7 +11,7 @@ use std::path::Path;
 /// What `--model` named.
 pub enum ModelSource {
     Builtin(String),
-    Config(ModelConfig),
+    Config(Box<ModelConfig>),
     Saved(std::path::PathBuf),
 }
 
@@ -21,7 +21,7 @@ pub fn model_source(spec: &str) -> Result<ModelSource> {
         return Ok(ModelSource::Saved(path.to_path_buf()));
     }
     if spec.ends_with(".json") || path.is_file() {
-        return Ok(ModelSource::Config(model_dir::load_config(path)?));
+        return Ok(ModelSource::Config(Box::new(model_dir::load_config(path)?)));
     }
     models::check_name(spec)?; // unknown names fail here, listing the known ones
     Ok(ModelSource::Builtin(spec.to_string()))

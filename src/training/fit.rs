@@ -8,8 +8,8 @@
 
 use super::callbacks::{Callback, Logs};
 use super::history::History;
-use super::metrics;
-use super::model::{check_labels_len, Sequential};
+use super::metrics::Tally;
+use super::model::Sequential;
 use super::prefetch::{AugmentWith, Prefetcher};
 use crate::data::augment::Augmentation;
 use crate::engine::{Tensor, Var};
@@ -25,7 +25,8 @@ pub struct FitArgs {
     /// Fraction of the samples, taken from the end before shuffling, held out for
     /// validation (ignored when `validation_data` is given).
     pub validation_split: f64,
-    pub validation_data: Option<(Tensor, Tensor)>,
+    /// Validation inputs (one tensor per model input) and labels (one per output).
+    pub validation_data: Option<(Vec<Tensor>, Vec<Tensor>)>,
     pub shuffle: bool,
     /// 0: silent, 1: progress bar and a line per epoch, 2: a line per epoch.
     pub verbose: u8,
@@ -70,7 +71,12 @@ impl FitArgs {
         self
     }
     pub fn validation_data(mut self, x: Tensor, y: Tensor) -> Self {
-        self.validation_data = Some((x, y));
+        self.validation_data = Some((vec![x], vec![y]));
+        self
+    }
+    /// Validation data of a model with several inputs or outputs.
+    pub fn validation_data_many(mut self, xs: Vec<Tensor>, ys: Vec<Tensor>) -> Self {
+        self.validation_data = Some((xs, ys));
         self
     }
     pub fn shuffle(mut self, s: bool) -> Self {
@@ -100,19 +106,37 @@ struct BatchTiming {
     step: Duration,
 }
 
-fn format_logs(logs: &Logs) -> String {
-    const ORDER: [&str; 4] = ["loss", "accuracy", "val_loss", "val_accuracy"];
-    ORDER
-        .iter()
-        .filter_map(|k| logs.get(*k).map(|v| format!("{k}: {v:.4}")))
+/// `key: value` for each of `keys` in `logs`, then each again with `val_`, as Keras
+/// prints an epoch.
+fn format_logs(logs: &Logs, keys: &[String]) -> String {
+    let train = keys.iter().cloned();
+    let val = keys.iter().map(|k| format!("val_{k}"));
+    train
+        .chain(val)
+        .filter_map(|k| logs.get(&k).map(|v| format!("{k}: {v:.4}")))
         .collect::<Vec<_>>()
         .join(" - ")
 }
 
+/// Keras' `train_test_split` of `validation_split`: the last fraction of every input and
+/// label tensor, before any shuffling.
+type Split = (Vec<Tensor>, Vec<Tensor>);
+fn split_validation(
+    xs: &[Tensor],
+    ys: &[Tensor],
+    n: usize,
+    fraction: f64,
+) -> Result<(Split, Split)> {
+    let k = crate::data::batches::validation_split_index(n, fraction)?;
+    let head = |ts: &[Tensor]| ts.iter().map(|t| t.slice_rows(0, k)).collect();
+    let tail = |ts: &[Tensor]| ts.iter().map(|t| t.slice_rows(k, n)).collect();
+    Ok(((head(xs), head(ys)), (tail(xs), tail(ys))))
+}
+
 pub(super) fn fit(
     model: &mut Sequential,
-    x: &Tensor,
-    y: &Tensor,
+    x: &[Tensor],
+    y: &[Tensor],
     args: FitArgs,
 ) -> Result<History> {
     let FitArgs {
@@ -126,46 +150,52 @@ pub(super) fn fit(
         initial_epoch,
         augmentation,
     } = args;
-    let (loss_fn, metric_list) = match &model.compiled {
-        Some(c) => (c.loss, c.metrics.clone()),
-        None => {
-            return Err(Error::invalid(
-                "fit: the model is not compiled (call compile first)",
-            ))
-        }
-    };
-    model.check_single_io("fit")?;
     if batch_size == 0 {
         return Err(Error::invalid("fit: batch_size must be at least 1"));
     }
-    check_labels_len(x, y)?;
-    loss_fn.check_labels(y, model.output_shape())?;
+    let n_all = model.check_data("fit", x, y)?;
+    let metric_list = model.compiled.as_ref().expect("checked").metrics.clone();
     // An augmentation that does nothing is no augmentation (and draws no seed, so the run
     // stays identical to one without it).
     let augmentation = augmentation.filter(|a| !a.is_identity());
     if let Some(a) = &augmentation {
+        if x.len() != 1 {
+            return Err(Error::invalid(format!(
+                "fit: augmentation takes a model with one (image) input; model '{}' has {}",
+                model.name,
+                x.len()
+            )));
+        }
         a.validate()?;
-        a.check_input(x.shape())?;
+        a.check_input(x[0].shape())?;
     }
 
     // Keras takes the validation split from the end, before any shuffling.
-    let (train_x, train_y, val) = match validation_data {
+    let ((train_x, train_y), val) = match validation_data {
         Some((vx, vy)) => {
-            check_labels_len(&vx, &vy)?;
-            (x.clone(), y.clone(), Some((vx, vy)))
+            model
+                .check_data("fit (validation data)", &vx, &vy)
+                .map(|_| ())?;
+            ((x.to_vec(), y.to_vec()), Some((vx, vy)))
         }
         None if validation_split > 0.0 => {
-            let ((tx, ty), (vx, vy)) = crate::data::train_validation_split(x, y, validation_split)?;
-            (tx, ty, Some((vx, vy)))
+            let (train, val) = split_validation(x, y, n_all, validation_split)?;
+            (train, Some(val))
         }
-        None => (x.clone(), y.clone(), None),
+        None => ((x.to_vec(), y.to_vec()), None),
     };
-    let n = train_x.shape()[0];
+    let n = train_x[0].shape()[0];
     if n == 0 {
         return Err(Error::invalid("fit: no training samples"));
     }
 
-    let fused = model.fuses_output_activation();
+    let fused = model.fused_outputs();
+    // The keys of the epoch line, in the order printed.
+    let log_keys: Vec<String> = Tally::new(fused.len(), metric_list.len())
+        .logs(model, &metric_list)
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
     let params = model.params();
     let trainable: Vec<_> = params.iter().filter(|p| p.trainable).cloned().collect();
     let mut history = History::default();
@@ -203,10 +233,7 @@ pub(super) fn fit(
             ProgressBar::hidden()
         };
         let start = Instant::now();
-        let mut loss_sum = 0.0f64;
-        let mut correct = 0usize;
-        let mut metric_counts = vec![0usize; metric_list.len()];
-        let mut seen = 0usize;
+        let mut tally = Tally::new(fused.len(), metric_list.len());
         let mut timing = BatchTiming::default();
         // The producer thread borrows the data and this epoch's order; the scope ends
         // (joining it) before the order is shuffled again.
@@ -219,11 +246,10 @@ pub(super) fn fit(
                 let step_start = Instant::now();
                 timing.wait += waited;
                 timing.prepare += batch.prepare;
-                let batch_len = batch.size;
-                let xb = Var::constant(batch.x);
-                let yb = batch.y;
-                let out = model.forward_with(&xb, true, fused)?;
-                let loss = model.training_loss(loss_fn, &out, &yb, fused)?;
+                let xb: Vec<Var> = batch.xs.into_iter().map(Var::constant).collect();
+                let yb = batch.ys;
+                let outs = model.run(&xb, true, &fused, None, true, None)?;
+                let (loss, each) = model.training_objective(&outs, &yb, &fused)?;
                 let lv = loss.value().item();
                 if !lv.is_finite() {
                     bar.abandon();
@@ -249,23 +275,17 @@ pub(super) fn fit(
                     .expect("compiled")
                     .optimizer
                     .step(&trainable);
-                loss_sum += lv as f64 * batch_len as f64;
-                let out_value = out.value();
-                correct += metrics::count_correct(&out_value, &yb, fused);
-                for (count, m) in metric_counts.iter_mut().zip(&metric_list) {
-                    *count += m.count(&out_value, &yb, fused);
-                }
-                seen += batch_len;
+                let outs: Vec<Tensor> = outs.iter().map(|o| o.value()).collect();
+                tally.add(batch.size, lv, &each, &outs, &yb, &fused, &metric_list);
                 for cb in callbacks.iter_mut() {
                     cb.on_train_batch_end(step, model)?;
                 }
                 if verbose == 1 && (step % 10 == 9 || step + 1 == steps) {
-                    let rate = seen as f64 / start.elapsed().as_secs_f64().max(1e-9);
+                    let rate = tally.seen() as f64 / start.elapsed().as_secs_f64().max(1e-9);
+                    let logs: Logs = tally.logs(model, &metric_list).into_iter().collect();
                     bar.set_message(format!(
-                        "loss: {:.4} - accuracy: {:.4} - {:.0} img/s",
-                        loss_sum / seen as f64,
-                        correct as f64 / seen as f64,
-                        rate
+                        "{} - {rate:.0} img/s",
+                        format_logs(&logs, &log_keys)
                     ));
                 }
                 bar.inc(1);
@@ -276,13 +296,10 @@ pub(super) fn fit(
         let seconds = start.elapsed().as_secs_f64();
         bar.finish_and_clear();
 
-        let mut logs = Logs::new();
-        logs.insert("loss".into(), (loss_sum / seen as f64) as f32);
-        for (m, count) in metric_list.iter().zip(&metric_counts) {
-            logs.insert(m.name(), *count as f32 / seen as f32);
-        }
+        let seen = tally.seen();
+        let mut logs: Logs = tally.logs(model, &metric_list).into_iter().collect();
         if let Some((vx, vy)) = &val {
-            let ev = model.evaluate(vx, vy, batch_size.max(256))?;
+            let ev = model.evaluate_many(vx, vy, batch_size.max(256))?;
             logs.insert("val_loss".into(), ev.loss);
             for (k, v) in ev.metrics {
                 logs.insert(format!("val_{k}"), v);
@@ -306,7 +323,7 @@ pub(super) fn fit(
                 epochs,
                 seconds,
                 seen as f64 / seconds,
-                format_logs(&logs),
+                format_logs(&logs, &log_keys),
                 per_batch(timing.prepare),
                 per_batch(timing.wait),
                 per_batch(timing.step),

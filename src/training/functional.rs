@@ -24,9 +24,9 @@
 //! symbolic tensor (`encoder.call(&x)`) becomes one layer of the new model, carrying a
 //! copy of its current weights (transfer learning); unlike Keras, the two models do not
 //! share weight storage afterwards. Likewise a layer config called twice makes two
-//! layers with their own weights (Keras' shared layers are not supported yet), and
-//! `fit`/`evaluate` train models with one input and one output; others train with a
-//! loop over `call_many` (see `tests/functional.rs`).
+//! layers with their own weights (Keras' shared layers are not supported yet). Models
+//! with several inputs and outputs train with `compile_outputs` and `fit_many` (see
+//! `tests/multi_io.rs`), or with a loop of one's own over `call_many`.
 
 use super::model::{InputConfig, Model};
 use crate::engine::Var;
@@ -258,15 +258,16 @@ pub(crate) fn nested_output_shape(
             "layer '{name}' (Model) expects inputs {want:?}, got {inputs:?}"
         )));
     }
-    // Building the (weightless) graph is the simplest exact shape check.
-    let m = Model::from_config(cfg, 0)?;
-    if m.output_shapes().len() != 1 {
+    // A walk over the layer configs: no weights are built (building a large pretrained
+    // base such as resnet50 takes about a second).
+    let mut outs = cfg.output_shapes()?;
+    if outs.len() != 1 {
         return Err(Error::invalid(format!(
             "layer '{name}' (Model): a nested model must have one output, it has {}",
-            m.output_shapes().len()
+            outs.len()
         )));
     }
-    Ok(m.output_shape().to_vec())
+    Ok(outs.remove(0))
 }
 
 /// A model inside a model: one layer whose forward runs the inner graph.
@@ -281,7 +282,7 @@ impl Layer for Model {
         let mut out = self.run(
             xs,
             ctx.training,
-            ctx.output_logits,
+            &[ctx.output_logits],
             Some(&mut *ctx.rng),
             false,
             None,

@@ -19,7 +19,6 @@
 use super::model::Sequential;
 use crate::engine::{Rng, Tensor, Var};
 use crate::error::{Error, Result};
-use crate::losses::Loss;
 
 /// Gradients smaller than this are compared absolutely: a parameter whose true gradient
 /// is zero (a conv bias followed by batch norm, which removes per-channel constants) has
@@ -48,11 +47,13 @@ pub struct ParamCheck {
     pub grad_scale: f32,
 }
 
-fn loss_at(model: &mut Sequential, x: &Tensor, y: &Tensor, loss: Loss, seed: u64) -> Result<Var> {
+/// The training objective (every output's weighted loss plus the weight penalties).
+fn loss_at(model: &mut Sequential, xs: &[Tensor], ys: &[Tensor], seed: u64) -> Result<Var> {
     *model.rng_mut() = Rng::new(seed);
-    let fused = model.fuses_output_activation();
-    let out = model.forward_with(&Var::constant(x.clone()), true, fused)?;
-    model.training_loss(loss, &out, y, fused)
+    let fused = model.fused_outputs();
+    let xs: Vec<Var> = xs.iter().cloned().map(Var::constant).collect();
+    let outs = model.run(&xs, true, &fused, None, false, None)?;
+    Ok(model.training_objective(&outs, ys, &fused)?.0)
 }
 
 /// Checks up to `max_entries` entries of every trainable parameter.
@@ -63,15 +64,34 @@ pub fn check_model(
     max_entries: usize,
     h: f32,
 ) -> Result<Vec<ParamCheck>> {
-    let loss = model
-        .loss()
-        .ok_or_else(|| Error::invalid("gradcheck: compile the model first"))?;
+    check_model_many(
+        model,
+        std::slice::from_ref(x),
+        std::slice::from_ref(y),
+        max_entries,
+        h,
+    )
+}
+
+/// `check_model` for a model with several inputs or outputs (one tensor per input, one
+/// of labels per output): the objective is the loss-weighted sum `fit` minimizes.
+pub fn check_model_many(
+    model: &mut Sequential,
+    xs: &[Tensor],
+    ys: &[Tensor],
+    max_entries: usize,
+    h: f32,
+) -> Result<Vec<ParamCheck>> {
+    if model.loss().is_none() {
+        return Err(Error::invalid("gradcheck: compile the model first"));
+    }
+    model.check_data("gradcheck", xs, ys)?;
     let seed = 1234;
     let params: Vec<_> = model.params().into_iter().filter(|p| p.trainable).collect();
     for p in &params {
         p.var.zero_grad();
     }
-    let (base, kinks) = crate::engine::kinks::record(|| loss_at(model, x, y, loss, seed));
+    let (base, kinks) = crate::engine::kinks::record(|| loss_at(model, xs, ys, seed));
     let base = base?;
     let resolution =
         (LOSS_REL_NOISE * base.value().item().abs().max(1.0) as f64 / h as f64).max(ABS_FLOOR);
@@ -96,7 +116,7 @@ pub fn check_model(
             moved.data_mut()[j] += delta;
             p.var.set_value(moved);
             let _g = crate::engine::no_grad();
-            let l = crate::engine::kinks::replay(&kinks, || loss_at(model, x, y, loss, seed));
+            let l = crate::engine::kinks::replay(&kinks, || loss_at(model, xs, ys, seed));
             p.var.set_value(original.clone());
             Ok(l?.value().item() as f64)
         };

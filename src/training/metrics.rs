@@ -4,6 +4,7 @@
 //! several outputs (labels as class indices `[N]` or one-hot `[N, C]`), a 0.5 threshold
 //! on probabilities (0 on logits) for a single output.
 
+use super::model::Model;
 use crate::engine::Tensor;
 use crate::error::{Error, Result};
 
@@ -109,6 +110,74 @@ pub fn count_correct(output: &Tensor, labels: &Tensor, logits: bool) -> usize {
         .zip(label_classes(labels))
         .filter(|(p, l)| **p == *l)
         .count()
+}
+
+/// Running sums over an epoch of `fit` or over `evaluate`: the total loss, each
+/// output's loss and each metric's count per output, weighted by batch size.
+pub(super) struct Tally {
+    seen: usize,
+    loss: f64,
+    output_losses: Vec<f64>,
+    /// `[output][metric]` rows counted as correct.
+    counts: Vec<Vec<usize>>,
+}
+
+impl Tally {
+    pub fn new(outputs: usize, metrics: usize) -> Tally {
+        Tally {
+            seen: 0,
+            loss: 0.0,
+            output_losses: vec![0.0; outputs],
+            counts: vec![vec![0; metrics]; outputs],
+        }
+    }
+
+    /// Adds one batch of `size` rows: its total loss, each output's loss, and the
+    /// metrics of each output (`fused`: the output is logits).
+    #[allow(clippy::too_many_arguments)]
+    pub fn add(
+        &mut self,
+        size: usize,
+        loss: f32,
+        output_losses: &[f32],
+        outputs: &[Tensor],
+        labels: &[Tensor],
+        fused: &[bool],
+        metrics: &[Metric],
+    ) {
+        self.seen += size;
+        self.loss += loss as f64 * size as f64;
+        for (sum, l) in self.output_losses.iter_mut().zip(output_losses) {
+            *sum += *l as f64 * size as f64;
+        }
+        for (k, counts) in self.counts.iter_mut().enumerate() {
+            for (count, m) in counts.iter_mut().zip(metrics) {
+                *count += m.count(&outputs[k], &labels[k], fused[k]);
+            }
+        }
+    }
+
+    pub fn seen(&self) -> usize {
+        self.seen
+    }
+
+    /// The means so far, as logged: `loss`, then (with several outputs) each output's
+    /// loss, then each output's metrics, under `model.output_key` names.
+    pub fn logs(&self, model: &Model, metrics: &[Metric]) -> Vec<(String, f32)> {
+        let n = self.seen.max(1) as f64;
+        let mut logs = vec![("loss".to_string(), (self.loss / n) as f32)];
+        if self.output_losses.len() > 1 {
+            for (k, l) in self.output_losses.iter().enumerate() {
+                logs.push((model.output_key(k, "loss"), (l / n) as f32));
+            }
+        }
+        for (k, counts) in self.counts.iter().enumerate() {
+            for (m, c) in metrics.iter().zip(counts) {
+                logs.push((model.output_key(k, &m.name()), (*c as f64 / n) as f32));
+            }
+        }
+        logs
+    }
 }
 
 #[cfg(test)]

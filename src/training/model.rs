@@ -59,6 +59,66 @@ impl ModelConfig {
             self.inputs.iter().map(|i| i.shape.clone()).collect()
         }
     }
+
+    /// The shape of each output, worked out from the layer configs alone (no weights
+    /// are built): what `Model::from_config(self).output_shapes()` gives, for a nested
+    /// model's shape check. Names and inbound references resolve as in `from_config`.
+    pub fn output_shapes(&self) -> Result<Vec<Vec<usize>>> {
+        let mut names: Vec<String> = if self.inputs.is_empty() {
+            vec!["input".to_string()]
+        } else {
+            self.inputs.iter().map(|i| i.name.clone()).collect()
+        };
+        let mut shapes = self.input_shapes();
+        let id = |names: &[String], n: &str| {
+            names.iter().position(|m| m == n).ok_or_else(|| {
+                Error::invalid(format!(
+                    "model '{}': no input or earlier layer is named '{n}'",
+                    self.name
+                ))
+            })
+        };
+        for node in &self.layers {
+            let reads = if node.inbound.is_empty() {
+                vec![names.len() - 1]
+            } else {
+                node.inbound
+                    .iter()
+                    .map(|n| id(&names, n))
+                    .collect::<Result<Vec<_>>>()?
+            };
+            let name = match node.layer.name() {
+                Some(n) if names.iter().any(|m| m == n) => {
+                    return Err(Error::invalid(format!("two layers are named '{n}'")))
+                }
+                Some(n) => n.to_string(),
+                None => unique_name(node.layer.base_name(), |n| names.iter().any(|m| m == n)),
+            };
+            let ins: Vec<&[usize]> = reads.iter().map(|&t| shapes[t].as_slice()).collect();
+            let out = node.layer.output_shape_of(&name, &ins)?;
+            names.push(name);
+            shapes.push(out);
+        }
+        if self.outputs.is_empty() {
+            return Ok(vec![shapes.pop().expect("inputs come first")]);
+        }
+        self.outputs
+            .iter()
+            .map(|n| Ok(shapes[id(&names, n)?].clone()))
+            .collect()
+    }
+}
+
+/// `base`, or `base_1`, `base_2`, ... : the first that is not `taken` (Keras' naming of
+/// layers left unnamed).
+fn unique_name(base: &str, taken: impl Fn(&str) -> bool) -> String {
+    if !taken(base) {
+        return base.to_string();
+    }
+    (1..)
+        .map(|i| format!("{base}_{i}"))
+        .find(|n| !taken(n))
+        .expect("some suffix is free")
 }
 
 /// A named model input.
@@ -121,15 +181,27 @@ fn default_model_name() -> String {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct CompileConfig {
+    /// The loss of the first output (of every output when `losses` is absent).
     pub loss: Loss,
+    /// One loss per output, for models with several outputs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub losses: Option<Vec<Loss>>,
+    /// The weight of each output's loss in the total (default: 1 each).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loss_weights: Option<Vec<f32>>,
     pub optimizer: crate::optimizers::OptimizerConfig,
     pub metrics: Vec<String>,
 }
 
 pub(super) struct Compiled {
-    pub loss: Loss,
+    /// One loss per output.
+    pub losses: Vec<Loss>,
+    /// The weight of each output's loss in the total that training minimizes.
+    pub loss_weights: Vec<f32>,
     pub optimizer: Optimizer,
+    /// Computed for every output.
     pub metrics: Vec<Metric>,
 }
 
@@ -259,7 +331,16 @@ impl Model {
                 return Err(bad("weight_decay", o.weight_decay));
             }
             let metrics: Vec<&str> = c.metrics.iter().map(|s| s.as_str()).collect();
-            m.compile(c.loss, Optimizer::from_config(&c.optimizer), &metrics)?;
+            let losses = c
+                .losses
+                .clone()
+                .unwrap_or_else(|| vec![c.loss; m.outputs.len()]);
+            m.compile_outputs(
+                &losses,
+                c.loss_weights.as_deref(),
+                Optimizer::from_config(&c.optimizer),
+                &metrics,
+            )?;
         }
         Ok(m)
     }
@@ -304,7 +385,13 @@ impl Model {
                     .collect()
             },
             compile: self.compiled.as_ref().map(|c| CompileConfig {
-                loss: c.loss,
+                loss: c.losses[0],
+                losses: (c.losses.len() > 1).then(|| c.losses.clone()),
+                loss_weights: c
+                    .loss_weights
+                    .iter()
+                    .any(|&w| w != 1.0)
+                    .then(|| c.loss_weights.clone()),
                 optimizer: c.optimizer.config(),
                 metrics: c.metrics.iter().map(|m| m.name().to_string()).collect(),
             }),
@@ -450,26 +537,63 @@ impl Model {
     }
 
     fn unique_name(&self, base: &str) -> String {
-        let taken = |n: &str| {
+        unique_name(base, |n| {
             self.layers.iter().any(|l| l.name() == n) || self.inputs.iter().any(|i| i.name == n)
-        };
-        if !taken(base) {
-            return base.to_string();
-        }
-        (1..)
-            .map(|i| format!("{base}_{i}"))
-            .find(|n| !taken(n))
-            .expect("some suffix is free")
+        })
     }
 
-    /// Sets the loss, the optimizer and the metrics (`"accuracy"`).
+    /// Sets the loss, the optimizer and the metrics (`"accuracy"`). A model with several
+    /// outputs gets the same loss on each, as in Keras (see `compile_outputs`).
     pub fn compile(&mut self, loss: Loss, optimizer: Optimizer, metrics: &[&str]) -> Result<()> {
+        let losses = vec![loss; self.outputs.len()];
+        self.compile_outputs(&losses, None, optimizer, metrics)
+    }
+
+    /// Compiles a model with several outputs: one loss per output, in the order the
+    /// outputs were given, and optionally the weight of each in the total that training
+    /// minimizes (Keras' `loss=[...]`, `loss_weights=[...]`). The metrics are computed
+    /// for every output.
+    pub fn compile_outputs(
+        &mut self,
+        losses: &[Loss],
+        loss_weights: Option<&[f32]>,
+        optimizer: Optimizer,
+        metrics: &[&str],
+    ) -> Result<()> {
+        let n = self.outputs.len();
+        if losses.len() != n {
+            return Err(Error::invalid(format!(
+                "compile: model '{}' has {n} output{}, got {} losses",
+                self.name,
+                if n == 1 { "" } else { "s" },
+                losses.len()
+            )));
+        }
+        let loss_weights = match loss_weights {
+            None => vec![1.0; n],
+            Some(w) if w.len() != n => {
+                return Err(Error::invalid(format!(
+                    "compile: model '{}' has {n} outputs, got {} loss weights",
+                    self.name,
+                    w.len()
+                )))
+            }
+            Some(w) => {
+                if let Some(bad) = w.iter().find(|w| !(w.is_finite() && **w >= 0.0)) {
+                    return Err(Error::invalid(format!(
+                        "compile: a loss weight is {bad}; they must be finite and >= 0"
+                    )));
+                }
+                w.to_vec()
+            }
+        };
         let metrics = metrics
             .iter()
             .map(|m| Metric::from_name(m))
             .collect::<Result<Vec<_>>>()?;
         self.compiled = Some(Compiled {
-            loss,
+            losses: losses.to_vec(),
+            loss_weights,
             optimizer,
             metrics,
         });
@@ -484,8 +608,14 @@ impl Model {
         self.compiled.as_mut().map(|c| &mut c.optimizer)
     }
 
+    /// The loss of the (first) output, if compiled.
     pub fn loss(&self) -> Option<Loss> {
-        self.compiled.as_ref().map(|c| c.loss)
+        self.compiled.as_ref().map(|c| c.losses[0])
+    }
+
+    /// One loss per output, if compiled.
+    pub fn losses(&self) -> Option<&[Loss]> {
+        self.compiled.as_ref().map(|c| &c.losses[..])
     }
 
     /// Every weight (trainable and not), layer by layer.
@@ -548,29 +678,112 @@ impl Model {
         Ok(())
     }
 
-    /// Whether the loss fuses the last layer's activation (softmax/sigmoid): then the
-    /// training forward returns logits.
-    pub(super) fn fuses_output_activation(&self) -> bool {
-        let last = match self.outputs[..] {
-            [t] => t.checked_sub(self.inputs.len()).map(|i| &self.layers[i]),
-            _ => None,
+    /// For each output, whether its loss fuses the activation of the layer producing it
+    /// (softmax with cross-entropy, sigmoid with binary cross-entropy): then the training
+    /// forward returns that output's logits. Never for a tensor that a layer of the model
+    /// also reads (it needs the activated values) or that is given as two outputs.
+    pub(super) fn fused_outputs(&self) -> Vec<bool> {
+        let Some(c) = &self.compiled else {
+            return vec![false; self.outputs.len()];
         };
-        match (&self.compiled, last) {
-            (Some(c), Some(last)) => {
-                c.loss.fusable_activation().is_some()
-                    && last.output_activation() == c.loss.fusable_activation()
-            }
-            _ => false,
+        self.outputs
+            .iter()
+            .zip(&c.losses)
+            .map(|(&t, loss)| {
+                let Some(layer) = self.tensor_layer(t) else {
+                    return false;
+                };
+                loss.fusable_activation().is_some()
+                    && layer.output_activation() == loss.fusable_activation()
+                    && !self.tensor_is_read(t)
+                    && self.outputs.iter().filter(|&&o| o == t).count() == 1
+            })
+            .collect()
+    }
+
+    /// `fused_outputs` of a model with one output.
+    pub(super) fn fuses_output_activation(&self) -> bool {
+        self.outputs.len() == 1 && self.fused_outputs()[0]
+    }
+
+    /// The layer producing tensor `t`, unless `t` is an input.
+    fn tensor_layer(&self, t: usize) -> Option<&dyn Layer> {
+        t.checked_sub(self.inputs.len())
+            .map(|i| self.layers[i].as_ref())
+    }
+
+    /// Whether a layer of the model reads tensor `t`.
+    fn tensor_is_read(&self, t: usize) -> bool {
+        self.inbound.iter().any(|ids| ids.contains(&t))
+    }
+
+    /// The name of each output (its layer's, or its input's), in order.
+    pub fn output_names(&self) -> Vec<String> {
+        self.outputs
+            .iter()
+            .map(|&t| self.tensor_name(t).to_string())
+            .collect()
+    }
+
+    /// The key under which output `k`'s `what` (`loss`, `accuracy`, ...) is logged:
+    /// `what` itself for a model with one output, `OUTPUT_what` for several, as in
+    /// Keras (`dense_1_loss`, `dense_1_accuracy`).
+    pub(super) fn output_key(&self, k: usize, what: &str) -> String {
+        if self.outputs.len() == 1 {
+            what.to_string()
+        } else {
+            format!("{}_{what}", self.tensor_name(self.outputs[k]))
         }
     }
 
-    /// Errors unless the model has one input and one output (what `fit`, `evaluate` and
-    /// `predict` take; `call_many`/`predict_many` run the others).
+    /// Checks data for `fit`/`evaluate`: one tensor per input (shapes as declared), one
+    /// tensor of labels per output (as its loss takes them), the same number of samples
+    /// in all. Returns that number. The model must be compiled.
+    pub(super) fn check_data(&self, what: &str, xs: &[Tensor], ys: &[Tensor]) -> Result<usize> {
+        let Some(c) = &self.compiled else {
+            return Err(Error::invalid(format!(
+                "{what}: the model is not compiled (call compile first)"
+            )));
+        };
+        let shapes: Vec<Vec<usize>> = xs.iter().map(|x| x.shape().to_vec()).collect();
+        self.check_inputs(&shapes).map_err(|e| e.context(what))?;
+        if ys.len() != self.outputs.len() {
+            return Err(Error::invalid(format!(
+                "{what}: model '{}' has {} outputs, got {} label tensors",
+                self.name,
+                self.outputs.len(),
+                ys.len()
+            )));
+        }
+        let n = xs[0].shape()[0];
+        for (k, y) in ys.iter().enumerate() {
+            let which = if ys.len() == 1 {
+                String::new()
+            } else {
+                format!(" for output '{}'", self.tensor_name(self.outputs[k]))
+            };
+            let ny = y.shape().first().copied().unwrap_or(0);
+            if ny != n {
+                return Err(Error::shape(format!(
+                    "{what}: {n} inputs but {ny} labels{which} (x {:?}, y {:?})",
+                    xs[0].shape(),
+                    y.shape()
+                )));
+            }
+            c.losses[k]
+                .check_labels(y, self.output_shapes()[k])
+                .map_err(|e| e.context(&format!("{what}{which}")))?;
+        }
+        Ok(n)
+    }
+
+    /// Errors unless the model has one input and one output (what `predict`, `forward`,
+    /// the profiler and the report take; the `_many` forms run the others).
     pub(super) fn check_single_io(&self, what: &str) -> Result<()> {
         if self.inputs.len() != 1 || self.outputs.len() != 1 {
             return Err(Error::invalid(format!(
                 "{what}: model '{}' has {} inputs and {} outputs; {what} takes models with \
-                 one of each (use call_many or predict_many)",
+                 one of each (use predict_many, fit_many, evaluate_many or call_many)",
                 self.name,
                 self.inputs.len(),
                 self.outputs.len()
@@ -622,14 +835,15 @@ impl Model {
         self.check_inputs(&[x.to_vec()])
     }
 
-    /// Runs the graph: one batch per input in, every output out. `output_logits` asks
-    /// the output layers to skip a fusable activation; `rng` (default: the model's)
-    /// draws dropout masks; `trace` collects every layer's output.
+    /// Runs the graph: one batch per input in, every output out. `output_logits` (one
+    /// flag per output, or empty for none) asks output layers to skip a fusable
+    /// activation; `rng` (default: the model's) draws dropout masks; `trace` collects
+    /// every layer's output.
     pub(super) fn run(
         &mut self,
         xs: &[Var],
         training: bool,
-        output_logits: bool,
+        output_logits: &[bool],
         rng: Option<&mut Rng>,
         profile: bool,
         mut trace: Option<&mut Vec<(String, Tensor)>>,
@@ -648,6 +862,12 @@ impl Model {
             Some(r) => r,
             None => own_rng,
         };
+        let logits_of: Vec<usize> = outputs
+            .iter()
+            .zip(output_logits)
+            .filter(|(_, &logits)| logits)
+            .map(|(&t, _)| t)
+            .collect();
         // Each tensor is dropped after its last reader, so inference holds only the
         // live branch values.
         let mut last_use = vec![usize::MAX; n_in + layers.len()];
@@ -673,7 +893,7 @@ impl Model {
             let mut ctx = ForwardCtx {
                 training,
                 rng,
-                output_logits: output_logits && outputs.contains(&(n_in + i)),
+                output_logits: logits_of.contains(&(n_in + i)),
             };
             let h = if profiling {
                 super::profile::time_layer(i, || layer.forward_many(&args, &mut ctx))?
@@ -698,7 +918,7 @@ impl Model {
         let mut out = self.run(
             std::slice::from_ref(x),
             training,
-            output_logits,
+            &[output_logits],
             None,
             true,
             None,
@@ -714,7 +934,7 @@ impl Model {
     /// Runs a model with any number of inputs and outputs (in the order given to
     /// `Model::functional`).
     pub fn call_many(&mut self, xs: &[Var], training: bool) -> Result<Vec<Var>> {
-        self.run(xs, training, false, None, true, None)
+        self.run(xs, training, &[], None, true, None)
     }
 
     /// Every layer's output for `x` (`[batch, ...]`), in inference mode and recording no
@@ -727,7 +947,7 @@ impl Model {
         self.run(
             &[Var::constant(x.clone())],
             false,
-            false,
+            &[],
             None,
             false,
             Some(&mut trace),
@@ -735,21 +955,43 @@ impl Model {
         Ok(trace)
     }
 
-    /// The objective a training step differentiates: the batch's loss plus the sum of
-    /// the layers' weight penalties (L2). One place for `fit`, the profiler and the
-    /// gradient check, so all three differentiate the same function.
-    pub(super) fn training_loss(
+    /// The objective a training step of a compiled model differentiates: the sum of the
+    /// outputs' losses, each times its loss weight, plus the layers' weight penalties.
+    /// Also returns each output's own (unweighted) loss, as Keras logs them.
+    pub(super) fn training_objective(
         &self,
-        loss_fn: Loss,
-        out: &Var,
-        labels: &Tensor,
-        fused: bool,
-    ) -> Result<Var> {
-        let loss = loss_fn.compute(out, labels, fused)?;
-        match self.regularization_penalty() {
-            Some(p) => crate::ops::elementwise::add(&loss, &p),
-            None => Ok(loss),
+        outs: &[Var],
+        labels: &[Tensor],
+        fused: &[bool],
+    ) -> Result<(Var, Vec<f32>)> {
+        let c = self
+            .compiled
+            .as_ref()
+            .ok_or_else(|| Error::invalid("the model is not compiled (call compile first)"))?;
+        let mut total: Option<Var> = None;
+        let mut each = Vec::with_capacity(outs.len());
+        for (k, out) in outs.iter().enumerate() {
+            let loss = c.losses[k].compute(out, &labels[k], fused[k])?;
+            each.push(loss.value().item());
+            // A weight of 1 multiplies nothing, so a one-output model differentiates
+            // exactly what it did before loss weights existed.
+            let w = c.loss_weights[k];
+            let weighted = if w == 1.0 {
+                loss
+            } else {
+                crate::ops::elementwise::scale(&loss, w)
+            };
+            total = Some(match total {
+                None => weighted,
+                Some(t) => crate::ops::elementwise::add(&t, &weighted)?,
+            });
         }
+        let total = total.ok_or_else(|| Error::invalid("the model has no outputs"))?;
+        let total = match self.regularization_penalty() {
+            Some(p) => crate::ops::elementwise::add(&total, &p)?,
+            None => total,
+        };
+        Ok((total, each))
     }
 
     /// The sum of the layers' weight penalties (L2), if any layer has one.
@@ -764,12 +1006,11 @@ impl Model {
         penalty
     }
 
-    /// The layer producing the (single) output, if the output is not an input.
+    /// The layer producing the (single) output, if the output is not an input and no
+    /// layer reads it (so it may return logits when its loss fuses the activation).
     pub(super) fn output_layer(&self) -> Option<&dyn Layer> {
         match self.outputs[..] {
-            [t] => t
-                .checked_sub(self.inputs.len())
-                .map(|i| self.layers[i].as_ref()),
+            [t] if !self.tensor_is_read(t) => self.tensor_layer(t),
             _ => None,
         }
     }
@@ -842,47 +1083,69 @@ impl Model {
     /// Mean loss (with the layers' weight penalties, as in Keras) and metrics over
     /// `(x, y)`, in inference mode.
     pub fn evaluate(&mut self, x: &Tensor, y: &Tensor, batch_size: usize) -> Result<Evaluation> {
-        let compiled = self.compiled.as_ref().ok_or_else(|| {
-            Error::invalid("evaluate: the model is not compiled (call compile first)")
-        })?;
-        let (loss_fn, metric_list) = (compiled.loss, compiled.metrics.clone());
-        self.check_single_io("evaluate")?;
-        self.check_input(x.shape())?;
-        check_labels_len(x, y)?;
-        loss_fn.check_labels(y, self.output_shape())?;
-        let fused = self.fuses_output_activation();
+        self.evaluate_many(std::slice::from_ref(x), std::slice::from_ref(y), batch_size)
+    }
+
+    /// `evaluate` for a model with several inputs or outputs: one tensor per input, one
+    /// of labels per output. `loss` is the weighted total; each output's own loss and
+    /// metrics are under `OUTPUT_loss`, `OUTPUT_accuracy`, ... when there are several.
+    pub fn evaluate_many(
+        &mut self,
+        xs: &[Tensor],
+        ys: &[Tensor],
+        batch_size: usize,
+    ) -> Result<Evaluation> {
+        let n = self.check_data("evaluate", xs, ys)?;
+        let metric_list = self.compiled.as_ref().expect("checked").metrics.clone();
+        let fused = self.fused_outputs();
         let _g = no_grad();
-        let n = x.shape()[0];
         let bs = batch_size.max(1);
-        let mut loss_sum = 0.0f64;
-        let mut counts = vec![0usize; metric_list.len()];
+        let mut tally = super::metrics::Tally::new(self.outputs.len(), metric_list.len());
         for start in (0..n).step_by(bs) {
             let end = (start + bs).min(n);
-            let xb = Var::constant(x.slice_rows(start, end));
-            let yb = y.slice_rows(start, end);
-            let out = self.forward_with(&xb, false, fused)?;
+            let xb: Vec<Var> = xs
+                .iter()
+                .map(|x| Var::constant(x.slice_rows(start, end)))
+                .collect();
+            let yb: Vec<Tensor> = ys.iter().map(|y| y.slice_rows(start, end)).collect();
+            let outs = self.run(&xb, false, &fused, None, true, None)?;
             // Weight penalties included, as Keras' evaluate and val_loss do: the loss
             // reported is the objective training minimizes.
-            let loss = self.training_loss(loss_fn, &out, &yb, fused)?;
-            loss_sum += loss.value().item() as f64 * (end - start) as f64;
-            let out_value = out.value();
-            for (count, m) in counts.iter_mut().zip(&metric_list) {
-                *count += m.count(&out_value, &yb, fused);
-            }
+            let (loss, each) = self.training_objective(&outs, &yb, &fused)?;
+            let outs: Vec<Tensor> = outs.iter().map(|o| o.value()).collect();
+            tally.add(
+                end - start,
+                loss.value().item(),
+                &each,
+                &outs,
+                &yb,
+                &fused,
+                &metric_list,
+            );
         }
-        let mut m = BTreeMap::new();
-        for (metric, count) in metric_list.iter().zip(&counts) {
-            m.insert(metric.name(), *count as f32 / n.max(1) as f32);
-        }
-        Ok(Evaluation {
-            loss: (loss_sum / n.max(1) as f64) as f32,
-            metrics: m,
-        })
+        let mut metrics: BTreeMap<String, f32> =
+            tally.logs(self, &metric_list).into_iter().collect();
+        let loss = metrics.remove("loss").unwrap_or(f32::NAN);
+        Ok(Evaluation { loss, metrics })
     }
 
     /// Trains the model; see `FitArgs`.
     pub fn fit(&mut self, x: &Tensor, y: &Tensor, args: super::fit::FitArgs) -> Result<History> {
-        super::fit::fit(self, x, y, args)
+        super::fit::fit(self, std::slice::from_ref(x), std::slice::from_ref(y), args)
+    }
+
+    /// Trains a model with several inputs or outputs: one tensor per input and one of
+    /// labels per output, in the order given to `Model::functional` (Keras'
+    /// `fit([x1, x2], [y1, y2])`). The loss minimized is the weighted sum of the outputs'
+    /// losses (`compile_outputs`); each output's loss and metrics are logged as
+    /// `OUTPUT_loss`, `OUTPUT_accuracy`, ... (`val_` too).
+    pub fn fit_many(
+        &mut self,
+        xs: &[Tensor],
+        ys: &[Tensor],
+        args: super::fit::FitArgs,
+    ) -> Result<History> {
+        super::fit::fit(self, xs, ys, args)
     }
 
     /// Saves architecture, weights and optimizer state into a directory.
@@ -904,16 +1167,4 @@ impl Model {
     pub fn rng_mut(&mut self) -> &mut Rng {
         &mut self.rng
     }
-}
-
-pub(super) fn check_labels_len(x: &Tensor, y: &Tensor) -> Result<()> {
-    let (nx, ny) = (x.shape()[0], y.shape().first().copied().unwrap_or(0));
-    if nx != ny {
-        return Err(Error::shape(format!(
-            "{nx} inputs but {ny} labels (x {:?}, y {:?})",
-            x.shape(),
-            y.shape()
-        )));
-    }
-    Ok(())
 }

@@ -34,8 +34,10 @@ pub const DEPTH: usize = 2;
 
 /// One batch as the producer hands it over.
 pub struct PreparedBatch {
-    pub x: Tensor,
-    pub y: Tensor,
+    /// One tensor per model input.
+    pub xs: Vec<Tensor>,
+    /// One tensor of labels per model output.
+    pub ys: Vec<Tensor>,
     /// Samples in the batch (the last one may be short).
     pub size: usize,
     /// Time the producer spent gathering (and augmenting) it.
@@ -56,12 +58,12 @@ pub struct Prefetcher<'scope> {
 }
 
 impl<'scope> Prefetcher<'scope> {
-    /// Starts the producer for one epoch: batches of `batch_size` rows of `x` and `y`
-    /// taken in `order`, augmented with `augment` if given.
+    /// Starts the producer for one epoch: batches of `batch_size` rows of each of `xs`
+    /// and `ys` taken in `order`, the inputs augmented with `augment` if given.
     pub fn start<'env>(
         scope: &'scope Scope<'scope, 'env>,
-        x: &'env Tensor,
-        y: &'env Tensor,
+        xs: &'env [Tensor],
+        ys: &'env [Tensor],
         order: &'env [usize],
         batch_size: usize,
         epoch: usize,
@@ -74,9 +76,9 @@ impl<'scope> Prefetcher<'scope> {
                 for (batch, idx) in order.chunks(batch_size).enumerate() {
                     let start = Instant::now();
                     let prepared =
-                        prepare(x, y, idx, epoch, batch, augment).map(|(x, y)| PreparedBatch {
-                            x,
-                            y,
+                        prepare(xs, ys, idx, epoch, batch, augment).map(|(xs, ys)| PreparedBatch {
+                            xs,
+                            ys,
                             size: idx.len(),
                             prepare: start.elapsed(),
                         });
@@ -129,18 +131,20 @@ impl<'scope> Prefetcher<'scope> {
 
 /// Gathers one batch and augments its inputs if asked.
 fn prepare(
-    x: &Tensor,
-    y: &Tensor,
+    xs: &[Tensor],
+    ys: &[Tensor],
     idx: &[usize],
     epoch: usize,
     batch: usize,
     augment: Option<AugmentWith>,
-) -> Result<(Tensor, Tensor)> {
-    let mut xb = x.gather_rows(idx);
+) -> Result<(Vec<Tensor>, Vec<Tensor>)> {
+    let mut xb: Vec<Tensor> = xs.iter().map(|x| x.gather_rows(idx)).collect();
     if let Some(a) = augment {
-        xb = a.augmentation.apply_batch(&xb, a.seed, epoch, batch)?;
+        for x in &mut xb {
+            *x = a.augmentation.apply_batch(x, a.seed, epoch, batch)?;
+        }
     }
-    Ok((xb, y.gather_rows(idx)))
+    Ok((xb, ys.iter().map(|y| y.gather_rows(idx)).collect()))
 }
 
 #[cfg(test)]
@@ -150,15 +154,18 @@ mod tests {
     #[test]
     fn batches_come_in_order_and_match_the_inline_gather() {
         let x = Tensor::from_vec((0..40).map(|v| v as f32).collect(), &[10, 1, 2, 2]);
+        let x2 = Tensor::from_vec((0..20).map(|v| -v as f32).collect(), &[10, 2]);
         let y = Tensor::from_vec((0..10).map(|v| v as f32).collect(), &[10]);
+        let (xs, ys) = (vec![x, x2], vec![y]);
         let order = vec![3, 1, 4, 0, 5, 9, 2, 6, 8, 7];
         std::thread::scope(|s| {
-            let mut p = Prefetcher::start(s, &x, &y, &order, 4, 0, None);
+            let mut p = Prefetcher::start(s, &xs, &ys, &order, 4, 0, None);
             for idx in order.chunks(4) {
                 let (b, _) = p.next_batch().unwrap();
                 assert_eq!(b.size, idx.len());
-                assert_eq!(b.x.data(), x.gather_rows(idx).data());
-                assert_eq!(b.y.data(), y.gather_rows(idx).data());
+                assert_eq!(b.xs[0].data(), xs[0].gather_rows(idx).data());
+                assert_eq!(b.xs[1].data(), xs[1].gather_rows(idx).data());
+                assert_eq!(b.ys[0].data(), ys[0].gather_rows(idx).data());
             }
             // Past the last batch: the producer has finished, which is an error to ask.
             assert!(p.next_batch().is_err());
@@ -171,7 +178,7 @@ mod tests {
             (0..4 * 64).map(|v| (v % 13) as f32).collect(),
             &[4, 1, 8, 8],
         );
-        let y = Tensor::zeros(&[4]);
+        let (xs, ys) = (vec![x], vec![Tensor::zeros(&[4])]);
         let order = vec![0, 1, 2, 3];
         let aug = Augmentation::parse("crop=2,flip,rotate=15").unwrap();
         let with = Some(AugmentWith {
@@ -180,21 +187,23 @@ mod tests {
         });
         let run = |slow: bool| -> Vec<Vec<f32>> {
             std::thread::scope(|s| {
-                let mut p = Prefetcher::start(s, &x, &y, &order, 2, 3, with);
+                let mut p = Prefetcher::start(s, &xs, &ys, &order, 2, 3, with);
                 (0..2)
                     .map(|_| {
                         if slow {
                             // A slow consumer: the producer fills the channel first.
                             std::thread::sleep(Duration::from_millis(20));
                         }
-                        p.next_batch().unwrap().0.x.data().to_vec()
+                        p.next_batch().unwrap().0.xs[0].data().to_vec()
                     })
                     .collect()
             })
         };
         let fast = run(false);
         assert_eq!(fast, run(true));
-        let expected = aug.apply_batch(&x.gather_rows(&[2, 3]), 11, 3, 1).unwrap();
+        let expected = aug
+            .apply_batch(&xs[0].gather_rows(&[2, 3]), 11, 3, 1)
+            .unwrap();
         assert_eq!(fast[1], expected.data());
     }
 
@@ -202,7 +211,7 @@ mod tests {
     fn a_producer_error_reaches_the_main_thread() {
         // Augmentation of inputs that are not images fails in the producer.
         let x = Tensor::zeros(&[6, 5]);
-        let y = Tensor::zeros(&[6]);
+        let (xs, ys) = (vec![x], vec![Tensor::zeros(&[6])]);
         let order: Vec<usize> = (0..6).collect();
         let aug = Augmentation::parse("flip").unwrap();
         let with = Some(AugmentWith {
@@ -210,7 +219,7 @@ mod tests {
             seed: 0,
         });
         std::thread::scope(|s| {
-            let mut p = Prefetcher::start(s, &x, &y, &order, 2, 0, with);
+            let mut p = Prefetcher::start(s, &xs, &ys, &order, 2, 0, with);
             let msg = p.next_batch().err().expect("an error").to_string();
             assert!(msg.contains("[N, C, H, W]"), "{msg}");
         });
@@ -220,10 +229,10 @@ mod tests {
     fn dropping_the_receiver_early_stops_the_producer() {
         // The scope joins the producer: this test would hang if it kept waiting to send.
         let x = Tensor::zeros(&[100, 1, 2, 2]);
-        let y = Tensor::zeros(&[100]);
+        let (xs, ys) = (vec![x], vec![Tensor::zeros(&[100])]);
         let order: Vec<usize> = (0..100).collect();
         std::thread::scope(|s| {
-            let mut p = Prefetcher::start(s, &x, &y, &order, 1, 0, None);
+            let mut p = Prefetcher::start(s, &xs, &ys, &order, 1, 0, None);
             p.next_batch().unwrap();
         });
     }

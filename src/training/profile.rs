@@ -168,11 +168,10 @@ pub fn profile_training(
     warmup: usize,
     steps: usize,
 ) -> Result<StepProfile> {
-    let loss_fn = model
-        .compiled
-        .as_ref()
-        .map(|c| c.loss)
-        .ok_or_else(|| Error::invalid("profile: the model is not compiled"))?;
+    if model.compiled.is_none() {
+        return Err(Error::invalid("profile: the model is not compiled"));
+    }
+    model.check_single_io("profile")?;
     let n = x.shape()[0];
     if batch_size == 0 || n < batch_size || steps == 0 {
         return Err(Error::invalid(format!(
@@ -203,7 +202,11 @@ pub fn profile_training(
         let out = model.forward_with(&xb, true, fused)?;
         let t_loss = Instant::now();
         let prev = set_scope(loss_scope as u32);
-        let loss = model.training_loss(loss_fn, &out, &yb, fused)?;
+        let (loss, _) = model.training_objective(
+            std::slice::from_ref(&out),
+            std::slice::from_ref(&yb),
+            &[fused],
+        )?;
         set_scope(prev);
         let t_bwd = Instant::now();
         for p in &trainable {
