@@ -416,3 +416,115 @@ fn config_shapes_match_the_built_models() {
         assert_eq!(cfg.output_shapes().unwrap(), want, "{}", cfg.name);
     }
 }
+
+#[test]
+fn a_shared_layer_is_one_set_of_weights() {
+    // A siamese pair: one tower called on both inputs.
+    let a = NamedInput("a", &[3]);
+    let b = NamedInput("b", &[3]);
+    let tower = Dense(4).activation(Tanh).named("tower").shared();
+    let ta = tower.call(&a).unwrap();
+    let tb = tower.call(&b).unwrap();
+    let d = Subtract().call_many(&[&ta, &tb]).unwrap();
+    let out = Dense(1).named("out").call(&d).unwrap();
+    let mut m = Model::functional(&[&a, &b], &[&out], 3).unwrap();
+    let names: Vec<String> = m.params().iter().map(|p| p.name.clone()).collect();
+    assert_eq!(
+        names,
+        ["tower/kernel", "tower/bias", "out/kernel", "out/bias"]
+    );
+    assert_eq!(m.count_params().0, 3 * 4 + 4 + 4 + 1);
+    assert_eq!(m.layer_inbound_names(1), ["b"]);
+    let summary = m.summary();
+    assert!(summary.contains("tower:1 (Dense, shared)"), "{summary}");
+    assert!(summary.contains("Total params: 21"), "{summary}");
+    // One function on both sides: equal inputs give 0 difference, swapped inputs give
+    // the opposite difference.
+    let mut rng = Rng::new(8);
+    let x = random(&[5, 3], &mut rng);
+    let y = random(&[5, 3], &mut rng);
+    let bias = m.get_layer("out").unwrap().params()[1].var.value().data()[0];
+    let same = m.predict_many(&[x.clone(), x.clone()], 5).unwrap();
+    assert!(same[0].data().iter().all(|&v| v == bias), "{:?}", same[0]);
+    let xy = m.predict_many(&[x.clone(), y.clone()], 5).unwrap();
+    let yx = m.predict_many(&[y.clone(), x.clone()], 5).unwrap();
+    for (p, q) in xy[0].data().iter().zip(yx[0].data()) {
+        assert!(((p - bias) + (q - bias)).abs() < 1e-6, "{p} {q}");
+    }
+    // The gradient of both calls reaches the one kernel.
+    m.compile(Loss::MeanSquaredError, Optimizer::sgd(0.0), &[])
+        .unwrap();
+    let target = random(&[5, 1], &mut rng);
+    let reports = nabla::training::gradcheck::check_model_many(
+        &mut m,
+        &[x.clone(), y.clone()],
+        std::slice::from_ref(&target),
+        30,
+        1e-2,
+    )
+    .unwrap();
+    for r in reports {
+        assert!(r.checked > 0 && r.rel_error < DEFAULT_TOLERANCE, "{r:?}");
+    }
+    // Saved as one layer and a call of it; loaded, it computes the same.
+    let json = serde_json::to_string(&m.config()).unwrap();
+    assert!(
+        json.contains(r#"{"class_name":"Shared","config":{"name":"tower:1","layer":"tower"}"#),
+        "{json}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    m.save(dir.path()).unwrap();
+    let mut back = Model::load(dir.path()).unwrap();
+    assert_eq!(back.count_params(), m.count_params());
+    let again = back.predict_many(&[x.clone(), y.clone()], 5).unwrap();
+    assert_eq!(again[0].data(), xy[0].data());
+    assert_eq!(
+        m.config().output_shapes().unwrap(),
+        vec![vec![1usize]],
+        "the config walk resolves Shared calls"
+    );
+}
+
+#[test]
+fn a_layer_applied_twice_in_a_row_passes_the_gradient_check() {
+    check("dense applied twice", &[4], |x| {
+        let step = Dense(4).activation(Tanh).shared();
+        let h = step.call(x)?;
+        let h = step.call(&h)?;
+        step.call(&h)
+    });
+}
+
+#[test]
+fn shared_layers_get_clear_errors() {
+    let a = Input(&[3]);
+    let b = Input(&[5]);
+    let tower = Dense(4).named("tower").shared();
+    let ta = tower.call(&a).unwrap();
+    let tb = tower.call(&b).unwrap(); // the symbolic call cannot know the weights yet
+    let j = Concatenate().call_many(&[&ta, &tb]).unwrap();
+    let e = Model::functional(&[&a, &b], &[&j], 0)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("'tower:1' calls 'tower' again on inputs [[5]]")
+            && e.contains("built for inputs [[3]]"),
+        "{e}"
+    );
+    let json = r#"{
+        "input_shape": [4],
+        "layers": [
+            {"class_name": "Dense", "config": {"name": "d", "units": 4}},
+            {"class_name": "Shared", "config": {"layer": "nope"}}
+        ]
+    }"#;
+    let cfg: nabla::training::ModelConfig = serde_json::from_str(json).unwrap();
+    let e = Model::from_config(&cfg, 0).unwrap_err().to_string();
+    assert!(e.contains("names the layer 'nope'"), "{e}");
+    assert!(cfg.output_shapes().is_err());
+    let ok = json.replace("nope", "d");
+    let cfg: nabla::training::ModelConfig = serde_json::from_str(&ok).unwrap();
+    let m = Model::from_config(&cfg, 0).unwrap();
+    assert_eq!(m.layers()[1].name(), "d:1");
+    assert_eq!(cfg.output_shapes().unwrap(), vec![vec![4usize]]);
+}

@@ -340,3 +340,58 @@ fn data_that_does_not_match_the_model_gets_clear_errors() {
         .to_string();
     assert!(e.contains("evaluate: model 'model' has 2 outputs"), "{e}");
 }
+
+/// Pairs of images (`i`, `n + i`) of the first `2n` and the sums of their digits.
+fn digit_pairs(x: &Tensor, y: &Tensor, n: usize) -> (Tensor, Tensor, Tensor) {
+    let px = 28 * 28;
+    let first = Tensor::from_vec(x.data()[..n * px].to_vec(), &[n, 1, 28, 28]);
+    let second = Tensor::from_vec(x.data()[n * px..2 * n * px].to_vec(), &[n, 1, 28, 28]);
+    let sums = (0..n).map(|i| y.data()[i] + y.data()[n + i]).collect();
+    (first, second, Tensor::from_vec(sums, &[n]))
+}
+
+#[test]
+fn a_shared_conv_tower_learns_to_add_two_digits() {
+    // The siamese pattern: one tower (one set of weights) reads both images; the head
+    // sees both codes and names their sum, 0..=18.
+    let ds = mnist();
+    let first = NamedInput("first", &[1, 28, 28]);
+    let second = NamedInput("second", &[1, 28, 28]);
+    let conv1 = Conv2D(16, 3).activation(Relu).named("conv1").shared();
+    let conv2 = Conv2D(32, 3).activation(Relu).named("conv2").shared();
+    let code = Dense(64).activation(Relu).named("code").shared();
+    let encode = |x: &SymbolicTensor| -> nabla::Result<SymbolicTensor> {
+        let x = conv1.call(x)?;
+        let x = MaxPooling2D(2).call(&x)?;
+        let x = conv2.call(&x)?;
+        let x = MaxPooling2D(2).call(&x)?;
+        let x = Flatten().call(&x)?;
+        code.call(&x)
+    };
+    let both = Concatenate()
+        .call_many(&[&encode(&first).unwrap(), &encode(&second).unwrap()])
+        .unwrap();
+    let h = Dense(64).activation(Relu).call(&both).unwrap();
+    let sum = Dense(19).activation(Softmax).named("sum").call(&h).unwrap();
+    let mut m = Model::functional(&[&first, &second], &[&sum], 2).unwrap();
+    // The tower's weights exist once.
+    let towers = m
+        .params()
+        .iter()
+        .filter(|p| p.name.starts_with("conv1/kernel"))
+        .count();
+    assert_eq!(towers, 1);
+    m.compile(SPARSE, Optimizer::adam(0.002), &["accuracy"])
+        .unwrap();
+    let (a, b, sums) = digit_pairs(&ds.x_train, &ds.y_train, 30_000);
+    m.fit_many(
+        &[a, b],
+        &[sums],
+        FitArgs::new().epochs(3).batch_size(64).verbose(0),
+    )
+    .unwrap();
+    let (a, b, sums) = digit_pairs(&ds.x_test, &ds.y_test, 5_000);
+    let ev = m.evaluate_many(&[a, b], &[sums], 500).unwrap();
+    let acc = ev.accuracy().unwrap();
+    assert!(acc >= 0.94, "sum accuracy {acc}");
+}

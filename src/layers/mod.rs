@@ -20,6 +20,7 @@ pub mod pooling;
 pub mod regularizers;
 pub mod relu;
 pub mod reshape;
+pub mod shared;
 pub mod zero_padding;
 
 pub use activation::{Activation, ActivationConfig, ActivationLayer};
@@ -34,6 +35,7 @@ pub use pooling::{GlobalPoolConfig, Pool2dConfig, PoolKind, Pooling2D};
 pub use regularizers::Regularizer;
 pub use relu::{LeakyReLU, LeakyReLUConfig, ReLU, ReLUConfig};
 pub use reshape::{Reshape, ReshapeConfig};
+pub use shared::{SharedConfig, SharedLayer};
 pub use zero_padding::{Padding2D, ZeroPadding2D, ZeroPadding2DConfig};
 
 use crate::engine::{Rng, Var};
@@ -107,6 +109,10 @@ pub trait Layer {
     fn regularization(&self) -> Option<Var> {
         None
     }
+    /// The shared-call node this is, if the layer is called more than once in its model.
+    fn as_shared(&self) -> Option<&SharedLayer> {
+        None
+    }
 }
 
 /// The architecture of one layer as plain data. JSON form: `{"class_name": "Dense",
@@ -137,6 +143,8 @@ pub enum LayerConfig {
     Concatenate(ConcatenateConfig),
     /// A whole model used as a layer (nested models).
     Model(Box<crate::training::ModelConfig>),
+    /// A further call of an earlier layer of the same model, sharing its weights.
+    Shared(SharedConfig),
 }
 
 impl LayerConfig {
@@ -191,6 +199,7 @@ impl LayerConfig {
             LayerConfig::Minimum(_) => "Minimum",
             LayerConfig::Concatenate(_) => "Concatenate",
             LayerConfig::Model(_) => "Model",
+            LayerConfig::Shared(_) => "Shared",
         }
     }
 
@@ -220,6 +229,7 @@ impl LayerConfig {
             LayerConfig::Minimum(_) => "minimum",
             LayerConfig::Concatenate(_) => "concatenate",
             LayerConfig::Model(_) => "model",
+            LayerConfig::Shared(_) => "shared",
         }
     }
 
@@ -248,6 +258,7 @@ impl LayerConfig {
             | LayerConfig::Minimum(c) => c.name.as_deref(),
             LayerConfig::Concatenate(c) => c.name.as_deref(),
             LayerConfig::Model(c) => Some(&c.name),
+            LayerConfig::Shared(c) => c.name.as_deref(),
         }
     }
 
@@ -282,6 +293,7 @@ impl LayerConfig {
             LayerConfig::Model(c) => {
                 crate::training::functional::nested_output_shape(c, name, inputs)
             }
+            LayerConfig::Shared(c) => Err(shared_outside_a_model(name, c)),
             c if c.takes_many_inputs() => merge::output_shape(c.class_name(), None, name, inputs),
             _ => match inputs {
                 [x] => self.output_shape(name, x),
@@ -309,6 +321,7 @@ impl LayerConfig {
                 name,
                 inputs[0],
             ))),
+            LayerConfig::Shared(c) => Err(shared_outside_a_model(&name, c)),
             LayerConfig::Model(c) => {
                 let seed = rng.next_u64();
                 let mut m = crate::training::Sequential::from_config(c, seed)?;
@@ -373,12 +386,22 @@ impl LayerConfig {
     }
 }
 
+/// A `Shared` config means "call the model's layer `layer` again": only a model, which
+/// has that layer, can resolve it (`Model::add_node`).
+fn shared_outside_a_model(name: &str, c: &SharedConfig) -> crate::error::Error {
+    crate::error::Error::invalid(format!(
+        "layer '{name}' (Shared) calls layer '{}' again; it can only appear in a model \
+         after that layer",
+        c.layer
+    ))
+}
+
 /// Keras-style constructors: `Conv2D(32, 3).activation(Relu)` reads like the Python.
 pub mod keras {
     pub use super::activation::Activation::*;
     pub use super::PaddingMode::*;
     use super::*;
-    pub use crate::training::functional::{Call, Input, NamedInput};
+    pub use crate::training::functional::{Call, Input, NamedInput, Shared};
 
     #[allow(non_snake_case)]
     pub fn Dense(units: usize) -> DenseConfig {

@@ -23,10 +23,25 @@
 //! `conv2d_1`, ...) and builds their weights from the seed. A model called on a
 //! symbolic tensor (`encoder.call(&x)`) becomes one layer of the new model, carrying a
 //! copy of its current weights (transfer learning); unlike Keras, the two models do not
-//! share weight storage afterwards. Likewise a layer config called twice makes two
-//! layers with their own weights (Keras' shared layers are not supported yet). Models
-//! with several inputs and outputs train with `compile_outputs` and `fit_many` (see
-//! `tests/multi_io.rs`), or with a loop of one's own over `call_many`.
+//! share weight storage afterwards. A layer config is a value: called twice, it makes
+//! two layers with their own weights. To call one layer (one set of weights) on several
+//! tensors, as Keras' shared layers do, make it `shared()`:
+//!
+//! ```
+//! use nabla::layers::keras::*;
+//! use nabla::training::Model;
+//! # fn main() -> nabla::Result<()> {
+//! let (a, b) = (Input(&[8]), Input(&[8]));
+//! let tower = Dense(4).activation(Relu).named("tower").shared();
+//! let d = Subtract().call_many(&[&tower.call(&a)?, &tower.call(&b)?])?;
+//! let model = Model::functional(&[&a, &b], &[&d], 0)?;
+//! assert_eq!(model.count_params().0, 8 * 4 + 4); // one tower
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Models with several inputs and outputs train with `compile_outputs` and `fit_many`
+//! (see `tests/multi_io.rs`), or with a loop of one's own over `call_many`.
 
 use super::model::{InputConfig, Model};
 use crate::engine::Var;
@@ -54,6 +69,8 @@ enum Source {
         inputs: Vec<SymbolicTensor>,
         /// Weights to copy in (a called model's).
         weights: Option<Vec<crate::engine::Tensor>>,
+        /// The shared layer this is a call of, if any (its identity).
+        shared: Option<Rc<LayerConfig>>,
     },
 }
 
@@ -98,6 +115,7 @@ fn apply(
     config: LayerConfig,
     inputs: &[&SymbolicTensor],
     weights: Option<Vec<crate::engine::Tensor>>,
+    shared: Option<Rc<LayerConfig>>,
 ) -> Result<SymbolicTensor> {
     let shapes: Vec<&[usize]> = inputs.iter().map(|t| t.shape()).collect();
     let name = config.name().unwrap_or(config.base_name()).to_string();
@@ -108,6 +126,7 @@ fn apply(
             config,
             inputs: inputs.iter().map(|&t| t.clone()).collect(),
             weights,
+            shared,
         },
     })))
 }
@@ -120,11 +139,34 @@ pub trait Call: Into<LayerConfig> + Sized {
     }
     /// Applies the layer to one tensor.
     fn call(self, x: &SymbolicTensor) -> Result<SymbolicTensor> {
-        apply(self.into(), &[x], None)
+        apply(self.into(), &[x], None, None)
     }
     /// Applies a merge layer (`Add`, `Concatenate`, ...) to several tensors.
     fn call_many(self, xs: &[&SymbolicTensor]) -> Result<SymbolicTensor> {
-        apply(self.into(), xs, None)
+        apply(self.into(), xs, None, None)
+    }
+    /// A layer to call on several tensors with one set of weights (Keras' shared
+    /// layers): `let tower = Dense(64).shared(); tower.call(&a)?; tower.call(&b)?`.
+    fn shared(self) -> Shared {
+        Shared(Rc::new(self.into()))
+    }
+}
+
+/// One layer called on several tensors, sharing its weights (the towers of a siamese
+/// net). In the model, its first call builds the weights and each further call is a
+/// `Shared` node that runs the same layer (see `layers::shared`). Each model built
+/// from these calls gets its own copy of the layer.
+#[derive(Clone)]
+pub struct Shared(Rc<LayerConfig>);
+
+impl Shared {
+    /// Calls the layer on one tensor.
+    pub fn call(&self, x: &SymbolicTensor) -> Result<SymbolicTensor> {
+        self.call_many(&[x])
+    }
+    /// Calls a merge layer on several tensors.
+    pub fn call_many(&self, xs: &[&SymbolicTensor]) -> Result<SymbolicTensor> {
+        apply((*self.0).clone(), xs, None, Some(Rc::clone(&self.0)))
     }
 }
 
@@ -176,17 +218,34 @@ impl Model {
         }
         let mut model = Model::empty(input_cfgs, seed);
         model.name = "model".into();
+        // The name of the layer each shared layer's first call built.
+        let mut shared_names: HashMap<*const LayerConfig, String> = HashMap::new();
         for t in &order {
             let Source::Layer {
                 config,
                 inputs,
                 weights,
+                shared,
             } = &t.0.source
             else {
                 unreachable!("visit only orders layers")
             };
             let reads = inputs.iter().map(|i| ids[&i.id()]).collect();
-            let node = model.add_node(config.clone(), reads)?;
+            let first_call = shared
+                .as_ref()
+                .and_then(|s| shared_names.get(&Rc::as_ptr(s)));
+            let config = match first_call {
+                Some(layer) => LayerConfig::Shared(crate::layers::SharedConfig {
+                    name: None,
+                    layer: layer.clone(),
+                }),
+                None => config.clone(),
+            };
+            let node = model.add_node(config, reads)?;
+            if let Some(s) = shared {
+                let name = model.layers()[node].name().to_string();
+                shared_names.entry(Rc::as_ptr(s)).or_insert(name);
+            }
             if let Some(w) = weights {
                 model.set_layer_weights(node, w)?;
             }
@@ -208,7 +267,7 @@ impl Model {
         let mut cfg = self.config();
         cfg.compile = None;
         let weights = self.get_weights();
-        apply(LayerConfig::Model(Box::new(cfg)), xs, Some(weights))
+        apply(LayerConfig::Model(Box::new(cfg)), xs, Some(weights), None)
     }
 }
 

@@ -14,7 +14,7 @@ pub mod summary;
 
 pub use callbacks::{Callback, EarlyStopping, Logs, Mode, ModelCheckpoint};
 pub use fit::FitArgs;
-pub use functional::{Call, Input, NamedInput, SymbolicTensor};
+pub use functional::{Call, Input, NamedInput, Shared, SymbolicTensor};
 pub use history::History;
 pub use model::{Evaluation, InputConfig, Model, ModelConfig, NodeConfig, Sequential};
 pub use profile::{profile_training, LayerProfile, StepProfile};

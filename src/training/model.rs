@@ -78,6 +78,10 @@ impl ModelConfig {
                 ))
             })
         };
+        // Per node: the config its layer was built from and that layer's name (for a
+        // Shared call, those of the layer it calls), and whether it is a further call.
+        let mut built: Vec<(LayerConfig, String, bool)> = Vec::new();
+        let n_in = names.len();
         for node in &self.layers {
             let reads = if node.inbound.is_empty() {
                 vec![names.len() - 1]
@@ -87,15 +91,44 @@ impl ModelConfig {
                     .map(|n| id(&names, n))
                     .collect::<Result<Vec<_>>>()?
             };
-            let name = match node.layer.name() {
-                Some(n) if names.iter().any(|m| m == n) => {
-                    return Err(Error::invalid(format!("two layers are named '{n}'")))
+            let taken = |n: &str| names.iter().any(|m| m == n);
+            let (layer, root, name) = match &node.layer {
+                LayerConfig::Shared(c) => {
+                    let j = names[n_in..]
+                        .iter()
+                        .position(|m| *m == c.layer)
+                        .ok_or_else(|| {
+                            Error::invalid(format!(
+                                "model '{}': a Shared call names the layer '{}', which is not \
+                                 an earlier layer",
+                                self.name, c.layer
+                            ))
+                        })?;
+                    let (layer, root, _) = built[j].clone();
+                    let calls = built
+                        .iter()
+                        .filter(|(_, r, call)| *call && *r == root)
+                        .count();
+                    let name = match &c.name {
+                        Some(n) => n.clone(),
+                        None => unique_name(&format!("{root}:{}", calls + 1), taken),
+                    };
+                    (layer, root, name)
                 }
-                Some(n) => n.to_string(),
-                None => unique_name(node.layer.base_name(), |n| names.iter().any(|m| m == n)),
+                other => {
+                    let name = match other.name() {
+                        Some(n) => n.to_string(),
+                        None => unique_name(other.base_name(), taken),
+                    };
+                    (other.clone(), name.clone(), name)
+                }
             };
+            if node.layer.name().is_some() && taken(&name) {
+                return Err(Error::invalid(format!("two layers are named '{name}'")));
+            }
             let ins: Vec<&[usize]> = reads.iter().map(|&t| shapes[t].as_slice()).collect();
-            let out = node.layer.output_shape_of(&name, &ins)?;
+            let out = layer.output_shape_of(&name, &ins)?;
+            built.push((layer, root, matches!(node.layer, LayerConfig::Shared(_))));
             names.push(name);
             shapes.push(out);
         }
@@ -511,6 +544,9 @@ impl Model {
     /// Appends a layer reading tensors `ids` (which must exist already); returns its
     /// index. The outputs are not changed.
     pub(super) fn add_node(&mut self, cfg: LayerConfig, ids: Vec<usize>) -> Result<usize> {
+        if let LayerConfig::Shared(c) = &cfg {
+            return self.add_shared_call(c, ids);
+        }
         let name = match cfg.name() {
             Some(n) => {
                 if self.layers.iter().any(|l| l.name() == n)
@@ -527,6 +563,96 @@ impl Model {
         let out = cfg.output_shape_of(&name, &refs)?;
         let layer = cfg.build_from(name, &refs, &mut self.rng)?;
         self.layers.push(layer);
+        self.shapes.push(out);
+        self.inbound.push(ids);
+        Ok(self.layers.len() - 1)
+    }
+
+    /// Adds a further call of the earlier layer `c.layer` (Keras' shared layer): a node
+    /// that runs that layer, with its weights, on the tensors `ids`. The layer's weights
+    /// must fit these inputs as they fit its first call's.
+    fn add_shared_call(
+        &mut self,
+        c: &crate::layers::SharedConfig,
+        ids: Vec<usize>,
+    ) -> Result<usize> {
+        let j = self
+            .layers
+            .iter()
+            .position(|l| l.name() == c.layer)
+            .ok_or_else(|| {
+                Error::invalid(format!(
+                    "model '{}': a Shared call names the layer '{}', which is not an earlier \
+                     layer",
+                    self.name, c.layer
+                ))
+            })?;
+        // A call of a call is a call of the layer itself.
+        let j = match self.layers[j].as_shared() {
+            Some(s) => {
+                let first = s.layer_name();
+                self.layers
+                    .iter()
+                    .position(|l| l.name() == first)
+                    .expect("the first call keeps the layer's name")
+            }
+            None => j,
+        };
+        let layer_cfg = match self.layers[j].as_shared() {
+            Some(s) => s.layer_config(),
+            None => self.layers[j].config(),
+        };
+        let layer_name = self.layers[j].name().to_string();
+        let name = match &c.name {
+            Some(n) if self.unique_name(n) != *n => {
+                return Err(Error::invalid(format!("two layers are named '{n}'")));
+            }
+            Some(n) => n.clone(),
+            None => {
+                let calls = self
+                    .layers
+                    .iter()
+                    .filter(|l| l.as_shared().is_some_and(|s| s.layer_name() == layer_name))
+                    .count()
+                    .max(1);
+                self.unique_name(&format!("{layer_name}:{calls}"))
+            }
+        };
+        let shapes: Vec<Vec<usize>> = ids.iter().map(|&t| self.tensor_shape(t).to_vec()).collect();
+        let refs: Vec<&[usize]> = shapes.iter().map(|s| s.as_slice()).collect();
+        let out = layer_cfg
+            .output_shape_of(&layer_name, &refs)
+            .map_err(|e| e.context(&format!("layer '{name}' (a call of '{layer_name}')")))?;
+        // The weights were built for the first call's inputs; a layer built for these
+        // inputs must have weights of the same shapes (a Dense on as many features, a
+        // Conv2D on as many channels).
+        let fresh = layer_cfg.build_from(layer_name.clone(), &refs, &mut Rng::new(0))?;
+        let fits = |a: Vec<Param>, b: Vec<Param>| {
+            a.len() == b.len()
+                && a.iter()
+                    .zip(&b)
+                    .all(|(p, q)| p.var.shape() == q.var.shape())
+        };
+        if !fits(fresh.params(), self.layers[j].params()) {
+            let first_inputs: Vec<&[usize]> = self.layer_input_shapes(j);
+            return Err(Error::shape(format!(
+                "layer '{name}' calls '{layer_name}' again on inputs {refs:?}, but its weights \
+                 were built for inputs {first_inputs:?}"
+            )));
+        }
+        if self.layers[j].as_shared().is_none() {
+            // Move the layer behind the shared handle; its node becomes the first call.
+            let placeholder: Box<dyn Layer> = Box::new(crate::layers::Flatten {
+                name: String::new(),
+            });
+            let layer = std::mem::replace(&mut self.layers[j], placeholder);
+            self.layers[j] = Box::new(crate::layers::SharedLayer::first_call(layer));
+        }
+        let call = self.layers[j]
+            .as_shared()
+            .expect("made shared above")
+            .another_call(name);
+        self.layers.push(Box::new(call));
         self.shapes.push(out);
         self.inbound.push(ids);
         Ok(self.layers.len() - 1)

@@ -254,7 +254,10 @@ pub fn profile_training(
         .zip(model.layer_output_shapes())
         .enumerate()
     {
-        let cfg = layer.config();
+        // A further call of a shared layer costs what the layer costs.
+        let cfg = layer
+            .as_shared()
+            .map_or_else(|| layer.config(), |s| s.layer_config());
         let input = model.layer_input_shapes(i)[0].to_vec();
         let (f, b) = layer_flops(&cfg, &input, shape, batch_size, input_needs_grad);
         layers.push(LayerProfile {

@@ -52,7 +52,14 @@ pub fn summary(model: &Sequential) -> String {
             .map(|p| p.var.value_ref().numel())
             .sum();
         rows.push([
-            format!("{} ({})", layer.name(), layer.config().class_name()),
+            match layer.as_shared() {
+                Some(s) => format!(
+                    "{} ({}, shared)",
+                    layer.name(),
+                    s.layer_config().class_name()
+                ),
+                None => format!("{} ({})", layer.name(), layer.config().class_name()),
+            },
             shape_str(shape),
             thousands(params),
             model.layer_inbound_names(i).join(", "),

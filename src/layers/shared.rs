@@ -1,0 +1,115 @@
+//! Keras' shared layers: one layer, one set of weights, called on several tensors (the
+//! towers of a siamese net, one embedding for two word sequences).
+//!
+//! A model's graph has one node per call. When a layer is called a second time, the
+//! model moves the layer behind a shared handle and every call of it becomes a
+//! `SharedLayer` node holding that handle: each call runs the same layer (so the
+//! gradients of all calls add up in the same weights), the first call lists the weights
+//! and its config, and each later call is saved as a `Shared` config naming the layer
+//! it calls (`{"class_name": "Shared", "config": {"name": "tower:1", "layer": "tower"}}`).
+
+use super::{Activation, ForwardCtx, Layer, LayerConfig, Param};
+use crate::engine::Var;
+use crate::error::Result;
+use serde::{Deserialize, Serialize};
+use std::cell::RefCell;
+use std::rc::Rc;
+
+/// A later call of the earlier layer `layer`, with its weights.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SharedConfig {
+    /// This call's name (default: `LAYER:K` for the K-th further call).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// The name of the layer called again (its first call).
+    pub layer: String,
+}
+
+/// One call of a layer that several nodes share.
+pub struct SharedLayer {
+    /// The node's name: the layer's own for its first call, `LAYER:K` after.
+    name: String,
+    layer: Rc<RefCell<Box<dyn Layer>>>,
+    /// The first call owns the weights (lists them once) and the layer's config.
+    first: bool,
+}
+
+impl SharedLayer {
+    /// Moves `layer` behind a shared handle: the returned node is its first call.
+    pub fn first_call(layer: Box<dyn Layer>) -> SharedLayer {
+        SharedLayer {
+            name: layer.name().to_string(),
+            layer: Rc::new(RefCell::new(layer)),
+            first: true,
+        }
+    }
+
+    /// A further call of the same layer, named `name`.
+    pub fn another_call(&self, name: String) -> SharedLayer {
+        SharedLayer {
+            name,
+            layer: Rc::clone(&self.layer),
+            first: false,
+        }
+    }
+
+    /// The config of the layer itself (what its first call was built from).
+    pub fn layer_config(&self) -> LayerConfig {
+        self.layer.borrow().config()
+    }
+
+    /// The weights of the layer (every call has the same).
+    pub fn layer_params(&self) -> Vec<Param> {
+        self.layer.borrow().params()
+    }
+
+    /// The name of the layer (its first call's).
+    pub fn layer_name(&self) -> String {
+        self.layer.borrow().name().to_string()
+    }
+}
+
+impl Layer for SharedLayer {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn forward(&mut self, x: &Var, ctx: &mut ForwardCtx) -> Result<Var> {
+        self.layer.borrow_mut().forward(x, ctx)
+    }
+    fn forward_many(&mut self, xs: &[Var], ctx: &mut ForwardCtx) -> Result<Var> {
+        self.layer.borrow_mut().forward_many(xs, ctx)
+    }
+    /// Listed by the first call only, so the model counts, saves and trains them once.
+    fn params(&self) -> Vec<Param> {
+        if self.first {
+            self.layer_params()
+        } else {
+            Vec::new()
+        }
+    }
+    fn config(&self) -> LayerConfig {
+        if self.first {
+            self.layer_config()
+        } else {
+            LayerConfig::Shared(SharedConfig {
+                name: Some(self.name.clone()),
+                layer: self.layer_name(),
+            })
+        }
+    }
+    fn output_activation(&self) -> Option<Activation> {
+        self.layer.borrow().output_activation()
+    }
+    fn as_shared(&self) -> Option<&SharedLayer> {
+        Some(self)
+    }
+    /// The layer's penalty, counted once (by the first call).
+    fn regularization(&self) -> Option<Var> {
+        if self.first {
+            self.layer.borrow().regularization()
+        } else {
+            None
+        }
+    }
+}
