@@ -636,6 +636,24 @@ fn config_file_that_does_not_exist_is_named() {
     case.expect_error(&["summary", "nope.json"], &["nope.json", "No such file"]);
 }
 
+#[test]
+fn train_refuses_a_model_with_two_outputs_and_says_what_to_use() {
+    // A valid graph (summary shows it), but a data set has one label per sample.
+    let json = r#"{"name": "two-out", "input_shape": [1, 28, 28], "layers": [
+        {"class_name": "Flatten", "config": {"name": "f"}},
+        {"class_name": "Dense", "config": {"name": "p", "units": 10, "activation": "softmax"}},
+        {"class_name": "Dense", "config": {"name": "q", "units": 10}, "inbound": ["f"]}],
+        "outputs": ["p", "q"]}"#;
+    let case = Case::with_mnist();
+    std::fs::write(case.path("two.json"), json).unwrap();
+    case.run(&["summary", "two.json"]).assert_ok();
+    let mut train = TRAIN_MLP.to_vec();
+    train[2] = "two.json";
+    train.push("OUT");
+    case.expect_error(&train, &["'two-out'", "1 inputs and 2 outputs", "fit_many"]);
+    assert!(!case.path("OUT").exists());
+}
+
 // ---------------------------------------------------------------------------------------
 // 4. Images and model directories for predict
 

@@ -113,6 +113,15 @@ pub fn load_saved(dir: &Path) -> Result<Sequential> {
 
 /// Fails clearly when a model's input does not fit a data set's samples.
 pub fn check_fits(model: &Sequential, ds: &Dataset) -> Result<()> {
+    let (inputs, outputs) = (model.inputs().len(), model.output_shapes().len());
+    if inputs != 1 || outputs != 1 {
+        return Err(Error::invalid(format!(
+            "model '{}' has {inputs} inputs and {outputs} outputs, but a data set gives one \
+             image and one label per sample; the command line takes one-input, one-output \
+             models (train others from Rust with Model::fit_many)",
+            model.name
+        )));
+    }
     let sample = &ds.x_train.shape()[1..];
     if model.input_shape() != sample {
         return Err(Error::shape(format!(
