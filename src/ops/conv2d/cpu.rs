@@ -26,6 +26,7 @@
 //! (`OCG = 1` makes each group's GEMM a matrix-vector product).
 
 use super::direct::{self, Avx512};
+use super::winograd::{self, Wino};
 use super::Conv2dDims;
 use crate::ops::matmul::sgemm;
 use crate::ops::parallel;
@@ -51,6 +52,9 @@ pub(crate) struct Tuning {
     /// Largest `direct::waste` (computed positions per useful output) at which a stride-1
     /// conv takes the direct kernels of `direct.rs` instead of im2col + GEMM; 0 never.
     pub direct_waste: f64,
+    /// Whether 3x3 stride-1 convs with 8+ channels each way take Winograd F(2x2, 3x3)
+    /// (`winograd.rs`) for the forward and the input gradient.
+    pub winograd: bool,
 }
 
 pub(crate) const TUNING: Tuning = Tuning {
@@ -58,6 +62,7 @@ pub(crate) const TUNING: Tuning = Tuning {
     col_budget: 1 << 18,
     min_chunk_flops: 1 << 18,
     direct_waste: 1.3,
+    winograd: true,
 };
 
 /// Which direct kernel `direct_cpu` is asked about: their register tiles need different
@@ -89,6 +94,20 @@ fn direct_cpu(d: &Conv2dDims, t: &Tuning, which: Kernel) -> Option<Avx512> {
         Avx512::detect()
     } else {
         None
+    }
+}
+
+/// The CPU token when `d` takes Winograd F(2x2, 3x3) for the kernel `which` (the forward
+/// or the input gradient) under `t`. Its GEMMs run the direct forward kernel's 8-row
+/// tiles over the conv's output channels, summing over its input channels; with fewer
+/// than 8 of either (a network's 1-channel first layer) the direct kernels stay.
+fn winograd_cpu(d: &Conv2dDims, t: &Tuning, which: Kernel) -> Option<Avx512> {
+    if !t.winograd || !winograd::applies(d) || d.c < 8 || d.oc < 8 {
+        return None;
+    }
+    match which {
+        Kernel::Forward | Kernel::BackwardInput => Avx512::detect(),
+        Kernel::BackwardWeight => None,
     }
 }
 
@@ -375,6 +394,18 @@ pub(crate) fn conv2d_forward_tuned(
     debug_assert_eq!(w.len(), d.oc * d.k());
     debug_assert!(b.is_none_or(|b| b.len() == d.oc));
     let min_imgs = min_chunk_images(d, t);
+    if let Some(cpu) = winograd_cpu(d, t, Kernel::Forward) {
+        let geo = Wino::forward(d);
+        let u = winograd::pack_forward(w, d);
+        parallel::par_chunks_mut(out, d.out_image(), min_imgs, |first, out| {
+            let imgs = out.len() / d.out_image();
+            let inp = &inp[first * d.in_image()..(first + imgs) * d.in_image()];
+            with_scratch(geo.scratch(imgs), |s| {
+                winograd::images(cpu, &geo, out, inp, None, &u, b, relu, s)
+            });
+        });
+        return;
+    }
     if let Some(cpu) = direct_cpu(d, t, Kernel::Forward) {
         let wt = direct::pack_forward_weights(w, d);
         let len = direct::forward_scratch(d);
@@ -495,7 +526,9 @@ fn relu_masked(dout: &[f32], relu_y: &[f32]) -> Vec<f32> {
 /// made first.
 pub(crate) fn masks_in_place(d: &Conv2dDims, need_dx: bool) -> bool {
     direct_cpu(d, &TUNING, Kernel::BackwardWeight).is_some()
-        && (!need_dx || direct_cpu(d, &TUNING, Kernel::BackwardInput).is_some())
+        && (!need_dx
+            || direct_cpu(d, &TUNING, Kernel::BackwardInput).is_some()
+            || winograd_cpu(d, &TUNING, Kernel::BackwardInput).is_some())
 }
 
 /// `relu_y`: the output of the fused Conv2D+ReLU, whose mask `relu_y > 0` applies to
@@ -513,6 +546,19 @@ pub(crate) fn conv2d_backward_input_tuned(
     debug_assert!(relu_y.is_none_or(|y| y.len() == dout.len()));
     debug_assert_eq!(w.len(), d.oc * d.k());
     let min_imgs = min_chunk_images(d, t);
+    if let Some(cpu) = winograd_cpu(d, t, Kernel::BackwardInput) {
+        let geo = Wino::backward_input(d);
+        let u = winograd::pack_backward_input(w, d);
+        parallel::par_chunks_mut(dinp, d.in_image(), min_imgs, |first, dinp| {
+            let imgs = dinp.len() / d.in_image().max(1);
+            let out = first * d.out_image()..(first + imgs) * d.out_image();
+            let y = relu_y.map(|y| &y[out.clone()]);
+            with_scratch(geo.scratch(imgs), |s| {
+                winograd::images(cpu, &geo, dinp, &dout[out], y, &u, None, false, s)
+            });
+        });
+        return;
+    }
     if let Some(cpu) = direct_cpu(d, t, Kernel::BackwardInput) {
         let wt = direct::pack_backward_input_weights(w, d);
         let len = direct::backward_input_scratch(d);

@@ -39,6 +39,7 @@ mod direct;
 pub mod naive;
 #[cfg(test)]
 mod tests;
+mod winograd;
 
 use super::{window_out_len, Padding2d};
 use crate::engine::{Tensor, Var};
