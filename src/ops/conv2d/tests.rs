@@ -201,6 +201,7 @@ fn tunings(d: &Conv2dDims) -> Vec<Tuning> {
             min_chunk_flops: 1,
             direct_waste: 0.0,
             winograd: false,
+            winograd_min_tiles: 0,
         },
         Tuning {
             target_cols: 2 * d.p(),
@@ -208,6 +209,7 @@ fn tunings(d: &Conv2dDims) -> Vec<Tuning> {
             min_chunk_flops: 1,
             direct_waste: 0.0,
             winograd: false,
+            winograd_min_tiles: 0,
         },
         Tuning {
             target_cols: big,
@@ -215,6 +217,7 @@ fn tunings(d: &Conv2dDims) -> Vec<Tuning> {
             min_chunk_flops: 1,
             direct_waste: 0.0,
             winograd: false,
+            winograd_min_tiles: 0,
         },
         Tuning {
             target_cols: big,
@@ -222,6 +225,7 @@ fn tunings(d: &Conv2dDims) -> Vec<Tuning> {
             min_chunk_flops: big,
             direct_waste: 0.0,
             winograd: false,
+            winograd_min_tiles: 0,
         },
         // The direct kernels wherever they apply, with one-image chunks and one chunk.
         Tuning {
@@ -240,11 +244,13 @@ fn tunings(d: &Conv2dDims) -> Vec<Tuning> {
         Tuning {
             min_chunk_flops: 1,
             winograd: true,
+            winograd_min_tiles: 0,
             ..TUNING
         },
         Tuning {
             min_chunk_flops: big,
             winograd: true,
+            winograd_min_tiles: 0,
             ..TUNING
         },
     ]
@@ -598,7 +604,7 @@ fn fused_relu_is_bit_identical_to_conv_then_relu() {
 }
 
 /// Times the forward and input-gradient kernels of deep-convnet's 3x3 layers (batch
-/// 100, one thread) on each path: `cargo test --release --lib conv2d::tests::timing --
+/// 100, one thread or `CONV_THREADS`) on each path: `cargo test --release --lib conv2d::tests::timing --
 /// --ignored --nocapture`.
 #[test]
 #[ignore]
@@ -622,7 +628,8 @@ fn timing() {
         }
         best
     };
-    pool(1).install(|| {
+    let threads = std::env::var("CONV_THREADS").map_or(1, |t| t.parse().unwrap());
+    pool(threads).install(|| {
         for case in layers {
             let d = case.dims();
             let x = randn(d.n * d.in_image(), &mut rng);
