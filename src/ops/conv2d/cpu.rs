@@ -57,6 +57,11 @@ pub(crate) struct Tuning {
     pub winograd: bool,
     /// Least tiles (2x2 output blocks) in the batch for Winograd.
     pub winograd_min_tiles: usize,
+    /// Most tiles per image at which Winograd also computes the weight gradient. Its 16
+    /// transformed inputs and gradients of a block of images live in L3; on 28x28 maps
+    /// (196 tiles) that traffic ate the gain, on 8x8 maps (16 tiles, where the direct
+    /// kernel reaches only 60-65% of peak) it ran 0.65x the direct kernel's time.
+    pub winograd_weight_tiles: usize,
 }
 
 pub(crate) const TUNING: Tuning = Tuning {
@@ -66,6 +71,7 @@ pub(crate) const TUNING: Tuning = Tuning {
     direct_waste: 1.3,
     winograd: true,
     winograd_min_tiles: 1024,
+    winograd_weight_tiles: 64,
 };
 
 /// Which direct kernel `direct_cpu` is asked about: their register tiles need different
@@ -115,6 +121,11 @@ fn winograd_cpu(d: &Conv2dDims, t: &Tuning, which: Kernel) -> Option<Avx512> {
     }
     match which {
         Kernel::Forward | Kernel::BackwardInput => Avx512::detect(),
+        Kernel::BackwardWeight
+            if d.oh.div_ceil(2) * d.ow.div_ceil(2) <= t.winograd_weight_tiles =>
+        {
+            Avx512::detect()
+        }
         Kernel::BackwardWeight => None,
     }
 }
@@ -533,7 +544,7 @@ fn relu_masked(dout: &[f32], relu_y: &[f32]) -> Vec<f32> {
 /// apply a ReLU mask while they copy `dout` (the direct path) rather than on a masked copy
 /// made first.
 pub(crate) fn masks_in_place(d: &Conv2dDims, need_dx: bool) -> bool {
-    direct_cpu(d, &TUNING, Kernel::BackwardWeight).is_some()
+    weight_masks_in_place(d, &TUNING)
         && (!need_dx
             || direct_cpu(d, &TUNING, Kernel::BackwardInput).is_some()
             || winograd_cpu(d, &TUNING, Kernel::BackwardInput).is_some())
@@ -669,6 +680,12 @@ pub fn conv2d_backward_weight(
     conv2d_backward_weight_tuned(dw, db, dout, None, inp, d, &TUNING)
 }
 
+/// Whether the weight gradient of `d` runs a kernel that masks `dout` as it copies it.
+fn weight_masks_in_place(d: &Conv2dDims, t: &Tuning) -> bool {
+    winograd_cpu(d, t, Kernel::BackwardWeight).is_some()
+        || direct_cpu(d, t, Kernel::BackwardWeight).is_some()
+}
+
 /// `relu_y` as in `conv2d_backward_input_tuned`.
 pub(crate) fn conv2d_backward_weight_tuned(
     dw: &mut [f32],
@@ -684,7 +701,7 @@ pub(crate) fn conv2d_backward_weight_tuned(
     debug_assert_eq!(dout.len(), d.n * d.out_image());
     debug_assert!(relu_y.is_none_or(|y| y.len() == dout.len()));
     debug_assert_eq!(inp.len(), d.n * d.in_image());
-    if let (Some(y), None) = (relu_y, direct_cpu(d, t, Kernel::BackwardWeight)) {
+    if let (Some(y), false) = (relu_y, weight_masks_in_place(d, t)) {
         let masked = relu_masked(dout, y);
         return conv2d_backward_weight_tuned(dw, db, &masked, None, inp, d, t);
     }
@@ -748,6 +765,13 @@ fn weight_chunk(
     let relu_y = relu_y.map(|y| &y[out.clone()]);
     let dout = &dout[out];
     let inp = &inp[range.start * d.in_image()..range.end * d.in_image()];
+    if let Some(cpu) = winograd_cpu(d, t, Kernel::BackwardWeight) {
+        let geo = Wino::forward(d);
+        with_scratch(geo.weight_scratch(imgs), |s| {
+            winograd::weight_images(cpu, &geo, dw, db, dout, relu_y, inp, s)
+        });
+        return;
+    }
     if let Some(cpu) = direct_cpu(d, t, Kernel::BackwardWeight) {
         let len = direct::backward_weight_scratch(d, imgs);
         with_scratch(len, |s| {

@@ -564,8 +564,8 @@ fn backward_input_images_body(
 }
 
 /// Output channels x taps of the weight-gradient register tile.
-const MO: usize = 4;
-const NT: usize = 6;
+pub(super) const MO: usize = 4;
+pub(super) const NT: usize = 6;
 
 /// Images per block of the weight gradient: as many as keep the block's padded inputs and
 /// gradients within about half of a 1 MiB L2 cache.
@@ -586,7 +586,7 @@ pub(crate) fn backward_weight_scratch(d: &Conv2dDims, imgs: usize) -> usize {
 /// x[img*xs + taps[t0+j] + q]` for `q < lq` (a multiple of 16), bounds asserted here.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn wgrad_tile<const M: usize, const N: usize>(
+pub(super) fn wgrad_tile<const M: usize, const N: usize>(
     cpu: Avx512,
     dy: &[f32],
     dys: usize,

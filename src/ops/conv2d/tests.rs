@@ -202,6 +202,7 @@ fn tunings(d: &Conv2dDims) -> Vec<Tuning> {
             direct_waste: 0.0,
             winograd: false,
             winograd_min_tiles: 0,
+            winograd_weight_tiles: usize::MAX,
         },
         Tuning {
             target_cols: 2 * d.p(),
@@ -210,6 +211,7 @@ fn tunings(d: &Conv2dDims) -> Vec<Tuning> {
             direct_waste: 0.0,
             winograd: false,
             winograd_min_tiles: 0,
+            winograd_weight_tiles: usize::MAX,
         },
         Tuning {
             target_cols: big,
@@ -218,6 +220,7 @@ fn tunings(d: &Conv2dDims) -> Vec<Tuning> {
             direct_waste: 0.0,
             winograd: false,
             winograd_min_tiles: 0,
+            winograd_weight_tiles: usize::MAX,
         },
         Tuning {
             target_cols: big,
@@ -226,6 +229,7 @@ fn tunings(d: &Conv2dDims) -> Vec<Tuning> {
             direct_waste: 0.0,
             winograd: false,
             winograd_min_tiles: 0,
+            winograd_weight_tiles: usize::MAX,
         },
         // The direct kernels wherever they apply, with one-image chunks and one chunk.
         Tuning {
@@ -245,12 +249,14 @@ fn tunings(d: &Conv2dDims) -> Vec<Tuning> {
             min_chunk_flops: 1,
             winograd: true,
             winograd_min_tiles: 0,
+            winograd_weight_tiles: usize::MAX,
             ..TUNING
         },
         Tuning {
             min_chunk_flops: big,
             winograd: true,
             winograd_min_tiles: 0,
+            winograd_weight_tiles: usize::MAX,
             ..TUNING
         },
     ]
