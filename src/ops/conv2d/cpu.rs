@@ -57,10 +57,12 @@ pub(crate) struct Tuning {
     pub winograd: bool,
     /// Least tiles (2x2 output blocks) in the batch for Winograd.
     pub winograd_min_tiles: usize,
-    /// Most tiles per image at which Winograd also computes the weight gradient. Its 16
-    /// transformed inputs and gradients of a block of images live in L3; on 28x28 maps
-    /// (196 tiles) that traffic ate the gain, on 8x8 maps (16 tiles, where the direct
-    /// kernel reaches only 60-65% of peak) it ran 0.65x the direct kernel's time.
+    /// Most tiles per image at which Winograd also computes the weight gradient (0:
+    /// never, the default). Its 16 transformed inputs and gradients of a block of images
+    /// live in L3 and its accumulators take `16*OC*C*16` floats: on one thread it ran
+    /// 0.59x the direct kernel's time on 64->64 8x8 (batch 100), but on two threads
+    /// 1.13x (64->64 8x8), 1.07x (16->32 14x14) and 1.35x (keras-cnn's 32->64 13x13),
+    /// winning only on 32->64 8x8 (0.74x); see ARCHITECTURE.md.
     pub winograd_weight_tiles: usize,
 }
 
@@ -71,7 +73,7 @@ pub(crate) const TUNING: Tuning = Tuning {
     direct_waste: 1.3,
     winograd: true,
     winograd_min_tiles: 1024,
-    winograd_weight_tiles: 64,
+    winograd_weight_tiles: 0,
 };
 
 /// Which direct kernel `direct_cpu` is asked about: their register tiles need different

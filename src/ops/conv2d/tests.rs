@@ -609,9 +609,9 @@ fn fused_relu_is_bit_identical_to_conv_then_relu() {
     }
 }
 
-/// Times the forward and input-gradient kernels of deep-convnet's 3x3 layers (batch
-/// 100, one thread or `CONV_THREADS`) on each path: `cargo test --release --lib conv2d::tests::timing --
-/// --ignored --nocapture`.
+/// Times the forward and backward kernels of deep-convnet's 3x3 layers (batch 100) and
+/// keras-cnn's second conv (batch 64) on each path, on one thread (or `CONV_THREADS`):
+/// `cargo test --release --lib conv2d::tests::timing -- --ignored --nocapture`.
 #[test]
 #[ignore]
 fn timing() {
@@ -622,6 +622,8 @@ fn timing() {
         Case::new(100, 32, (14, 14), 32, (3, 3)).pad(Padding2d::uniform(2)),
         Case::new(100, 32, (8, 8), 64, (3, 3)).pad(p1),
         Case::new(100, 64, (8, 8), 64, (3, 3)).pad(p1),
+        // keras-cnn's conv2d_1 (batch 64).
+        Case::new(64, 32, (13, 13), 64, (3, 3)),
     ];
     let mut rng = Rng::new(1);
     let time = |f: &mut dyn FnMut()| {
@@ -645,6 +647,7 @@ fn timing() {
             for wino in [false, true] {
                 let t = Tuning {
                     winograd: wino,
+                    winograd_weight_tiles: if wino { usize::MAX } else { 0 },
                     ..TUNING
                 };
                 let mut y = vec![0.0; dy.len()];
