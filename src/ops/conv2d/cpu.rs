@@ -22,6 +22,10 @@
 //!   between calls (up to `SCRATCH_KEEP` floats), so a training step does not page-fault
 //!   fresh megabytes each time.
 //!
+//! - **Direct and Winograd kernels** for stride-1 convs (`direct.rs`, `winograd.rs`),
+//!   chosen per kernel by `direct_cpu` and `winograd_cpu` (measurements in
+//!   ARCHITECTURE.md).
+//!
 //! Not special-cased (correct through the general path, not fast): depthwise convs
 //! (`OCG = 1` makes each group's GEMM a matrix-vector product).
 

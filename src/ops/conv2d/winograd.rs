@@ -11,14 +11,18 @@
 //!   GEMM, with "taps" `c*T`), over the tiles of a block of images;
 //! - output: `y[o, tile t] = A^T M[..][o][t] A` (2x2), plus bias and ReLU.
 //!
-//! Vectorized transforms without gathers: the zero-padded input plane `P` of a channel is
-//! split into its four polyphase planes `E_ab[i][j] = P[2i + a][2j + b]` (`(TH+1) x (TW+1)`
-//! each, row length `PW = TW + 1`), so entry `(a, b)` of the window of tile `(i, j)` is
-//! `E_{a%2, b%2}[q + (a/2)*PW + b/2]` with `q = i*PW + j`: the input transform is
-//! elementwise over `q` on 16 shifted contiguous windows. Its results on the wide grid of
-//! `q` (one unused column per tile row) are then copied row by row to the tile index
-//! `t = i*TW + j`. The output transform likewise computes the four output phases of each
-//! tile as contiguous arrays over `t` and interleaves them into the output plane.
+//! Vectorized transforms without gathers: each input plane is copied into the zero-padded
+//! plane `P` of `direct.rs` (`(2*TH + 2) x (2*TW + 2)`), and the input transform takes a
+//! tile row at a time, 16 tiles per vector: for each of the window's 4 rows it loads 32
+//! floats twice (at `2j` and `2j + 2`) and splits them with even/odd permutes into the
+//! window's 4 columns, then writes the 16 results to `V` at the tile index
+//! `t = i*TW + j`. The output transform reads `M` the same way and interleaves the four
+//! output phases of a tile row into two output rows (bias and ReLU on the way).
+//!
+//! The weight gradient (`weight_images`) transforms the input the same way and the
+//! gradient's 2x2 tiles by `A dy A^T`, and sums their products over the tiles with the
+//! direct weight-gradient kernel; `cpu.rs` keeps it off by default (measured slower than
+//! the direct kernel on two threads, see ARCHITECTURE.md).
 //!
 //! The backward to the input is the same algorithm on `dy` with the flipped kernel and
 //! its channel axes swapped, padded by `2 - pad` (see `direct.rs`).
