@@ -22,10 +22,15 @@
 //!   between calls (up to `SCRATCH_KEEP` floats), so a training step does not page-fault
 //!   fresh megabytes each time.
 //!
+//! - **Direct and Winograd kernels** for stride-1 convs (`direct.rs`, `winograd.rs`),
+//!   chosen per kernel by `direct_cpu` and `winograd_cpu` (measurements in
+//!   ARCHITECTURE.md).
+//!
 //! Not special-cased (correct through the general path, not fast): depthwise convs
 //! (`OCG = 1` makes each group's GEMM a matrix-vector product).
 
 use super::direct::{self, Avx512};
+use super::winograd::{self, Wino};
 use super::Conv2dDims;
 use crate::ops::matmul::sgemm;
 use crate::ops::parallel;
@@ -51,6 +56,18 @@ pub(crate) struct Tuning {
     /// Largest `direct::waste` (computed positions per useful output) at which a stride-1
     /// conv takes the direct kernels of `direct.rs` instead of im2col + GEMM; 0 never.
     pub direct_waste: f64,
+    /// Whether 3x3 stride-1 convs with 8+ channels each way take Winograd F(2x2, 3x3)
+    /// (`winograd.rs`) for the forward and the input gradient.
+    pub winograd: bool,
+    /// Least tiles (2x2 output blocks) in the batch for Winograd.
+    pub winograd_min_tiles: usize,
+    /// Most tiles per image at which Winograd also computes the weight gradient (0:
+    /// never, the default). Its 16 transformed inputs and gradients of a block of images
+    /// live in L3 and its accumulators take `16*OC*C*16` floats: on one thread it ran
+    /// 0.59x the direct kernel's time on 64->64 8x8 (batch 100), but on two threads
+    /// 1.13x (64->64 8x8), 1.07x (16->32 14x14) and 1.35x (keras-cnn's 32->64 13x13),
+    /// winning only on 32->64 8x8 (0.74x); see ARCHITECTURE.md.
+    pub winograd_weight_tiles: usize,
 }
 
 pub(crate) const TUNING: Tuning = Tuning {
@@ -58,6 +75,9 @@ pub(crate) const TUNING: Tuning = Tuning {
     col_budget: 1 << 18,
     min_chunk_flops: 1 << 18,
     direct_waste: 1.3,
+    winograd: true,
+    winograd_min_tiles: 1024,
+    winograd_weight_tiles: 0,
 };
 
 /// Which direct kernel `direct_cpu` is asked about: their register tiles need different
@@ -89,6 +109,30 @@ fn direct_cpu(d: &Conv2dDims, t: &Tuning, which: Kernel) -> Option<Avx512> {
         Avx512::detect()
     } else {
         None
+    }
+}
+
+/// The CPU token when `d` takes Winograd F(2x2, 3x3) for the kernel `which` (the forward
+/// or the input gradient) under `t`. Its GEMMs run the direct forward kernel's 8-row
+/// tiles over the conv's output channels, summing over its input channels; with fewer
+/// than 8 of either (a network's 1-channel first layer) the direct kernels stay. Each call
+/// transforms the whole kernel (scalar, ~60 operations per filter), so small batches
+/// stay direct too: deep-convnet's batch-1 latency went from 0.16 to 0.39 ms with it.
+fn winograd_cpu(d: &Conv2dDims, t: &Tuning, which: Kernel) -> Option<Avx512> {
+    if !t.winograd || !winograd::applies(d) || d.c < 8 || d.oc < 8 {
+        return None;
+    }
+    if d.n * d.oh.div_ceil(2) * d.ow.div_ceil(2) < t.winograd_min_tiles {
+        return None;
+    }
+    match which {
+        Kernel::Forward | Kernel::BackwardInput => Avx512::detect(),
+        Kernel::BackwardWeight
+            if d.oh.div_ceil(2) * d.ow.div_ceil(2) <= t.winograd_weight_tiles =>
+        {
+            Avx512::detect()
+        }
+        Kernel::BackwardWeight => None,
     }
 }
 
@@ -375,6 +419,18 @@ pub(crate) fn conv2d_forward_tuned(
     debug_assert_eq!(w.len(), d.oc * d.k());
     debug_assert!(b.is_none_or(|b| b.len() == d.oc));
     let min_imgs = min_chunk_images(d, t);
+    if let Some(cpu) = winograd_cpu(d, t, Kernel::Forward) {
+        let geo = Wino::forward(d);
+        let u = winograd::pack_forward(w, d);
+        parallel::par_chunks_mut(out, d.out_image(), min_imgs, |first, out| {
+            let imgs = out.len() / d.out_image();
+            let inp = &inp[first * d.in_image()..(first + imgs) * d.in_image()];
+            with_scratch(geo.scratch(imgs), |s| {
+                winograd::images(cpu, &geo, out, inp, None, &u, b, relu, s)
+            });
+        });
+        return;
+    }
     if let Some(cpu) = direct_cpu(d, t, Kernel::Forward) {
         let wt = direct::pack_forward_weights(w, d);
         let len = direct::forward_scratch(d);
@@ -494,8 +550,10 @@ fn relu_masked(dout: &[f32], relu_y: &[f32]) -> Vec<f32> {
 /// apply a ReLU mask while they copy `dout` (the direct path) rather than on a masked copy
 /// made first.
 pub(crate) fn masks_in_place(d: &Conv2dDims, need_dx: bool) -> bool {
-    direct_cpu(d, &TUNING, Kernel::BackwardWeight).is_some()
-        && (!need_dx || direct_cpu(d, &TUNING, Kernel::BackwardInput).is_some())
+    weight_masks_in_place(d, &TUNING)
+        && (!need_dx
+            || direct_cpu(d, &TUNING, Kernel::BackwardInput).is_some()
+            || winograd_cpu(d, &TUNING, Kernel::BackwardInput).is_some())
 }
 
 /// `relu_y`: the output of the fused Conv2D+ReLU, whose mask `relu_y > 0` applies to
@@ -513,6 +571,19 @@ pub(crate) fn conv2d_backward_input_tuned(
     debug_assert!(relu_y.is_none_or(|y| y.len() == dout.len()));
     debug_assert_eq!(w.len(), d.oc * d.k());
     let min_imgs = min_chunk_images(d, t);
+    if let Some(cpu) = winograd_cpu(d, t, Kernel::BackwardInput) {
+        let geo = Wino::backward_input(d);
+        let u = winograd::pack_backward_input(w, d);
+        parallel::par_chunks_mut(dinp, d.in_image(), min_imgs, |first, dinp| {
+            let imgs = dinp.len() / d.in_image().max(1);
+            let out = first * d.out_image()..(first + imgs) * d.out_image();
+            let y = relu_y.map(|y| &y[out.clone()]);
+            with_scratch(geo.scratch(imgs), |s| {
+                winograd::images(cpu, &geo, dinp, &dout[out], y, &u, None, false, s)
+            });
+        });
+        return;
+    }
     if let Some(cpu) = direct_cpu(d, t, Kernel::BackwardInput) {
         let wt = direct::pack_backward_input_weights(w, d);
         let len = direct::backward_input_scratch(d);
@@ -615,6 +686,12 @@ pub fn conv2d_backward_weight(
     conv2d_backward_weight_tuned(dw, db, dout, None, inp, d, &TUNING)
 }
 
+/// Whether the weight gradient of `d` runs a kernel that masks `dout` as it copies it.
+fn weight_masks_in_place(d: &Conv2dDims, t: &Tuning) -> bool {
+    winograd_cpu(d, t, Kernel::BackwardWeight).is_some()
+        || direct_cpu(d, t, Kernel::BackwardWeight).is_some()
+}
+
 /// `relu_y` as in `conv2d_backward_input_tuned`.
 pub(crate) fn conv2d_backward_weight_tuned(
     dw: &mut [f32],
@@ -630,7 +707,7 @@ pub(crate) fn conv2d_backward_weight_tuned(
     debug_assert_eq!(dout.len(), d.n * d.out_image());
     debug_assert!(relu_y.is_none_or(|y| y.len() == dout.len()));
     debug_assert_eq!(inp.len(), d.n * d.in_image());
-    if let (Some(y), None) = (relu_y, direct_cpu(d, t, Kernel::BackwardWeight)) {
+    if let (Some(y), false) = (relu_y, weight_masks_in_place(d, t)) {
         let masked = relu_masked(dout, y);
         return conv2d_backward_weight_tuned(dw, db, &masked, None, inp, d, t);
     }
@@ -694,6 +771,13 @@ fn weight_chunk(
     let relu_y = relu_y.map(|y| &y[out.clone()]);
     let dout = &dout[out];
     let inp = &inp[range.start * d.in_image()..range.end * d.in_image()];
+    if let Some(cpu) = winograd_cpu(d, t, Kernel::BackwardWeight) {
+        let geo = Wino::forward(d);
+        with_scratch(geo.weight_scratch(imgs), |s| {
+            winograd::weight_images(cpu, &geo, dw, db, dout, relu_y, inp, s)
+        });
+        return;
+    }
     if let Some(cpu) = direct_cpu(d, t, Kernel::BackwardWeight) {
         let len = direct::backward_weight_scratch(d, imgs);
         with_scratch(len, |s| {

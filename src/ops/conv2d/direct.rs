@@ -51,16 +51,16 @@ const V: usize = 16;
 /// of `nch` planes of `h x w` shifted by `(top, left)` (`dst[r, s] = src[r - top, s - left]`,
 /// zero outside), followed by zeros up to `len`.
 #[derive(Debug, Clone, Copy)]
-struct Planes {
-    nch: usize,
-    h: usize,
-    w: usize,
-    hp: usize,
-    wp: usize,
-    top: isize,
-    left: isize,
-    ps: usize,
-    len: usize,
+pub(super) struct Planes {
+    pub(super) nch: usize,
+    pub(super) h: usize,
+    pub(super) w: usize,
+    pub(super) hp: usize,
+    pub(super) wp: usize,
+    pub(super) top: isize,
+    pub(super) left: isize,
+    pub(super) ps: usize,
+    pub(super) len: usize,
 }
 
 impl Planes {
@@ -69,7 +69,7 @@ impl Planes {
     /// `conv2d_relu`'s backward masks `dy` (so the result is bit-identical to masking
     /// first, and no masked copy of `dy` is made).
     #[inline(always)]
-    fn fill(&self, dst: &mut [f32], src: &[f32], relu_y: Option<&[f32]>) {
+    pub(super) fn fill(&self, dst: &mut [f32], src: &[f32], relu_y: Option<&[f32]>) {
         let dst = &mut dst[..self.len];
         let (h, w) = (self.h as isize, self.w as isize);
         // Columns s of a padded row with a source column: left..left + w, clipped to 0..wp.
@@ -111,13 +111,13 @@ impl Planes {
 
 /// Offsets of the taps into a padded input, and their maximum (so one bounds check per
 /// tile covers every read).
-struct Taps {
+pub(super) struct Taps {
     offs: Vec<usize>,
     max: usize,
 }
 
 impl Taps {
-    fn new(offs: Vec<usize>) -> Taps {
+    pub(super) fn new(offs: Vec<usize>) -> Taps {
         let max = offs.iter().copied().max().unwrap_or(0);
         Taps { offs, max }
     }
@@ -315,7 +315,15 @@ unsafe fn fwd_kernel<const MR: usize, const NV: usize>(
 
 /// `c [M, lq] = a^T b` over the taps, for `a [K, M]`: every row and position of `c`
 /// written.
-fn fwd_gemm(cpu: Avx512, a: &[f32], m: usize, taps: &Taps, b: &[f32], c: &mut [f32], lq: usize) {
+pub(super) fn fwd_gemm(
+    cpu: Avx512,
+    a: &[f32],
+    m: usize,
+    taps: &Taps,
+    b: &[f32],
+    c: &mut [f32],
+    lq: usize,
+) {
     let mut o0 = 0;
     while o0 < m {
         let rows = if m - o0 >= 8 { 8 } else { 1 };
@@ -556,8 +564,8 @@ fn backward_input_images_body(
 }
 
 /// Output channels x taps of the weight-gradient register tile.
-const MO: usize = 4;
-const NT: usize = 6;
+pub(super) const MO: usize = 4;
+pub(super) const NT: usize = 6;
 
 /// Images per block of the weight gradient: as many as keep the block's padded inputs and
 /// gradients within about half of a 1 MiB L2 cache.
@@ -578,7 +586,7 @@ pub(crate) fn backward_weight_scratch(d: &Conv2dDims, imgs: usize) -> usize {
 /// x[img*xs + taps[t0+j] + q]` for `q < lq` (a multiple of 16), bounds asserted here.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn wgrad_tile<const M: usize, const N: usize>(
+pub(super) fn wgrad_tile<const M: usize, const N: usize>(
     cpu: Avx512,
     dy: &[f32],
     dys: usize,

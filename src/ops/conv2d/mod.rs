@@ -14,11 +14,14 @@
 //! x[n, g*CG + ci, oy*stride_h + ki*dil_h - pad_top, ox*stride_w + kj*dil_w - pad_left]`
 //! (zero outside the input).
 //!
-//! Files: `cpu.rs` the fast kernels, `naive.rs` the direct-loop reference they are
-//! tested against (and the readable spec), `tests.rs`. Fast paths (details in `cpu.rs`):
+//! Files: `cpu.rs` the fast kernels and the choice among them (`direct.rs`,
+//! `winograd.rs`), `naive.rs` the direct-loop reference they are tested against (and the
+//! readable spec), `tests.rs`. Fast paths (details in `cpu.rs`):
 //! - im2col + GEMM with several images per GEMM, so small feature maps do not make
 //!   skinny GEMMs;
 //! - 1x1 stride-1 unpadded convs: no im2col, no col2im, one GEMM per image and group;
+//! - stride-1 convs: direct AVX-512 kernels (`direct.rs`), and for 3x3 ones with 8+
+//!   channels each way Winograd F(2x2, 3x3) forward and input gradient (`winograd.rs`);
 //! - parallel over the batch in fixed chunks (bit-reproducible for a thread count);
 //! - the op skips the input gradient when `x` needs none (a network's first layer).
 //!
@@ -39,6 +42,7 @@ mod direct;
 pub mod naive;
 #[cfg(test)]
 mod tests;
+mod winograd;
 
 use super::{window_out_len, Padding2d};
 use crate::engine::{Tensor, Var};

@@ -167,6 +167,13 @@ fn cases() -> Vec<Case> {
         Case::new(2, 8, (4, 5), 9, (2, 2)).pad(asym(3, 1, 0, 3)),
         Case::new(7, 1, (28, 28), 4, (5, 5)),
         Case::new(3, 8, (13, 13), 6, (3, 3)),
+        // Winograd F(2x2, 3x3) (3x3, stride 1, 8+ channels each way): odd sizes (a last
+        // half tile), no padding, padding 2, asymmetric padding, more padding after.
+        Case::new(3, 8, (13, 13), 8, (3, 3)),
+        Case::new(2, 10, (7, 9), 12, (3, 3)).pad(asym(2, 0, 1, 2)),
+        Case::new(2, 8, (14, 14), 9, (3, 3)).pad(Padding2d::uniform(2)),
+        Case::new(5, 8, (5, 6), 8, (3, 3)).pad(asym(0, 2, 2, 0)),
+        Case::new(2, 8, (3, 3), 8, (3, 3)),
         // Kernel as large as the input: a 1x1 output.
         Case::new(2, 2, (5, 5), 3, (5, 5)),
         // Padding wider than the kernel: whole output rows see only zeros.
@@ -193,34 +200,63 @@ fn tunings(d: &Conv2dDims) -> Vec<Tuning> {
             col_budget: big,
             min_chunk_flops: 1,
             direct_waste: 0.0,
+            winograd: false,
+            winograd_min_tiles: 0,
+            winograd_weight_tiles: usize::MAX,
         },
         Tuning {
             target_cols: 2 * d.p(),
             col_budget: big,
             min_chunk_flops: 1,
             direct_waste: 0.0,
+            winograd: false,
+            winograd_min_tiles: 0,
+            winograd_weight_tiles: usize::MAX,
         },
         Tuning {
             target_cols: big,
             col_budget: 1,
             min_chunk_flops: 1,
             direct_waste: 0.0,
+            winograd: false,
+            winograd_min_tiles: 0,
+            winograd_weight_tiles: usize::MAX,
         },
         Tuning {
             target_cols: big,
             col_budget: big,
             min_chunk_flops: big,
             direct_waste: 0.0,
+            winograd: false,
+            winograd_min_tiles: 0,
+            winograd_weight_tiles: usize::MAX,
         },
         // The direct kernels wherever they apply, with one-image chunks and one chunk.
         Tuning {
             min_chunk_flops: 1,
             direct_waste: f64::INFINITY,
+            winograd: false,
             ..TUNING
         },
         Tuning {
             min_chunk_flops: big,
             direct_waste: f64::INFINITY,
+            winograd: false,
+            ..TUNING
+        },
+        // Winograd wherever it applies, with one-image chunks and one chunk.
+        Tuning {
+            min_chunk_flops: 1,
+            winograd: true,
+            winograd_min_tiles: 0,
+            winograd_weight_tiles: usize::MAX,
+            ..TUNING
+        },
+        Tuning {
+            min_chunk_flops: big,
+            winograd: true,
+            winograd_min_tiles: 0,
+            winograd_weight_tiles: usize::MAX,
             ..TUNING
         },
     ]
@@ -571,4 +607,62 @@ fn fused_relu_is_bit_identical_to_conv_then_relu() {
             );
         }
     }
+}
+
+/// Times the forward and backward kernels of deep-convnet's 3x3 layers (batch 100) and
+/// keras-cnn's second conv (batch 64) on each path, on one thread (or `CONV_THREADS`):
+/// `cargo test --release --lib conv2d::tests::timing -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn timing() {
+    let p1 = Padding2d::uniform(1);
+    let layers = [
+        Case::new(100, 16, (28, 28), 16, (3, 3)).pad(p1),
+        Case::new(100, 16, (14, 14), 32, (3, 3)).pad(p1),
+        Case::new(100, 32, (14, 14), 32, (3, 3)).pad(Padding2d::uniform(2)),
+        Case::new(100, 32, (8, 8), 64, (3, 3)).pad(p1),
+        Case::new(100, 64, (8, 8), 64, (3, 3)).pad(p1),
+        // keras-cnn's conv2d_1 (batch 64).
+        Case::new(64, 32, (13, 13), 64, (3, 3)),
+    ];
+    let mut rng = Rng::new(1);
+    let time = |f: &mut dyn FnMut()| {
+        f();
+        let mut best = f64::INFINITY;
+        for _ in 0..7 {
+            let s = std::time::Instant::now();
+            f();
+            best = best.min(s.elapsed().as_secs_f64() * 1e3);
+        }
+        best
+    };
+    let threads = std::env::var("CONV_THREADS").map_or(1, |t| t.parse().unwrap());
+    pool(threads).install(|| {
+        for case in layers {
+            let d = case.dims();
+            let x = randn(d.n * d.in_image(), &mut rng);
+            let w = randn(d.oc * d.k(), &mut rng);
+            let dy = randn(d.n * d.out_image(), &mut rng);
+            let mut line = format!("{:?} {}->{} {}x{}:", case.padding, d.c, d.oc, d.h, d.w);
+            for wino in [false, true] {
+                let t = Tuning {
+                    winograd: wino,
+                    winograd_weight_tiles: if wino { usize::MAX } else { 0 },
+                    ..TUNING
+                };
+                let mut y = vec![0.0; dy.len()];
+                let f = time(&mut || cpu::conv2d_forward_tuned(&mut y, &x, &w, None, &d, true, &t));
+                let mut dx = vec![0.0; x.len()];
+                let bi = time(&mut || {
+                    cpu::conv2d_backward_input_tuned(&mut dx, &dy, Some(&y), &w, &d, &t)
+                });
+                let mut dw = vec![0.0; w.len()];
+                let bw = time(&mut || {
+                    cpu::conv2d_backward_weight_tuned(&mut dw, None, &dy, Some(&y), &x, &d, &t)
+                });
+                line += &format!(" [wino {wino}] fwd {f:.3} dx {bi:.3} dw {bw:.3} ms");
+            }
+            println!("{line}");
+        }
+    });
 }

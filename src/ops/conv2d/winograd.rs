@@ -1,0 +1,788 @@
+//! Winograd F(2x2, 3x3) for 3x3 stride-1 undilated ungrouped convolutions: each 2x2
+//! block of outputs ("tile") is computed from its 4x4 input window with 16 products per
+//! input and output channel instead of 36, i.e. 2.25x fewer multiplications. Dimension
+//! letters as in `mod.rs`.
+//!
+//! With `B`, `G`, `A` the F(2, 3) matrices (Lavin and Gray, "Fast Algorithms for
+//! Convolutional Neural Networks", 2015):
+//! - filters: `U[xi][c][o] = (G g[o, c] G^T)[xi]` for the 16 entries `xi` of the 4x4 result;
+//! - input: `V[xi][c][t] = (B^T d[c, t] B)[xi]`, `d[c, t]` the 4x4 window of tile `t`;
+//! - 16 GEMMs `M[xi] [OC, T] = U[xi]^T [OC, C] x V[xi] [C, T]` (the direct kernels' forward
+//!   GEMM, with "taps" `c*T`), over the tiles of a block of images;
+//! - output: `y[o, tile t] = A^T M[..][o][t] A` (2x2), plus bias and ReLU.
+//!
+//! Vectorized transforms without gathers: each input plane is copied into the zero-padded
+//! plane `P` of `direct.rs` (`(2*TH + 2) x (2*TW + 2)`), and the input transform takes a
+//! tile row at a time, 16 tiles per vector: for each of the window's 4 rows it loads 32
+//! floats twice (at `2j` and `2j + 2`) and splits them with even/odd permutes into the
+//! window's 4 columns, then writes the 16 results to `V` at the tile index
+//! `t = i*TW + j`. The output transform reads `M` the same way and interleaves the four
+//! output phases of a tile row into two output rows (bias and ReLU on the way).
+//!
+//! The weight gradient (`weight_images`) transforms the input the same way and the
+//! gradient's 2x2 tiles by `A dy A^T`, and sums their products over the tiles with the
+//! direct weight-gradient kernel; `cpu.rs` keeps it off by default (measured slower than
+//! the direct kernel on two threads, see ARCHITECTURE.md).
+//!
+//! The backward to the input is the same algorithm on `dy` with the flipped kernel and
+//! its channel axes swapped, padded by `2 - pad` (see `direct.rs`).
+
+use super::cpu::sum8;
+use super::direct::{fwd_gemm, wgrad_tile, Avx512, Planes, Taps, MO, NT};
+use super::Conv2dDims;
+#[cfg(target_arch = "x86_64")]
+use std::arch::x86_64::*;
+
+/// One 3x3 stride-1 conv in Winograd form: `c` input planes of `h x w`, padded by
+/// `(top, left)` (zeros beyond the input on the other sides), to `oc` planes of `oh x ow`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Wino {
+    c: usize,
+    oc: usize,
+    h: usize,
+    w: usize,
+    oh: usize,
+    ow: usize,
+    top: usize,
+    left: usize,
+    /// Tiles per image: rows, columns.
+    th: usize,
+    tw: usize,
+}
+
+/// Positions per vector (the GEMM's tile count is rounded up to it).
+const V: usize = 16;
+
+/// Floats between consecutive matrices of `V` and `M` beyond their size: the transforms
+/// touch all 16 at once, and with sizes that are multiples of 4 KiB (32 channels x 128
+/// tiles) those 16 streams fell into the same L1 sets.
+const SKEW: usize = 16;
+
+/// Whether Winograd F(2x2, 3x3) computes `d` (and, through the flipped conv, its input
+/// gradient): 3x3, stride 1, no dilation, one group, padding at most 2 before the input
+/// (the input gradient's conv is padded by `2 - pad`).
+pub(crate) fn applies(d: &Conv2dDims) -> bool {
+    d.kh == 3
+        && d.kw == 3
+        && d.stride == (1, 1)
+        && d.dilation == (1, 1)
+        && d.groups == 1
+        && d.pad_top <= 2
+        && d.pad_left <= 2
+        && d.p() > 0
+}
+
+impl Wino {
+    fn new(
+        c: usize,
+        oc: usize,
+        (h, w): (usize, usize),
+        (top, left): (usize, usize),
+        (oh, ow): (usize, usize),
+    ) -> Wino {
+        Wino {
+            c,
+            oc,
+            h,
+            w,
+            oh,
+            ow,
+            top,
+            left,
+            th: oh.div_ceil(2),
+            tw: ow.div_ceil(2),
+        }
+    }
+
+    pub(crate) fn forward(d: &Conv2dDims) -> Wino {
+        Wino::new(d.c, d.oc, (d.h, d.w), (d.pad_top, d.pad_left), (d.oh, d.ow))
+    }
+
+    pub(crate) fn backward_input(d: &Conv2dDims) -> Wino {
+        Wino::new(
+            d.oc,
+            d.c,
+            (d.oh, d.ow),
+            (2 - d.pad_top, 2 - d.pad_left),
+            (d.h, d.w),
+        )
+    }
+
+    fn tiles(&self) -> usize {
+        self.th * self.tw
+    }
+
+    /// The zero-padded input planes of one image: `(2*TH + 2) x (2*TW + 2)` each, the
+    /// windows of every tile inside, and 32 floats more for the last row's vector loads.
+    fn planes(&self) -> Planes {
+        let (hp, wp) = (2 * self.th + 2, 2 * self.tw + 2);
+        Planes {
+            nch: self.c,
+            h: self.h,
+            w: self.w,
+            hp,
+            wp,
+            top: self.top as isize,
+            left: self.left as isize,
+            ps: hp * wp,
+            len: self.c * hp * wp + 2 * V,
+        }
+    }
+
+    fn in_image(&self) -> usize {
+        self.c * self.h * self.w
+    }
+
+    fn out_image(&self) -> usize {
+        self.oc * self.oh * self.ow
+    }
+
+    /// Images per block: the block's `V` and `M` within about half of a 1 MiB L2 cache,
+    /// balanced so that the last block of `imgs` is not a sliver.
+    fn block(&self, imgs: usize) -> usize {
+        let per_image = 16 * (self.c + self.oc) * self.tiles();
+        let cap = ((1usize << 17) / per_image.max(1)).clamp(1, imgs.max(1));
+        imgs.max(1).div_ceil(imgs.max(1).div_ceil(cap))
+    }
+
+    /// The gradient planes of one image on the tile grid, `2*TH x 2*TW` (zeros past
+    /// `OH x OW`), and 32 floats more for the last row's vector loads.
+    fn dy_planes(&self) -> Planes {
+        let (hp, wp) = (2 * self.th, 2 * self.tw);
+        Planes {
+            nch: self.oc,
+            h: self.oh,
+            w: self.ow,
+            hp,
+            wp,
+            top: 0,
+            left: 0,
+            ps: hp * wp,
+            len: self.oc * hp * wp + 2 * V,
+        }
+    }
+
+    /// Images per block of the weight gradient: the block's `V` and `W` for one `xi`
+    /// within about half of a 1 MiB L2 cache (all 16 of them then live in L3), balanced.
+    fn weight_block(&self, imgs: usize) -> usize {
+        let per_image = (self.c + self.oc) * self.tiles();
+        let cap = ((1usize << 17) / per_image.max(1)).clamp(1, imgs.max(1));
+        imgs.max(1).div_ceil(imgs.max(1).div_ceil(cap))
+    }
+
+    /// Floats of scratch `weight_images` needs for chunks of up to `imgs` images.
+    pub(crate) fn weight_scratch(&self, imgs: usize) -> usize {
+        let tp = (self.weight_block(imgs) * self.tiles()).div_ceil(V) * V;
+        16 * ((self.c + self.oc) * tp + 2 * SKEW)
+            + self.planes().len
+            + self.dy_planes().len
+            + 16 * self.oc * self.c * V
+    }
+
+    /// Floats of scratch `images` needs for chunks of up to `imgs` images.
+    pub(crate) fn scratch(&self, imgs: usize) -> usize {
+        let tp = (self.block(imgs) * self.tiles()).div_ceil(V) * V;
+        16 * ((self.c + self.oc) * tp + 2 * SKEW) + self.planes().len
+    }
+}
+
+/// `G g G^T` of a 3x3 `g` (row-major), the 4x4 result row-major.
+fn filter_transform(g: [f32; 9]) -> [f32; 16] {
+    // Rows of G g: g0, (g0 + g1 + g2)/2, (g0 - g1 + g2)/2, g2 (each a row of 3).
+    let mut r = [[0.0f32; 3]; 4];
+    for j in 0..3 {
+        let (g0, g1, g2) = (g[j], g[3 + j], g[6 + j]);
+        r[0][j] = g0;
+        r[1][j] = 0.5 * (g0 + g1 + g2);
+        r[2][j] = 0.5 * (g0 - g1 + g2);
+        r[3][j] = g2;
+    }
+    let mut u = [0.0f32; 16];
+    for (i, row) in r.iter().enumerate() {
+        let [g0, g1, g2] = *row;
+        u[i * 4] = g0;
+        u[i * 4 + 1] = 0.5 * (g0 + g1 + g2);
+        u[i * 4 + 2] = 0.5 * (g0 - g1 + g2);
+        u[i * 4 + 3] = g2;
+    }
+    u
+}
+
+/// Transformed filters for the forward, `[16][C][OC]`.
+pub(crate) fn pack_forward(w: &[f32], d: &Conv2dDims) -> Vec<f32> {
+    let (c, oc) = (d.c, d.oc);
+    let mut u = vec![0.0; 16 * c * oc];
+    for o in 0..oc {
+        for ci in 0..c {
+            let g: [f32; 9] = w[(o * c + ci) * 9..][..9].try_into().unwrap();
+            for (xi, &v) in filter_transform(g).iter().enumerate() {
+                u[(xi * c + ci) * oc + o] = v;
+            }
+        }
+    }
+    u
+}
+
+/// Transformed filters for the input gradient, `[16][OC][C]`: the kernel flipped, its
+/// channel axes swapped.
+pub(crate) fn pack_backward_input(w: &[f32], d: &Conv2dDims) -> Vec<f32> {
+    let (c, oc) = (d.c, d.oc);
+    let mut u = vec![0.0; 16 * c * oc];
+    for o in 0..oc {
+        for ci in 0..c {
+            let mut g: [f32; 9] = w[(o * c + ci) * 9..][..9].try_into().unwrap();
+            g.reverse();
+            for (xi, &v) in filter_transform(g).iter().enumerate() {
+                u[(xi * oc + o) * c + ci] = v;
+            }
+        }
+    }
+    u
+}
+
+/// Runs the conv `geo` on the images of `inp [imgs, C, H, W]` (masked by `mask > 0` when
+/// given, as `conv2d_relu`'s backward masks `dy`) into `out [imgs, OC, OH, OW]`
+/// (overwritten), with `u` from `pack_forward` / `pack_backward_input`, bias and ReLU
+/// applied on the way out.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn images(
+    cpu: Avx512,
+    geo: &Wino,
+    out: &mut [f32],
+    inp: &[f32],
+    mask: Option<&[f32]>,
+    u: &[f32],
+    b: Option<&[f32]>,
+    relu: bool,
+    scratch: &mut [f32],
+) {
+    // SAFETY: `cpu` proves the CPU has AVX-512F, all `images_avx512` requires.
+    unsafe { images_avx512(cpu, geo, out, inp, mask, u, b, relu, scratch) }
+}
+
+/// The same, compiled with AVX-512 enabled so the transforms (plain Rust loops) vectorize
+/// 16 wide.
+#[cfg_attr(target_arch = "x86_64", target_feature(enable = "avx512f"))]
+#[allow(clippy::too_many_arguments)]
+fn images_avx512(
+    cpu: Avx512,
+    geo: &Wino,
+    out: &mut [f32],
+    inp: &[f32],
+    mask: Option<&[f32]>,
+    u: &[f32],
+    b: Option<&[f32]>,
+    relu: bool,
+    scratch: &mut [f32],
+) {
+    images_body(cpu, geo, out, inp, mask, u, b, relu, scratch)
+}
+
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn images_body(
+    cpu: Avx512,
+    geo: &Wino,
+    out: &mut [f32],
+    inp: &[f32],
+    mask: Option<&[f32]>,
+    u: &[f32],
+    b: Option<&[f32]>,
+    relu: bool,
+    scratch: &mut [f32],
+) {
+    let imgs = out.len() / geo.out_image();
+    debug_assert_eq!(inp.len(), imgs * geo.in_image());
+    debug_assert_eq!(u.len(), 16 * geo.c * geo.oc);
+    let (c, oc, nt) = (geo.c, geo.oc, geo.tiles());
+    let nb = geo.block(imgs);
+    let tp = (nb * nt).div_ceil(V) * V;
+    let (vbuf, rest) = scratch.split_at_mut(16 * (c * tp + SKEW));
+    let (mbuf, rest) = rest.split_at_mut(16 * (oc * tp + SKEW));
+    let pl = geo.planes();
+    let xp = &mut rest[..pl.len];
+    let plane_out = geo.oh * geo.ow;
+    for start in (0..imgs).step_by(nb) {
+        let cnt = nb.min(imgs - start);
+        // This block's tiles, rounded up to whole vectors: the row length of V and M. The
+        // entries past `cnt * nt` hold stale values that only reach unread columns of M.
+        let lq = (cnt * nt).div_ceil(V) * V;
+        let taps = Taps::new((0..c).map(|ci| ci * lq).collect());
+        // Stride of the 16 matrices of V and M, skewed off multiples of 4 KiB.
+        let (vs, ms) = (c * lq + SKEW, oc * lq + SKEW);
+        for k in 0..cnt {
+            let img = start + k;
+            let at = img * geo.in_image()..(img + 1) * geo.in_image();
+            pl.fill(xp, &inp[at.clone()], mask.map(|m| &m[at]));
+            for ci in 0..c {
+                let plane = &xp[ci * pl.ps..];
+                input_transform(cpu, geo, vbuf, ci * lq + k * nt, vs, plane);
+            }
+        }
+        for xi in 0..16 {
+            let a = &u[xi * c * oc..][..c * oc];
+            let v = &vbuf[xi * vs..][..c * lq];
+            let m = &mut mbuf[xi * ms..][..oc * lq];
+            fwd_gemm(cpu, a, oc, &taps, v, m, lq);
+        }
+        for k in 0..cnt {
+            let img = start + k;
+            for o in 0..oc {
+                let bias = b.map_or(0.0, |b| b[o]);
+                let y = &mut out[img * geo.out_image() + o * plane_out..][..plane_out];
+                output_transform(cpu, geo, y, mbuf, o * lq + k * nt, ms, bias, relu);
+            }
+        }
+    }
+}
+
+/// `v[at + xi*stride + i*TW + j] = (B^T d B)[xi]` for every tile `(i, j)` of one channel
+/// and image, `d[a][b] = P[2i + a][2j + b]` of the padded plane `P` at the start of
+/// `plane` (row length `2*TW + 2`), one tile row at a time (16 tiles per vector).
+#[inline(always)]
+fn input_transform(
+    cpu: Avx512,
+    geo: &Wino,
+    v: &mut [f32],
+    at: usize,
+    stride: usize,
+    plane: &[f32],
+) {
+    let wp = 2 * geo.tw + 2;
+    // The last vector load of tile row i, columns j0.. (j0 < TW) starts at
+    // (2i + 3)*wp + 2*j0 + 18 and is 16 long: below (2*TH + 2)*wp + 32.
+    assert!((2 * geo.th + 2) * wp + 2 * V <= plane.len());
+    assert!(at + 15 * stride + geo.tiles() <= v.len());
+    let _ = cpu;
+    // SAFETY: `cpu` proves AVX-512F. The kernel reads plane[..(2*TH + 2)*wp + 32] and
+    // writes v[at + xi*stride + i*TW + j] for i < TH, j < TW only (masked stores touch no
+    // other lane): in bounds by the asserts above. `v` is a unique borrow, so it does not
+    // alias `plane`.
+    unsafe {
+        input_transform_kernel(
+            plane.as_ptr(),
+            (geo.th, geo.tw),
+            v.as_mut_ptr().add(at),
+            stride,
+        )
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn input_transform_kernel(
+    p: *const f32,
+    (th, tw): (usize, usize),
+    out: *mut f32,
+    stride: usize,
+) {
+    let wp = 2 * tw + 2;
+    let even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    let odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+    for i in 0..th {
+        let mut j = 0;
+        while j < tw {
+            let k = lanes(tw - j);
+            // x[a][b] lane l = P[2i + a][2(j + l) + b]; lanes past TW read unused values.
+            let x: [[__m512; 4]; 4] = std::array::from_fn(|a| {
+                let row = p.add((2 * i + a) * wp + 2 * j);
+                let (lo, hi) = (_mm512_loadu_ps(row), _mm512_loadu_ps(row.add(V)));
+                let (lo2, hi2) = (_mm512_loadu_ps(row.add(2)), _mm512_loadu_ps(row.add(V + 2)));
+                [
+                    _mm512_permutex2var_ps(lo, even, hi),
+                    _mm512_permutex2var_ps(lo, odd, hi),
+                    _mm512_permutex2var_ps(lo2, even, hi2),
+                    _mm512_permutex2var_ps(lo2, odd, hi2),
+                ]
+            });
+            let dst = out.add(i * tw + j);
+            // B^T x: rows x0 - x2, x1 + x2, x2 - x1, x1 - x3; then the same along each row.
+            for a in 0..4 {
+                let r: [__m512; 4] = std::array::from_fn(|b| match a {
+                    0 => _mm512_sub_ps(x[0][b], x[2][b]),
+                    1 => _mm512_add_ps(x[1][b], x[2][b]),
+                    2 => _mm512_sub_ps(x[2][b], x[1][b]),
+                    _ => _mm512_sub_ps(x[1][b], x[3][b]),
+                });
+                let v = [
+                    _mm512_sub_ps(r[0], r[2]),
+                    _mm512_add_ps(r[1], r[2]),
+                    _mm512_sub_ps(r[2], r[1]),
+                    _mm512_sub_ps(r[1], r[3]),
+                ];
+                for (b, &v) in v.iter().enumerate() {
+                    _mm512_mask_storeu_ps(dst.add((a * 4 + b) * stride), k, v);
+                }
+            }
+            j += V;
+        }
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+unsafe fn input_transform_kernel(_: *const f32, _: (usize, usize), _: *mut f32, _: usize) {
+    unreachable!("no Avx512 token off x86_64")
+}
+
+/// The lowest `n` lanes (all 16 from `n >= 16` up).
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn lanes(n: usize) -> __mmask16 {
+    if n >= V {
+        0xffff
+    } else {
+        ((1u32 << n) - 1) as __mmask16
+    }
+}
+
+/// One output plane `y [OH, OW]` (overwritten): `y[2i + a][2j + b] = (A^T M A)[a][b] +
+/// bias` (ReLU'd if asked) for each tile `(i, j)`, `M[xi] = m[at + xi*stride + i*TW + j]`,
+/// one tile row at a time, the four phases interleaved into two output rows.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn output_transform(
+    cpu: Avx512,
+    geo: &Wino,
+    y: &mut [f32],
+    m: &[f32],
+    at: usize,
+    stride: usize,
+    bias: f32,
+    relu: bool,
+) {
+    assert!(at + 15 * stride + geo.tiles() <= m.len());
+    assert!(y.len() == geo.oh * geo.ow && geo.oh <= 2 * geo.th && geo.ow <= 2 * geo.tw);
+    let _ = cpu;
+    // SAFETY: `cpu` proves AVX-512F. The kernel reads m[at + xi*stride + i*TW + j] for
+    // xi < 16, i < TH, j < TW and writes y[r*OW + s] for r < OH, s < OW only (masked loads
+    // and stores touch no other lane): in bounds by the asserts above; `y` is a unique
+    // borrow.
+    unsafe {
+        output_transform_kernel(
+            m.as_ptr().add(at),
+            stride,
+            (geo.th, geo.tw),
+            (geo.oh, geo.ow),
+            y.as_mut_ptr(),
+            bias,
+            relu,
+        )
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn output_transform_kernel(
+    m: *const f32,
+    stride: usize,
+    (th, tw): (usize, usize),
+    (oh, ow): (usize, usize),
+    y: *mut f32,
+    bias: f32,
+    relu: bool,
+) {
+    let bv = _mm512_set1_ps(bias);
+    let zero = _mm512_setzero_ps();
+    let lo_idx = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+    let hi_idx = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+    for i in 0..th {
+        let mut j = 0;
+        while j < tw {
+            let t = i * tw + j;
+            let k = lanes(tw - j);
+            let x: [__m512; 16] =
+                std::array::from_fn(|xi| _mm512_maskz_loadu_ps(k, m.add(xi * stride + t)));
+            // A^T x: rows x0 + x1 + x2, x1 - x2 - x3; then the same along each row.
+            let s0: [__m512; 4] =
+                std::array::from_fn(|b| _mm512_add_ps(_mm512_add_ps(x[b], x[4 + b]), x[8 + b]));
+            let s1: [__m512; 4] = std::array::from_fn(|b| {
+                _mm512_sub_ps(_mm512_sub_ps(x[4 + b], x[8 + b]), x[12 + b])
+            });
+            let fin = |v: __m512| {
+                let v = _mm512_add_ps(v, bv);
+                if relu {
+                    _mm512_max_ps(v, zero)
+                } else {
+                    v
+                }
+            };
+            // Output rows 2i (from s0) and 2i + 1 (from s1, if inside), columns 2j.. (at
+            // most 32 of them, clipped at OW).
+            for (a, s) in [s0, s1].iter().enumerate() {
+                let r = 2 * i + a;
+                if r >= oh {
+                    continue;
+                }
+                let e = fin(_mm512_add_ps(_mm512_add_ps(s[0], s[1]), s[2]));
+                let o = fin(_mm512_sub_ps(_mm512_sub_ps(s[1], s[2]), s[3]));
+                let col = 2 * j;
+                let row = y.add(r * ow);
+                _mm512_mask_storeu_ps(
+                    row.add(col),
+                    lanes(ow - col),
+                    _mm512_permutex2var_ps(e, lo_idx, o),
+                );
+                // `wrapping_add`: past the row's end when no lane is stored.
+                _mm512_mask_storeu_ps(
+                    row.wrapping_add(col + V),
+                    lanes(ow.saturating_sub(col + V)),
+                    _mm512_permutex2var_ps(e, hi_idx, o),
+                );
+            }
+            j += V;
+        }
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+#[allow(clippy::too_many_arguments)]
+unsafe fn output_transform_kernel(
+    _: *const f32,
+    _: usize,
+    _: (usize, usize),
+    _: (usize, usize),
+    _: *mut f32,
+    _: f32,
+    _: bool,
+) {
+    unreachable!("no Avx512 token off x86_64")
+}
+
+/// `G^T u G` (3x3, row-major) of a 4x4 `u`: the adjoint of `filter_transform`.
+fn filter_transform_adjoint(u: [f32; 16]) -> [f32; 9] {
+    // Rows of G^T u: u0 + (u1 + u2)/2, (u1 - u2)/2, (u1 + u2)/2 + u3 (each a row of 4).
+    let mut r = [[0.0f32; 4]; 3];
+    for j in 0..4 {
+        let (u0, u1, u2, u3) = (u[j], u[4 + j], u[8 + j], u[12 + j]);
+        r[0][j] = u0 + 0.5 * (u1 + u2);
+        r[1][j] = 0.5 * (u1 - u2);
+        r[2][j] = 0.5 * (u1 + u2) + u3;
+    }
+    let mut g = [0.0f32; 9];
+    for (i, row) in r.iter().enumerate() {
+        let [u0, u1, u2, u3] = *row;
+        g[i * 3] = u0 + 0.5 * (u1 + u2);
+        g[i * 3 + 1] = 0.5 * (u1 - u2);
+        g[i * 3 + 2] = 0.5 * (u1 + u2) + u3;
+    }
+    g
+}
+
+/// Adds the weight gradient of the images of `inp [imgs, C, H, W]` and `dout [imgs, OC,
+/// OH, OW]` (masked by `relu_y > 0` when given) to `dw [OC, C, 3, 3]` and `db [OC]`, for
+/// the conv `geo` (`Wino::forward`). By linearity of `y = A^T [U . V] A` in `U = G g G^T`:
+/// `dg = G^T (sum over tiles of (A dy A^T) . V) G`, the sum over tiles being 16 products
+/// `dU[xi] [OC, C] = W[xi] [OC, T] x V[xi]^T [T, C]` with `W[xi][o][t] = (A dy_t A^T)[xi]`,
+/// run by the direct weight-gradient kernel (both operands contiguous along `t`).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn weight_images(
+    cpu: Avx512,
+    geo: &Wino,
+    dw: &mut [f32],
+    db: Option<&mut [f32]>,
+    dout: &[f32],
+    relu_y: Option<&[f32]>,
+    inp: &[f32],
+    scratch: &mut [f32],
+) {
+    // SAFETY: `cpu` proves the CPU has AVX-512F, all `weight_images_avx512` requires.
+    unsafe { weight_images_avx512(cpu, geo, dw, db, dout, relu_y, inp, scratch) }
+}
+
+/// The same, compiled with AVX-512 enabled (see `images_avx512`).
+#[cfg_attr(target_arch = "x86_64", target_feature(enable = "avx512f"))]
+#[allow(clippy::too_many_arguments)]
+fn weight_images_avx512(
+    cpu: Avx512,
+    geo: &Wino,
+    dw: &mut [f32],
+    db: Option<&mut [f32]>,
+    dout: &[f32],
+    relu_y: Option<&[f32]>,
+    inp: &[f32],
+    scratch: &mut [f32],
+) {
+    weight_images_body(cpu, geo, dw, db, dout, relu_y, inp, scratch)
+}
+
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn weight_images_body(
+    cpu: Avx512,
+    geo: &Wino,
+    dw: &mut [f32],
+    mut db: Option<&mut [f32]>,
+    dout: &[f32],
+    relu_y: Option<&[f32]>,
+    inp: &[f32],
+    scratch: &mut [f32],
+) {
+    let imgs = dout.len() / geo.out_image();
+    debug_assert_eq!(inp.len(), imgs * geo.in_image());
+    debug_assert_eq!(dw.len(), geo.oc * geo.c * 9);
+    let (c, oc, nt) = (geo.c, geo.oc, geo.tiles());
+    let nb = geo.weight_block(imgs);
+    let tp = (nb * nt).div_ceil(V) * V;
+    let (vbuf, rest) = scratch.split_at_mut(16 * (c * tp + SKEW));
+    let (wbuf, rest) = rest.split_at_mut(16 * (oc * tp + SKEW));
+    let (pl, dpl) = (geo.planes(), geo.dy_planes());
+    let (xp, rest) = rest.split_at_mut(pl.len);
+    let (dyp, rest) = rest.split_at_mut(dpl.len);
+    let acc = &mut rest[..16 * oc * c * V];
+    acc.fill(0.0);
+    for start in (0..imgs).step_by(nb) {
+        let cnt = nb.min(imgs - start);
+        let (used, lq) = (cnt * nt, (cnt * nt).div_ceil(V) * V);
+        let (vs, ws) = (c * lq + SKEW, oc * lq + SKEW);
+        for k in 0..cnt {
+            let img = start + k;
+            let at = img * geo.in_image()..(img + 1) * geo.in_image();
+            pl.fill(xp, &inp[at], None);
+            for ci in 0..c {
+                let plane = &xp[ci * pl.ps..];
+                input_transform(cpu, geo, vbuf, ci * lq + k * nt, vs, plane);
+            }
+            let at = img * geo.out_image()..(img + 1) * geo.out_image();
+            dpl.fill(dyp, &dout[at.clone()], relu_y.map(|y| &y[at]));
+            for o in 0..oc {
+                let plane = &dyp[o * dpl.ps..];
+                if let Some(db) = db.as_deref_mut() {
+                    // The (masked) gradient's plane sum; the padding is zeros.
+                    db[o] += sum8(&plane[..dpl.ps]);
+                }
+                dy_transform(cpu, geo, wbuf, o * lq + k * nt, ws, plane);
+            }
+        }
+        // The tiles past `used` add nothing: zeros in both operands.
+        for xi in 0..16 {
+            for row in vbuf[xi * vs..][..c * lq].chunks_exact_mut(lq) {
+                row[used..].fill(0.0);
+            }
+            for row in wbuf[xi * ws..][..oc * lq].chunks_exact_mut(lq) {
+                row[used..].fill(0.0);
+            }
+        }
+        let taps = Taps::new((0..c).map(|ci| ci * lq).collect());
+        for xi in 0..16 {
+            let x = &vbuf[xi * vs..][..c * lq];
+            let dy = &wbuf[xi * ws..][..oc * lq];
+            let acc = &mut acc[xi * oc * c * V..][..oc * c * V];
+            let mut o0 = 0;
+            while o0 < oc {
+                let four = oc - o0 >= MO;
+                let mut t0 = 0;
+                while t0 < c {
+                    let six = c - t0 >= NT;
+                    macro_rules! tile {
+                        ($m:expr, $n:expr) => {
+                            wgrad_tile::<$m, $n>(cpu, dy, 0, o0, lq, x, 0, &taps, t0, 1, acc, c)
+                        };
+                    }
+                    match (four, six) {
+                        (true, true) => tile!(MO, NT),
+                        (true, false) => tile!(MO, 1),
+                        (false, true) => tile!(1, NT),
+                        (false, false) => tile!(1, 1),
+                    }
+                    t0 += if six { NT } else { 1 };
+                }
+                o0 += if four { MO } else { 1 };
+            }
+        }
+    }
+    for o in 0..oc {
+        for ci in 0..c {
+            let u: [f32; 16] = std::array::from_fn(|xi| {
+                acc[((xi * oc + o) * c + ci) * V..][..V].iter().sum::<f32>()
+            });
+            let g = filter_transform_adjoint(u);
+            for (d, v) in dw[(o * c + ci) * 9..][..9].iter_mut().zip(g) {
+                *d += v;
+            }
+        }
+    }
+}
+
+/// `w[at + xi*stride + i*TW + j] = (A z A^T)[xi]` for every tile `(i, j)` of one output
+/// channel and image, `z[a][b] = plane[(2i + a)*2TW + 2j + b]` the tile's 2x2 gradient
+/// (`plane` from `dy_planes`), one tile row at a time.
+#[inline(always)]
+fn dy_transform(cpu: Avx512, geo: &Wino, w: &mut [f32], at: usize, stride: usize, plane: &[f32]) {
+    let wp = 2 * geo.tw;
+    // The last vector load of tile row i, columns j0.. (j0 < TW) starts at
+    // (2i + 1)*wp + 2*j0 + 16 and is 16 long: below 2*TH*wp + 32.
+    assert!(2 * geo.th * wp + 2 * V <= plane.len());
+    assert!(at + 15 * stride + geo.tiles() <= w.len());
+    let _ = cpu;
+    // SAFETY: `cpu` proves AVX-512F. The kernel reads plane[..2*TH*wp + 32] and writes
+    // w[at + xi*stride + i*TW + j] for i < TH, j < TW only (masked stores touch no other
+    // lane): in bounds by the asserts above; `w` is a unique borrow.
+    unsafe {
+        dy_transform_kernel(
+            plane.as_ptr(),
+            (geo.th, geo.tw),
+            w.as_mut_ptr().add(at),
+            stride,
+        )
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn dy_transform_kernel(
+    p: *const f32,
+    (th, tw): (usize, usize),
+    out: *mut f32,
+    stride: usize,
+) {
+    let wp = 2 * tw;
+    let even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    let odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+    let zero = _mm512_setzero_ps();
+    for i in 0..th {
+        let mut j = 0;
+        while j < tw {
+            let k = lanes(tw - j);
+            let mut z = [[zero; 2]; 2];
+            for (a, za) in z.iter_mut().enumerate() {
+                let row = p.add((2 * i + a) * wp + 2 * j);
+                let (lo, hi) = (_mm512_loadu_ps(row), _mm512_loadu_ps(row.add(V)));
+                *za = [
+                    _mm512_permutex2var_ps(lo, even, hi),
+                    _mm512_permutex2var_ps(lo, odd, hi),
+                ];
+            }
+            // A z: rows z0, z0 + z1, z0 - z1, -z1; then the same along each row.
+            let rows: [[__m512; 2]; 4] = [
+                z[0],
+                [
+                    _mm512_add_ps(z[0][0], z[1][0]),
+                    _mm512_add_ps(z[0][1], z[1][1]),
+                ],
+                [
+                    _mm512_sub_ps(z[0][0], z[1][0]),
+                    _mm512_sub_ps(z[0][1], z[1][1]),
+                ],
+                [_mm512_sub_ps(zero, z[1][0]), _mm512_sub_ps(zero, z[1][1])],
+            ];
+            let dst = out.add(i * tw + j);
+            for (a, [r0, r1]) in rows.into_iter().enumerate() {
+                let v = [
+                    r0,
+                    _mm512_add_ps(r0, r1),
+                    _mm512_sub_ps(r0, r1),
+                    _mm512_sub_ps(zero, r1),
+                ];
+                for (b, &v) in v.iter().enumerate() {
+                    _mm512_mask_storeu_ps(dst.add((a * 4 + b) * stride), k, v);
+                }
+            }
+            j += V;
+        }
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+unsafe fn dy_transform_kernel(_: *const f32, _: (usize, usize), _: *mut f32, _: usize) {
+    unreachable!("no Avx512 token off x86_64")
+}
