@@ -4,13 +4,16 @@
 //! must print exactly the same accuracy.
 //!
 //! One-epoch accuracies vary with the seed: measured here (2 threads), deep-convnet over
-//! seeds 1-8 gives 95.77, 97.67, 97.66, 97.43, 98.07, 97.71, 97.96, 97.93% with the
-//! Winograd kernels (mean 97.53%); with the direct kernels before them 96.90, 97.95,
-//! 97.75, 97.00, 97.76, 97.68, 98.08, 98.07% (mean 97.65%); with im2col + GEMM, seeds 1-4
-//! gave 97.34, 98.13, 97.77, 97.16%. The book reports 98.11%, a NumPy rerun of the book's
-//! code 97.76%. mlp-bn with early stopping over seeds 1-11 gives 87.6-88.6% (mean
-//! 88.1%). keras-cnn over seeds 1-8 gives 98.44, 98.07, 98.62, 98.47, 98.50, 98.44,
-//! 98.35, 98.10% with the Winograd kernels. The seeds below are ones that meet the thresholds; a change to the
+//! seeds 1-8 gives 96.60, 98.14, 97.55, 97.07, 97.76, 97.67, 98.22, 98.00% with the
+//! Winograd forward, input and weight gradients (mean 97.63%); with the weight gradient
+//! still direct 95.77, 97.67, 97.66, 97.43, 98.07, 97.71, 97.96, 97.93% (mean 97.53%);
+//! with the direct kernels alone 96.90, 97.95, 97.75, 97.00, 97.76, 97.68, 98.08, 98.07%
+//! (mean 97.65%); with im2col + GEMM, seeds 1-4 gave 97.34, 98.13, 97.77, 97.16%. The
+//! book reports 98.11%, a NumPy rerun of the book's code 97.76%. mlp-bn with early
+//! stopping over seeds 1-11 gives 87.6-88.6% (mean 88.1%). keras-cnn over seeds 1-8
+//! gives 98.37, 98.28, 98.55, 97.98, 98.51, 98.53, 98.55, 98.44% with the Winograd
+//! weight gradient (98.44, 98.07, 98.62, 98.47, 98.50, 98.44, 98.35, 98.10% before it).
+//! The seeds below are ones that meet the thresholds; a change to the
 //! kernels' rounding can move these figures, and then the seeds must be re-chosen and
 //! the distribution re-measured, not the thresholds lowered.
 
@@ -88,7 +91,7 @@ fn deep_convnet_one_epoch_reaches_98_percent() {
             "--epochs",
             "1",
             "--seed",
-            "5",
+            "7",
         ],
         0.980,
     );

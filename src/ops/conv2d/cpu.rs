@@ -31,6 +31,7 @@
 
 use super::direct::{self, Avx512};
 use super::winograd::{self, Wino};
+use super::winograd_weight::{self, WinoWeight};
 use super::Conv2dDims;
 use crate::ops::matmul::sgemm;
 use crate::ops::parallel;
@@ -61,13 +62,10 @@ pub(crate) struct Tuning {
     pub winograd: bool,
     /// Least tiles (2x2 output blocks) in the batch for Winograd.
     pub winograd_min_tiles: usize,
-    /// Most tiles per image at which Winograd also computes the weight gradient (0:
-    /// never, the default). Its 16 transformed inputs and gradients of a block of images
-    /// live in L3 and its accumulators take `16*OC*C*16` floats: on one thread it ran
-    /// 0.59x the direct kernel's time on 64->64 8x8 (batch 100), but on two threads
-    /// 1.13x (64->64 8x8), 1.07x (16->32 14x14) and 1.35x (keras-cnn's 32->64 13x13),
-    /// winning only on 32->64 8x8 (0.74x); see ARCHITECTURE.md.
-    pub winograd_weight_tiles: usize,
+    /// Whether the weight gradient of those convs takes Winograd too
+    /// (`winograd_weight.rs`): 0.30x to 0.80x the direct kernel's time on deep-convnet's
+    /// layers on two threads (ARCHITECTURE.md).
+    pub winograd_weight: bool,
 }
 
 pub(crate) const TUNING: Tuning = Tuning {
@@ -77,7 +75,7 @@ pub(crate) const TUNING: Tuning = Tuning {
     direct_waste: 1.3,
     winograd: true,
     winograd_min_tiles: 1024,
-    winograd_weight_tiles: 0,
+    winograd_weight: true,
 };
 
 /// Which direct kernel `direct_cpu` is asked about: their register tiles need different
@@ -112,8 +110,8 @@ fn direct_cpu(d: &Conv2dDims, t: &Tuning, which: Kernel) -> Option<Avx512> {
     }
 }
 
-/// The CPU token when `d` takes Winograd F(2x2, 3x3) for the kernel `which` (the forward
-/// or the input gradient) under `t`. Its GEMMs run the direct forward kernel's 8-row
+/// The CPU token when `d` takes Winograd F(2x2, 3x3) for the kernel `which` under `t`.
+/// The forward's and input gradient's GEMMs run the direct forward kernel's 8-row
 /// tiles over the conv's output channels, summing over its input channels; with fewer
 /// than 8 of either (a network's 1-channel first layer) the direct kernels stay. Each call
 /// transforms the whole kernel (scalar, ~60 operations per filter), so small batches
@@ -127,11 +125,7 @@ fn winograd_cpu(d: &Conv2dDims, t: &Tuning, which: Kernel) -> Option<Avx512> {
     }
     match which {
         Kernel::Forward | Kernel::BackwardInput => Avx512::detect(),
-        Kernel::BackwardWeight
-            if d.oh.div_ceil(2) * d.ow.div_ceil(2) <= t.winograd_weight_tiles =>
-        {
-            Avx512::detect()
-        }
+        Kernel::BackwardWeight if t.winograd_weight => Avx512::detect(),
         Kernel::BackwardWeight => None,
     }
 }
@@ -772,9 +766,9 @@ fn weight_chunk(
     let dout = &dout[out];
     let inp = &inp[range.start * d.in_image()..range.end * d.in_image()];
     if let Some(cpu) = winograd_cpu(d, t, Kernel::BackwardWeight) {
-        let geo = Wino::forward(d);
-        with_scratch(geo.weight_scratch(imgs), |s| {
-            winograd::weight_images(cpu, &geo, dw, db, dout, relu_y, inp, s)
+        let geo = WinoWeight::new(d);
+        with_scratch(geo.scratch(imgs), |s| {
+            winograd_weight::weight_images(cpu, &geo, dw, db, dout, relu_y, inp, s)
         });
         return;
     }

@@ -43,6 +43,7 @@ pub mod naive;
 #[cfg(test)]
 mod tests;
 mod winograd;
+mod winograd_weight;
 
 use super::{window_out_len, Padding2d};
 use crate::engine::{Tensor, Var};

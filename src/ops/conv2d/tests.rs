@@ -174,6 +174,12 @@ fn cases() -> Vec<Case> {
         Case::new(2, 8, (14, 14), 9, (3, 3)).pad(Padding2d::uniform(2)),
         Case::new(5, 8, (5, 6), 8, (3, 3)).pad(asym(0, 2, 2, 0)),
         Case::new(2, 8, (3, 3), 8, (3, 3)),
+        // Winograd's weight gradient vectorizes over input channels: 3, 4 and 5 vectors
+        // (its register tiles of 2 and 4 vectors and their remainders), channel counts
+        // off whole vectors, output channels off whole register tiles.
+        Case::new(2, 33, (6, 7), 20, (3, 3)).pad(p1),
+        Case::new(2, 64, (4, 4), 13, (3, 3)).pad(p1),
+        Case::new(3, 70, (5, 3), 8, (3, 3)).pad(asym(2, 1, 0, 2)),
         // Kernel as large as the input: a 1x1 output.
         Case::new(2, 2, (5, 5), 3, (5, 5)),
         // Padding wider than the kernel: whole output rows see only zeros.
@@ -202,7 +208,7 @@ fn tunings(d: &Conv2dDims) -> Vec<Tuning> {
             direct_waste: 0.0,
             winograd: false,
             winograd_min_tiles: 0,
-            winograd_weight_tiles: usize::MAX,
+            winograd_weight: true,
         },
         Tuning {
             target_cols: 2 * d.p(),
@@ -211,7 +217,7 @@ fn tunings(d: &Conv2dDims) -> Vec<Tuning> {
             direct_waste: 0.0,
             winograd: false,
             winograd_min_tiles: 0,
-            winograd_weight_tiles: usize::MAX,
+            winograd_weight: true,
         },
         Tuning {
             target_cols: big,
@@ -220,7 +226,7 @@ fn tunings(d: &Conv2dDims) -> Vec<Tuning> {
             direct_waste: 0.0,
             winograd: false,
             winograd_min_tiles: 0,
-            winograd_weight_tiles: usize::MAX,
+            winograd_weight: true,
         },
         Tuning {
             target_cols: big,
@@ -229,7 +235,7 @@ fn tunings(d: &Conv2dDims) -> Vec<Tuning> {
             direct_waste: 0.0,
             winograd: false,
             winograd_min_tiles: 0,
-            winograd_weight_tiles: usize::MAX,
+            winograd_weight: true,
         },
         // The direct kernels wherever they apply, with one-image chunks and one chunk.
         Tuning {
@@ -249,14 +255,14 @@ fn tunings(d: &Conv2dDims) -> Vec<Tuning> {
             min_chunk_flops: 1,
             winograd: true,
             winograd_min_tiles: 0,
-            winograd_weight_tiles: usize::MAX,
+            winograd_weight: true,
             ..TUNING
         },
         Tuning {
             min_chunk_flops: big,
             winograd: true,
             winograd_min_tiles: 0,
-            winograd_weight_tiles: usize::MAX,
+            winograd_weight: true,
             ..TUNING
         },
     ]
@@ -647,7 +653,7 @@ fn timing() {
             for wino in [false, true] {
                 let t = Tuning {
                     winograd: wino,
-                    winograd_weight_tiles: if wino { usize::MAX } else { 0 },
+                    winograd_weight: wino,
                     ..TUNING
                 };
                 let mut y = vec![0.0; dy.len()];

@@ -19,16 +19,13 @@
 //! `t = i*TW + j`. The output transform reads `M` the same way and interleaves the four
 //! output phases of a tile row into two output rows (bias and ReLU on the way).
 //!
-//! The weight gradient (`weight_images`) transforms the input the same way and the
-//! gradient's 2x2 tiles by `A dy A^T`, and sums their products over the tiles with the
-//! direct weight-gradient kernel; `cpu.rs` keeps it off by default (measured slower than
-//! the direct kernel on two threads, see ARCHITECTURE.md).
+//! The weight gradient is in `winograd_weight.rs`: it sums over the tiles, so it works
+//! channels-last instead.
 //!
 //! The backward to the input is the same algorithm on `dy` with the flipped kernel and
 //! its channel axes swapped, padded by `2 - pad` (see `direct.rs`).
 
-use super::cpu::sum8;
-use super::direct::{fwd_gemm, wgrad_tile, Avx512, Planes, Taps, MO, NT};
+use super::direct::{fwd_gemm, Avx512, Planes, Taps};
 use super::Conv2dDims;
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
@@ -143,40 +140,6 @@ impl Wino {
         let per_image = 16 * (self.c + self.oc) * self.tiles();
         let cap = ((1usize << 17) / per_image.max(1)).clamp(1, imgs.max(1));
         imgs.max(1).div_ceil(imgs.max(1).div_ceil(cap))
-    }
-
-    /// The gradient planes of one image on the tile grid, `2*TH x 2*TW` (zeros past
-    /// `OH x OW`), and 32 floats more for the last row's vector loads.
-    fn dy_planes(&self) -> Planes {
-        let (hp, wp) = (2 * self.th, 2 * self.tw);
-        Planes {
-            nch: self.oc,
-            h: self.oh,
-            w: self.ow,
-            hp,
-            wp,
-            top: 0,
-            left: 0,
-            ps: hp * wp,
-            len: self.oc * hp * wp + 2 * V,
-        }
-    }
-
-    /// Images per block of the weight gradient: the block's `V` and `W` for one `xi`
-    /// within about half of a 1 MiB L2 cache (all 16 of them then live in L3), balanced.
-    fn weight_block(&self, imgs: usize) -> usize {
-        let per_image = (self.c + self.oc) * self.tiles();
-        let cap = ((1usize << 17) / per_image.max(1)).clamp(1, imgs.max(1));
-        imgs.max(1).div_ceil(imgs.max(1).div_ceil(cap))
-    }
-
-    /// Floats of scratch `weight_images` needs for chunks of up to `imgs` images.
-    pub(crate) fn weight_scratch(&self, imgs: usize) -> usize {
-        let tp = (self.weight_block(imgs) * self.tiles()).div_ceil(V) * V;
-        16 * ((self.c + self.oc) * tp + 2 * SKEW)
-            + self.planes().len
-            + self.dy_planes().len
-            + 16 * self.oc * self.c * V
     }
 
     /// Floats of scratch `images` needs for chunks of up to `imgs` images.
@@ -549,7 +512,7 @@ unsafe fn output_transform_kernel(
 }
 
 /// `G^T u G` (3x3, row-major) of a 4x4 `u`: the adjoint of `filter_transform`.
-fn filter_transform_adjoint(u: [f32; 16]) -> [f32; 9] {
+pub(super) fn filter_transform_adjoint(u: [f32; 16]) -> [f32; 9] {
     // Rows of G^T u: u0 + (u1 + u2)/2, (u1 - u2)/2, (u1 + u2)/2 + u3 (each a row of 4).
     let mut r = [[0.0f32; 4]; 3];
     for j in 0..4 {
@@ -566,223 +529,4 @@ fn filter_transform_adjoint(u: [f32; 16]) -> [f32; 9] {
         g[i * 3 + 2] = 0.5 * (u1 + u2) + u3;
     }
     g
-}
-
-/// Adds the weight gradient of the images of `inp [imgs, C, H, W]` and `dout [imgs, OC,
-/// OH, OW]` (masked by `relu_y > 0` when given) to `dw [OC, C, 3, 3]` and `db [OC]`, for
-/// the conv `geo` (`Wino::forward`). By linearity of `y = A^T [U . V] A` in `U = G g G^T`:
-/// `dg = G^T (sum over tiles of (A dy A^T) . V) G`, the sum over tiles being 16 products
-/// `dU[xi] [OC, C] = W[xi] [OC, T] x V[xi]^T [T, C]` with `W[xi][o][t] = (A dy_t A^T)[xi]`,
-/// run by the direct weight-gradient kernel (both operands contiguous along `t`).
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn weight_images(
-    cpu: Avx512,
-    geo: &Wino,
-    dw: &mut [f32],
-    db: Option<&mut [f32]>,
-    dout: &[f32],
-    relu_y: Option<&[f32]>,
-    inp: &[f32],
-    scratch: &mut [f32],
-) {
-    // SAFETY: `cpu` proves the CPU has AVX-512F, all `weight_images_avx512` requires.
-    unsafe { weight_images_avx512(cpu, geo, dw, db, dout, relu_y, inp, scratch) }
-}
-
-/// The same, compiled with AVX-512 enabled (see `images_avx512`).
-#[cfg_attr(target_arch = "x86_64", target_feature(enable = "avx512f"))]
-#[allow(clippy::too_many_arguments)]
-fn weight_images_avx512(
-    cpu: Avx512,
-    geo: &Wino,
-    dw: &mut [f32],
-    db: Option<&mut [f32]>,
-    dout: &[f32],
-    relu_y: Option<&[f32]>,
-    inp: &[f32],
-    scratch: &mut [f32],
-) {
-    weight_images_body(cpu, geo, dw, db, dout, relu_y, inp, scratch)
-}
-
-#[allow(clippy::too_many_arguments)]
-#[inline(always)]
-fn weight_images_body(
-    cpu: Avx512,
-    geo: &Wino,
-    dw: &mut [f32],
-    mut db: Option<&mut [f32]>,
-    dout: &[f32],
-    relu_y: Option<&[f32]>,
-    inp: &[f32],
-    scratch: &mut [f32],
-) {
-    let imgs = dout.len() / geo.out_image();
-    debug_assert_eq!(inp.len(), imgs * geo.in_image());
-    debug_assert_eq!(dw.len(), geo.oc * geo.c * 9);
-    let (c, oc, nt) = (geo.c, geo.oc, geo.tiles());
-    let nb = geo.weight_block(imgs);
-    let tp = (nb * nt).div_ceil(V) * V;
-    let (vbuf, rest) = scratch.split_at_mut(16 * (c * tp + SKEW));
-    let (wbuf, rest) = rest.split_at_mut(16 * (oc * tp + SKEW));
-    let (pl, dpl) = (geo.planes(), geo.dy_planes());
-    let (xp, rest) = rest.split_at_mut(pl.len);
-    let (dyp, rest) = rest.split_at_mut(dpl.len);
-    let acc = &mut rest[..16 * oc * c * V];
-    acc.fill(0.0);
-    for start in (0..imgs).step_by(nb) {
-        let cnt = nb.min(imgs - start);
-        let (used, lq) = (cnt * nt, (cnt * nt).div_ceil(V) * V);
-        let (vs, ws) = (c * lq + SKEW, oc * lq + SKEW);
-        for k in 0..cnt {
-            let img = start + k;
-            let at = img * geo.in_image()..(img + 1) * geo.in_image();
-            pl.fill(xp, &inp[at], None);
-            for ci in 0..c {
-                let plane = &xp[ci * pl.ps..];
-                input_transform(cpu, geo, vbuf, ci * lq + k * nt, vs, plane);
-            }
-            let at = img * geo.out_image()..(img + 1) * geo.out_image();
-            dpl.fill(dyp, &dout[at.clone()], relu_y.map(|y| &y[at]));
-            for o in 0..oc {
-                let plane = &dyp[o * dpl.ps..];
-                if let Some(db) = db.as_deref_mut() {
-                    // The (masked) gradient's plane sum; the padding is zeros.
-                    db[o] += sum8(&plane[..dpl.ps]);
-                }
-                dy_transform(cpu, geo, wbuf, o * lq + k * nt, ws, plane);
-            }
-        }
-        // The tiles past `used` add nothing: zeros in both operands.
-        for xi in 0..16 {
-            for row in vbuf[xi * vs..][..c * lq].chunks_exact_mut(lq) {
-                row[used..].fill(0.0);
-            }
-            for row in wbuf[xi * ws..][..oc * lq].chunks_exact_mut(lq) {
-                row[used..].fill(0.0);
-            }
-        }
-        let taps = Taps::new((0..c).map(|ci| ci * lq).collect());
-        for xi in 0..16 {
-            let x = &vbuf[xi * vs..][..c * lq];
-            let dy = &wbuf[xi * ws..][..oc * lq];
-            let acc = &mut acc[xi * oc * c * V..][..oc * c * V];
-            let mut o0 = 0;
-            while o0 < oc {
-                let four = oc - o0 >= MO;
-                let mut t0 = 0;
-                while t0 < c {
-                    let six = c - t0 >= NT;
-                    macro_rules! tile {
-                        ($m:expr, $n:expr) => {
-                            wgrad_tile::<$m, $n>(cpu, dy, 0, o0, lq, x, 0, &taps, t0, 1, acc, c)
-                        };
-                    }
-                    match (four, six) {
-                        (true, true) => tile!(MO, NT),
-                        (true, false) => tile!(MO, 1),
-                        (false, true) => tile!(1, NT),
-                        (false, false) => tile!(1, 1),
-                    }
-                    t0 += if six { NT } else { 1 };
-                }
-                o0 += if four { MO } else { 1 };
-            }
-        }
-    }
-    for o in 0..oc {
-        for ci in 0..c {
-            let u: [f32; 16] = std::array::from_fn(|xi| {
-                acc[((xi * oc + o) * c + ci) * V..][..V].iter().sum::<f32>()
-            });
-            let g = filter_transform_adjoint(u);
-            for (d, v) in dw[(o * c + ci) * 9..][..9].iter_mut().zip(g) {
-                *d += v;
-            }
-        }
-    }
-}
-
-/// `w[at + xi*stride + i*TW + j] = (A z A^T)[xi]` for every tile `(i, j)` of one output
-/// channel and image, `z[a][b] = plane[(2i + a)*2TW + 2j + b]` the tile's 2x2 gradient
-/// (`plane` from `dy_planes`), one tile row at a time.
-#[inline(always)]
-fn dy_transform(cpu: Avx512, geo: &Wino, w: &mut [f32], at: usize, stride: usize, plane: &[f32]) {
-    let wp = 2 * geo.tw;
-    // The last vector load of tile row i, columns j0.. (j0 < TW) starts at
-    // (2i + 1)*wp + 2*j0 + 16 and is 16 long: below 2*TH*wp + 32.
-    assert!(2 * geo.th * wp + 2 * V <= plane.len());
-    assert!(at + 15 * stride + geo.tiles() <= w.len());
-    let _ = cpu;
-    // SAFETY: `cpu` proves AVX-512F. The kernel reads plane[..2*TH*wp + 32] and writes
-    // w[at + xi*stride + i*TW + j] for i < TH, j < TW only (masked stores touch no other
-    // lane): in bounds by the asserts above; `w` is a unique borrow.
-    unsafe {
-        dy_transform_kernel(
-            plane.as_ptr(),
-            (geo.th, geo.tw),
-            w.as_mut_ptr().add(at),
-            stride,
-        )
-    }
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn dy_transform_kernel(
-    p: *const f32,
-    (th, tw): (usize, usize),
-    out: *mut f32,
-    stride: usize,
-) {
-    let wp = 2 * tw;
-    let even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-    let odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
-    let zero = _mm512_setzero_ps();
-    for i in 0..th {
-        let mut j = 0;
-        while j < tw {
-            let k = lanes(tw - j);
-            let mut z = [[zero; 2]; 2];
-            for (a, za) in z.iter_mut().enumerate() {
-                let row = p.add((2 * i + a) * wp + 2 * j);
-                let (lo, hi) = (_mm512_loadu_ps(row), _mm512_loadu_ps(row.add(V)));
-                *za = [
-                    _mm512_permutex2var_ps(lo, even, hi),
-                    _mm512_permutex2var_ps(lo, odd, hi),
-                ];
-            }
-            // A z: rows z0, z0 + z1, z0 - z1, -z1; then the same along each row.
-            let rows: [[__m512; 2]; 4] = [
-                z[0],
-                [
-                    _mm512_add_ps(z[0][0], z[1][0]),
-                    _mm512_add_ps(z[0][1], z[1][1]),
-                ],
-                [
-                    _mm512_sub_ps(z[0][0], z[1][0]),
-                    _mm512_sub_ps(z[0][1], z[1][1]),
-                ],
-                [_mm512_sub_ps(zero, z[1][0]), _mm512_sub_ps(zero, z[1][1])],
-            ];
-            let dst = out.add(i * tw + j);
-            for (a, [r0, r1]) in rows.into_iter().enumerate() {
-                let v = [
-                    r0,
-                    _mm512_add_ps(r0, r1),
-                    _mm512_sub_ps(r0, r1),
-                    _mm512_sub_ps(zero, r1),
-                ];
-                for (b, &v) in v.iter().enumerate() {
-                    _mm512_mask_storeu_ps(dst.add((a * 4 + b) * stride), k, v);
-                }
-            }
-            j += V;
-        }
-    }
-}
-
-#[cfg(not(target_arch = "x86_64"))]
-unsafe fn dy_transform_kernel(_: *const f32, _: (usize, usize), _: *mut f32, _: usize) {
-    unreachable!("no Avx512 token off x86_64")
 }
