@@ -347,6 +347,16 @@ mod tests {
                 valid((2, 2), (2, 2)),
             ),
             (
+                "2x2 s2 OW = 35 (two full vectors and a tail)",
+                [2, 3, 6, 70],
+                valid((2, 2), (2, 2)),
+            ),
+            (
+                "2x2 s2 OW = 20, odd H and W",
+                [1, 2, 5, 41],
+                valid((2, 2), (2, 2)),
+            ),
+            (
                 "3x3 s2 overlapping, odd",
                 [5, 2, 9, 7],
                 valid((3, 3), (2, 2)),
@@ -686,7 +696,12 @@ mod tests {
     #[ignore]
     fn bench_max_pool_2x2() {
         let mut rng = Rng::new(16);
-        for shape in [[64, 32, 26, 26], [100, 30, 24, 24]] {
+        for shape in [
+            [64, 32, 26, 26],
+            [100, 30, 24, 24],
+            [100, 16, 28, 28],
+            [100, 32, 16, 16],
+        ] {
             let x = random(&shape, &mut rng);
             let sp = valid((2, 2), (2, 2));
             let out_shape = [shape[0], shape[1], shape[2] / 2, shape[3] / 2];
