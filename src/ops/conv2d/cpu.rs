@@ -31,6 +31,7 @@
 
 use super::direct::{self, Avx512};
 use super::winograd::{self, Wino};
+use super::winograd4::{self, Wino4};
 use super::winograd_weight::{self, WinoWeight};
 use super::Conv2dDims;
 use crate::ops::matmul::sgemm;
@@ -60,6 +61,10 @@ pub(crate) struct Tuning {
     /// Whether 3x3 stride-1 convs with 8+ channels each way take Winograd F(2x2, 3x3)
     /// (`winograd.rs`) for the forward and the input gradient.
     pub winograd: bool,
+    /// Whether those convs' forward and input gradient take F(4x4, 3x3)
+    /// (`winograd4.rs`, channels-last) instead of F(2x2, 3x3) (`winograd.rs`): 0.53x to
+    /// 0.83x F(2x2)'s time on deep-convnet's layers on two threads (ARCHITECTURE.md).
+    pub winograd4: bool,
     /// Least tiles (2x2 output blocks) in the batch for Winograd.
     pub winograd_min_tiles: usize,
     /// Whether the weight gradient of those convs takes Winograd too
@@ -74,6 +79,7 @@ pub(crate) const TUNING: Tuning = Tuning {
     min_chunk_flops: 1 << 18,
     direct_waste: 1.3,
     winograd: true,
+    winograd4: true,
     winograd_min_tiles: 1024,
     winograd_weight: true,
 };
@@ -110,12 +116,11 @@ fn direct_cpu(d: &Conv2dDims, t: &Tuning, which: Kernel) -> Option<Avx512> {
     }
 }
 
-/// The CPU token when `d` takes Winograd F(2x2, 3x3) for the kernel `which` under `t`.
-/// The forward's and input gradient's GEMMs run the direct forward kernel's 8-row
-/// tiles over the conv's output channels, summing over its input channels; with fewer
-/// than 8 of either (a network's 1-channel first layer) the direct kernels stay. Each call
-/// transforms the whole kernel (scalar, ~60 operations per filter), so small batches
-/// stay direct too: deep-convnet's batch-1 latency went from 0.16 to 0.39 ms with it.
+/// The CPU token when `d` takes Winograd for the kernel `which` under `t` (F(4x4, 3x3)
+/// or F(2x2, 3x3) for the forward and input gradient as `t.winograd4` says). With fewer
+/// than 8 channels either way (a network's 1-channel first layer) the direct kernels
+/// stay. Each call transforms the whole kernel, so small batches stay direct too:
+/// deep-convnet's batch-1 latency went from 0.16 to 0.39 ms with F(2x2) at batch 1.
 fn winograd_cpu(d: &Conv2dDims, t: &Tuning, which: Kernel) -> Option<Avx512> {
     if !t.winograd || !winograd::applies(d) || d.c < 8 || d.oc < 8 {
         return None;
@@ -413,6 +418,18 @@ pub(crate) fn conv2d_forward_tuned(
     debug_assert_eq!(w.len(), d.oc * d.k());
     debug_assert!(b.is_none_or(|b| b.len() == d.oc));
     let min_imgs = min_chunk_images(d, t);
+    if let (Some(cpu), true) = (winograd_cpu(d, t, Kernel::Forward), t.winograd4) {
+        let geo = Wino4::forward(d);
+        let u = winograd4::pack(w, d, &geo, false);
+        parallel::par_chunks_mut(out, d.out_image(), min_imgs, |first, out| {
+            let imgs = out.len() / d.out_image();
+            let inp = &inp[first * d.in_image()..(first + imgs) * d.in_image()];
+            with_scratch(geo.scratch(imgs), |s| {
+                winograd4::images(cpu, &geo, out, inp, None, &u, b, relu, s)
+            });
+        });
+        return;
+    }
     if let Some(cpu) = winograd_cpu(d, t, Kernel::Forward) {
         let geo = Wino::forward(d);
         let u = winograd::pack_forward(w, d);
@@ -565,6 +582,19 @@ pub(crate) fn conv2d_backward_input_tuned(
     debug_assert!(relu_y.is_none_or(|y| y.len() == dout.len()));
     debug_assert_eq!(w.len(), d.oc * d.k());
     let min_imgs = min_chunk_images(d, t);
+    if let (Some(cpu), true) = (winograd_cpu(d, t, Kernel::BackwardInput), t.winograd4) {
+        let geo = Wino4::backward_input(d);
+        let u = winograd4::pack(w, d, &geo, true);
+        parallel::par_chunks_mut(dinp, d.in_image(), min_imgs, |first, dinp| {
+            let imgs = dinp.len() / d.in_image().max(1);
+            let out = first * d.out_image()..(first + imgs) * d.out_image();
+            let y = relu_y.map(|y| &y[out.clone()]);
+            with_scratch(geo.scratch(imgs), |s| {
+                winograd4::images(cpu, &geo, dinp, &dout[out], y, &u, None, false, s)
+            });
+        });
+        return;
+    }
     if let Some(cpu) = winograd_cpu(d, t, Kernel::BackwardInput) {
         let geo = Wino::backward_input(d);
         let u = winograd::pack_backward_input(w, d);

@@ -15,13 +15,16 @@
 //! (zero outside the input).
 //!
 //! Files: `cpu.rs` the fast kernels and the choice among them (`direct.rs`,
-//! `winograd.rs`), `naive.rs` the direct-loop reference they are tested against (and the
-//! readable spec), `tests.rs`. Fast paths (details in `cpu.rs`):
+//! `winograd.rs`, `winograd4.rs`, `winograd_weight.rs`, with `channels_last.rs` their
+//! shared copies and GEMM), `naive.rs` the direct-loop reference they are tested
+//! against (and the readable spec), `tests.rs`. Fast paths (details in `cpu.rs`):
 //! - im2col + GEMM with several images per GEMM, so small feature maps do not make
 //!   skinny GEMMs;
 //! - 1x1 stride-1 unpadded convs: no im2col, no col2im, one GEMM per image and group;
 //! - stride-1 convs: direct AVX-512 kernels (`direct.rs`), and for 3x3 ones with 8+
-//!   channels each way Winograd F(2x2, 3x3) forward and input gradient (`winograd.rs`);
+//!   channels each way Winograd: F(4x4, 3x3) for the forward and input gradient
+//!   (`winograd4.rs`; F(2x2, 3x3) in `winograd.rs` is the simpler variant, off by
+//!   default) and F(2x2, 3x3) for the weight gradient (`winograd_weight.rs`);
 //! - parallel over the batch in fixed chunks (bit-reproducible for a thread count);
 //! - the op skips the input gradient when `x` needs none (a network's first layer).
 //!
@@ -37,12 +40,14 @@
 //! assert_eq!(y.shape(), vec![2, 4, 8, 8]);
 //! ```
 
+mod channels_last;
 pub mod cpu;
 mod direct;
 pub mod naive;
 #[cfg(test)]
 mod tests;
 mod winograd;
+mod winograd4;
 mod winograd_weight;
 
 use super::{window_out_len, Padding2d};

@@ -207,6 +207,7 @@ fn tunings(d: &Conv2dDims) -> Vec<Tuning> {
             min_chunk_flops: 1,
             direct_waste: 0.0,
             winograd: false,
+            winograd4: false,
             winograd_min_tiles: 0,
             winograd_weight: true,
         },
@@ -216,6 +217,7 @@ fn tunings(d: &Conv2dDims) -> Vec<Tuning> {
             min_chunk_flops: 1,
             direct_waste: 0.0,
             winograd: false,
+            winograd4: false,
             winograd_min_tiles: 0,
             winograd_weight: true,
         },
@@ -225,6 +227,7 @@ fn tunings(d: &Conv2dDims) -> Vec<Tuning> {
             min_chunk_flops: 1,
             direct_waste: 0.0,
             winograd: false,
+            winograd4: false,
             winograd_min_tiles: 0,
             winograd_weight: true,
         },
@@ -234,6 +237,7 @@ fn tunings(d: &Conv2dDims) -> Vec<Tuning> {
             min_chunk_flops: big,
             direct_waste: 0.0,
             winograd: false,
+            winograd4: false,
             winograd_min_tiles: 0,
             winograd_weight: true,
         },
@@ -250,10 +254,12 @@ fn tunings(d: &Conv2dDims) -> Vec<Tuning> {
             winograd: false,
             ..TUNING
         },
-        // Winograd wherever it applies, with one-image chunks and one chunk.
+        // Winograd wherever it applies, F(4x4) and F(2x2), with one-image chunks and one
+        // chunk.
         Tuning {
             min_chunk_flops: 1,
             winograd: true,
+            winograd4: true,
             winograd_min_tiles: 0,
             winograd_weight: true,
             ..TUNING
@@ -261,6 +267,23 @@ fn tunings(d: &Conv2dDims) -> Vec<Tuning> {
         Tuning {
             min_chunk_flops: big,
             winograd: true,
+            winograd4: true,
+            winograd_min_tiles: 0,
+            winograd_weight: true,
+            ..TUNING
+        },
+        Tuning {
+            min_chunk_flops: 1,
+            winograd: true,
+            winograd4: false,
+            winograd_min_tiles: 0,
+            winograd_weight: true,
+            ..TUNING
+        },
+        Tuning {
+            min_chunk_flops: big,
+            winograd: true,
+            winograd4: false,
             winograd_min_tiles: 0,
             winograd_weight: true,
             ..TUNING
@@ -650,9 +673,14 @@ fn timing() {
             let w = randn(d.oc * d.k(), &mut rng);
             let dy = randn(d.n * d.out_image(), &mut rng);
             let mut line = format!("{:?} {}->{} {}x{}:", case.padding, d.c, d.oc, d.h, d.w);
-            for wino in [false, true] {
+            for (name, wino, wino4) in [
+                ("direct", false, false),
+                ("F2", true, false),
+                ("F4", true, true),
+            ] {
                 let t = Tuning {
                     winograd: wino,
+                    winograd4: wino4,
                     winograd_weight: wino,
                     ..TUNING
                 };
@@ -666,7 +694,7 @@ fn timing() {
                 let bw = time(&mut || {
                     cpu::conv2d_backward_weight_tuned(&mut dw, None, &dy, Some(&y), &x, &d, &t)
                 });
-                line += &format!(" [wino {wino}] fwd {f:.3} dx {bi:.3} dw {bw:.3} ms");
+                line += &format!(" [{name}] fwd {f:.3} dx {bi:.3} dw {bw:.3} ms");
             }
             println!("{line}");
         }

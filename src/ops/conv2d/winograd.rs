@@ -1,7 +1,9 @@
-//! Winograd F(2x2, 3x3) for 3x3 stride-1 undilated ungrouped convolutions: each 2x2
-//! block of outputs ("tile") is computed from its 4x4 input window with 16 products per
-//! input and output channel instead of 36, i.e. 2.25x fewer multiplications. Dimension
-//! letters as in `mod.rs`.
+//! Winograd F(2x2, 3x3) for 3x3 stride-1 undilated ungrouped convolutions, the simpler
+//! variant: by default (`Tuning::winograd4`) the forward and input gradient take
+//! F(4x4, 3x3) (`winograd4.rs`), and the weight gradient (`winograd_weight.rs`) shares
+//! this file's transforms. Each 2x2 block of outputs ("tile") is computed from its 4x4
+//! input window with 16 products per input and output channel instead of 36, i.e. 2.25x
+//! fewer multiplications. Dimension letters as in `mod.rs`.
 //!
 //! With `B`, `G`, `A` the F(2, 3) matrices (Lavin and Gray, "Fast Algorithms for
 //! Convolutional Neural Networks", 2015):
@@ -359,27 +361,36 @@ unsafe fn input_transform_kernel(
                 ]
             });
             let dst = out.add(i * tw + j);
-            // B^T x: rows x0 - x2, x1 + x2, x2 - x1, x1 - x3; then the same along each row.
-            for a in 0..4 {
-                let r: [__m512; 4] = std::array::from_fn(|b| match a {
-                    0 => _mm512_sub_ps(x[0][b], x[2][b]),
-                    1 => _mm512_add_ps(x[1][b], x[2][b]),
-                    2 => _mm512_sub_ps(x[2][b], x[1][b]),
-                    _ => _mm512_sub_ps(x[1][b], x[3][b]),
-                });
-                let v = [
-                    _mm512_sub_ps(r[0], r[2]),
-                    _mm512_add_ps(r[1], r[2]),
-                    _mm512_sub_ps(r[2], r[1]),
-                    _mm512_sub_ps(r[1], r[3]),
-                ];
-                for (b, &v) in v.iter().enumerate() {
+            for (a, row) in input_tile(x).iter().enumerate() {
+                for (b, &v) in row.iter().enumerate() {
                     _mm512_mask_storeu_ps(dst.add((a * 4 + b) * stride), k, v);
                 }
             }
             j += V;
         }
     }
+}
+
+/// `B^T x B` of 4x4 windows, one per lane: `x[a][b]` holds row `a`, column `b` of each.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[inline]
+pub(super) fn input_tile(x: [[__m512; 4]; 4]) -> [[__m512; 4]; 4] {
+    // B^T x: rows x0 - x2, x1 + x2, x2 - x1, x1 - x3; then the same along each row.
+    std::array::from_fn(|a| {
+        let r: [__m512; 4] = std::array::from_fn(|b| match a {
+            0 => _mm512_sub_ps(x[0][b], x[2][b]),
+            1 => _mm512_add_ps(x[1][b], x[2][b]),
+            2 => _mm512_sub_ps(x[2][b], x[1][b]),
+            _ => _mm512_sub_ps(x[1][b], x[3][b]),
+        });
+        [
+            _mm512_sub_ps(r[0], r[2]),
+            _mm512_add_ps(r[1], r[2]),
+            _mm512_sub_ps(r[2], r[1]),
+            _mm512_sub_ps(r[1], r[3]),
+        ]
+    })
 }
 
 #[cfg(not(target_arch = "x86_64"))]
@@ -390,7 +401,7 @@ unsafe fn input_transform_kernel(_: *const f32, _: (usize, usize), _: *mut f32, 
 /// The lowest `n` lanes (all 16 from `n >= 16` up).
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
-fn lanes(n: usize) -> __mmask16 {
+pub(super) fn lanes(n: usize) -> __mmask16 {
     if n >= V {
         0xffff
     } else {

@@ -29,8 +29,11 @@
 //! `[2*TH][2*TW][OCp]` and transformed into `W`; then the 16 GEMMs add the block's tiles
 //! to the accumulator. At the end `dw += G^T dU G`.
 
+use super::channels_last::{gemm, transpose_planes, Rows};
 use super::direct::Avx512;
 use super::winograd::filter_transform_adjoint;
+#[cfg(target_arch = "x86_64")]
+use super::winograd::input_tile;
 use super::Conv2dDims;
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
@@ -168,15 +171,16 @@ pub(crate) fn weight_images(
         for xi in 0..16 {
             let w = &wbuf[xi * ws..][..cnt * nt * ocp];
             let v = &vbuf[xi * vs..][..cnt * nt * cp];
+            // acc[xi][o][ci] += sum over the block's tiles t of W[xi][t][o] * V[xi][t][ci].
+            let acc = &mut acc[xi * oc * cp..][..oc * cp];
             gemm(
                 cpu,
-                w,
-                ocp,
+                Rows::of_columns(w, ocp, oc),
                 v,
                 cp,
                 cnt * nt,
-                &mut acc[xi * oc * cp..][..oc * cp],
-                oc,
+                acc,
+                true,
             );
         }
     }
@@ -253,128 +257,6 @@ fn fill_gradient(
     }
 }
 
-/// `dst[(y*ldr + x)*ldc + ch] = src[ch*plane + y*row + x]` (zero where `mask[same] <= 0`
-/// when given) for `y < rows`, `x < cols`, `ch < ldc` (zero from `ch = nch` on), 16
-/// channels by 16 columns at a time through an in-register transpose. Returns each
-/// channel's sum of the values written (the first `nch` count).
-///
-/// # Safety
-/// AVX-512F; `src` (and `mask`) readable at the positions named, `dst` writable at them.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn transpose_planes(
-    src: *const f32,
-    mask: Option<*const f32>,
-    (nch, plane, row): (usize, usize, usize),
-    (rows, cols): (usize, usize),
-    dst: *mut f32,
-    ldr: usize,
-    ldc: usize,
-) -> Vec<f32> {
-    let mut sums = vec![0.0f32; ldc];
-    let zero = _mm512_setzero_ps();
-    for cg in (0..ldc).step_by(V) {
-        let mut sum = zero;
-        for y in 0..rows {
-            for x0 in (0..cols).step_by(V) {
-                let n = (cols - x0).min(V);
-                let k = lanes(n);
-                let r: [__m512; V] = std::array::from_fn(|i| {
-                    let ch = cg + i;
-                    if ch >= nch {
-                        return zero;
-                    }
-                    let at = ch * plane + y * row + x0;
-                    let v = _mm512_maskz_loadu_ps(k, src.add(at));
-                    match mask {
-                        Some(m) => {
-                            let m = _mm512_maskz_loadu_ps(k, m.add(at));
-                            _mm512_maskz_mov_ps(_mm512_cmp_ps_mask::<_CMP_GT_OQ>(m, zero), v)
-                        }
-                        None => v,
-                    }
-                });
-                let t = transpose16(r);
-                let out = dst.add((y * ldr + x0) * ldc + cg);
-                for (j, &v) in t.iter().enumerate().take(n) {
-                    _mm512_storeu_ps(out.add(j * ldc), v);
-                    sum = _mm512_add_ps(sum, v);
-                }
-            }
-        }
-        _mm512_storeu_ps(sums.as_mut_ptr().add(cg), sum);
-    }
-    sums.truncate(nch);
-    sums
-}
-
-#[cfg(not(target_arch = "x86_64"))]
-unsafe fn transpose_planes(
-    _: *const f32,
-    _: Option<*const f32>,
-    _: (usize, usize, usize),
-    _: (usize, usize),
-    _: *mut f32,
-    _: usize,
-    _: usize,
-) -> Vec<f32> {
-    unreachable!("no Avx512 token off x86_64")
-}
-
-/// The lowest `n` lanes (all 16 from `n >= 16` up).
-#[cfg(target_arch = "x86_64")]
-#[inline(always)]
-fn lanes(n: usize) -> __mmask16 {
-    if n >= V {
-        0xffff
-    } else {
-        ((1u32 << n) - 1) as __mmask16
-    }
-}
-
-/// The transpose of the 16x16 matrix whose rows are `r`: unpacks pair rows, then 64-bit
-/// pairs, then 128-bit lanes twice.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-#[inline]
-fn transpose16(r: [__m512; V]) -> [__m512; V] {
-    // a[2p], a[2p + 1]: rows 2p and 2p + 1 interleaved (lanes 4L, 4L + 1 / 4L + 2, 4L + 3).
-    let a: [__m512; V] = std::array::from_fn(|i| {
-        let (x, y) = (r[i & !1], r[i | 1]);
-        if i % 2 == 0 {
-            _mm512_unpacklo_ps(x, y)
-        } else {
-            _mm512_unpackhi_ps(x, y)
-        }
-    });
-    // b[4g + k], 128-bit lane L: column 4L + k of rows 4g..4g + 4.
-    let b: [__m512; V] = std::array::from_fn(|i| {
-        let (g, k) = (i / 4, i % 4);
-        let (x, y) = (
-            _mm512_castps_pd(a[4 * g + k / 2]),
-            _mm512_castps_pd(a[4 * g + 2 + k / 2]),
-        );
-        _mm512_castpd_ps(if k % 2 == 0 {
-            _mm512_unpacklo_pd(x, y)
-        } else {
-            _mm512_unpackhi_pd(x, y)
-        })
-    });
-    // e/f: lanes (0, 2) / (1, 3) of b[k] and b[4 + k]; g/h the same of b[8 + k], b[12 + k].
-    let mut t = [_mm512_setzero_ps(); V];
-    for k in 0..4 {
-        let e = _mm512_shuffle_f32x4::<0x88>(b[k], b[4 + k]);
-        let f = _mm512_shuffle_f32x4::<0xdd>(b[k], b[4 + k]);
-        let g = _mm512_shuffle_f32x4::<0x88>(b[8 + k], b[12 + k]);
-        let h = _mm512_shuffle_f32x4::<0xdd>(b[8 + k], b[12 + k]);
-        t[k] = _mm512_shuffle_f32x4::<0x88>(e, g);
-        t[4 + k] = _mm512_shuffle_f32x4::<0x88>(f, h);
-        t[8 + k] = _mm512_shuffle_f32x4::<0xdd>(e, g);
-        t[12 + k] = _mm512_shuffle_f32x4::<0xdd>(f, h);
-    }
-    t
-}
-
 /// `v[xi*vs + (t0 + t)*Cp + ci] = (B^T d_t B)[xi]` for every tile `t = i*TW + j` of the
 /// image in `xt` (from `fill_input`), `d_t[a][b] = xt[(2i + a)*(2*TW + 2) + 2j + b]`.
 fn input_transform(cpu: Avx512, geo: &WinoWeight, xt: &[f32], v: &mut [f32], t0: usize, vs: usize) {
@@ -415,22 +297,8 @@ unsafe fn input_transform_kernel(
                         _mm512_loadu_ps(xt.add(((2 * i + a) * wp + 2 * j + b) * cp + cv))
                     })
                 });
-                // B^T x: rows x0 - x2, x1 + x2, x2 - x1, x1 - x3; then the same along
-                // each row.
-                for a in 0..4 {
-                    let r: [__m512; 4] = std::array::from_fn(|b| match a {
-                        0 => _mm512_sub_ps(x[0][b], x[2][b]),
-                        1 => _mm512_add_ps(x[1][b], x[2][b]),
-                        2 => _mm512_sub_ps(x[2][b], x[1][b]),
-                        _ => _mm512_sub_ps(x[1][b], x[3][b]),
-                    });
-                    let v = [
-                        _mm512_sub_ps(r[0], r[2]),
-                        _mm512_add_ps(r[1], r[2]),
-                        _mm512_sub_ps(r[2], r[1]),
-                        _mm512_sub_ps(r[1], r[3]),
-                    ];
-                    for (b, &v) in v.iter().enumerate() {
+                for (a, row) in input_tile(x).iter().enumerate() {
+                    for (b, &v) in row.iter().enumerate() {
                         _mm512_storeu_ps(dst.add((a * 4 + b) * vs + cv), v);
                     }
                 }
@@ -528,116 +396,6 @@ unsafe fn gradient_transform_kernel(
     _: usize,
     _: *mut f32,
     _: usize,
-) {
-    unreachable!("no Avx512 token off x86_64")
-}
-
-/// `acc[o][ci] += sum_{t < tiles} w[t*ldw + o] * v[t*ldv + ci]` for `o < rows`,
-/// `ci < ldv` (`acc` row stride `ldv`, a whole number of vectors), by register tiles of
-/// `M` rows x `N` vectors that sum over every tile before touching `acc`.
-#[allow(clippy::too_many_arguments)]
-fn gemm(
-    cpu: Avx512,
-    w: &[f32],
-    ldw: usize,
-    v: &[f32],
-    ldv: usize,
-    tiles: usize,
-    acc: &mut [f32],
-    rows: usize,
-) {
-    let nv = ldv / V;
-    assert!(tiles > 0 && rows <= ldw && ldv == nv * V);
-    assert!((tiles - 1) * ldw + rows <= w.len());
-    assert!(tiles * ldv <= v.len());
-    assert!(rows * ldv <= acc.len());
-    let _ = cpu;
-    // The widest tile that fits: N vectors of input channels, M = 24/N output channels
-    // (12 for N = 1 too: its loads already match its FMAs one to one).
-    let widest = if nv >= 4 { 4 } else { nv.min(2) };
-    let mut cv = 0;
-    while cv < nv {
-        let n = if nv - cv >= widest {
-            widest
-        } else {
-            (nv - cv).min(2)
-        };
-        let m_max = if n == 4 { 6 } else { 12 };
-        let mut o0 = 0;
-        while o0 < rows {
-            let m = (rows - o0).min(m_max);
-            // SAFETY: `cpu` proves AVX-512F. The kernel reads w[t*ldw + o0 + i] for
-            // t < tiles, i < m: o0 + m <= rows, so below (tiles - 1)*ldw + rows <=
-            // w.len(); v[t*ldv + cv*16 + l] for l < 16n: cv + n <= nv, so below
-            // tiles*ldv <= v.len(); and reads and writes acc[(o0 + i)*ldv + cv*16 + l]:
-            // below rows*ldv <= acc.len(). `acc` is a unique borrow, so it aliases
-            // neither input.
-            unsafe {
-                let args = (
-                    w.as_ptr().add(o0),
-                    ldw,
-                    v.as_ptr().add(cv * V),
-                    ldv,
-                    tiles,
-                    acc.as_mut_ptr().add(o0 * ldv + cv * V),
-                );
-                macro_rules! by_m {
-                    ($n:literal) => {
-                        match m {
-                            1 => gemm_kernel::<1, $n>(args),
-                            2 => gemm_kernel::<2, $n>(args),
-                            3 => gemm_kernel::<3, $n>(args),
-                            4 => gemm_kernel::<4, $n>(args),
-                            5 => gemm_kernel::<5, $n>(args),
-                            6 => gemm_kernel::<6, $n>(args),
-                            7 => gemm_kernel::<7, $n>(args),
-                            8 => gemm_kernel::<8, $n>(args),
-                            9 => gemm_kernel::<9, $n>(args),
-                            10 => gemm_kernel::<10, $n>(args),
-                            11 => gemm_kernel::<11, $n>(args),
-                            _ => gemm_kernel::<12, $n>(args),
-                        }
-                    };
-                }
-                match n {
-                    4 => by_m!(4),
-                    2 => by_m!(2),
-                    _ => by_m!(1),
-                }
-            }
-            o0 += m;
-        }
-        cv += n;
-    }
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn gemm_kernel<const M: usize, const N: usize>(
-    (w, ldw, v, ldv, tiles, acc): (*const f32, usize, *const f32, usize, usize, *mut f32),
-) {
-    let mut s = [[_mm512_setzero_ps(); N]; M];
-    for t in 0..tiles {
-        let x: [__m512; N] = std::array::from_fn(|j| _mm512_loadu_ps(v.add(t * ldv + j * V)));
-        let wt = w.add(t * ldw);
-        for (i, row) in s.iter_mut().enumerate() {
-            let b = _mm512_set1_ps(*wt.add(i));
-            for (r, &xj) in row.iter_mut().zip(&x) {
-                *r = _mm512_fmadd_ps(b, xj, *r);
-            }
-        }
-    }
-    for (i, row) in s.iter().enumerate() {
-        for (j, &r) in row.iter().enumerate() {
-            let p = acc.add(i * ldv + j * V);
-            _mm512_storeu_ps(p, _mm512_add_ps(_mm512_loadu_ps(p), r));
-        }
-    }
-}
-
-#[cfg(not(target_arch = "x86_64"))]
-unsafe fn gemm_kernel<const M: usize, const N: usize>(
-    _: (*const f32, usize, *const f32, usize, usize, *mut f32),
 ) {
     unreachable!("no Avx512 token off x86_64")
 }
