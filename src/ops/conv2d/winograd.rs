@@ -377,20 +377,31 @@ unsafe fn input_transform_kernel(
 #[inline]
 pub(super) fn input_tile(x: [[__m512; 4]; 4]) -> [[__m512; 4]; 4] {
     // B^T x: rows x0 - x2, x1 + x2, x2 - x1, x1 - x3; then the same along each row.
-    std::array::from_fn(|a| {
-        let r: [__m512; 4] = std::array::from_fn(|b| match a {
-            0 => _mm512_sub_ps(x[0][b], x[2][b]),
-            1 => _mm512_add_ps(x[1][b], x[2][b]),
-            2 => _mm512_sub_ps(x[2][b], x[1][b]),
-            _ => _mm512_sub_ps(x[1][b], x[3][b]),
-        });
-        [
-            _mm512_sub_ps(r[0], r[2]),
-            _mm512_add_ps(r[1], r[2]),
-            _mm512_sub_ps(r[2], r[1]),
-            _mm512_sub_ps(r[1], r[3]),
-        ]
-    })
+    let c: [[__m512; 4]; 4] = [
+        bt4(x[0][0], x[1][0], x[2][0], x[3][0]),
+        bt4(x[0][1], x[1][1], x[2][1], x[3][1]),
+        bt4(x[0][2], x[1][2], x[2][2], x[3][2]),
+        bt4(x[0][3], x[1][3], x[2][3], x[3][3]),
+    ];
+    [
+        bt4(c[0][0], c[1][0], c[2][0], c[3][0]),
+        bt4(c[0][1], c[1][1], c[2][1], c[3][1]),
+        bt4(c[0][2], c[1][2], c[2][2], c[3][2]),
+        bt4(c[0][3], c[1][3], c[2][3], c[3][3]),
+    ]
+}
+
+/// `B^T (d0, d1, d2, d3)` of F(2, 3): `d0 - d2, d1 + d2, d2 - d1, d1 - d3`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[inline]
+fn bt4(d0: __m512, d1: __m512, d2: __m512, d3: __m512) -> [__m512; 4] {
+    [
+        _mm512_sub_ps(d0, d2),
+        _mm512_add_ps(d1, d2),
+        _mm512_sub_ps(d2, d1),
+        _mm512_sub_ps(d1, d3),
+    ]
 }
 
 #[cfg(not(target_arch = "x86_64"))]
