@@ -22,7 +22,8 @@ const V: usize = 16;
 /// channel's sum of the values written (the first `nch` count).
 ///
 /// # Safety
-/// AVX-512F; `src` (and `mask`) readable at the positions named, `dst` writable at them.
+/// AVX-512F; `ldc` a multiple of 16; `src` (and `mask`) readable at the positions named,
+/// `dst` writable at them.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 pub(super) unsafe fn transpose_planes(
