@@ -32,21 +32,107 @@ use super::Conv2dDims;
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
 
-/// One 3x3 stride-1 conv in Winograd form: `c` input planes of `h x w`, padded by
-/// `(top, left)` (zeros beyond the input on the other sides), to `oc` planes of `oh x ow`.
+/// A 3x3 stride-1 conv as the Winograd kernels see it: `c` input planes of `h x w`,
+/// padded by `(top, left)` (zeros beyond the input on the other sides), to `oc` planes of
+/// `oh x ow`, in tiles of `m x m` outputs. The forward's, or the input gradient's (the
+/// flipped conv, padded by `2 - pad`).
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Wino {
-    c: usize,
-    oc: usize,
-    h: usize,
-    w: usize,
-    oh: usize,
-    ow: usize,
-    top: usize,
-    left: usize,
+pub(crate) struct Tiling {
+    pub(super) c: usize,
+    pub(super) oc: usize,
+    pub(super) h: usize,
+    pub(super) w: usize,
+    pub(super) oh: usize,
+    pub(super) ow: usize,
+    pub(super) top: usize,
+    pub(super) left: usize,
     /// Tiles per image: rows, columns.
-    th: usize,
-    tw: usize,
+    pub(super) th: usize,
+    pub(super) tw: usize,
+    /// `c` and `oc` rounded up to whole vectors (the channels-last kernels' widths).
+    pub(super) cp: usize,
+    pub(super) ocp: usize,
+}
+
+impl Tiling {
+    fn new(
+        c: usize,
+        oc: usize,
+        (h, w): (usize, usize),
+        (top, left): (usize, usize),
+        (oh, ow): (usize, usize),
+        m: usize,
+    ) -> Tiling {
+        Tiling {
+            c,
+            oc,
+            h,
+            w,
+            oh,
+            ow,
+            top,
+            left,
+            th: oh.div_ceil(m),
+            tw: ow.div_ceil(m),
+            cp: c.div_ceil(V) * V,
+            ocp: oc.div_ceil(V) * V,
+        }
+    }
+
+    /// The forward conv of `d` in tiles of `m x m`.
+    pub(super) fn forward(d: &Conv2dDims, m: usize) -> Tiling {
+        Tiling::new(
+            d.c,
+            d.oc,
+            (d.h, d.w),
+            (d.pad_top, d.pad_left),
+            (d.oh, d.ow),
+            m,
+        )
+    }
+
+    /// The conv whose output is the input gradient of `d`, in tiles of `m x m`.
+    pub(super) fn backward_input(d: &Conv2dDims, m: usize) -> Tiling {
+        Tiling::new(
+            d.oc,
+            d.c,
+            (d.oh, d.ow),
+            (2 - d.pad_top, 2 - d.pad_left),
+            (d.h, d.w),
+            m,
+        )
+    }
+
+    pub(super) fn tiles(&self) -> usize {
+        self.th * self.tw
+    }
+
+    pub(super) fn in_image(&self) -> usize {
+        self.c * self.h * self.w
+    }
+
+    pub(super) fn out_image(&self) -> usize {
+        self.oc * self.oh * self.ow
+    }
+}
+
+/// Images per block of a chunk of `imgs` so that the block's `per_image` floats each stay
+/// within `budget` (at least one image), balanced so that the last block is not a sliver.
+pub(super) fn balanced_block(imgs: usize, per_image: usize, budget: usize) -> usize {
+    let imgs = imgs.max(1);
+    let cap = (budget / per_image.max(1)).clamp(1, imgs);
+    imgs.div_ceil(imgs.div_ceil(cap))
+}
+
+/// F(2x2, 3x3) on `Tiling` (its fields through `Deref`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Wino(Tiling);
+
+impl std::ops::Deref for Wino {
+    type Target = Tiling;
+    fn deref(&self) -> &Tiling {
+        &self.0
+    }
 }
 
 /// Positions per vector (the GEMM's tile count is rounded up to it).
@@ -72,43 +158,12 @@ pub(crate) fn applies(d: &Conv2dDims) -> bool {
 }
 
 impl Wino {
-    fn new(
-        c: usize,
-        oc: usize,
-        (h, w): (usize, usize),
-        (top, left): (usize, usize),
-        (oh, ow): (usize, usize),
-    ) -> Wino {
-        Wino {
-            c,
-            oc,
-            h,
-            w,
-            oh,
-            ow,
-            top,
-            left,
-            th: oh.div_ceil(2),
-            tw: ow.div_ceil(2),
-        }
-    }
-
     pub(crate) fn forward(d: &Conv2dDims) -> Wino {
-        Wino::new(d.c, d.oc, (d.h, d.w), (d.pad_top, d.pad_left), (d.oh, d.ow))
+        Wino(Tiling::forward(d, 2))
     }
 
     pub(crate) fn backward_input(d: &Conv2dDims) -> Wino {
-        Wino::new(
-            d.oc,
-            d.c,
-            (d.oh, d.ow),
-            (2 - d.pad_top, 2 - d.pad_left),
-            (d.h, d.w),
-        )
-    }
-
-    fn tiles(&self) -> usize {
-        self.th * self.tw
+        Wino(Tiling::backward_input(d, 2))
     }
 
     /// The zero-padded input planes of one image: `(2*TH + 2) x (2*TW + 2)` each, the
@@ -128,20 +183,10 @@ impl Wino {
         }
     }
 
-    fn in_image(&self) -> usize {
-        self.c * self.h * self.w
-    }
-
-    fn out_image(&self) -> usize {
-        self.oc * self.oh * self.ow
-    }
-
     /// Images per block: the block's `V` and `M` within about half of a 1 MiB L2 cache,
     /// balanced so that the last block of `imgs` is not a sliver.
     fn block(&self, imgs: usize) -> usize {
-        let per_image = 16 * (self.c + self.oc) * self.tiles();
-        let cap = ((1usize << 17) / per_image.max(1)).clamp(1, imgs.max(1));
-        imgs.max(1).div_ceil(imgs.max(1).div_ceil(cap))
+        balanced_block(imgs, 16 * (self.c + self.oc) * self.tiles(), 1 << 17)
     }
 
     /// Floats of scratch `images` needs for chunks of up to `imgs` images.

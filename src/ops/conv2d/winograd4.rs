@@ -23,6 +23,7 @@
 
 use super::channels_last::{gemm, planes_from_channels_last, transpose_planes, Rows};
 use super::direct::Avx512;
+use super::winograd::{balanced_block, Tiling};
 use super::Conv2dDims;
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
@@ -39,66 +40,24 @@ const SKEW: usize = 16;
 /// planes.
 const BLOCK_FLOATS: usize = 1 << 17;
 
-/// One 3x3 stride-1 conv in F(4x4, 3x3) form: `c` input planes of `h x w`, padded by
-/// `(top, left)` (zeros beyond the input on the other sides), to `oc` planes of `oh x ow`.
+/// F(4x4, 3x3) on `Tiling` (its fields through `Deref`).
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Wino4 {
-    c: usize,
-    oc: usize,
-    h: usize,
-    w: usize,
-    oh: usize,
-    ow: usize,
-    top: usize,
-    left: usize,
-    /// Tiles per image: rows, columns.
-    th: usize,
-    tw: usize,
-    /// `c` and `oc` rounded up to whole vectors.
-    cp: usize,
-    ocp: usize,
+pub(crate) struct Wino4(Tiling);
+
+impl std::ops::Deref for Wino4 {
+    type Target = Tiling;
+    fn deref(&self) -> &Tiling {
+        &self.0
+    }
 }
 
 impl Wino4 {
-    fn new(
-        c: usize,
-        oc: usize,
-        (h, w): (usize, usize),
-        (top, left): (usize, usize),
-        (oh, ow): (usize, usize),
-    ) -> Wino4 {
-        Wino4 {
-            c,
-            oc,
-            h,
-            w,
-            oh,
-            ow,
-            top,
-            left,
-            th: oh.div_ceil(4),
-            tw: ow.div_ceil(4),
-            cp: c.div_ceil(V) * V,
-            ocp: oc.div_ceil(V) * V,
-        }
-    }
-
     pub(crate) fn forward(d: &Conv2dDims) -> Wino4 {
-        Wino4::new(d.c, d.oc, (d.h, d.w), (d.pad_top, d.pad_left), (d.oh, d.ow))
+        Wino4(Tiling::forward(d, 4))
     }
 
     pub(crate) fn backward_input(d: &Conv2dDims) -> Wino4 {
-        Wino4::new(
-            d.oc,
-            d.c,
-            (d.oh, d.ow),
-            (2 - d.pad_top, 2 - d.pad_left),
-            (d.h, d.w),
-        )
-    }
-
-    fn tiles(&self) -> usize {
-        self.th * self.tw
+        Wino4(Tiling::backward_input(d, 4))
     }
 
     /// Positions per row of the padded input plane.
@@ -116,20 +75,9 @@ impl Wino4 {
         16 * self.tiles() * self.ocp
     }
 
-    fn in_image(&self) -> usize {
-        self.c * self.h * self.w
-    }
-
-    fn out_image(&self) -> usize {
-        self.oc * self.oh * self.ow
-    }
-
     /// Images per block within `BLOCK_FLOATS`, balanced so the last block is not a sliver.
     fn block(&self, imgs: usize) -> usize {
-        let per_image = 36 * (self.cp + self.ocp) * self.tiles();
-        let imgs = imgs.max(1);
-        let cap = (BLOCK_FLOATS / per_image.max(1)).clamp(1, imgs);
-        imgs.div_ceil(imgs.div_ceil(cap))
+        balanced_block(imgs, 36 * (self.cp + self.ocp) * self.tiles(), BLOCK_FLOATS)
     }
 
     /// Floats of scratch `images` needs for chunks of up to `imgs` images.

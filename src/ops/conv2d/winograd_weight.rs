@@ -31,9 +31,9 @@
 
 use super::channels_last::{gemm, transpose_planes, Rows};
 use super::direct::Avx512;
-use super::winograd::filter_transform_adjoint;
 #[cfg(target_arch = "x86_64")]
 use super::winograd::input_tile;
+use super::winograd::{balanced_block, filter_transform_adjoint, Tiling};
 use super::Conv2dDims;
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
@@ -50,53 +50,26 @@ const SKEW: usize = 16;
 /// that with the accumulator they fit a 1 MiB L2.
 const BLOCK_FLOATS: usize = 1 << 16;
 
-/// Geometry of the weight gradient of a 3x3 stride-1 conv (`winograd::applies`).
+/// The weight gradient of a 3x3 stride-1 conv (`winograd::applies`) in tiles of 2x2 on
+/// `Tiling` (its fields through `Deref`).
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct WinoWeight {
-    c: usize,
-    oc: usize,
-    h: usize,
-    w: usize,
-    oh: usize,
-    ow: usize,
-    top: usize,
-    left: usize,
-    /// Tiles per image: rows, columns.
-    th: usize,
-    tw: usize,
-    /// `c` and `oc` rounded up to whole vectors.
-    cp: usize,
-    ocp: usize,
+pub(crate) struct WinoWeight(Tiling);
+
+impl std::ops::Deref for WinoWeight {
+    type Target = Tiling;
+    fn deref(&self) -> &Tiling {
+        &self.0
+    }
 }
 
 impl WinoWeight {
     pub(crate) fn new(d: &Conv2dDims) -> WinoWeight {
-        WinoWeight {
-            c: d.c,
-            oc: d.oc,
-            h: d.h,
-            w: d.w,
-            oh: d.oh,
-            ow: d.ow,
-            top: d.pad_top,
-            left: d.pad_left,
-            th: d.oh.div_ceil(2),
-            tw: d.ow.div_ceil(2),
-            cp: d.c.div_ceil(V) * V,
-            ocp: d.oc.div_ceil(V) * V,
-        }
-    }
-
-    fn tiles(&self) -> usize {
-        self.th * self.tw
+        WinoWeight(Tiling::forward(d, 2))
     }
 
     /// Images per block within `BLOCK_FLOATS`, balanced so the last block is not a sliver.
     fn block(&self, imgs: usize) -> usize {
-        let per_image = 16 * (self.cp + self.ocp) * self.tiles();
-        let imgs = imgs.max(1);
-        let cap = (BLOCK_FLOATS / per_image.max(1)).clamp(1, imgs);
-        imgs.div_ceil(imgs.div_ceil(cap))
+        balanced_block(imgs, 16 * (self.cp + self.ocp) * self.tiles(), BLOCK_FLOATS)
     }
 
     /// The padded channels-last input plane: `(2*TH + 2) x (2*TW + 2)` positions.
@@ -134,7 +107,7 @@ pub(crate) fn weight_images(
     scratch: &mut [f32],
 ) {
     let (c, oc, cp, ocp, nt) = (geo.c, geo.oc, geo.cp, geo.ocp, geo.tiles());
-    let (in_image, out_image) = (c * geo.h * geo.w, oc * geo.oh * geo.ow);
+    let (in_image, out_image) = (geo.in_image(), geo.out_image());
     let imgs = dout.len() / out_image;
     assert_eq!(inp.len(), imgs * in_image);
     assert!(relu_y.is_none_or(|y| y.len() == dout.len()));
