@@ -58,8 +58,8 @@ pub(crate) struct Tuning {
     /// Largest `direct::waste` (computed positions per useful output) at which a stride-1
     /// conv takes the direct kernels of `direct.rs` instead of im2col + GEMM; 0 never.
     pub direct_waste: f64,
-    /// Whether 3x3 stride-1 convs with 8+ channels each way take Winograd F(2x2, 3x3)
-    /// (`winograd.rs`) for the forward and the input gradient.
+    /// Whether 3x3 stride-1 convs with 8+ channels each way take Winograd for the forward
+    /// and the input gradient (F(4x4, 3x3) or F(2x2, 3x3), as `winograd4` says).
     pub winograd: bool,
     /// Whether those convs' forward and input gradient take F(4x4, 3x3)
     /// (`winograd4.rs`, channels-last) instead of F(2x2, 3x3) (`winograd.rs`): 0.53x to
