@@ -421,37 +421,40 @@ pub(crate) fn conv2d_forward_tuned(
     if let (Some(cpu), true) = (winograd_cpu(d, t, Kernel::Forward), t.winograd4) {
         let geo = Wino4::forward(d);
         let u = winograd4::pack(w, d, &geo, false);
-        parallel::par_chunks_mut(out, d.out_image(), min_imgs, |first, out| {
-            let imgs = out.len() / d.out_image();
-            let inp = &inp[first * d.in_image()..(first + imgs) * d.in_image()];
-            with_scratch(geo.scratch(imgs), |s| {
-                winograd4::images(cpu, &geo, out, inp, None, &u, b, relu, s)
-            });
-        });
+        forward_chunks(
+            out,
+            inp,
+            d,
+            min_imgs,
+            |n| geo.scratch(n),
+            |out, inp, s| winograd4::images(cpu, &geo, out, inp, None, &u, b, relu, s),
+        );
         return;
     }
     if let Some(cpu) = winograd_cpu(d, t, Kernel::Forward) {
         let geo = Wino::forward(d);
         let u = winograd::pack_forward(w, d);
-        parallel::par_chunks_mut(out, d.out_image(), min_imgs, |first, out| {
-            let imgs = out.len() / d.out_image();
-            let inp = &inp[first * d.in_image()..(first + imgs) * d.in_image()];
-            with_scratch(geo.scratch(imgs), |s| {
-                winograd::images(cpu, &geo, out, inp, None, &u, b, relu, s)
-            });
-        });
+        forward_chunks(
+            out,
+            inp,
+            d,
+            min_imgs,
+            |n| geo.scratch(n),
+            |out, inp, s| winograd::images(cpu, &geo, out, inp, None, &u, b, relu, s),
+        );
         return;
     }
     if let Some(cpu) = direct_cpu(d, t, Kernel::Forward) {
         let wt = direct::pack_forward_weights(w, d);
         let len = direct::forward_scratch(d);
-        parallel::par_chunks_mut(out, d.out_image(), min_imgs, |first, out| {
-            let imgs = out.len() / d.out_image();
-            let inp = &inp[first * d.in_image()..(first + imgs) * d.in_image()];
-            with_scratch(len, |s| {
-                direct::forward_images(cpu, out, inp, &wt, b, d, relu, s)
-            });
-        });
+        forward_chunks(
+            out,
+            inp,
+            d,
+            min_imgs,
+            |_| len,
+            |out, inp, s| direct::forward_images(cpu, out, inp, &wt, b, d, relu, s),
+        );
         return;
     }
     let gemm_par = parallel::split(d.n, min_imgs).len() == 1;
@@ -459,6 +462,42 @@ pub(crate) fn conv2d_forward_tuned(
         let imgs = out.len() / d.out_image();
         let inp = &inp[first * d.in_image()..(first + imgs) * d.in_image()];
         forward_chunk(out, inp, w, b, d, relu, t, gemm_par);
+    });
+}
+
+/// Runs `f(out_chunk, inp_chunk, scratch)` over the batch in the fixed parallel chunks of
+/// at least `min_imgs` images, each with a scratch slice of `scratch(images)` floats: the
+/// frame of every kernel that works a chunk of whole images at a time.
+fn forward_chunks(
+    out: &mut [f32],
+    inp: &[f32],
+    d: &Conv2dDims,
+    min_imgs: usize,
+    scratch: impl Fn(usize) -> usize + Sync,
+    f: impl Fn(&mut [f32], &[f32], &mut [f32]) + Sync,
+) {
+    parallel::par_chunks_mut(out, d.out_image(), min_imgs, |first, out| {
+        let imgs = out.len() / d.out_image();
+        let inp = &inp[first * d.in_image()..(first + imgs) * d.in_image()];
+        with_scratch(scratch(imgs), |s| f(out, inp, s));
+    });
+}
+
+/// The same for the input gradient: `f(dinp_chunk, dout_chunk, relu_y_chunk, scratch)`.
+fn backward_input_chunks(
+    dinp: &mut [f32],
+    dout: &[f32],
+    relu_y: Option<&[f32]>,
+    d: &Conv2dDims,
+    min_imgs: usize,
+    scratch: impl Fn(usize) -> usize + Sync,
+    f: impl Fn(&mut [f32], &[f32], Option<&[f32]>, &mut [f32]) + Sync,
+) {
+    parallel::par_chunks_mut(dinp, d.in_image(), min_imgs, |first, dinp| {
+        let imgs = dinp.len() / d.in_image().max(1);
+        let out = first * d.out_image()..(first + imgs) * d.out_image();
+        let y = relu_y.map(|y| &y[out.clone()]);
+        with_scratch(scratch(imgs), |s| f(dinp, &dout[out], y, s));
     });
 }
 
@@ -585,40 +624,43 @@ pub(crate) fn conv2d_backward_input_tuned(
     if let (Some(cpu), true) = (winograd_cpu(d, t, Kernel::BackwardInput), t.winograd4) {
         let geo = Wino4::backward_input(d);
         let u = winograd4::pack(w, d, &geo, true);
-        parallel::par_chunks_mut(dinp, d.in_image(), min_imgs, |first, dinp| {
-            let imgs = dinp.len() / d.in_image().max(1);
-            let out = first * d.out_image()..(first + imgs) * d.out_image();
-            let y = relu_y.map(|y| &y[out.clone()]);
-            with_scratch(geo.scratch(imgs), |s| {
-                winograd4::images(cpu, &geo, dinp, &dout[out], y, &u, None, false, s)
-            });
-        });
+        backward_input_chunks(
+            dinp,
+            dout,
+            relu_y,
+            d,
+            min_imgs,
+            |n| geo.scratch(n),
+            |dx, dy, y, s| winograd4::images(cpu, &geo, dx, dy, y, &u, None, false, s),
+        );
         return;
     }
     if let Some(cpu) = winograd_cpu(d, t, Kernel::BackwardInput) {
         let geo = Wino::backward_input(d);
         let u = winograd::pack_backward_input(w, d);
-        parallel::par_chunks_mut(dinp, d.in_image(), min_imgs, |first, dinp| {
-            let imgs = dinp.len() / d.in_image().max(1);
-            let out = first * d.out_image()..(first + imgs) * d.out_image();
-            let y = relu_y.map(|y| &y[out.clone()]);
-            with_scratch(geo.scratch(imgs), |s| {
-                winograd::images(cpu, &geo, dinp, &dout[out], y, &u, None, false, s)
-            });
-        });
+        backward_input_chunks(
+            dinp,
+            dout,
+            relu_y,
+            d,
+            min_imgs,
+            |n| geo.scratch(n),
+            |dx, dy, y, s| winograd::images(cpu, &geo, dx, dy, y, &u, None, false, s),
+        );
         return;
     }
     if let Some(cpu) = direct_cpu(d, t, Kernel::BackwardInput) {
         let wt = direct::pack_backward_input_weights(w, d);
         let len = direct::backward_input_scratch(d);
-        parallel::par_chunks_mut(dinp, d.in_image(), min_imgs, |first, dinp| {
-            let imgs = dinp.len() / d.in_image().max(1);
-            let out = first * d.out_image()..(first + imgs) * d.out_image();
-            let y = relu_y.map(|y| &y[out.clone()]);
-            with_scratch(len, |s| {
-                direct::backward_input_images(cpu, dinp, &dout[out], y, &wt, d, s)
-            });
-        });
+        backward_input_chunks(
+            dinp,
+            dout,
+            relu_y,
+            d,
+            min_imgs,
+            |_| len,
+            |dx, dy, y, s| direct::backward_input_images(cpu, dx, dy, y, &wt, d, s),
+        );
         return;
     }
     if let Some(y) = relu_y {
