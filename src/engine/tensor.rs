@@ -152,6 +152,13 @@ impl Tensor {
         })
     }
 
+    /// This tensor with a contiguous row-major layout. Every op calls it once at its
+    /// entry, so kernels only ever see plain slices (today every tensor is contiguous;
+    /// strided views arrive with the Engine 2 layout).
+    pub fn contiguous(&self) -> Tensor {
+        self.clone()
+    }
+
     /// Whether two tensors share one buffer (used by tests of view semantics).
     pub fn shares_storage(&self, other: &Tensor) -> bool {
         Arc::ptr_eq(&self.data, &other.data)
