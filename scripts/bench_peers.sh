@@ -21,6 +21,10 @@
 #        OUT          where the raw JSON goes (default a new folder under /tmp)
 #        WAIT_IDLE    before each run, wait up to this many seconds for no other
 #                     runnable process (default 0: do not wait); the log shows the load
+#        BASELINE     an earlier nabla binary (e.g. built from the commit before a
+#                     change): it runs in every round beside the others, and the table
+#                     gains the columns baseline and nabla/baseline (before vs after in
+#                     one sitting, alternating rounds)
 #
 # The venv lives outside the repository and is never a dependency of the build or the
 # tests. To create it (a few minutes, several GB: PyPI's torch wheel pulls CUDA
@@ -80,6 +84,12 @@ for model in "${MODELS[@]}"; do
     echo "[$model round $round] nabla ($(load))" >&2
     "$NABLA" --threads "$THREADS" bench model "$model" --json --profile-steps 0 "${nabla_extra[@]}" \
       | tail -n 1 > "$OUT/$model.$round.nabla.json"
+    if [ -n "${BASELINE:-}" ]; then
+      wait_idle
+      echo "[$model round $round] nabla baseline $BASELINE ($(load))" >&2
+      "$BASELINE" --threads "$THREADS" bench model "$model" --json --profile-steps 0 "${nabla_extra[@]}" \
+        | tail -n 1 > "$OUT/$model.$round.baseline.json"
+    fi
     for variant in eager eager-cl; do
       cl=(); [ "$variant" = eager-cl ] && cl=(--channels-last)
       wait_idle
@@ -92,8 +102,11 @@ for model in "${MODELS[@]}"; do
 done
 
 "$PY" - "$OUT" "$ROUNDS" "${MODELS[@]}" <<'PYEOF'
-import json, statistics, sys
+import json, os, statistics, sys
 out, rounds, models = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
+variants = ["nabla", "eager", "eager-cl"]
+if os.path.exists("%s/%s.1.baseline.json" % (out, models[0])):
+    variants.append("baseline")
 metrics = [("train_img_per_s", "train img/s", "%.0f"),
            ("train_img_per_s_median_step", "train img/s, median step", "%.0f"),
            ("infer_b1000_img_per_s", "b1000 img/s", "%.0f"),
@@ -109,11 +122,13 @@ def get(r, key):
     if v is None and r.get("epochs"):
         v = r["epochs"][0].get(key)
     return v
-print("| model | metric | nabla | PyTorch eager | PyTorch eager-cl | nabla/eager | nabla/eager-cl |")
-print("|---|---|---:|---:|---:|---:|---:|")
+base = "baseline" in variants
+print("| model | metric | nabla | PyTorch eager | PyTorch eager-cl | nabla/eager | nabla/eager-cl |"
+      + (" baseline | nabla/baseline |" if base else ""))
+print("|---|---|---:|---:|---:|---:|---:|" + ("---:|---:|" if base else ""))
 for m in models:
     runs = {v: [json.load(open("%s/%s.%d.%s.json" % (out, m, r, v))) for r in range(1, rounds + 1)]
-            for v in ("nabla", "eager", "eager-cl")}
+            for v in variants}
     for key, label, fmt in metrics:
         def med(v):
             xs = [get(r, key) for r in runs[v] if get(r, key) is not None]
@@ -124,6 +139,9 @@ for m in models:
             return "%.3g" % statistics.median(xs) if xs else "-"
         r1 = ratio("eager") if key != "acc_1ep" else ""
         r2 = ratio("eager-cl") if key != "acc_1ep" else ""
-        print("| %s | %s | %s | %s | %s | %s | %s |" % (m, label, med("nabla"), med("eager"), med("eager-cl"), r1, r2))
+        row = "| %s | %s | %s | %s | %s | %s | %s |" % (m, label, med("nabla"), med("eager"), med("eager-cl"), r1, r2)
+        if base:
+            row += " %s | %s |" % (med("baseline"), ratio("baseline") if key != "acc_1ep" else "")
+        print(row)
 print("\nmedians over %d rounds; ratios are medians of the per-round ratios" % rounds)
 PYEOF
