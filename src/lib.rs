@@ -22,7 +22,7 @@ pub mod optimizers;
 pub mod report;
 pub mod training;
 
-pub use engine::{no_grad, Rng, Tensor, Var};
+pub use engine::{no_grad, DType, Rng, Tensor, Var};
 pub use error::{Error, Result};
 pub use layers::{Activation, Initializer, LayerConfig, Regularizer};
 pub use losses::Loss;

@@ -54,7 +54,7 @@ pub fn num_classes(ds: &Dataset) -> usize {
     if !ds.class_names.is_empty() {
         return ds.class_names.len();
     }
-    ds.y_train.data().iter().fold(0.0f32, |m, &y| m.max(y)) as usize + 1
+    ds.y_train.to_f32_vec().into_iter().fold(0.0f32, f32::max) as usize + 1
 }
 
 /// An image folder (one sub-folder of PNG/JPEG images per class) as a data set: every

@@ -5,6 +5,7 @@ use clap::Args;
 use nabla::error::{Error, Result};
 use nabla::report::confusion::ConfusionMatrix;
 use nabla::report::predictions::predict_classes;
+use nabla::DType;
 use std::path::PathBuf;
 
 #[derive(Args)]
@@ -19,6 +20,11 @@ pub struct EvaluateArgs {
     /// Also print the confusion matrix (rows: true class, columns: predicted).
     #[arg(long)]
     confusion: bool,
+    /// Also evaluate in half precision (f16 or bf16): weights stored in that type,
+    /// activations rounded to it between layers, sums in f32. Prints the accuracy beside
+    /// the f32 one (the confusion matrix, if asked, is the half-precision one).
+    #[arg(long, value_name = "f16|bf16")]
+    dtype: Option<DType>,
 }
 
 fn trained_on(dir: &std::path::Path) -> Option<String> {
@@ -35,9 +41,21 @@ pub fn run(a: EvaluateArgs) -> Result<i32> {
         .ok_or_else(|| Error::invalid("no --dataset given and DIR/run.json does not name one"))?;
     let ds = common::load_dataset(&name)?;
     common::check_fits(&model, &ds)?;
-    let start = std::time::Instant::now();
-    let ev = model.evaluate(&ds.x_test, &ds.y_test, EVAL_BATCH)?;
-    let seconds = start.elapsed().as_secs_f64();
+    let timed = |model: &mut nabla::Model| {
+        let start = std::time::Instant::now();
+        let ev = model.evaluate(&ds.x_test, &ds.y_test, EVAL_BATCH)?;
+        Ok::<_, Error>((ev, start.elapsed().as_secs_f64()))
+    };
+    let (f32_ev, f32_seconds) = timed(&mut model)?;
+    // With --dtype: the half-precision run is the one reported, the f32 one beside it.
+    let (ev, seconds, full) = match a.dtype {
+        Some(dtype) => {
+            model.set_dtype(dtype)?;
+            let (ev, seconds) = timed(&mut model)?;
+            (ev, seconds, Some(f32_ev))
+        }
+        None => (f32_ev, f32_seconds, None),
+    };
     let cm = if a.confusion {
         let p = predict_classes(&mut model, &ds.x_test, &ds.y_test, EVAL_BATCH)?;
         Some(ConfusionMatrix::from_predictions(
@@ -59,7 +77,25 @@ pub fn run(a: EvaluateArgs) -> Result<i32> {
             v["confusion_matrix"] = serde_json::json!(cm.counts);
             v["misclassified"] = serde_json::json!(cm.misclassified());
         }
+        if let Some(f) = &full {
+            v["dtype"] = serde_json::json!(model.dtype().name());
+            v["f32_loss"] = serde_json::json!(f.loss);
+            v["f32_accuracy"] = serde_json::json!(f.accuracy());
+        }
         println!("{v}");
+    } else if let Some(f) = &full {
+        println!("f32:  {}", test_line(f));
+        println!("{:<5} {}", format!("{}:", model.dtype()), test_line(&ev));
+        if let (Some(a32), Some(a16)) = (f.accuracy(), ev.accuracy()) {
+            println!(
+                "{} accuracy - f32 accuracy: {:+.2} points",
+                model.dtype(),
+                100.0 * (a16 - a32)
+            );
+        }
+        if let Some(cm) = &cm {
+            print!("{}", confusion_table(cm));
+        }
     } else {
         println!("{}", test_line(&ev));
         if let Some(cm) = &cm {

@@ -31,7 +31,7 @@ pub fn run(a: PredictArgs) -> Result<i32> {
     };
     let x = load_image(&a.image, &ImageOptions::new(c, h, w).invert(a.invert))?;
     let probs = model.predict(&x, 1)?;
-    let p = probs.data();
+    let p = probs.to_f32_vec();
     let mut order: Vec<usize> = (0..p.len()).collect();
     order.sort_by(|&i, &j| p[j].total_cmp(&p[i]));
     let name = |i: usize| {

@@ -283,7 +283,9 @@ impl Var {
             }
             return;
         };
-        let parent_grads = (op.backward)(&g);
+        // Backward kernels read `dy` as a plain f32 slice: a view or half-precision
+        // gradient is made so here, once (free for the usual contiguous f32 one).
+        let parent_grads = (op.backward)(&g.contiguous_f32());
         debug_assert_eq!(parent_grads.len(), op.parents.len(), "{}", op.name);
         for (parent, pg) in op.parents.iter().zip(parent_grads) {
             let Some(pg) = pg else { continue };

@@ -98,7 +98,9 @@ pub fn load_weights(model: &mut Sequential, path: &Path) -> Result<()> {
                 t.shape(),
                 p.var.shape()
             )),
-            Some(t) => values.push(t),
+            // A weight saved in another element type (a half-precision copy) loads
+            // into the model's own (f32 for training).
+            Some(t) => values.push(t.to_dtype(p.var.value_ref().dtype())),
         }
     }
     for name in tensors.keys() {

@@ -85,7 +85,7 @@ mod tests {
 
     fn variance(t: &Tensor) -> f32 {
         let m = t.mean();
-        t.data().iter().map(|x| (x - m) * (x - m)).sum::<f32>() / t.numel() as f32
+        t.map(|x| (x - m) * (x - m)).sum() / t.numel() as f32
     }
 
     #[test]

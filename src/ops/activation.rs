@@ -26,7 +26,7 @@ fn frozen_mask(x: &Tensor) -> Option<Vec<u32>> {
 }
 
 pub fn relu(x: &Var) -> Var {
-    let xv = x.value();
+    let xv = x.value().contiguous_f32();
     let y = match frozen_mask(&xv) {
         Some(mask) => Tensor::from_vec(
             xv.data()
@@ -72,7 +72,7 @@ pub fn relu_general(x: &Var, max_value: Option<f32>, negative_slope: f32, thresh
             leaky_relu(x, negative_slope)
         };
     }
-    let xv = x.value();
+    let xv = x.value().contiguous_f32();
     let mut pieces: Vec<u32> = xv
         .data()
         .iter()
@@ -109,7 +109,7 @@ pub fn relu_general(x: &Var, max_value: Option<f32>, negative_slope: f32, thresh
 }
 
 pub fn leaky_relu(x: &Var, alpha: f32) -> Var {
-    let xv = x.value();
+    let xv = x.value().contiguous_f32();
     let y = match frozen_mask(&xv) {
         Some(mask) => Tensor::from_vec(
             xv.data()
@@ -130,7 +130,7 @@ pub fn leaky_relu(x: &Var, alpha: f32) -> Var {
 
 /// Keras' `elu`: `x` for `x > 0`, else `alpha (e^x - 1)` (Keras' default alpha is 1.0).
 pub fn elu(x: &Var, alpha: f32) -> Var {
-    let xv = x.value();
+    let xv = x.value().contiguous_f32();
     let neg = move |v: f32| alpha * v.exp_m1();
     let mask =
         frozen_mask(&xv).unwrap_or_else(|| xv.data().iter().map(|&v| u32::from(v > 0.0)).collect());
@@ -194,7 +194,7 @@ pub fn gelu_scalar(v: f32) -> f32 {
 
 /// Keras' `gelu` with its default `approximate=False`: `x Phi(x)`, the erf form.
 pub fn gelu(x: &Var) -> Var {
-    let xv = x.value();
+    let xv = x.value().contiguous_f32();
     let y = xv.map(gelu_scalar);
     Var::from_op(y, "gelu", &[x], move |dy| {
         vec![Some(dy.zip_map(&xv, |g, x| {
@@ -206,7 +206,7 @@ pub fn gelu(x: &Var) -> Var {
 
 /// Keras' `swish` (also called `silu`): `x sigmoid(x)`.
 pub fn swish(x: &Var) -> Var {
-    let xv = x.value();
+    let xv = x.value().contiguous_f32();
     let y = xv.map(|v| v * sigmoid_scalar(v));
     Var::from_op(y, "swish", &[x], move |dy| {
         vec![Some(dy.zip_map(&xv, |g, x| {
@@ -270,7 +270,10 @@ pub fn softmax_rows(x: &[f32], cols: usize) -> Vec<f32> {
 pub fn softmax(x: &Var) -> Var {
     let shape = x.shape();
     let cols = *shape.last().unwrap_or(&1);
-    let y = Tensor::from_vec(softmax_rows(x.value_ref().data(), cols), &shape);
+    let y = Tensor::from_vec(
+        softmax_rows(x.value().contiguous_f32().data(), cols),
+        &shape,
+    );
     let yk = y.clone();
     Var::from_op(y, "softmax", &[x], move |dy| {
         let mut dx = vec![0.0f32; dy.numel()];

@@ -313,7 +313,7 @@ pub fn batch_norm_train(
         )));
     }
     let shape = x.shape();
-    let (xv, gv) = (x.value(), gamma.value());
+    let (xv, gv) = (x.value().contiguous_f32(), gamma.value().contiguous_f32());
     let mut y = vec![0.0f32; xv.numel()]; // [N, C, S]
     let (mut mean, mut var, mut inv_std) = (vec![0.0; d.c], vec![0.0; d.c], vec![0.0; d.c]);
     batch_norm_train_forward(
@@ -323,7 +323,7 @@ pub fn batch_norm_train(
         &mut inv_std,
         xv.data(),
         gv.data(),
-        beta.value_ref().data(),
+        beta.value().contiguous_f32().data(),
         eps,
         &d,
     );
@@ -380,8 +380,9 @@ pub fn batch_norm_inference(
         OP,
     )?;
     check_eps(eps, OP)?;
+    let (mean, var) = (&mean.contiguous_f32(), &var.contiguous_f32());
     let shape = x.shape();
-    let (xv, gv) = (x.value(), gamma.value());
+    let (xv, gv) = (x.value().contiguous_f32(), gamma.value().contiguous_f32());
     let mut y = vec![0.0f32; xv.numel()]; // [N, C, S]
     let mut inv_std = vec![0.0f32; d.c];
     batch_norm_inference_forward(
@@ -389,7 +390,7 @@ pub fn batch_norm_inference(
         &mut inv_std,
         xv.data(),
         gv.data(),
-        beta.value_ref().data(),
+        beta.value().contiguous_f32().data(),
         mean.data(),
         var.data(),
         eps,

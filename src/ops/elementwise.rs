@@ -41,7 +41,7 @@ pub fn sub(a: &Var, b: &Var) -> Result<Var> {
 
 pub fn mul(a: &Var, b: &Var) -> Result<Var> {
     same_shape(a, b, "mul")?;
-    let (av, bv) = (a.value(), b.value());
+    let (av, bv) = (a.value().contiguous_f32(), b.value().contiguous_f32());
     let out = av.zip_map(&bv, |x, y| x * y);
     Ok(Var::from_op(out, "mul", &[a, b], move |dy| {
         vec![
@@ -65,7 +65,7 @@ pub fn mul_broadcast(a: &Var, b: &Var) -> Result<Var> {
             "multiply: {sb:?} does not broadcast to {sa:?} (same rank, each dimension equal or 1)"
         )));
     }
-    let (av, bv) = (a.value(), b.value());
+    let (av, bv) = (a.value().contiguous_f32(), b.value().contiguous_f32());
     let map = BroadcastMap::new(&sa, &sb);
     let mut out = vec![0.0f32; av.numel()];
     map.for_each(|i, j| out[i] = av.data()[i] * bv.data()[j]);
@@ -153,7 +153,7 @@ pub fn minimum(a: &Var, b: &Var) -> Result<Var> {
 
 fn pick(a: &Var, b: &Var, op: &'static str, take_a: fn(f32, f32) -> bool) -> Result<Var> {
     same_shape(a, b, op)?;
-    let (av, bv) = (a.value(), b.value());
+    let (av, bv) = (a.value().contiguous_f32(), b.value().contiguous_f32());
     let from_a: Vec<bool> = av
         .data()
         .iter()
@@ -215,7 +215,7 @@ pub fn mean(a: &Var) -> Var {
 
 /// Sum of squares of all elements -> scalar (L2 regularization).
 pub fn sum_squares(a: &Var) -> Var {
-    let av = a.value();
+    let av = a.value().contiguous_f32();
     let s = av
         .data()
         .iter()

@@ -18,7 +18,7 @@ pub fn dense_targets(target: &Tensor, n: usize, c: usize) -> Result<Tensor> {
     match target.shape() {
         [m] if *m == n => {
             let mut t = vec![0.0f32; n * c];
-            for (i, &v) in target.data().iter().enumerate() {
+            for (i, &v) in target.contiguous_f32().data().iter().enumerate() {
                 if v < 0.0 || v.fract() != 0.0 || v as usize >= c {
                     return Err(Error::invalid(format!(
                         "label {v} at row {i} is not a class index in 0..{c}"
@@ -28,7 +28,7 @@ pub fn dense_targets(target: &Tensor, n: usize, c: usize) -> Result<Tensor> {
             }
             Ok(Tensor::from_vec(t, &[n, c]))
         }
-        [m, k] if *m == n && *k == c => Ok(target.clone()),
+        [m, k] if *m == n && *k == c => Ok(target.contiguous_f32()),
         other => Err(Error::shape(format!(
             "labels of shape {other:?} do not match predictions [{n}, {c}]: give class \
              indices [{n}] or one-hot rows [{n}, {c}] (see to_categorical)"
@@ -56,7 +56,7 @@ fn rows_cols(x: &Var, what: &str) -> Result<(usize, usize)> {
 pub fn softmax_cross_entropy(logits: &Var, target: &Tensor) -> Result<Var> {
     let (n, c) = rows_cols(logits, "softmax cross-entropy")?;
     let t = dense_targets(target, n, c)?;
-    let z = logits.value();
+    let z = logits.value().contiguous_f32();
     let mut loss = 0.0f64;
     for (row, trow) in z.data().chunks_exact(c).zip(t.data().chunks_exact(c)) {
         let max = row.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
@@ -94,7 +94,7 @@ pub fn softmax_cross_entropy(logits: &Var, target: &Tensor) -> Result<Var> {
 pub fn cross_entropy(probs: &Var, target: &Tensor) -> Result<Var> {
     let (n, c) = rows_cols(probs, "cross-entropy")?;
     let t = dense_targets(target, n, c)?;
-    let p = probs.value();
+    let p = probs.value().contiguous_f32();
     let loss: f64 = p
         .data()
         .iter()
@@ -130,8 +130,8 @@ fn same_shape(pred: &Var, target: &Tensor, what: &str) -> Result<()> {
 /// Mean binary cross-entropy of probabilities (clipped to [1e-7, 1 - 1e-7] as Keras does).
 pub fn binary_cross_entropy(probs: &Var, target: &Tensor) -> Result<Var> {
     same_shape(probs, target, "binary cross-entropy")?;
-    let p = probs.value();
-    let t = target.reshape(p.shape())?;
+    let p = probs.value().contiguous_f32();
+    let t = target.contiguous_f32().reshape(p.shape())?;
     let numel = p.numel() as f32;
     let clip = |v: f32| v.clamp(LOG_EPS, 1.0 - LOG_EPS);
     let loss = p
@@ -164,8 +164,8 @@ pub fn binary_cross_entropy(probs: &Var, target: &Tensor) -> Result<Var> {
 /// Mean binary cross-entropy of `sigmoid(logits)` (fused, stable).
 pub fn sigmoid_binary_cross_entropy(logits: &Var, target: &Tensor) -> Result<Var> {
     same_shape(logits, target, "binary cross-entropy")?;
-    let z = logits.value();
-    let t = target.reshape(z.shape())?;
+    let z = logits.value().contiguous_f32();
+    let t = target.contiguous_f32().reshape(z.shape())?;
     let numel = z.numel() as f32;
     let loss = z
         .data()
@@ -191,8 +191,8 @@ pub fn sigmoid_binary_cross_entropy(logits: &Var, target: &Tensor) -> Result<Var
 /// Mean squared error over all elements.
 pub fn mean_squared_error(pred: &Var, target: &Tensor) -> Result<Var> {
     same_shape(pred, target, "mean squared error")?;
-    let p = pred.value();
-    let t = target.reshape(p.shape())?;
+    let p = pred.value().contiguous_f32();
+    let t = target.contiguous_f32().reshape(p.shape())?;
     let numel = p.numel() as f32;
     let loss = p
         .data()

@@ -50,7 +50,7 @@ pub fn concat(xs: &[&Var], axis: usize) -> Result<Var> {
     let mut out = vec![0.0f32; outer * total * inner];
     let mut offset = 0;
     for (x, &len) in xs.iter().zip(&sizes) {
-        let v = x.value();
+        let v = x.value().contiguous_f32();
         for o in 0..outer {
             let src = &v.data()[o * len * inner..(o + 1) * len * inner];
             let dst = (o * total + offset) * inner;
@@ -95,7 +95,7 @@ pub fn zero_pad2d(x: &Var, pad: [usize; 4]) -> Result<Var> {
     let [top, bottom, left, right] = pad;
     let (planes, h, w) = (s[0] * s[1], s[2], s[3]);
     let (oh, ow) = (top + h + bottom, left + w + right);
-    let v = x.value();
+    let v = x.value().contiguous_f32();
     let mut out = vec![0.0f32; planes * oh * ow];
     for (src, dst) in v
         .data()

@@ -140,7 +140,7 @@ pub fn feature_maps_plot(
         let scale = ((CELL - 8) as usize / h.max(w).max(1)).max(1) as u32;
         let tiles = l
             .maps
-            .data()
+            .to_f32_vec()
             .chunks_exact(h * w)
             .map(|m| {
                 let (lo, hi) = m
@@ -201,7 +201,7 @@ mod tests {
         // The trace's last entry is what predict gives.
         let trace = m.forward_trace(&x).unwrap();
         let pred = m.predict(&x, 2).unwrap();
-        assert_eq!(trace.last().unwrap().1.data(), pred.data());
+        assert_eq!(trace.last().unwrap().1.to_f32_vec(), pred.to_f32_vec());
         let p = feature_maps_plot(&x, 1, "label 3\nprediction 5", &maps).unwrap();
         assert!(p.svg.contains("conv2d_1: 3 maps of 3x3"));
         assert!(conv_feature_maps(&mut m, &x, 2).is_err());

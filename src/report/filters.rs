@@ -79,7 +79,7 @@ pub fn conv_filters(layer: &str, kernel: &Tensor) -> Result<Picture> {
     let scale = (64 / kh.max(kw)).clamp(1, 16) as u32;
     let plane = kh * kw;
     let tiles = kernel
-        .data()
+        .to_f32_vec()
         .chunks_exact(c * plane)
         .map(|f| {
             if c == 3 {

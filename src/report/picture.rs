@@ -299,7 +299,7 @@ pub fn image_tile(x: &crate::Tensor, i: usize, scale: u32) -> Option<Tile> {
         return None;
     }
     let (c, h, w) = (s[1], s[2], s[3]);
-    let img = &x.data()[i * c * h * w..(i + 1) * c * h * w];
+    let img = &x.narrow(0, i, 1).ok()?.to_f32_vec();
     Some(if c == 1 {
         Tile::from_values(img, (h, w), scale, gray)
     } else {

@@ -63,17 +63,18 @@ pub fn predict_classes(
         let end = (start + bs).min(n);
         let xb = Var::constant(x.slice_rows(start, end));
         let out = model.forward_with(&xb, false, fused)?.value();
+        let values = out.to_f32_vec();
         let pred = predicted_classes(&out, fused);
         if cols == 1 {
-            for (&v, &p) in out.data().iter().zip(&pred) {
+            for (&v, &p) in values.iter().zip(&pred) {
                 let prob = if fused { sigmoid_scalar(v) } else { v };
                 confidence.push(if p == 1 { prob } else { 1.0 - prob });
             }
         } else {
             let probs = if fused || !softmax_out {
-                softmax_rows(out.data(), cols)
+                softmax_rows(&values, cols)
             } else {
-                out.data().to_vec()
+                values
             };
             for (row, &p) in probs.chunks_exact(cols).zip(&pred) {
                 confidence.push(row[p]);

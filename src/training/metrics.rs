@@ -59,7 +59,7 @@ impl Metric {
 pub fn count_top_k(output: &Tensor, labels: &Tensor, k: usize) -> usize {
     let cols: usize = output.shape()[1..].iter().product();
     output
-        .data()
+        .to_f32_vec()
         .chunks(cols.max(1))
         .zip(label_classes(labels))
         .filter(|(row, label)| {
@@ -81,9 +81,9 @@ pub fn predicted_classes(output: &Tensor, logits: bool) -> Vec<usize> {
     if cols == 1 {
         let threshold = if logits { 0.0 } else { 0.5 };
         output
-            .data()
-            .iter()
-            .map(|&v| usize::from(v > threshold))
+            .to_f32_vec()
+            .into_iter()
+            .map(|v| usize::from(v > threshold))
             .collect()
     } else {
         output.argmax_rows()
@@ -96,9 +96,9 @@ pub fn label_classes(labels: &Tensor) -> Vec<usize> {
         labels.argmax_rows()
     } else {
         labels
-            .data()
-            .iter()
-            .map(|&v| v.round().max(0.0) as usize)
+            .to_f32_vec()
+            .into_iter()
+            .map(|v| v.round().max(0.0) as usize)
             .collect()
     }
 }

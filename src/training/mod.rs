@@ -7,6 +7,7 @@ pub mod gradcheck;
 pub mod history;
 pub mod metrics;
 pub mod model;
+pub mod precision;
 pub mod prefetch;
 pub mod profile;
 pub mod schedules;

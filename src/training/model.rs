@@ -15,7 +15,7 @@
 
 use super::history::History;
 use super::metrics::Metric;
-use crate::engine::{no_grad, Rng, Tensor, Var};
+use crate::engine::{no_grad, DType, Rng, Tensor, Var};
 use crate::error::{Error, Result};
 use crate::layers::{ForwardCtx, Layer, LayerConfig, Param};
 use crate::losses::Loss;
@@ -254,6 +254,9 @@ pub struct Model {
     /// Set by a callback to end `fit` after the current epoch.
     pub stop_training: bool,
     pub class_names: Vec<String>,
+    /// Element type of the weights and of the activations between layers (f32, or
+    /// f16/bf16 for inference; see `precision.rs`).
+    pub(super) dtype: DType,
 }
 
 impl std::fmt::Debug for Model {
@@ -313,6 +316,7 @@ impl Model {
             rng: Rng::new(seed),
             stop_training: false,
             class_names: Vec::new(),
+            dtype: DType::F32,
         }
     }
 
@@ -976,6 +980,8 @@ impl Model {
     ) -> Result<Vec<Var>> {
         let shapes: Vec<Vec<usize>> = xs.iter().map(|x| x.shape()).collect();
         self.check_inputs(&shapes)?;
+        let dtype = self.dtype;
+        super::precision::check_can_train(self, training)?;
         let n_in = self.inputs.len();
         let Model {
             layers,
@@ -1002,7 +1008,10 @@ impl Model {
                 last_use[t] = i;
             }
         }
-        let mut values: Vec<Option<Var>> = xs.iter().cloned().map(Some).collect();
+        let mut values: Vec<Option<Var>> = xs
+            .iter()
+            .map(|x| Some(super::precision::round_activation(x.clone(), dtype)))
+            .collect();
         values.resize(n_in + layers.len(), None);
         // Read once per call: off, profiling costs nothing per layer.
         let profiling = profile && super::profile::is_profiling();
@@ -1026,6 +1035,7 @@ impl Model {
             } else {
                 layer.forward_many(&args, &mut ctx)?
             };
+            let h = super::precision::round_activation(h, dtype);
             if let Some(t) = trace.as_deref_mut() {
                 t.push((layer.name().to_string(), h.value()));
             }
@@ -1176,7 +1186,7 @@ impl Model {
                 .map(|x| Var::constant(x.slice_rows(start, end)))
                 .collect();
             for (o, y) in outs.iter_mut().zip(self.call_many(&batch, false)?) {
-                o.extend_from_slice(y.value_ref().data());
+                o.extend(y.value().to_f32_vec());
             }
         }
         outs.into_iter()
@@ -1199,7 +1209,7 @@ impl Model {
         let mut out = Vec::new();
         for start in (0..n).step_by(bs) {
             let xb = Var::constant(x.slice_rows(start, (start + bs).min(n)));
-            out.extend_from_slice(self.forward(&xb, false)?.value_ref().data());
+            out.extend(self.forward(&xb, false)?.value().to_f32_vec());
         }
         let mut shape = vec![n];
         shape.extend_from_slice(self.output_shape());

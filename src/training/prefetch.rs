@@ -163,9 +163,9 @@ mod tests {
             for idx in order.chunks(4) {
                 let (b, _) = p.next_batch().unwrap();
                 assert_eq!(b.size, idx.len());
-                assert_eq!(b.xs[0].data(), xs[0].gather_rows(idx).data());
-                assert_eq!(b.xs[1].data(), xs[1].gather_rows(idx).data());
-                assert_eq!(b.ys[0].data(), ys[0].gather_rows(idx).data());
+                assert_eq!(b.xs[0].to_f32_vec(), xs[0].gather_rows(idx).to_f32_vec());
+                assert_eq!(b.xs[1].to_f32_vec(), xs[1].gather_rows(idx).to_f32_vec());
+                assert_eq!(b.ys[0].to_f32_vec(), ys[0].gather_rows(idx).to_f32_vec());
             }
             // Past the last batch: the producer has finished, which is an error to ask.
             assert!(p.next_batch().is_err());
@@ -194,7 +194,7 @@ mod tests {
                             // A slow consumer: the producer fills the channel first.
                             std::thread::sleep(Duration::from_millis(20));
                         }
-                        p.next_batch().unwrap().0.xs[0].data().to_vec()
+                        p.next_batch().unwrap().0.xs[0].to_f32_vec()
                     })
                     .collect()
             })
@@ -204,7 +204,7 @@ mod tests {
         let expected = aug
             .apply_batch(&xs[0].gather_rows(&[2, 3]), 11, 3, 1)
             .unwrap();
-        assert_eq!(fast[1], expected.data());
+        assert_eq!(fast[1], expected.to_f32_vec());
     }
 
     #[test]

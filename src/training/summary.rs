@@ -113,6 +113,14 @@ pub fn summary(model: &Sequential) -> String {
             thousands(buffers)
         );
     }
+    // Keras prints the size beside the counts; the element types are what
+    // `Model::set_dtype` can store the weights in.
+    let size = |d: crate::engine::DType| thousands(model.size_in_bytes(d));
+    s += &format!(
+        "Size in bytes: {} as f32, {} as f16 or bf16\n",
+        size(crate::engine::DType::F32),
+        size(crate::engine::DType::F16)
+    );
     s += &format!("{rule}\n");
     s
 }

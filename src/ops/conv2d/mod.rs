@@ -267,9 +267,9 @@ pub fn conv2d_relu(x: &Var, w: &Var, b: Option<&Var>, spec: &Conv2dSpec) -> Resu
 fn conv2d_impl(x: &Var, w: &Var, b: Option<&Var>, spec: &Conv2dSpec, relu: bool) -> Result<Var> {
     let b_shape = b.map(|b| b.shape());
     let dims = Conv2dDims::new(&x.shape(), &w.shape(), b_shape.as_deref(), spec)?;
-    let xv = x.value();
-    let wv = w.value();
-    let bv = b.map(|b| b.value());
+    let xv = x.value().contiguous_f32();
+    let wv = w.value().contiguous_f32();
+    let bv = b.map(|b| b.value().contiguous_f32());
     let mut out = vec![0.0f32; dims.n * dims.out_image()];
     cpu::conv2d_forward_tuned(
         &mut out,

@@ -42,8 +42,8 @@ pub fn matmul(a: &Var, b: &Var) -> Result<Var> {
             b.shape()
         )));
     }
-    let av = a.value();
-    let bv = b.value();
+    let av = a.value().contiguous_f32();
+    let bv = b.value().contiguous_f32();
     let mut out = vec![0.0f32; n * m];
     sgemm(
         n,
@@ -119,11 +119,11 @@ pub fn linear(x: &Var, w: &Var, b: Option<&Var>) -> Result<Var> {
             )));
         }
     }
-    let xv = x.value();
-    let wv = w.value();
+    let xv = x.value().contiguous_f32();
+    let wv = w.value().contiguous_f32();
     let mut out = vec![0.0f32; n * m];
     if let Some(b) = b {
-        let bv = b.value();
+        let bv = b.value().contiguous_f32();
         for row in out.chunks_exact_mut(m) {
             row.copy_from_slice(bv.data());
         }

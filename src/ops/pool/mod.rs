@@ -155,17 +155,17 @@ pub fn max_pool2d(x: &Var, spec: &Pool2dSpec) -> Result<Var> {
     let backward = kinks || (crate::engine::is_grad_enabled() && x.requires_grad());
     if !backward {
         // No backward will run: the values alone.
-        cpu::max_pool2d_forward_values(&mut out, x.value_ref().data(), &d);
+        cpu::max_pool2d_forward_values(&mut out, x.value().contiguous_f32().data(), &d);
         return Ok(Var::constant(Tensor::from_vec(out, &out_shape)));
     }
     let mut argmax = vec![0u32; n_out]; // [N, C, OH, OW], index within the input plane
-    cpu::max_pool2d_forward(&mut out, &mut argmax, x.value_ref().data(), &d);
+    cpu::max_pool2d_forward(&mut out, &mut argmax, x.value().contiguous_f32().data(), &d);
     if kinks {
         // Gradient checking: reuse the recorded winners (see engine::kinks).
         let (chosen, changed) = crate::engine::kinks::choose(argmax);
         argmax = chosen;
         if changed {
-            let xv = x.value_ref();
+            let xv = x.value().contiguous_f32();
             let (plane_out, plane_in) = (d.oh * d.ow, d.h * d.w);
             for (i, o) in out.iter_mut().enumerate() {
                 *o = xv.data()[(i / plane_out) * plane_in + argmax[i] as usize];
@@ -190,7 +190,7 @@ pub fn avg_pool2d(x: &Var, spec: &Pool2dSpec) -> Result<Var> {
     let in_shape = x.shape();
     let (d, out_shape) = Pool2dDims::new(&in_shape, spec, "avg_pool2d")?;
     let mut out = vec![0.0f32; d.planes * d.oh * d.ow]; // [N, C, OH, OW]
-    cpu::avg_pool2d_forward(&mut out, x.value_ref().data(), &d);
+    cpu::avg_pool2d_forward(&mut out, x.value().contiguous_f32().data(), &d);
     Ok(Var::from_op(
         Tensor::from_vec(out, &out_shape),
         "avg_pool2d",
@@ -221,7 +221,7 @@ pub fn global_avg_pool2d(x: &Var) -> Result<Var> {
     let in_shape = x.shape();
     let (n, c, hw) = global_dims(&in_shape, "global_avg_pool2d")?;
     let mut out = vec![0.0f32; n * c]; // [N, C]
-    cpu::global_avg_pool_forward(&mut out, x.value_ref().data(), hw);
+    cpu::global_avg_pool_forward(&mut out, x.value().contiguous_f32().data(), hw);
     Ok(Var::from_op(
         Tensor::from_vec(out, &[n, c]),
         "global_avg_pool2d",
@@ -240,12 +240,12 @@ pub fn global_max_pool2d(x: &Var) -> Result<Var> {
     let (n, c, hw) = global_dims(&in_shape, "global_max_pool2d")?;
     let mut out = vec![0.0f32; n * c]; // [N, C]
     let mut argmax = vec![0u32; n * c]; // [N, C], index within the plane
-    cpu::global_max_pool_forward(&mut out, &mut argmax, x.value_ref().data(), hw);
+    cpu::global_max_pool_forward(&mut out, &mut argmax, x.value().contiguous_f32().data(), hw);
     if crate::engine::kinks::active() {
         let (chosen, changed) = crate::engine::kinks::choose(argmax);
         argmax = chosen;
         if changed {
-            let xv = x.value_ref();
+            let xv = x.value().contiguous_f32();
             for (i, o) in out.iter_mut().enumerate() {
                 *o = xv.data()[i * hw + argmax[i] as usize];
             }
