@@ -235,12 +235,15 @@ mod tests {
         (m, x, Tensor::from_vec(vec![1.0, 0.0, 2.0, 1.0], &[4]))
     }
 
+    /// A named corruption of one tensor's gradient.
+    type WrongBackward = (&'static str, fn(Tensor) -> Tensor);
+
     /// The wrong backwards, as they would reach the checker. Each is a bug seen in
-    /// backward code: a wrong constant (a 1/N or 1/(1 - rate) forgotten: off by 5%
-    /// here, the smallest a real one is), a sign, the gradient of the transposed matrix
+    /// backward code: a wrong constant (a 1/N or 1/(1 - rate) forgotten; off by only 5%
+    /// here, smaller than such bugs are), a sign, the gradient of the transposed matrix
     /// (a swapped GEMM operand; square kernels only), one entry wrong (an index off at
     /// an edge), and a gradient that never arrives (a term missing).
-    fn wrong_backwards() -> Vec<(&'static str, fn(Tensor) -> Tensor)> {
+    fn wrong_backwards() -> Vec<WrongBackward> {
         vec![
             ("scaled by 1.05", |g| g.map(|v| v * 1.05)),
             ("sign flipped", |g| g.map(|v| -v)),
