@@ -103,7 +103,7 @@ fn cifar10_shaped_run_trains_with_augmentation_saves_and_evaluates() {
                     "--dataset",
                     "cifar10",
                     "--epochs",
-                    "2",
+                    "20",
                     "--batch-size",
                     "32",
                     "--validation-split",
@@ -122,9 +122,12 @@ fn cifar10_shaped_run_trains_with_augmentation_saves_and_evaluates() {
     };
     let trained = train("OUT");
     assert_eq!(trained["dataset"], "cifar10");
-    assert_eq!(trained["epochs"], 2);
+    assert_eq!(trained["epochs"], 20);
+    // The classes are separable by design (a bright band per class), so the net must
+    // learn them through the augmentation: at least 27 of the 30 test records. Measured:
+    // 30/30 for seeds 1-6 after 20 epochs (2 epochs gave 6/30, 10 epochs 18-20/30).
     let acc = trained["accuracy"].as_f64().unwrap();
-    assert!((0.0..=1.0).contains(&acc), "{trained}");
+    assert!(acc >= 0.9 - 1e-6, "test accuracy {acc}: {trained}");
     let out = tmp.path().join("OUT");
     for f in [
         "model.json",
@@ -149,7 +152,7 @@ fn cifar10_shaped_run_trains_with_augmentation_saves_and_evaluates() {
         let v = history["history"][key]
             .as_array()
             .unwrap_or_else(|| panic!("{key}"));
-        assert_eq!(v.len(), 2, "{key}");
+        assert_eq!(v.len(), 20, "{key}");
     }
     assert!(history["history"]["batch_prepare_ms"][0].as_f64().unwrap() > 0.0);
 

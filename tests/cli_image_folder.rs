@@ -46,7 +46,7 @@ fn an_image_folder_trains_and_broken_files_are_skipped_with_a_warning() {
             "--dataset",
             "shapes",
             "--epochs",
-            "3",
+            "6",
             "--batch-size",
             "8",
             "--out",
@@ -63,6 +63,11 @@ fn an_image_folder_trains_and_broken_files_are_skipped_with_a_warning() {
     let run: serde_json::Value =
         serde_json::from_str(String::from_utf8_lossy(&out.stdout).trim()).unwrap();
     assert_eq!(run["dataset"], "shapes");
+    // The classes are separable by design (a bright band in a different third of the
+    // rows), and it learns them: the held-out 20% (2 pictures per class) at least 5 of 6
+    // right. Measured: 6/6 for seeds 0-3 after 6 epochs (3 epochs gave 4/6).
+    let acc = run["accuracy"].as_f64().unwrap();
+    assert!(acc >= 5.0 / 6.0 - 1e-6, "test accuracy {acc}");
     let cfg = std::fs::read_to_string(tmp.path().join("OUT/model.json")).unwrap();
     assert!(cfg.contains("\"triangle\""), "class names are saved: {cfg}");
 

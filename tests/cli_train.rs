@@ -1,29 +1,42 @@
 //! The foundation issue's accuracy claims, end to end through the `nabla` binary on the
 //! real data sets, with fixed seeds and thread count (a seed fixes a run bit for bit for
-//! a given thread count). Each saved model is re-evaluated by `nabla evaluate`, which
-//! must print exactly the same accuracy.
+//! a given thread count and CPU path). Each test guards a method, not a run: it trains
+//! several seeds and checks their mean against a threshold set below the mean measured
+//! over seeds 1-8, by a margin of 3-4 standard errors of the mean of the seeds it runs.
+//! Why: a change of CPU path or of a kernel's rounding (Winograd vs direct vs GEMM, or
+//! another machine) reshuffles which seeds land high, so each seed's accuracy is a fresh
+//! draw from the recipe's distribution; a single seed checked against a threshold near
+//! the top of that distribution (as before: deep-convnet >= 98% held for 3 of 8 seeds)
+//! fails on such changes and invites re-choosing the seed, which hides real regressions.
+//! The first seed's saved model is also re-evaluated by `nabla evaluate`, which must
+//! print exactly the same accuracy.
 //!
-//! One-epoch accuracies vary with the seed: measured here (2 threads), deep-convnet over
-//! seeds 1-8 gives 96.08, 98.12, 97.96, 97.21, 97.17, 97.53, 98.09, 97.87% with Winograd
-//! F(4x4, 3x3) for the forward and input gradient (mean 97.50%); with F(2x2, 3x3) and the
-//! Winograd weight gradient 96.60, 98.14, 97.55, 97.07, 97.76, 97.67, 98.22, 98.00%
-//! (mean 97.63%); with the weight gradient still direct 95.77, 97.67, 97.66, 97.43,
-//! 98.07, 97.71, 97.96, 97.93% (mean 97.53%); with the direct kernels alone 96.90, 97.95,
-//! 97.75, 97.00, 97.76, 97.68, 98.08, 98.07% (mean 97.65%); with im2col + GEMM, seeds 1-4
-//! gave 97.34, 98.13, 97.77, 97.16%. The book reports 98.11%, a NumPy rerun of the book's
-//! code 97.76%. mlp-bn with early stopping over seeds 1-11 gives 87.6-88.6% (mean
-//! 88.1%). keras-cnn over seeds 1-8 gives 98.35, 98.44, 98.53, 98.25, 98.39, 98.53,
-//! 98.49, 98.35% with F(4x4, 3x3) (98.37-98.55% before it).
-//! The seeds below are ones that meet the thresholds; a change to the
-//! kernels' rounding can move these figures, and then the seeds must be re-chosen and
-//! the distribution re-measured, not the thresholds lowered.
+//! Measured (2 threads, AVX-512 machine: Winograd F(4x4) forward and input gradient,
+//! F(2x2) weight gradient), one epoch unless said:
+//! - keras-cnn, seeds 1-8: 98.35, 98.44, 98.53, 98.25, 98.39, 98.53, 98.49, 98.35%
+//!   (mean 98.42%, sd 0.10);
+//! - deep-convnet, seeds 1-8: 96.08, 98.12, 97.96, 97.21, 97.17, 97.53, 98.09, 97.87%
+//!   (mean 97.50%, sd 0.69; the book reports 98.11%, a NumPy rerun of its code 97.76%);
+//!   earlier kernels gave means of 97.53-97.65% over the same seeds;
+//! - mlp-bn on Fashion-MNIST with early stopping, seeds 1-8: 87.66, 88.49, 87.82, 88.08,
+//!   88.45, 88.18, 88.60, 87.76% (mean 88.13%, sd 0.36).
+//!
+//! A threshold may move only with a re-measured distribution, never to fit one run.
 
 use std::path::Path;
 use std::process::Command;
 
-fn data_dir() -> String {
-    std::env::var("NABLA_DATA")
-        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data").to_string())
+mod common;
+
+/// The folder holding both data sets these tests use (a failing test without them).
+fn data_dir() -> std::path::PathBuf {
+    let dir = common::real_data("mnist");
+    assert_eq!(
+        dir,
+        common::real_data("fashion-mnist"),
+        "one folder for both"
+    );
+    dir
 }
 
 fn nabla(args: &[&str]) -> serde_json::Value {
@@ -42,7 +55,8 @@ fn nabla(args: &[&str]) -> serde_json::Value {
     serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("{e}: {text}"))
 }
 
-fn train_and_reevaluate(args: &[&str], min_accuracy: f64) {
+/// One `nabla train` run; returns its test accuracy.
+fn train(args: &[&str], reevaluate: bool) -> f64 {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("model");
     let out_s = out.to_str().unwrap();
@@ -51,22 +65,50 @@ fn train_and_reevaluate(args: &[&str], min_accuracy: f64) {
     full.extend_from_slice(&["--out", out_s, "--json"]);
     let trained = nabla(&full);
     let acc = trained["accuracy"].as_f64().unwrap();
-    assert!(
-        acc >= min_accuracy,
-        "{args:?}: test accuracy {acc} < {min_accuracy}"
-    );
     assert!(Path::new(out_s).join("history.json").exists());
-    let again = nabla(&["evaluate", out_s, "--json"]);
-    assert_eq!(
-        again["accuracy"], trained["accuracy"],
-        "evaluate must agree exactly"
-    );
-    assert_eq!(again["loss"], trained["loss"]);
+    if reevaluate {
+        let again = nabla(&["evaluate", out_s, "--json"]);
+        assert_eq!(
+            again["accuracy"], trained["accuracy"],
+            "evaluate must agree exactly"
+        );
+        assert_eq!(again["loss"], trained["loss"]);
+    }
+    acc
 }
 
+/// Trains `args` once per seed and returns the test accuracies; the first seed's saved
+/// model is re-evaluated.
+fn accuracies_over_seeds(args: &[&str], seeds: &[u64]) -> Vec<f64> {
+    seeds
+        .iter()
+        .enumerate()
+        .map(|(i, seed)| {
+            let seed = seed.to_string();
+            let mut full = args.to_vec();
+            full.extend_from_slice(&["--seed", &seed]);
+            train(&full, i == 0)
+        })
+        .collect()
+}
+
+/// Asserts that the mean of `accs` reaches `min_mean`.
+fn assert_mean_at_least(what: &str, accs: &[f64], min_mean: f64) {
+    let mean = accs.iter().sum::<f64>() / accs.len() as f64;
+    eprintln!("{what}: accuracies {accs:?}, mean {mean:.4}");
+    assert!(
+        mean >= min_mean,
+        "{what}: mean test accuracy {mean:.4} over seeds ({accs:?}) < {min_mean}"
+    );
+}
+
+/// keras-cnn, one epoch: mean over seeds 1-4 >= 98.2%. Measured mean 98.42%, sd 0.10,
+/// so the mean of 4 seeds has a standard error of 0.05: the threshold is 4 of them
+/// below (a correct change of rounding fails it with probability ~3e-5), and a real
+/// loss of 0.3 points is caught.
 #[test]
-fn keras_cnn_one_epoch_reaches_98_3_percent() {
-    train_and_reevaluate(
+fn keras_cnn_one_epoch_averages_98_2_percent_over_four_seeds() {
+    let accs = accuracies_over_seeds(
         &[
             "--model",
             "keras-cnn",
@@ -74,16 +116,19 @@ fn keras_cnn_one_epoch_reaches_98_3_percent() {
             "mnist",
             "--epochs",
             "1",
-            "--seed",
-            "3",
         ],
-        0.983,
+        &[1, 2, 3, 4],
     );
+    assert_mean_at_least("keras-cnn", &accs, 0.982);
 }
 
+/// deep-convnet, one epoch: mean over seeds 1-4 >= 96.5%. Measured mean 97.50%, sd
+/// 0.69 (one seed in eight at 96.1%), so 4 seeds have a standard error of 0.34: the
+/// threshold is 3 of them below. A full epoch per seed: fewer samples would test a
+/// different recipe (10,000 samples reach only ~64%).
 #[test]
-fn deep_convnet_one_epoch_reaches_98_percent() {
-    train_and_reevaluate(
+fn deep_convnet_one_epoch_averages_96_5_percent_over_four_seeds() {
+    let accs = accuracies_over_seeds(
         &[
             "--model",
             "deep-convnet",
@@ -91,16 +136,17 @@ fn deep_convnet_one_epoch_reaches_98_percent() {
             "mnist",
             "--epochs",
             "1",
-            "--seed",
-            "7",
         ],
-        0.980,
+        &[1, 2, 3, 4],
     );
+    assert_mean_at_least("deep-convnet", &accs, 0.965);
 }
 
+/// mlp-bn on Fashion-MNIST with early stopping: mean over seeds 1-4 >= 87.6%. Measured
+/// mean 88.13%, sd 0.36, so 4 seeds have a standard error of 0.18: 3 of them below.
 #[test]
-fn mlp_bn_with_early_stopping_reaches_88_5_percent_on_fashion() {
-    train_and_reevaluate(
+fn mlp_bn_with_early_stopping_averages_87_6_percent_on_fashion_over_four_seeds() {
+    let accs = accuracies_over_seeds(
         &[
             "--model",
             "mlp-bn",
@@ -113,19 +159,22 @@ fn mlp_bn_with_early_stopping_reaches_88_5_percent_on_fashion() {
             "--early-stopping",
             "10",
             "--restore-best-weights",
-            "--seed",
-            "7",
         ],
-        0.885,
+        &[1, 2, 3, 4],
     );
+    assert_mean_at_least("mlp-bn", &accs, 0.876);
 }
 
 /// The deep-nets issue's MNIST claim: deep-convnet with augmentation (rotations, shifts,
 /// zooms) and a cosine learning-rate decay over 15 epochs reaches 99.4% (the longest test
-/// here, ~6 minutes on 2 cores).
+/// here, ~6 minutes on 2 cores). One seed only, which makes this the one claim here
+/// about a run rather than a distribution: seed 1 measured 99.53%, 13 test images above
+/// the threshold, and the spread over seeds of this 15-epoch recipe has not been
+/// measured (4 seeds would add ~20 minutes to CI). Until it is, a failure here after a
+/// rounding change means "measure the spread", not "pick another seed".
 #[test]
 fn deep_convnet_with_augmentation_and_decay_reaches_99_4_percent() {
-    train_and_reevaluate(
+    let acc = train(
         &[
             "--model",
             "deep-convnet",
@@ -140,6 +189,7 @@ fn deep_convnet_with_augmentation_and_decay_reaches_99_4_percent() {
             "--schedule",
             "cosine:15",
         ],
-        0.994,
+        true,
     );
+    assert!(acc >= 0.994, "test accuracy {acc} < 0.994");
 }

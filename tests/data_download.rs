@@ -12,19 +12,9 @@
 
 mod common;
 
-use common::{files_in, lock_env, Mirror};
+use common::{files_in, lock_env, real_data, Mirror};
 use nabla::data::load_data;
-use std::path::{Path, PathBuf};
-
-fn shared_data() -> Option<PathBuf> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data");
-    if dir.join("mnist").is_dir() {
-        Some(dir)
-    } else {
-        eprintln!("note: {} not found; skipping", dir.display());
-        None
-    }
-}
+use std::path::Path;
 
 /// Serves `root/<data set>/<file>` at `/<mode>/<data set>/<file>`, mangled by `mode`.
 fn start_mirror(root: &Path) -> Mirror {
@@ -69,8 +59,8 @@ fn setup(mirrors: &[String]) -> tempfile::TempDir {
 
 #[test]
 fn downloads_verifies_and_caches_mnist() {
-    let Some(root) = shared_data() else { return };
     let _env = lock_env();
+    let root = real_data("mnist");
     let mirror = start_mirror(&root);
     let cache = setup(&[mirror.url("good")]);
 
@@ -106,8 +96,8 @@ fn downloads_verifies_and_caches_mnist() {
 
 #[test]
 fn corrupt_mirrors_fail_the_checksum_and_leave_no_file() {
-    let Some(root) = shared_data() else { return };
     let _env = lock_env();
+    let root = real_data("mnist");
     let mirror = start_mirror(&root);
     let cache = setup(&[mirror.url("corrupt"), mirror.url("truncated")]);
 
@@ -138,8 +128,8 @@ fn corrupt_mirrors_fail_the_checksum_and_leave_no_file() {
 
 #[test]
 fn bad_mirrors_are_skipped_for_the_next_one() {
-    let Some(root) = shared_data() else { return };
     let _env = lock_env();
+    let root = real_data("mnist");
     let mirror = start_mirror(&root);
     let cache = setup(&[
         mirror.url("missing"),

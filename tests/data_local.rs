@@ -6,15 +6,7 @@
 use nabla::data::{load_data, load_data_from, Dataset};
 use std::path::PathBuf;
 
-fn shared_data() -> Option<PathBuf> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data");
-    if dir.join("mnist").is_dir() {
-        Some(dir)
-    } else {
-        eprintln!("note: {} not found; skipping", dir.display());
-        None
-    }
-}
+mod common;
 
 fn check(ds: &Dataset, first_train: f32, first_test: f32) {
     assert_eq!(ds.x_train.shape(), &[60000, 1, 28, 28]);
@@ -43,7 +35,8 @@ fn check(ds: &Dataset, first_train: f32, first_test: f32) {
 
 #[test]
 fn load_data_from_nabla_data_folder() {
-    let Some(shared) = shared_data() else { return };
+    let shared = common::real_data("fashion-mnist");
+    assert!(shared.join("mnist").is_dir(), "{}", shared.display());
     let cache = tempfile::tempdir().unwrap();
     std::env::set_var("NABLA_DATA", &shared);
     std::env::set_var("NABLA_CACHE", cache.path());
@@ -76,4 +69,33 @@ fn load_data_from_nabla_data_folder() {
         msg.contains("http://127.0.0.1:9/mnist/train-images-idx3-ubyte.gz"),
         "{msg}"
     );
+}
+
+#[test]
+fn missing_data_fails_naming_where_it_looked() {
+    let empty = tempfile::tempdir().unwrap();
+    let also_empty = tempfile::tempdir().unwrap();
+    let err = common::find_real_data(Some(empty.path().to_path_buf()), also_empty.path(), "mnist")
+        .unwrap_err();
+    let env_at = err.find(&format!("NABLA_DATA={}", empty.path().display()));
+    let fallback_at = err.find(&also_empty.path().display().to_string());
+    assert!(
+        matches!((env_at, fallback_at), (Some(a), Some(b)) if a < b),
+        "names NABLA_DATA first, then the fallback: {err}"
+    );
+    assert!(err.contains("'mnist'"), "{err}");
+    let err = common::find_real_data(None, also_empty.path(), "mnist").unwrap_err();
+    assert!(err.contains("NABLA_DATA (not set)"), "{err}");
+    // The fallback is used when NABLA_DATA lacks the data set.
+    std::fs::create_dir(also_empty.path().join("mnist")).unwrap();
+    let found =
+        common::find_real_data(Some(empty.path().to_path_buf()), also_empty.path(), "mnist");
+    assert_eq!(found, Ok(PathBuf::from(also_empty.path())));
+}
+
+/// What a data test does without its data: it fails, with the message above.
+#[test]
+#[should_panic(expected = "the real data set 'no-such-data-set' is missing: looked for")]
+fn a_data_test_without_its_data_fails() {
+    common::real_data("no-such-data-set");
 }

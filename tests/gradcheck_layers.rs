@@ -48,13 +48,14 @@ fn run_case(name: &str, input: &[usize], layers: Vec<LayerConfig>, loss: Loss) {
     let reports = check_model(&mut m, &x, &y, 40, 1e-2).unwrap();
     assert!(!reports.is_empty(), "{name}: nothing to check");
     for r in reports {
-        assert!(r.checked > 0, "{name}: every entry of {} skipped", r.param);
         assert!(
             r.rel_error < DEFAULT_TOLERANCE,
             "{name}: {} relative error {:.3e}",
             r.param,
             r.rel_error
         );
+        // Compared on at least half of its sampled entries, not skipped.
+        assert!(r.passed(), "{name}: {r:?}");
     }
 }
 

@@ -65,7 +65,7 @@ pub fn run(a: GradcheckArgs) -> Result<i32> {
     let mut worst_by_layer: Vec<(String, f32)> = Vec::new();
     let mut failed = false;
     for r in &reports {
-        let ok = r.rel_error < DEFAULT_TOLERANCE && r.checked > 0;
+        let ok = r.passed();
         failed |= !ok;
         println!(
             "{:<36}{:<18}{:>8}{:>8}{:>12.2e}{:>12.2e}  {}",

@@ -44,4 +44,54 @@ mod tests {
         let m = dropout(&ones, 0.2, &mut rng).value().mean();
         assert!((m - 1.0).abs() < 0.01, "{m}");
     }
+
+    /// Zeros among `n` dropout outputs of ones, and the values of the others.
+    fn dropped_and_kept(rate: f32, n: usize, seed: u64) -> (usize, Vec<f32>) {
+        let ones = Var::parameter(Tensor::ones(&[n]));
+        let y = dropout(&ones, rate, &mut Rng::new(seed));
+        let dropped = y.value().data().iter().filter(|&&v| v == 0.0).count();
+        let kept = y
+            .value()
+            .data()
+            .iter()
+            .copied()
+            .filter(|&v| v != 0.0)
+            .collect();
+        // The backward routes the gradient through the same mask and scale.
+        y.backward();
+        assert_eq!(ones.grad().unwrap().data(), y.value().data(), "rate {rate}");
+        (dropped, kept)
+    }
+
+    #[test]
+    fn drops_the_rate_and_scales_the_rest_by_one_over_keep() {
+        // The dropped count is Binomial(n, rate): within 5 standard deviations
+        // (sqrt(n rate (1 - rate)), 145 for n = 1e5, rate 0.3) of n rate, which a correct
+        // dropout misses with probability below 1e-6, and which a no-op (0 dropped), a
+        // swapped rate and keep (70,000 dropped for 0.3) or an off-by-a-few-percent rate
+        // all miss by far.
+        let n = 100_000;
+        for (rate, seed) in [(0.3f32, 1u64), (0.5, 2), (0.8, 3), (0.05, 4)] {
+            let (dropped, kept) = dropped_and_kept(rate, n, seed);
+            let mean = n as f64 * rate as f64;
+            let sd = (n as f64 * rate as f64 * (1.0 - rate as f64)).sqrt();
+            assert!(
+                (dropped as f64 - mean).abs() < 5.0 * sd,
+                "rate {rate}: {dropped} of {n} dropped, expected {mean} +- {:.0}",
+                5.0 * sd
+            );
+            // Inverted dropout: every survivor is 1 / (1 - rate), exactly as f32 computes it.
+            let scale = 1.0 / (1.0 - rate);
+            assert!(
+                kept.iter().all(|&v| v == scale),
+                "rate {rate}: {:?}",
+                &kept[..5]
+            );
+        }
+        // Rate 0 is the identity. (Inference never calls the op: the layer returns its
+        // input; `tests/dropout_layer.rs` checks that through a model.)
+        let x = Var::constant(Tensor::from_vec(vec![1.0, -2.0, 3.0], &[3]));
+        let y = dropout(&x, 0.0, &mut Rng::new(5));
+        assert_eq!(y.value().data(), x.value().data());
+    }
 }

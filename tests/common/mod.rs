@@ -5,14 +5,16 @@
 //!   stands in for the data set mirrors, so downloads are tested without a network.
 //! - `lock_env`: environment variables are process-wide and the tests of one file run
 //!   in parallel threads, so a test holds this lock while it sets them and loads.
+//! - `real_data`: where the real data sets are (`$NABLA_DATA`, then `../shared/data`),
+//!   or a failing test that says where it looked.
 
 // Each test file compiles its own copy of this module and uses only part of it.
 #![allow(dead_code)]
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::thread::JoinHandle;
 
 static ENV_LOCK: Mutex<()> = Mutex::new(());
@@ -107,4 +109,45 @@ pub fn files_in(dir: &Path) -> Vec<String> {
         .collect();
     names.sort();
     names
+}
+
+/// `$NABLA_DATA` as the test process found it, read once: some tests remove it (while
+/// holding `lock_env`) to force downloads, and a later `real_data` must still see it.
+fn nabla_data_at_start() -> Option<PathBuf> {
+    static AT_START: OnceLock<Option<PathBuf>> = OnceLock::new();
+    AT_START
+        .get_or_init(|| std::env::var_os("NABLA_DATA").map(PathBuf::from))
+        .clone()
+}
+
+/// The folder holding the real data set `dataset` (its sub-folder, e.g. `mnist/`):
+/// `$NABLA_DATA` first, then `../shared/data` beside the crate. Without it the calling
+/// test fails, naming both places: a data test never passes by returning early. In a
+/// test file that also removes `NABLA_DATA`, call it while holding `lock_env`.
+pub fn real_data(dataset: &str) -> PathBuf {
+    let fallback = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data");
+    find_real_data(nabla_data_at_start(), &fallback, dataset).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// `real_data`'s search, given the environment variable and the fallback folder.
+pub fn find_real_data(
+    nabla_data: Option<PathBuf>,
+    fallback: &Path,
+    dataset: &str,
+) -> Result<PathBuf, String> {
+    let mut looked = Vec::new();
+    match nabla_data {
+        Some(dir) if dir.join(dataset).is_dir() => return Ok(dir),
+        Some(dir) => looked.push(format!("NABLA_DATA={}", dir.display())),
+        None => looked.push("NABLA_DATA (not set)".to_string()),
+    }
+    if fallback.join(dataset).is_dir() {
+        return Ok(fallback.to_path_buf());
+    }
+    looked.push(fallback.display().to_string());
+    Err(format!(
+        "the real data set '{dataset}' is missing: looked for {dataset}/ in {}; set \
+         NABLA_DATA to the folder that holds it",
+        looked.join(", then in ")
+    ))
 }

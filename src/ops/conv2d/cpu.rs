@@ -86,11 +86,47 @@ pub(crate) const TUNING: Tuning = Tuning {
 
 /// Which direct kernel `direct_cpu` is asked about: their register tiles need different
 /// least channel counts.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Kernel {
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Kernel {
     Forward,
     BackwardInput,
     BackwardWeight,
+}
+
+/// The kernel family a call ran. Only the last is portable; the others need the
+/// `Avx512` token, so on a CPU without AVX-512 every call is `Im2colGemm`, and the tests
+/// that compare the fast kernels with the naive ones read this to say (and check) which
+/// of them they covered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum ConvPath {
+    /// F(4x4, 3x3), channels-last (`winograd4.rs`).
+    Winograd4x4,
+    /// F(2x2, 3x3): `winograd.rs` for the forward and input gradient,
+    /// `winograd_weight.rs` for the weight gradient.
+    Winograd2x2,
+    /// `direct.rs`.
+    Direct,
+    /// im2col + GEMM (or one GEMM for 1x1 convs): every CPU.
+    Im2colGemm,
+}
+
+#[cfg(test)]
+thread_local! {
+    static PATHS_TAKEN: std::cell::RefCell<Vec<(Kernel, ConvPath)>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Notes the path a `*_tuned` call dispatched to (kept only in test builds, on the
+/// calling thread: the dispatch happens there, before any parallel chunk).
+fn took(_kernel: Kernel, _path: ConvPath) {
+    #[cfg(test)]
+    PATHS_TAKEN.with(|p| p.borrow_mut().push((_kernel, _path)));
+}
+
+/// The paths the calls on this thread took since the last call (test builds only).
+#[cfg(test)]
+pub(crate) fn paths_taken() -> Vec<(Kernel, ConvPath)> {
+    PATHS_TAKEN.with(|p| std::mem::take(&mut *p.borrow_mut()))
 }
 
 /// The CPU token when `d` takes the direct kernel `which` under `t`. The forward kernel's
@@ -419,6 +455,7 @@ pub(crate) fn conv2d_forward_tuned(
     debug_assert!(b.is_none_or(|b| b.len() == d.oc));
     let min_imgs = min_chunk_images(d, t);
     if let (Some(cpu), true) = (winograd_cpu(d, t, Kernel::Forward), t.winograd4) {
+        took(Kernel::Forward, ConvPath::Winograd4x4);
         let geo = Wino4::forward(d);
         let u = winograd4::pack(w, d, &geo, false);
         forward_chunks(
@@ -432,6 +469,7 @@ pub(crate) fn conv2d_forward_tuned(
         return;
     }
     if let Some(cpu) = winograd_cpu(d, t, Kernel::Forward) {
+        took(Kernel::Forward, ConvPath::Winograd2x2);
         let geo = Wino::forward(d);
         let u = winograd::pack_forward(w, d);
         forward_chunks(
@@ -445,6 +483,7 @@ pub(crate) fn conv2d_forward_tuned(
         return;
     }
     if let Some(cpu) = direct_cpu(d, t, Kernel::Forward) {
+        took(Kernel::Forward, ConvPath::Direct);
         let wt = direct::pack_forward_weights(w, d);
         let len = direct::forward_scratch(d);
         forward_chunks(
@@ -457,6 +496,7 @@ pub(crate) fn conv2d_forward_tuned(
         );
         return;
     }
+    took(Kernel::Forward, ConvPath::Im2colGemm);
     let gemm_par = parallel::split(d.n, min_imgs).len() == 1;
     parallel::par_chunks_mut(out, d.out_image(), min_imgs, |first, out| {
         let imgs = out.len() / d.out_image();
@@ -622,6 +662,7 @@ pub(crate) fn conv2d_backward_input_tuned(
     debug_assert_eq!(w.len(), d.oc * d.k());
     let min_imgs = min_chunk_images(d, t);
     if let (Some(cpu), true) = (winograd_cpu(d, t, Kernel::BackwardInput), t.winograd4) {
+        took(Kernel::BackwardInput, ConvPath::Winograd4x4);
         let geo = Wino4::backward_input(d);
         let u = winograd4::pack(w, d, &geo, true);
         backward_input_chunks(
@@ -636,6 +677,7 @@ pub(crate) fn conv2d_backward_input_tuned(
         return;
     }
     if let Some(cpu) = winograd_cpu(d, t, Kernel::BackwardInput) {
+        took(Kernel::BackwardInput, ConvPath::Winograd2x2);
         let geo = Wino::backward_input(d);
         let u = winograd::pack_backward_input(w, d);
         backward_input_chunks(
@@ -650,6 +692,7 @@ pub(crate) fn conv2d_backward_input_tuned(
         return;
     }
     if let Some(cpu) = direct_cpu(d, t, Kernel::BackwardInput) {
+        took(Kernel::BackwardInput, ConvPath::Direct);
         let wt = direct::pack_backward_input_weights(w, d);
         let len = direct::backward_input_scratch(d);
         backward_input_chunks(
@@ -667,6 +710,7 @@ pub(crate) fn conv2d_backward_input_tuned(
         let masked = relu_masked(dout, y);
         return conv2d_backward_input_tuned(dinp, &masked, None, w, d, t);
     }
+    took(Kernel::BackwardInput, ConvPath::Im2colGemm);
     let gemm_par = parallel::split(d.n, min_imgs).len() == 1;
     parallel::par_chunks_mut(dinp, d.in_image(), min_imgs, |first, dinp| {
         let imgs = dinp.len() / d.in_image().max(1);
@@ -752,6 +796,17 @@ pub fn conv2d_backward_weight(
     conv2d_backward_weight_tuned(dw, db, dout, None, inp, d, &TUNING)
 }
 
+/// The path `weight_chunk` takes for `d` under `t`.
+fn weight_path(d: &Conv2dDims, t: &Tuning) -> ConvPath {
+    if winograd_cpu(d, t, Kernel::BackwardWeight).is_some() {
+        ConvPath::Winograd2x2
+    } else if direct_cpu(d, t, Kernel::BackwardWeight).is_some() {
+        ConvPath::Direct
+    } else {
+        ConvPath::Im2colGemm
+    }
+}
+
 /// Whether the weight gradient of `d` runs a kernel that masks `dout` as it copies it.
 fn weight_masks_in_place(d: &Conv2dDims, t: &Tuning) -> bool {
     winograd_cpu(d, t, Kernel::BackwardWeight).is_some()
@@ -777,6 +832,8 @@ pub(crate) fn conv2d_backward_weight_tuned(
         let masked = relu_masked(dout, y);
         return conv2d_backward_weight_tuned(dw, db, &masked, None, inp, d, t);
     }
+    // `weight_chunk` makes the same choice for every chunk (on the pool's threads).
+    took(Kernel::BackwardWeight, weight_path(d, t));
     let min_imgs = min_chunk_images(d, t);
     dw.fill(0.0);
     if let Some(db) = db.as_deref_mut() {

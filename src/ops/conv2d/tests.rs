@@ -2,10 +2,12 @@
 //! shapes (under several tunings and pool sizes, so every path runs on small inputs),
 //! gradcheck of the op, shape errors, determinism.
 
-use super::cpu::{self, Tuning, TUNING};
+use super::cpu::{self, ConvPath, Kernel, Tuning, TUNING};
+use super::direct::Avx512;
 use super::naive::*;
 use super::*;
 use crate::engine::{gradcheck, Rng};
+use std::collections::{BTreeMap, BTreeSet};
 
 fn randn(len: usize, rng: &mut Rng) -> Vec<f32> {
     (0..len).map(|_| rng.normal()).collect()
@@ -338,6 +340,8 @@ fn naive_matches_hand_computed_values() {
 #[test]
 fn fast_matches_naive_on_random_shapes() {
     let mut rng = Rng::new(11);
+    // Which path each (case, kernel) ran under any tuning: the coverage this test claims.
+    let mut ran: BTreeMap<(String, Kernel), BTreeSet<ConvPath>> = BTreeMap::new();
     for case in cases() {
         let d = case.dims();
         let x = randn(d.n * d.in_image(), &mut rng);
@@ -369,8 +373,9 @@ fn fast_matches_naive_on_random_shapes() {
         for threads in [1, 3] {
             for t in tunings(&d) {
                 let what = format!("{case:?} threads={threads} {t:?}");
-                pool(threads).install(|| {
-                    // Outputs start as NaN: the kernels must write every value.
+                let paths = pool(threads).install(|| {
+                    cpu::paths_taken(); // start from nothing on this pool thread
+                                        // Outputs start as NaN: the kernels must write every value.
                     let mut y = vec![f32::NAN; dy.len()];
                     cpu::conv2d_forward_tuned(&mut y, &x, &w, Some(&b), &d, false, &t);
                     assert_close(&y, &want_y, &format!("forward {what}"));
@@ -414,12 +419,117 @@ fn fast_matches_naive_on_random_shapes() {
                     cpu::conv2d_backward_weight_tuned(&mut dw, Some(&mut db), &dy, y, &x, &d, &t);
                     assert_close(&dw, &want_dw_m, &format!("backward weight masked {what}"));
                     assert_close(&db, &want_db_m, &format!("backward bias masked {what}"));
+                    cpu::paths_taken()
                 });
+                for (kernel, path) in paths {
+                    ran.entry((format!("{case:?}"), kernel))
+                        .or_default()
+                        .insert(path);
+                }
             }
         }
         let mut db = vec![f32::NAN; d.oc];
         cpu::conv2d_backward_bias(&mut db, &dy, &d);
         assert_close(&db, &want_db, &format!("backward bias only {case:?}"));
+    }
+    check_paths_covered(&ran);
+}
+
+/// The coverage `fast_matches_naive_on_random_shapes` claims, from the paths its calls
+/// recorded (printed with `--nocapture`):
+/// - the portable im2col + GEMM path ran for every case and kernel (the forced tunings
+///   with `direct_waste: 0.0, winograd: false`), so it stays tested on machines where
+///   the default tuning takes the AVX-512 kernels;
+/// - on a CPU with AVX-512, every fast path ran for each kernel it exists for, so the
+///   comparison cannot silently shrink to the portable path alone;
+/// - without AVX-512 only the portable path can run: the test says so rather than pass
+///   as if it had covered the others.
+fn check_paths_covered(ran: &BTreeMap<(String, Kernel), BTreeSet<ConvPath>>) {
+    let table: String = ran
+        .iter()
+        .map(|((case, kernel), paths)| format!("{case} {kernel:?}: {paths:?}\n"))
+        .collect();
+    eprintln!("paths taken per case and kernel:\n{table}");
+    for ((case, kernel), paths) in ran {
+        assert!(
+            paths.contains(&ConvPath::Im2colGemm),
+            "{case} {kernel:?} never ran the portable path: {paths:?}"
+        );
+    }
+    let covered: BTreeSet<(Kernel, ConvPath)> = ran
+        .iter()
+        .flat_map(|((_, kernel), paths)| paths.iter().map(move |p| (*kernel, *p)))
+        .collect();
+    let fast = [
+        (Kernel::Forward, ConvPath::Winograd4x4),
+        (Kernel::Forward, ConvPath::Winograd2x2),
+        (Kernel::Forward, ConvPath::Direct),
+        (Kernel::BackwardInput, ConvPath::Winograd4x4),
+        (Kernel::BackwardInput, ConvPath::Winograd2x2),
+        (Kernel::BackwardInput, ConvPath::Direct),
+        (Kernel::BackwardWeight, ConvPath::Winograd2x2),
+        (Kernel::BackwardWeight, ConvPath::Direct),
+    ];
+    if Avx512::detect().is_some() {
+        let missing: Vec<_> = fast.iter().filter(|k| !covered.contains(k)).collect();
+        assert!(
+            missing.is_empty(),
+            "AVX-512 is available but these fast paths never ran: {missing:?}\n{table}"
+        );
+    } else {
+        assert!(
+            fast.iter().all(|k| !covered.contains(k)),
+            "a fast path ran without AVX-512"
+        );
+        eprintln!(
+            "note: this CPU has no AVX-512: only im2col + GEMM was compared with the naive \
+             kernels; the direct and Winograd kernels were not tested here"
+        );
+    }
+}
+
+/// With the default tuning, the layers the fast kernels were written for take them on
+/// an AVX-512 machine (deep-convnet's 16->16 3x3 convs at a training batch: Winograd
+/// F(4x4) for the forward and input gradient, F(2x2) for the weight gradient; its first
+/// 1->16 layer: direct forward), and im2col + GEMM everywhere without AVX-512. A tuning
+/// or a detection change that sent them to the portable path would fail here, not only
+/// show up as slower training.
+#[test]
+fn default_tuning_sends_training_layers_to_the_fast_paths() {
+    let run = |case: Case| {
+        let d = case.dims();
+        let mut rng = Rng::new(2);
+        let x = randn(d.n * d.in_image(), &mut rng);
+        let w = randn(d.oc * d.k(), &mut rng);
+        let dy = randn(d.n * d.out_image(), &mut rng);
+        cpu::paths_taken();
+        let mut y = vec![0.0; dy.len()];
+        cpu::conv2d_forward_tuned(&mut y, &x, &w, None, &d, false, &TUNING);
+        let mut dx = vec![0.0; x.len()];
+        cpu::conv2d_backward_input_tuned(&mut dx, &dy, None, &w, &d, &TUNING);
+        let mut dw = vec![0.0; w.len()];
+        cpu::conv2d_backward_weight_tuned(&mut dw, None, &dy, None, &x, &d, &TUNING);
+        cpu::paths_taken()
+    };
+    let p1 = Padding2d::uniform(1);
+    let deep = run(Case::new(16, 16, (28, 28), 16, (3, 3)).pad(p1));
+    let first = run(Case::new(16, 1, (28, 28), 16, (3, 3)).pad(p1));
+    use ConvPath::*;
+    use Kernel::*;
+    if Avx512::detect().is_some() {
+        assert_eq!(
+            deep,
+            [
+                (Forward, Winograd4x4),
+                (BackwardInput, Winograd4x4),
+                (BackwardWeight, Winograd2x2)
+            ]
+        );
+        assert_eq!(first[0], (Forward, Direct), "{first:?}");
+    } else {
+        for (_, path) in deep.iter().chain(&first) {
+            assert_eq!(*path, Im2colGemm);
+        }
     }
 }
 
