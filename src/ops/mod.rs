@@ -5,6 +5,7 @@
 //! local derivatives in a table at the top of their file.
 
 pub mod activation;
+pub mod axes;
 pub mod batchnorm;
 pub mod conv2d;
 pub mod dropout;
@@ -14,6 +15,7 @@ pub mod matmul;
 pub mod parallel;
 pub mod pool;
 pub mod shape;
+pub mod update;
 
 /// Zero padding of the two spatial axes of an NCHW tensor. "same" padding with an even
 /// kernel or a stride > 1 is asymmetric (TensorFlow puts the extra row at the bottom and
