@@ -117,6 +117,42 @@ pub fn walk(out: &[usize], src_strides: &[usize], mut f: impl FnMut(usize, usize
     }
 }
 
+/// As `walk`, with two source buffers: `f(i, ja, jb)` (binary broadcasting).
+pub fn walk2(out: &[usize], sa: &[usize], sb: &[usize], mut f: impl FnMut(usize, usize, usize)) {
+    debug_assert!(out.len() == sa.len() && out.len() == sb.len());
+    let n: usize = out.iter().product();
+    if n == 0 {
+        return;
+    }
+    let rank = out.len();
+    if rank == 0 {
+        f(0, 0, 0);
+        return;
+    }
+    let (last, la, lb) = (out[rank - 1], sa[rank - 1], sb[rank - 1]);
+    let mut idx = vec![0usize; rank];
+    let (mut ja, mut jb, mut i) = (0usize, 0usize, 0usize);
+    while i < n {
+        for k in 0..last {
+            f(i + k, ja + k * la, jb + k * lb);
+        }
+        i += last;
+        let mut d = rank - 1;
+        while d > 0 {
+            d -= 1;
+            idx[d] += 1;
+            ja += sa[d];
+            jb += sb[d];
+            if idx[d] < out[d] {
+                break;
+            }
+            ja -= sa[d] * out[d];
+            jb -= sb[d] * out[d];
+            idx[d] = 0;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
