@@ -15,6 +15,7 @@ pub mod loss;
 pub mod matmul;
 pub mod parallel;
 pub mod pool;
+pub mod reduce;
 pub mod shape;
 pub mod update;
 
