@@ -11,6 +11,7 @@ pub mod broadcast;
 pub mod conv2d;
 pub mod dropout;
 pub mod elementwise;
+pub mod index;
 pub mod loss;
 pub mod matmul;
 pub mod parallel;
