@@ -17,7 +17,9 @@ pub mod matmul;
 pub mod parallel;
 pub mod pool;
 pub mod reduce;
+pub mod select;
 pub mod shape;
+pub mod unary;
 pub mod update;
 
 /// Zero padding of the two spatial axes of an NCHW tensor. "same" padding with an even
