@@ -7,6 +7,7 @@
 pub mod activation;
 pub mod axes;
 pub mod batchnorm;
+pub mod bmm;
 pub mod broadcast;
 pub mod conv2d;
 pub mod dropout;
@@ -15,6 +16,7 @@ pub mod index;
 pub mod loss;
 pub mod matmul;
 pub mod parallel;
+pub mod permute;
 pub mod pool;
 pub mod reduce;
 pub mod select;
