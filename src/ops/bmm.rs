@@ -111,7 +111,6 @@ pub fn bmm(a: &Var, b: &Var) -> Result<Var> {
         &pairs,
         (m, k, n),
         (false, false),
-        None,
     );
     let mut oshape = batch.clone();
     oshape.extend([m, n]);
