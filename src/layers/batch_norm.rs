@@ -10,6 +10,7 @@ use super::{ForwardCtx, Layer, LayerConfig, Param};
 use crate::engine::{Tensor, Var};
 use crate::error::{Error, Result};
 use crate::ops::batchnorm::{batch_norm_inference, batch_norm_train};
+use crate::ops::update::moving_average;
 use serde::{Deserialize, Serialize};
 
 fn default_momentum() -> f32 {
@@ -85,13 +86,8 @@ impl Layer for BatchNormalization {
         if ctx.training {
             let (y, mean, var) = batch_norm_train(x, &self.gamma, &self.beta, self.cfg.epsilon)?;
             let m = self.cfg.momentum;
-            let blend = |moving: &mut Tensor, batch: &Tensor| {
-                for (a, &b) in moving.data_mut().iter_mut().zip(batch.data()) {
-                    *a = m * *a + (1.0 - m) * b;
-                }
-            };
-            self.moving_mean.update(|t| blend(t, &mean));
-            self.moving_variance.update(|t| blend(t, &var));
+            moving_average(&self.moving_mean, &mean, m)?;
+            moving_average(&self.moving_variance, &var, m)?;
             Ok(y)
         } else {
             batch_norm_inference(

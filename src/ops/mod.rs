@@ -5,15 +5,24 @@
 //! local derivatives in a table at the top of their file.
 
 pub mod activation;
+pub mod axes;
 pub mod batchnorm;
+pub mod bmm;
+pub mod broadcast;
 pub mod conv2d;
 pub mod dropout;
 pub mod elementwise;
+pub mod index;
 pub mod loss;
 pub mod matmul;
 pub mod parallel;
+pub mod permute;
 pub mod pool;
+pub mod reduce;
+pub mod select;
 pub mod shape;
+pub mod unary;
+pub mod update;
 
 /// Zero padding of the two spatial axes of an NCHW tensor. "same" padding with an even
 /// kernel or a stride > 1 is asymmetric (TensorFlow puts the extra row at the bottom and

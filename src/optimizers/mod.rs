@@ -1,8 +1,9 @@
 //! Optimizers as "Deep Learning from Scratch" defines them (and Keras names them):
 //! SGD, Momentum, Nesterov, AdaGrad, RMSprop, Adam, and AdamW (decoupled weight decay).
-//! Each update rule is a plain function over slices in its own file; `Optimizer` holds
-//! the hyper-parameters and the per-parameter state, keyed by the parameter's name so
-//! the state can be saved beside the weights and reloaded.
+//! The update rules are in-place kernels in `ops/update.rs` (parameters change only
+//! through ops); `Optimizer` holds the hyper-parameters and the per-parameter state
+//! tensors, keyed by the parameter's name so the state can be saved beside the weights
+//! and reloaded.
 //!
 //! Weight decay is decoupled (Loshchilov & Hutter, "Decoupled Weight Decay
 //! Regularization") for every rule: before the update, `W -= lr * weight_decay * W`, with
@@ -17,16 +18,10 @@
 //! only shifts or rescales activations. Keras' and PyTorch's optimizers decay every
 //! variable unless told otherwise, so their AdamW differs here on biases.
 
-pub mod adagrad;
-pub mod adam;
-pub mod momentum;
-pub mod nesterov;
-pub mod rmsprop;
-pub mod sgd;
-
 use crate::engine::Tensor;
 use crate::error::{Error, Result};
 use crate::layers::Param;
+use crate::ops::update::{self, Rule};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -58,16 +53,29 @@ pub enum OptimizerKind {
 }
 
 impl OptimizerKind {
-    /// Number of state buffers per parameter.
-    fn slots(&self) -> usize {
-        match self {
-            OptimizerKind::Sgd => 0,
-            OptimizerKind::Momentum { .. }
-            | OptimizerKind::Nesterov { .. }
-            | OptimizerKind::Adagrad
-            | OptimizerKind::Rmsprop { .. } => 1,
-            OptimizerKind::Adam { .. } | OptimizerKind::Adamw { .. } => 2,
+    /// The kernel rule for one step with learning rate `lr`, epsilon `eps`, at step `t`.
+    fn rule(&self, lr: f32, eps: f32, t: u64) -> Rule {
+        match *self {
+            OptimizerKind::Sgd => Rule::Sgd { lr },
+            OptimizerKind::Momentum { momentum } => Rule::Momentum { lr, momentum },
+            OptimizerKind::Nesterov { momentum } => Rule::Nesterov { lr, momentum },
+            OptimizerKind::Adagrad => Rule::Adagrad { lr, eps },
+            OptimizerKind::Rmsprop { decay } => Rule::Rmsprop { lr, decay, eps },
+            OptimizerKind::Adam { beta_1, beta_2 } | OptimizerKind::Adamw { beta_1, beta_2 } => {
+                Rule::Adam {
+                    lr,
+                    beta1: beta_1,
+                    beta2: beta_2,
+                    eps,
+                    t,
+                }
+            }
         }
+    }
+
+    /// Number of state tensors per parameter.
+    fn slots(&self) -> usize {
+        self.rule(0.0, 0.0, 1).slots()
     }
 }
 
@@ -106,7 +114,8 @@ pub struct Optimizer {
     weight_decay: f32,
     /// Steps taken (Adam's `t`).
     iterations: u64,
-    state: BTreeMap<String, Vec<Vec<f32>>>,
+    /// Per parameter name, the rule's state tensors (`Rule::slots` of them).
+    state: BTreeMap<String, Vec<Tensor>>,
 }
 
 impl Optimizer {
@@ -241,47 +250,37 @@ impl Optimizer {
     }
 
     /// One update of every trainable parameter that has a gradient.
+    ///
+    /// # Panics
+    /// If a parameter's gradient or loaded state does not match its size (a state file
+    /// for another model); `try_step` returns that error instead.
     pub fn step(&mut self, params: &[Param]) {
+        if let Err(e) = self.try_step(params) {
+            panic!("Optimizer::step: {e}");
+        }
+    }
+
+    /// As `step`, returning an error naming the parameter and both shapes when its
+    /// gradient or state does not fit it.
+    pub fn try_step(&mut self, params: &[Param]) -> Result<()> {
         self.iterations += 1;
-        let (lr, eps, t) = (self.learning_rate, self.epsilon, self.iterations);
-        let nslots = self.kind.slots();
+        let rule = self
+            .kind
+            .rule(self.learning_rate, self.epsilon, self.iterations);
         for p in params.iter().filter(|p| p.trainable) {
             let Some(g) = p.var.grad() else { continue };
             let decay = if p.var.shape().len() >= 2 {
-                lr * self.weight_decay
+                self.learning_rate * self.weight_decay
             } else {
                 0.0
             };
             let slots = self
                 .state
                 .entry(p.name.clone())
-                .or_insert_with(|| vec![vec![0.0; g.numel()]; nslots]);
-            let g = g.data();
-            p.var.update(|w| {
-                let w = w.data_mut();
-                if decay != 0.0 {
-                    w.iter_mut().for_each(|w| *w -= decay * *w);
-                }
-                match (self.kind, slots.as_mut_slice()) {
-                    (OptimizerKind::Sgd, _) => sgd::update(w, g, lr),
-                    (OptimizerKind::Momentum { momentum }, [v]) => {
-                        momentum::update(w, g, v, lr, momentum)
-                    }
-                    (OptimizerKind::Nesterov { momentum }, [v]) => {
-                        nesterov::update(w, g, v, lr, momentum)
-                    }
-                    (OptimizerKind::Adagrad, [h]) => adagrad::update(w, g, h, lr, eps),
-                    (OptimizerKind::Rmsprop { decay }, [h]) => {
-                        rmsprop::update(w, g, h, lr, decay, eps)
-                    }
-                    (OptimizerKind::Adam { beta_1, beta_2 }, [m, v])
-                    | (OptimizerKind::Adamw { beta_1, beta_2 }, [m, v]) => {
-                        adam::update(w, g, m, v, lr, beta_1, beta_2, eps, t)
-                    }
-                    _ => unreachable!("slot count fixed by kind"),
-                }
-            });
+                .or_insert_with(|| update::init_state(&rule, g.shape()));
+            update::apply(&p.var, &g, slots, rule, decay).map_err(|e| e.context(&p.name))?;
         }
+        Ok(())
     }
 
     /// The state as named tensors: `optimizer/<param>/<slot>` and `optimizer/iterations`.
@@ -292,10 +291,8 @@ impl Optimizer {
         )];
         for (name, slots) in &self.state {
             for (i, s) in slots.iter().enumerate() {
-                out.push((
-                    format!("optimizer/{name}/{i}"),
-                    Tensor::from_vec(s.clone(), &[s.len()]),
-                ));
+                let flat = s.reshape(&[s.numel()]).expect("same number of values");
+                out.push((format!("optimizer/{name}/{i}"), flat));
             }
         }
         out
@@ -310,7 +307,13 @@ impl Optimizer {
                 continue;
             };
             if rest == "iterations" {
-                self.iterations = t.data().first().copied().unwrap_or(0.0) as u64;
+                if t.numel() != 1 {
+                    return Err(Error::invalid(format!(
+                        "optimizer state '{name}' should hold one value, got shape {:?}",
+                        t.shape()
+                    )));
+                }
+                self.iterations = t.item() as u64;
                 continue;
             }
             let (param, slot) = rest
@@ -325,8 +328,8 @@ impl Optimizer {
             let slots = self
                 .state
                 .entry(param.to_string())
-                .or_insert_with(|| vec![Vec::new(); nslots]);
-            slots[slot] = t.data().to_vec();
+                .or_insert_with(|| vec![Tensor::zeros(&[0]); nslots]);
+            slots[slot] = t.clone();
         }
         Ok(())
     }
@@ -461,9 +464,17 @@ mod tests {
     #[test]
     fn biases_and_other_1d_weights_are_not_decayed() {
         // Zero gradients: whatever moves is the decay.
-        let kernel = param_shaped(vec![1.0; 6], vec![0.0; 6], &[2, 3]);
-        let conv = param_shaped(vec![1.0; 4], vec![0.0; 4], &[1, 1, 2, 2]);
-        let bias = param(vec![1.0; 3], vec![0.0; 3]);
+        // Distinct names: the optimizer keeps its state by name.
+        let named = |mut p: Param, name: &str| {
+            p.name = name.into();
+            p
+        };
+        let kernel = named(param_shaped(vec![1.0; 6], vec![0.0; 6], &[2, 3]), "kernel");
+        let conv = named(
+            param_shaped(vec![1.0; 4], vec![0.0; 4], &[1, 1, 2, 2]),
+            "conv",
+        );
+        let bias = named(param(vec![1.0; 3], vec![0.0; 3]), "bias");
         for mut o in [
             Optimizer::adamw(0.1, 0.5),
             Optimizer::sgd(0.1).with_weight_decay(0.5).unwrap(),
@@ -533,5 +544,12 @@ mod tests {
         b.set_learning_rate(0.5);
         assert_eq!(b.learning_rate(), 0.5);
         assert!(Optimizer::from_name("adamx", None).is_err());
+        // A state saved for another parameter size is an error naming both shapes.
+        let other = param(vec![1.0; 3], vec![0.5; 3]);
+        let e = b
+            .try_step(std::slice::from_ref(&other))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("[3]") && e.contains("[2]"), "{e}");
     }
 }
