@@ -30,7 +30,7 @@ fn run_case(name: &str, input: &[usize], layers: Vec<LayerConfig>, loss: Loss) {
     let batch = 3;
     let mut rng = Rng::new(3);
     let x = inputs(input, batch, &mut rng);
-    let outputs: usize = m.output_shape().iter().product();
+    let outputs: usize = nabla::layers::dims::numel(m.output_shape()).unwrap();
     let y = match loss {
         Loss::SparseCategoricalCrossentropy { .. } => Tensor::from_vec(
             (0..batch).map(|_| rng.below(outputs) as f32).collect(),
@@ -257,21 +257,19 @@ fn pooling_layers() {
         ("max 2", MaxPooling2D(2)),
         (
             "max 3 stride 2 overlapping",
-            LayerConfig::MaxPooling2D(Pool2dConfig::new(3).strides(2)),
+            Pool2dConfig::max(3).strides(2).into(),
         ),
         ("avg 2", AveragePooling2D(2)),
         (
             "avg 3 same",
-            LayerConfig::AveragePooling2D(Pool2dConfig {
+            Pool2dConfig {
                 padding: PaddingMode::Same,
-                ..Pool2dConfig::new(3).strides(2)
-            }),
+                ..Pool2dConfig::average(3).strides(2)
+            }
+            .into(),
         ),
         ("global avg", GlobalAveragePooling2D()),
-        (
-            "global max",
-            LayerConfig::GlobalMaxPooling2D(nabla::layers::GlobalPoolConfig::default()),
-        ),
+        ("global max", GlobalMaxPooling2D()),
     ];
     for (name, p) in pools {
         let mut layers = vec![conv(), p];
