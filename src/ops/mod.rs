@@ -7,6 +7,7 @@
 pub mod activation;
 pub mod batchnorm;
 pub mod conv2d;
+pub mod conv2d_transpose;
 pub mod dropout;
 pub mod elementwise;
 pub mod loss;
@@ -14,6 +15,7 @@ pub mod matmul;
 pub mod parallel;
 pub mod pool;
 pub mod shape;
+pub mod upsample;
 
 /// Zero padding of the two spatial axes of an NCHW tensor. "same" padding with an even
 /// kernel or a stride > 1 is asymmetric (TensorFlow puts the extra row at the bottom and
