@@ -304,3 +304,35 @@ fn batch_norm_dropout_flatten() {
         SPARSE,
     );
 }
+
+#[test]
+fn upsampling_and_conv_transpose() {
+    use nabla::layers::InterpolationMode::{Bilinear, Nearest};
+    let head = || -> Vec<LayerConfig> { vec![Flatten(), Dense(3).activation(Softmax).into()] };
+    let cases: Vec<(&str, LayerConfig)> = vec![
+        ("upsample nearest 2", UpSampling2D(2).into()),
+        (
+            "upsample bilinear 2",
+            UpSampling2D(2).interpolation(Bilinear).into(),
+        ),
+        (
+            "upsample nearest 3",
+            UpSampling2D(3).interpolation(Nearest).into(),
+        ),
+        ("conv transpose valid", Conv2DTranspose(2, 3).into()),
+        (
+            "conv transpose same stride 2",
+            Conv2DTranspose(2, 3).strides(2).padding(Same).into(),
+        ),
+        (
+            "conv transpose valid stride 2 tanh",
+            Conv2DTranspose(2, 2).strides(2).activation(Tanh).into(),
+        ),
+    ];
+    for (name, layer) in cases {
+        // A conv first, so the layer's input gradient is checked through its weights.
+        let mut layers = vec![Conv2D(2, 3).into(), layer];
+        layers.extend(head());
+        run_case(name, &[1, 6, 5], layers, SPARSE);
+    }
+}

@@ -17,6 +17,7 @@
 pub mod activation;
 pub mod batch_norm;
 pub mod conv2d;
+pub mod conv2d_transpose;
 pub mod dense;
 pub mod dims;
 pub mod dropout;
@@ -29,11 +30,13 @@ pub mod regularizers;
 pub mod relu;
 pub mod reshape;
 pub mod shared;
+pub mod upsampling;
 pub mod zero_padding;
 
 pub use activation::{Activation, ActivationConfig, ActivationLayer};
 pub use batch_norm::{BatchNormalization, BatchNormalizationConfig};
 pub use conv2d::{Conv2D, Conv2DConfig, PaddingMode};
+pub use conv2d_transpose::{Conv2DTranspose, Conv2DTransposeConfig};
 pub use dense::{Dense, DenseConfig};
 pub use dims::{Dim, IntoDims};
 pub use dropout::{Dropout, DropoutConfig};
@@ -46,6 +49,7 @@ pub use regularizers::Regularizer;
 pub use relu::{LeakyReLU, LeakyReLUConfig, ReLU, ReLUConfig};
 pub use reshape::{Reshape, ReshapeConfig};
 pub use shared::{SharedConfig, SharedLayer};
+pub use upsampling::{InterpolationMode, UpSampling2D, UpSampling2DConfig};
 pub use zero_padding::{Padding2D, ZeroPadding2D, ZeroPadding2DConfig};
 
 use crate::engine::{Rng, Var};
@@ -152,6 +156,8 @@ pub const LAYER_TYPES: &[LayerType] = &[
     // A whole model used as a layer (nested models); its config is the model's.
     crate::training::functional::MODEL,
     shared::SHARED,
+    upsampling::UPSAMPLING_2D,
+    conv2d_transpose::CONV2D_TRANSPOSE,
 ];
 
 /// Keras-style constructors: `Conv2D(32, 3).activation(Relu)` reads like the Python.
@@ -171,6 +177,16 @@ pub mod keras {
     #[allow(non_snake_case)]
     pub fn Conv2D(filters: usize, kernel_size: usize) -> Conv2DConfig {
         Conv2DConfig::new(filters, (kernel_size, kernel_size))
+    }
+    /// `Conv2DTranspose(16, 3).strides(2).padding(Same)`.
+    #[allow(non_snake_case)]
+    pub fn Conv2DTranspose(filters: usize, kernel_size: usize) -> Conv2DTransposeConfig {
+        Conv2DTransposeConfig::new(filters, (kernel_size, kernel_size))
+    }
+    /// `UpSampling2D(2)`, `UpSampling2D(2).interpolation(InterpolationMode::Bilinear)`.
+    #[allow(non_snake_case)]
+    pub fn UpSampling2D(size: usize) -> UpSampling2DConfig {
+        UpSampling2DConfig::new(size)
     }
     #[allow(non_snake_case)]
     pub fn MaxPooling2D(pool_size: usize) -> LayerConfig {

@@ -173,13 +173,16 @@ mod tests {
         out
     }
 
-    fn cases() -> Vec<(
+    /// Input shape, kernel shape, stride, padding, output size.
+    type Case = (
         [usize; 4],
         [usize; 4],
         (usize, usize),
         Padding2d,
         (usize, usize),
-    )> {
+    );
+
+    fn cases() -> Vec<Case> {
         let same = |h: usize, w: usize, k, s| {
             let (oh, ow) = (h * s, w * s);
             (Padding2d::same((oh, ow), (k, k), (s, s), (1, 1)), (oh, ow))
