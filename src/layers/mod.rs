@@ -22,6 +22,7 @@ pub mod dense;
 pub mod dims;
 pub mod dropout;
 pub mod flatten;
+pub mod global_pooling1d;
 pub mod initializers;
 pub mod merge;
 pub mod pooling;
@@ -41,6 +42,7 @@ pub use dense::{Dense, DenseConfig};
 pub use dims::{Dim, IntoDims};
 pub use dropout::{Dropout, DropoutConfig};
 pub use flatten::{Flatten, FlattenConfig};
+pub use global_pooling1d::{GlobalPool1DConfig, GlobalPooling1D};
 pub use initializers::Initializer;
 pub use merge::{ConcatenateConfig, Merge, MergeConfig, MergeKind};
 pub use pooling::{GlobalPoolConfig, Pool2dConfig, PoolKind, Pooling2D};
@@ -158,6 +160,8 @@ pub const LAYER_TYPES: &[LayerType] = &[
     shared::SHARED,
     upsampling::UPSAMPLING_2D,
     conv2d_transpose::CONV2D_TRANSPOSE,
+    global_pooling1d::GLOBAL_AVERAGE_POOLING_1D,
+    global_pooling1d::GLOBAL_MAX_POOLING_1D,
 ];
 
 /// Keras-style constructors: `Conv2D(32, 3).activation(Relu)` reads like the Python.
@@ -203,6 +207,23 @@ pub mod keras {
     #[allow(non_snake_case)]
     pub fn GlobalMaxPooling2D() -> LayerConfig {
         GlobalPoolConfig::new(PoolKind::Max).into()
+    }
+    /// Mean over the steps of `[batch, steps, features]` sequences.
+    #[allow(non_snake_case)]
+    pub fn GlobalAveragePooling1D() -> LayerConfig {
+        GlobalPool1DConfig {
+            kind: PoolKind::Average,
+            name: None,
+        }
+        .into()
+    }
+    #[allow(non_snake_case)]
+    pub fn GlobalMaxPooling1D() -> LayerConfig {
+        GlobalPool1DConfig {
+            kind: PoolKind::Max,
+            name: None,
+        }
+        .into()
     }
     #[allow(non_snake_case)]
     pub fn Flatten() -> LayerConfig {

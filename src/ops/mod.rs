@@ -10,6 +10,7 @@ pub mod conv2d;
 pub mod conv2d_transpose;
 pub mod dropout;
 pub mod elementwise;
+pub mod global_pool1d;
 pub mod loss;
 pub mod matmul;
 pub mod parallel;
