@@ -1,9 +1,11 @@
 //! `Dense`: `activation(x @ kernel + bias)` over the last axis, as in Keras.
 //!
 //! # Shapes
-//! input `[N, ..., in]`, kernel `[in, units]` (Keras' layout), bias `[units]`, output
-//! `[N, ..., units]`: a sequence `[N, T, in]` gets the same weights at every step. The
-//! axes before the last may be unknown (`None`) at build; `in` must be known.
+//! input `[N, in]` or a sequence `[N, T, in]` (channels-last, as Keras keeps sequences;
+//! every step gets the same weights), kernel `[in, units]` (Keras' layout), bias
+//! `[units]`, output `[N, units]` or `[N, T, units]`. `T` may be unknown (`None`); `in`
+//! must be known. Images (`[N, C, H, W]`, channels-first) need a Flatten first: their last
+//! axis is the width, not Keras' channels.
 
 use super::dims::Dim;
 use super::registry::needs_known;
@@ -93,11 +95,16 @@ impl LayerKind for DenseConfig {
     }
     fn output_shape(&self, name: &str, inputs: &[&[Dim]]) -> Result<Vec<Dim>> {
         let input = inputs[0];
-        let Some((&features, rest)) = input.split_last() else {
+        // Images are channels-first here, so their last axis is the width, not Keras'
+        // channels: a Dense there is almost surely a missing Flatten.
+        if input.is_empty() || input.len() > 2 {
             return Err(Error::shape(format!(
-                "layer '{name}' (Dense) expects inputs [batch, ..., features], got [batch]"
+                "layer '{name}' (Dense) expects flat inputs [batch, features] or sequences \
+                 [batch, steps, features], got {}; add a Flatten layer before it",
+                super::dims::batch_shape_str(input)
             )));
-        };
+        }
+        let (&features, rest) = input.split_last().expect("not empty");
         needs_known(
             name,
             "Dense",
