@@ -68,7 +68,7 @@ fn merge_layers_pass_the_gradient_check() {
         ("maximum", Maximum),
         ("minimum", Minimum),
         ("concatenate", || {
-            LayerConfig::Concatenate(nabla::layers::ConcatenateConfig::default())
+            LayerConfig::new(nabla::layers::ConcatenateConfig::default())
         }),
     ];
     for (name, merge) in merges {
@@ -412,7 +412,8 @@ fn config_shapes_match_the_built_models() {
     cfgs.push(Model::functional(&[&a, &b], &[&o, &h], 0).unwrap().config());
     for cfg in cfgs {
         let built = Model::from_config(&cfg, 0).unwrap();
-        let want: Vec<Vec<usize>> = built.output_shapes().iter().map(|s| s.to_vec()).collect();
+        let want: Vec<Vec<nabla::layers::Dim>> =
+            built.output_shapes().iter().map(|s| s.to_vec()).collect();
         assert_eq!(cfg.output_shapes().unwrap(), want, "{}", cfg.name);
     }
 }

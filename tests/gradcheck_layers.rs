@@ -30,7 +30,7 @@ fn run_case(name: &str, input: &[usize], layers: Vec<LayerConfig>, loss: Loss) {
     let batch = 3;
     let mut rng = Rng::new(3);
     let x = inputs(input, batch, &mut rng);
-    let outputs: usize = m.output_shape().iter().product();
+    let outputs: usize = nabla::layers::dims::numel(m.output_shape()).unwrap();
     let y = match loss {
         Loss::SparseCategoricalCrossentropy { .. } => Tensor::from_vec(
             (0..batch).map(|_| rng.below(outputs) as f32).collect(),
@@ -258,21 +258,19 @@ fn pooling_layers() {
         ("max 2", MaxPooling2D(2)),
         (
             "max 3 stride 2 overlapping",
-            LayerConfig::MaxPooling2D(Pool2dConfig::new(3).strides(2)),
+            Pool2dConfig::max(3).strides(2).into(),
         ),
         ("avg 2", AveragePooling2D(2)),
         (
             "avg 3 same",
-            LayerConfig::AveragePooling2D(Pool2dConfig {
+            Pool2dConfig {
                 padding: PaddingMode::Same,
-                ..Pool2dConfig::new(3).strides(2)
-            }),
+                ..Pool2dConfig::average(3).strides(2)
+            }
+            .into(),
         ),
         ("global avg", GlobalAveragePooling2D()),
-        (
-            "global max",
-            LayerConfig::GlobalMaxPooling2D(nabla::layers::GlobalPoolConfig::default()),
-        ),
+        ("global max", GlobalMaxPooling2D()),
     ];
     for (name, p) in pools {
         let mut layers = vec![conv(), p];
@@ -306,4 +304,36 @@ fn batch_norm_dropout_flatten() {
         ],
         SPARSE,
     );
+}
+
+#[test]
+fn upsampling_and_conv_transpose() {
+    use nabla::layers::InterpolationMode::{Bilinear, Nearest};
+    let head = || -> Vec<LayerConfig> { vec![Flatten(), Dense(3).activation(Softmax).into()] };
+    let cases: Vec<(&str, LayerConfig)> = vec![
+        ("upsample nearest 2", UpSampling2D(2).into()),
+        (
+            "upsample bilinear 2",
+            UpSampling2D(2).interpolation(Bilinear).into(),
+        ),
+        (
+            "upsample nearest 3",
+            UpSampling2D(3).interpolation(Nearest).into(),
+        ),
+        ("conv transpose valid", Conv2DTranspose(2, 3).into()),
+        (
+            "conv transpose same stride 2",
+            Conv2DTranspose(2, 3).strides(2).padding(Same).into(),
+        ),
+        (
+            "conv transpose valid stride 2 tanh",
+            Conv2DTranspose(2, 2).strides(2).activation(Tanh).into(),
+        ),
+    ];
+    for (name, layer) in cases {
+        // A conv first, so the layer's input gradient is checked through its weights.
+        let mut layers = vec![Conv2D(2, 3).into(), layer];
+        layers.extend(head());
+        run_case(name, &[1, 6, 5], layers, SPARSE);
+    }
 }

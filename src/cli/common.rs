@@ -123,7 +123,7 @@ pub fn check_fits(model: &Sequential, ds: &Dataset) -> Result<()> {
         )));
     }
     let sample = &ds.x_train.shape()[1..];
-    if model.input_shape() != sample {
+    if !nabla::layers::dims::fits(model.input_shape(), sample) {
         return Err(Error::shape(format!(
             "model '{}' takes inputs {:?} but data set '{}' has samples {:?}",
             model.name,

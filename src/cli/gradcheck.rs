@@ -36,11 +36,21 @@ pub fn run(a: GradcheckArgs) -> Result<i32> {
             });
     model.compile(loss, Optimizer::sgd(0.0), &[])?;
     let mut rng = Rng::new(a.seed + 1);
+    let known = |s: &[nabla::layers::Dim], what: &str| {
+        nabla::layers::dims::known(s).ok_or_else(|| {
+            nabla::Error::invalid(format!(
+                "gradcheck: model '{}' has an {what} axis known only per batch ({s:?})",
+                model.name
+            ))
+        })
+    };
+    let input_shape = known(model.input_shape(), "input")?;
+    let output_shape = known(model.output_shape(), "output")?;
     let mut shape = vec![a.batch];
-    shape.extend_from_slice(model.input_shape());
+    shape.extend_from_slice(&input_shape);
     let n: usize = shape.iter().product();
     let x = Tensor::from_vec((0..n).map(|_| rng.uniform()).collect(), &shape);
-    let outputs: usize = model.output_shape().iter().product();
+    let outputs: usize = output_shape.iter().product();
     let y = match loss {
         Loss::SparseCategoricalCrossentropy { .. } => Tensor::from_vec(
             (0..a.batch).map(|_| rng.below(outputs) as f32).collect(),
@@ -48,7 +58,7 @@ pub fn run(a: GradcheckArgs) -> Result<i32> {
         ),
         _ => {
             let mut s = vec![a.batch];
-            s.extend_from_slice(model.output_shape());
+            s.extend_from_slice(&output_shape);
             Tensor::from_vec(
                 (0..a.batch * outputs)
                     .map(|_| rng.below(2) as f32)

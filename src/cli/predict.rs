@@ -4,6 +4,7 @@ use super::common;
 use clap::Args;
 use nabla::data::image::{load_image, ImageOptions};
 use nabla::error::{Error, Result};
+use nabla::layers::Dim;
 use std::path::PathBuf;
 
 #[derive(Args)]
@@ -23,7 +24,7 @@ pub struct PredictArgs {
 pub fn run(a: PredictArgs) -> Result<i32> {
     let mut model = common::load_saved(&a.dir)?;
     let shape = model.input_shape().to_vec();
-    let [c, h, w] = shape[..] else {
+    let [Dim(Some(c)), Dim(Some(h)), Dim(Some(w))] = shape[..] else {
         return Err(Error::invalid(format!(
             "model '{}' takes inputs {:?}, not images",
             model.name, shape

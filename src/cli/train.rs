@@ -143,9 +143,17 @@ pub fn run(a: TrainArgs) -> Result<i32> {
         let shape = match (&a.image_shape, &source) {
             (Some(s), _) => s.clone(),
             (None, ModelSource::Builtin(n)) if models::is_zoo(n) => vec![3, 32, 32],
-            (None, _) => common::build_model(&a.model, a.seed)?
-                .input_shape()
-                .to_vec(),
+            (None, _) => {
+                let m = common::build_model(&a.model, a.seed)?;
+                nabla::layers::dims::known(m.input_shape()).ok_or_else(|| {
+                    Error::invalid(format!(
+                        "model '{}' takes inputs {:?}; an image folder needs a fixed image \
+                         size (--image-shape)",
+                        m.name,
+                        m.input_shape()
+                    ))
+                })?
+            }
         };
         common::load_folder_dataset(Path::new(&dataset_name), &shape, a.test_split)?
     } else {

@@ -1,7 +1,8 @@
 //! The `Activation` enum (used by `Dense`, `Conv2D` and the `Activation` layer) and the
 //! `Activation` layer itself.
 
-use super::{ForwardCtx, Layer, LayerConfig, Param};
+use super::dims::Dim;
+use super::{ForwardCtx, Layer, LayerConfig, LayerKind, LayerType, Param};
 use crate::engine::{Rng, Var};
 use crate::error::Result;
 use crate::ops::activation as act;
@@ -143,6 +144,30 @@ impl ActivationLayer {
     }
 }
 
+/// The registry line (see `layers::LAYER_TYPES`).
+pub const ACTIVATION: LayerType = LayerType::of::<ActivationConfig>("Activation");
+
+impl LayerKind for ActivationConfig {
+    fn class_name(&self) -> &'static str {
+        "Activation"
+    }
+    fn base_name(&self) -> &'static str {
+        "activation"
+    }
+    fn name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+    fn output_shape(&self, _name: &str, inputs: &[&[Dim]]) -> Result<Vec<Dim>> {
+        Ok(inputs[0].to_vec())
+    }
+    fn build(&self, name: String, _inputs: &[&[Dim]], _rng: &mut Rng) -> Result<Box<dyn Layer>> {
+        Ok(Box::new(ActivationLayer {
+            name,
+            activation: self.activation,
+        }))
+    }
+}
+
 impl Layer for ActivationLayer {
     fn name(&self) -> &str {
         &self.name
@@ -154,20 +179,14 @@ impl Layer for ActivationLayer {
         vec![]
     }
     fn config(&self) -> LayerConfig {
-        LayerConfig::Activation(ActivationConfig {
+        ActivationConfig {
             name: Some(self.name.clone()),
             activation: self.activation,
-        })
+        }
+        .into()
     }
     fn output_activation(&self) -> Option<Activation> {
         Some(self.activation)
-    }
-}
-
-pub(super) fn build(cfg: &ActivationConfig, name: String, _rng: &mut Rng) -> ActivationLayer {
-    ActivationLayer {
-        name,
-        activation: cfg.activation,
     }
 }
 

@@ -6,8 +6,10 @@
 //! gamma and beta are trainable; the moving mean and variance are saved weights that
 //! optimizers leave alone (Keras' "non-trainable params").
 
-use super::{ForwardCtx, Layer, LayerConfig, Param};
-use crate::engine::{Tensor, Var};
+use super::dims::{batch_shape_str, Dim};
+use super::registry::needs_known;
+use super::{ForwardCtx, Layer, LayerConfig, LayerKind, LayerType, Param};
+use crate::engine::{Rng, Tensor, Var};
 use crate::error::{Error, Result};
 use crate::ops::batchnorm::{batch_norm_inference, batch_norm_train};
 use crate::ops::update::moving_average;
@@ -50,31 +52,49 @@ pub struct BatchNormalization {
     pub moving_variance: Var, // [C], non-trainable
 }
 
-pub(super) fn output_shape(name: &str, input: &[usize]) -> Result<Vec<usize>> {
-    if input.len() != 1 && input.len() != 3 {
-        return Err(Error::shape(format!(
-            "layer '{name}' (BatchNormalization) expects [batch, features] or [batch, C, H, W], \
-             got {} dims after the batch",
-            input.len()
-        )));
-    }
-    Ok(input.to_vec())
-}
+/// The registry line (see `layers::LAYER_TYPES`).
+pub const BATCH_NORMALIZATION: LayerType =
+    LayerType::of::<BatchNormalizationConfig>("BatchNormalization");
 
-pub(super) fn build(
-    c: &BatchNormalizationConfig,
-    name: String,
-    input: &[usize],
-) -> BatchNormalization {
-    let ch = input[0];
-    BatchNormalization {
-        name,
-        cfg: c.clone(),
-        gamma: Var::parameter(Tensor::ones(&[ch])),
-        beta: Var::parameter(Tensor::zeros(&[ch])),
-        // Constants: no gradient flows into them; the layer writes them in place.
-        moving_mean: Var::constant(Tensor::zeros(&[ch])),
-        moving_variance: Var::constant(Tensor::ones(&[ch])),
+impl LayerKind for BatchNormalizationConfig {
+    fn class_name(&self) -> &'static str {
+        "BatchNormalization"
+    }
+    fn base_name(&self) -> &'static str {
+        "batch_normalization"
+    }
+    fn name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+    fn output_shape(&self, name: &str, inputs: &[&[Dim]]) -> Result<Vec<Dim>> {
+        let input = inputs[0];
+        if input.len() != 1 && input.len() != 3 {
+            return Err(Error::shape(format!(
+                "layer '{name}' (BatchNormalization) expects [batch, features] or [batch, C, H, \
+                 W], got {}",
+                batch_shape_str(input)
+            )));
+        }
+        needs_known(
+            name,
+            "BatchNormalization",
+            "number of channels",
+            input[0],
+            input,
+        )?;
+        Ok(input.to_vec())
+    }
+    fn build(&self, name: String, inputs: &[&[Dim]], _rng: &mut Rng) -> Result<Box<dyn Layer>> {
+        let ch = inputs[0][0].get().expect("checked");
+        Ok(Box::new(BatchNormalization {
+            name,
+            cfg: self.clone(),
+            gamma: Var::parameter(Tensor::ones(&[ch])),
+            beta: Var::parameter(Tensor::zeros(&[ch])),
+            // Constants: no gradient flows into them; the layer writes them in place.
+            moving_mean: Var::constant(Tensor::zeros(&[ch])),
+            moving_variance: Var::constant(Tensor::ones(&[ch])),
+        }))
     }
 }
 
@@ -117,6 +137,6 @@ impl Layer for BatchNormalization {
     fn config(&self) -> LayerConfig {
         let mut c = self.cfg.clone();
         c.name = Some(self.name.clone());
-        LayerConfig::BatchNormalization(c)
+        c.into()
     }
 }

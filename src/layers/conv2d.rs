@@ -4,9 +4,14 @@
 //! input `[N, C, H, W]`, kernel `[filters, C/groups, KH, KW]` (PyTorch's layout; Keras
 //! stores `[KH, KW, C, filters]`), bias `[filters]`, output `[N, filters, OH, OW]`.
 //! `padding: "valid"` uses no padding; `"same"` pads so that `OH = ceil(H / stride)`,
-//! asymmetrically when needed (TensorFlow's rule, extra row/column after).
+//! asymmetrically when needed (TensorFlow's rule, extra row/column after). The padding
+//! is worked out from each input the layer receives, so `H` and `W` may be unknown
+//! (`None`) at build time; the channels `C` must be known.
 
-use super::{Activation, ForwardCtx, Initializer, Layer, LayerConfig, Param, Regularizer};
+use super::dims::{batch_shape_str, Dim};
+use super::registry::{needs_known, rank_is};
+use super::{Activation, ForwardCtx, Initializer, Layer, LayerConfig, LayerKind, LayerType};
+use super::{Param, Regularizer};
 use crate::engine::{Rng, Var};
 use crate::error::{Error, Result};
 use crate::ops::conv2d::{conv2d, conv2d_relu, Conv2dSpec};
@@ -165,76 +170,115 @@ impl Conv2DConfig {
 pub struct Conv2D {
     pub name: String,
     pub cfg: Conv2DConfig,
-    pub spec: Conv2dSpec,
     pub kernel: Var,       // [filters, C/groups, KH, KW]
     pub bias: Option<Var>, // [filters]
 }
 
-pub(super) fn output_shape(c: &Conv2DConfig, name: &str, input: &[usize]) -> Result<Vec<usize>> {
-    let [ch, h, w] = input else {
-        return Err(Error::shape(format!(
-            "layer '{name}' (Conv2D) expects images [batch, channels, height, width], got \
-             [batch, {}]",
-            input
-                .iter()
-                .map(|d| d.to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        )));
-    };
-    let bad = |what: String| Err(Error::invalid(format!("layer '{name}' (Conv2D): {what}")));
-    if c.filters == 0 || c.kernel_size.0 == 0 || c.kernel_size.1 == 0 {
-        return bad("filters and kernel_size must be positive".into());
-    }
-    if c.strides.0 == 0 || c.strides.1 == 0 || c.dilation_rate.0 == 0 || c.dilation_rate.1 == 0 {
-        return bad("strides and dilation_rate must be positive".into());
-    }
-    if c.groups == 0 || !ch.is_multiple_of(c.groups) || !c.filters.is_multiple_of(c.groups) {
-        return bad(format!(
-            "groups={} must divide both the {ch} input channels and the {} filters",
-            c.groups, c.filters
-        ));
-    }
-    let spec = c.spec((*h, *w));
-    let p = spec.padding;
-    let oh = window_out_len(
-        *h,
-        p.top,
-        p.bottom,
-        c.kernel_size.0,
-        c.strides.0,
-        c.dilation_rate.0,
-    );
-    let ow = window_out_len(
-        *w,
-        p.left,
-        p.right,
-        c.kernel_size.1,
-        c.strides.1,
-        c.dilation_rate.1,
-    );
-    match (oh, ow) {
-        (Some(oh), Some(ow)) => Ok(vec![c.filters, oh, ow]),
-        _ => Err(Error::shape(format!(
-            "layer '{name}' (Conv2D): kernel {:?} does not fit a {h}x{w} input with padding {:?}",
-            c.kernel_size, c.padding
-        ))),
+/// The registry line (see `layers::LAYER_TYPES`).
+pub const CONV2D: LayerType = LayerType::of::<Conv2DConfig>("Conv2D");
+
+/// Output length of a window over one axis of `input` (None: known only per batch).
+/// `same(input)` gives the padding before and after.
+pub(crate) fn window_axis(
+    input: Dim,
+    pad: impl Fn(usize) -> (usize, usize),
+    kernel: usize,
+    stride: usize,
+    dilation: usize,
+) -> std::result::Result<Dim, usize> {
+    match input.get() {
+        None => Ok(Dim::NONE),
+        Some(n) => {
+            let (before, after) = pad(n);
+            window_out_len(n, before, after, kernel, stride, dilation)
+                .map(Dim::known)
+                .ok_or(n)
+        }
     }
 }
 
-pub(super) fn build(c: &Conv2DConfig, name: String, input: &[usize], rng: &mut Rng) -> Conv2D {
-    let (kh, kw) = c.kernel_size;
-    let shape = [c.filters, input[0] / c.groups, kh, kw];
-    let kernel = Var::parameter(c.kernel_initializer.init(&shape, rng));
-    let bias = c
-        .use_bias
-        .then(|| Var::parameter(c.bias_initializer.init(&[c.filters], rng)));
-    Conv2D {
-        name,
-        spec: c.spec((input[1], input[2])),
-        cfg: c.clone(),
-        kernel,
-        bias,
+impl LayerKind for Conv2DConfig {
+    fn class_name(&self) -> &'static str {
+        "Conv2D"
+    }
+    fn base_name(&self) -> &'static str {
+        "conv2d"
+    }
+    fn name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+    fn output_shape(&self, name: &str, inputs: &[&[Dim]]) -> Result<Vec<Dim>> {
+        let input = rank_is(
+            name,
+            "Conv2D",
+            inputs,
+            3,
+            "images [batch, channels, height, width]",
+        )?;
+        let ch = needs_known(name, "Conv2D", "number of channels", input[0], input)?;
+        let c = self;
+        let bad = |what: String| Err(Error::invalid(format!("layer '{name}' (Conv2D): {what}")));
+        if c.filters == 0 || c.kernel_size.0 == 0 || c.kernel_size.1 == 0 {
+            return bad("filters and kernel_size must be positive".into());
+        }
+        if c.strides.0 == 0 || c.strides.1 == 0 || c.dilation_rate.0 == 0 || c.dilation_rate.1 == 0
+        {
+            return bad("strides and dilation_rate must be positive".into());
+        }
+        if c.groups == 0 || !ch.is_multiple_of(c.groups) || !c.filters.is_multiple_of(c.groups) {
+            return bad(format!(
+                "groups={} must divide both the {ch} input channels and the {} filters",
+                c.groups, c.filters
+            ));
+        }
+        let axis = |i: usize, k: usize, s: usize, d: usize| {
+            window_axis(
+                input[i + 1],
+                |n| {
+                    let p = c.spec(if i == 0 { (n, 1) } else { (1, n) }).padding;
+                    if i == 0 {
+                        (p.top, p.bottom)
+                    } else {
+                        (p.left, p.right)
+                    }
+                },
+                k,
+                s,
+                d,
+            )
+        };
+        let oh = axis(0, c.kernel_size.0, c.strides.0, c.dilation_rate.0);
+        let ow = axis(1, c.kernel_size.1, c.strides.1, c.dilation_rate.1);
+        match (oh, ow) {
+            (Ok(oh), Ok(ow)) => Ok(vec![Dim::known(c.filters), oh, ow]),
+            _ => Err(Error::shape(format!(
+                "layer '{name}' (Conv2D): kernel {:?} does not fit a {} input with padding {:?}",
+                c.kernel_size,
+                batch_shape_str(input),
+                c.padding
+            ))),
+        }
+    }
+    fn build(&self, name: String, inputs: &[&[Dim]], rng: &mut Rng) -> Result<Box<dyn Layer>> {
+        let ch = inputs[0][0].get().expect("checked");
+        let (kh, kw) = self.kernel_size;
+        let shape = [self.filters, ch / self.groups, kh, kw];
+        let kernel = Var::parameter(self.kernel_initializer.init(&shape, rng));
+        let bias = self
+            .use_bias
+            .then(|| Var::parameter(self.bias_initializer.init(&[self.filters], rng)));
+        Ok(Box::new(Conv2D {
+            name,
+            cfg: self.clone(),
+            kernel,
+            bias,
+        }))
+    }
+    fn flops(&self, inputs: &[&[usize]], output: &[usize]) -> f64 {
+        let (cin, oc) = (inputs[0][0], output[0]);
+        let (oh, ow) = (output[1], output[2]);
+        let (kh, kw) = self.kernel_size;
+        2.0 * (oc * oh * ow * (cin / self.groups.max(1)) * kh * kw) as f64
     }
 }
 
@@ -243,11 +287,14 @@ impl Layer for Conv2D {
         &self.name
     }
     fn forward(&mut self, x: &Var, ctx: &mut ForwardCtx) -> Result<Var> {
+        // "same" padding from this batch's height and width.
+        let shape = x.shape(); // [N, C, H, W]
+        let spec = self.cfg.spec((shape[2], shape[3]));
         if self.cfg.activation == Activation::Relu {
             // One fused op: no separate ReLU pass or buffer (see `ops::conv2d::conv2d_relu`).
-            return conv2d_relu(x, &self.kernel, self.bias.as_ref(), &self.spec);
+            return conv2d_relu(x, &self.kernel, self.bias.as_ref(), &spec);
         }
-        let z = conv2d(x, &self.kernel, self.bias.as_ref(), &self.spec)?; // [N, filters, OH, OW]
+        let z = conv2d(x, &self.kernel, self.bias.as_ref(), &spec)?; // [N, filters, OH, OW]
         Ok(self.cfg.activation.apply_in(&z, ctx))
     }
     fn params(&self) -> Vec<Param> {
@@ -256,7 +303,7 @@ impl Layer for Conv2D {
     fn config(&self) -> LayerConfig {
         let mut c = self.cfg.clone();
         c.name = Some(self.name.clone());
-        LayerConfig::Conv2D(c)
+        c.into()
     }
     fn output_activation(&self) -> Option<Activation> {
         Some(self.cfg.activation)

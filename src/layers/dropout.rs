@@ -1,8 +1,9 @@
 //! `Dropout(rate)`: inverted dropout while training (survivors scaled by 1/(1-rate)),
 //! the identity at inference, as in Keras.
 
-use super::{ForwardCtx, Layer, LayerConfig, Param};
-use crate::engine::Var;
+use super::dims::Dim;
+use super::{ForwardCtx, Layer, LayerConfig, LayerKind, LayerType, Param};
+use crate::engine::{Rng, Var};
 use crate::error::Result;
 use serde::{Deserialize, Serialize};
 
@@ -12,6 +13,30 @@ pub struct DropoutConfig {
     #[serde(default)]
     pub name: Option<String>,
     pub rate: f32,
+}
+
+/// The registry line (see `layers::LAYER_TYPES`).
+pub const DROPOUT: LayerType = LayerType::of::<DropoutConfig>("Dropout");
+
+impl LayerKind for DropoutConfig {
+    fn class_name(&self) -> &'static str {
+        "Dropout"
+    }
+    fn base_name(&self) -> &'static str {
+        "dropout"
+    }
+    fn name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+    fn output_shape(&self, _name: &str, inputs: &[&[Dim]]) -> Result<Vec<Dim>> {
+        Ok(inputs[0].to_vec())
+    }
+    fn build(&self, name: String, _inputs: &[&[Dim]], _rng: &mut Rng) -> Result<Box<dyn Layer>> {
+        Ok(Box::new(Dropout {
+            name,
+            rate: self.rate,
+        }))
+    }
 }
 
 pub struct Dropout {
@@ -33,9 +58,10 @@ impl Layer for Dropout {
         vec![]
     }
     fn config(&self) -> LayerConfig {
-        LayerConfig::Dropout(DropoutConfig {
+        DropoutConfig {
             name: Some(self.name.clone()),
             rate: self.rate,
-        })
+        }
+        .into()
     }
 }

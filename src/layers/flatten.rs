@@ -1,7 +1,9 @@
-//! `Flatten`: `[N, d1, d2, ...] -> [N, d1*d2*...]`, a free view.
+//! `Flatten`: `[N, d1, d2, ...] -> [N, d1*d2*...]`, a free view. An unknown (`None`)
+//! axis gives an unknown size, which a following Dense layer refuses at build.
 
-use super::{ForwardCtx, Layer, LayerConfig, Param};
-use crate::engine::Var;
+use super::dims::{numel, Dim};
+use super::{ForwardCtx, Layer, LayerConfig, LayerKind, LayerType, Param};
+use crate::engine::{Rng, Var};
 use crate::error::Result;
 use serde::{Deserialize, Serialize};
 
@@ -10,6 +12,27 @@ use serde::{Deserialize, Serialize};
 pub struct FlattenConfig {
     #[serde(default)]
     pub name: Option<String>,
+}
+
+/// The registry line (see `layers::LAYER_TYPES`).
+pub const FLATTEN: LayerType = LayerType::of::<FlattenConfig>("Flatten");
+
+impl LayerKind for FlattenConfig {
+    fn class_name(&self) -> &'static str {
+        "Flatten"
+    }
+    fn base_name(&self) -> &'static str {
+        "flatten"
+    }
+    fn name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+    fn output_shape(&self, _name: &str, inputs: &[&[Dim]]) -> Result<Vec<Dim>> {
+        Ok(vec![Dim(numel(inputs[0]))])
+    }
+    fn build(&self, name: String, _inputs: &[&[Dim]], _rng: &mut Rng) -> Result<Box<dyn Layer>> {
+        Ok(Box::new(Flatten { name }))
+    }
 }
 
 pub struct Flatten {
@@ -27,8 +50,9 @@ impl Layer for Flatten {
         vec![]
     }
     fn config(&self) -> LayerConfig {
-        LayerConfig::Flatten(FlattenConfig {
+        FlattenConfig {
             name: Some(self.name.clone()),
-        })
+        }
+        .into()
     }
 }

@@ -5,8 +5,9 @@
 //! takes exactly two inputs, and `Concatenate` joins along `axis` (counted with the batch
 //! axis, as in Keras; nabla is channels-first, so the default 1 is the channel axis).
 
-use super::{ForwardCtx, Layer, LayerConfig, Param};
-use crate::engine::Var;
+use super::dims::{batch_shape_str, Dim};
+use super::{ForwardCtx, Layer, LayerConfig, LayerKind, LayerType, Param};
+use crate::engine::{Rng, Var};
 use crate::error::{Error, Result};
 use crate::ops::{elementwise, shape};
 use serde::{Deserialize, Serialize};
@@ -15,8 +16,18 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct MergeConfig {
+    /// Which merge: given by the class name, not a JSON field (never `Concatenate`,
+    /// which has its own config).
+    #[serde(skip)]
+    pub kind: MergeKind,
     #[serde(default)]
     pub name: Option<String>,
+}
+
+impl MergeConfig {
+    pub fn of(kind: MergeKind) -> MergeConfig {
+        MergeConfig { kind, name: None }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -42,8 +53,9 @@ impl Default for ConcatenateConfig {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum MergeKind {
+    #[default]
     Add,
     Subtract,
     Multiply,
@@ -52,6 +64,89 @@ pub enum MergeKind {
     Minimum,
     /// Along this axis of the per-sample shape (the batch axis excluded).
     Concatenate(usize),
+}
+
+/// The registry line of an arithmetic merge (see `layers::LAYER_TYPES`).
+macro_rules! merge_type {
+    ($kind:ident) => {
+        LayerType {
+            class_name: stringify!($kind),
+            parse: |v| {
+                let c: MergeConfig = serde_json::from_value(v)?;
+                Ok(MergeConfig {
+                    kind: MergeKind::$kind,
+                    ..c
+                }
+                .into())
+            },
+        }
+    };
+}
+pub const ADD: LayerType = merge_type!(Add);
+pub const SUBTRACT: LayerType = merge_type!(Subtract);
+pub const MULTIPLY: LayerType = merge_type!(Multiply);
+pub const AVERAGE: LayerType = merge_type!(Average);
+pub const MAXIMUM: LayerType = merge_type!(Maximum);
+pub const MINIMUM: LayerType = merge_type!(Minimum);
+pub const CONCATENATE: LayerType = LayerType::of::<ConcatenateConfig>("Concatenate");
+
+impl LayerKind for MergeConfig {
+    fn class_name(&self) -> &'static str {
+        self.kind.class_name()
+    }
+    fn base_name(&self) -> &'static str {
+        match self.kind {
+            MergeKind::Add => "add",
+            MergeKind::Subtract => "subtract",
+            MergeKind::Multiply => "multiply",
+            MergeKind::Average => "average",
+            MergeKind::Maximum => "maximum",
+            MergeKind::Minimum => "minimum",
+            MergeKind::Concatenate(_) => "concatenate",
+        }
+    }
+    fn name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+    fn takes_many_inputs(&self) -> bool {
+        true
+    }
+    fn output_shape(&self, name: &str, inputs: &[&[Dim]]) -> Result<Vec<Dim>> {
+        output_shape(self.kind.class_name(), None, name, inputs)
+    }
+    fn build(&self, name: String, _inputs: &[&[Dim]], _rng: &mut Rng) -> Result<Box<dyn Layer>> {
+        Ok(Box::new(Merge {
+            name,
+            kind: self.kind,
+            concat_axis: 1,
+        }))
+    }
+}
+
+impl LayerKind for ConcatenateConfig {
+    fn class_name(&self) -> &'static str {
+        "Concatenate"
+    }
+    fn base_name(&self) -> &'static str {
+        "concatenate"
+    }
+    fn name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+    fn takes_many_inputs(&self) -> bool {
+        true
+    }
+    fn output_shape(&self, name: &str, inputs: &[&[Dim]]) -> Result<Vec<Dim>> {
+        output_shape("Concatenate", Some(self.axis), name, inputs)
+    }
+    fn build(&self, name: String, inputs: &[&[Dim]], _rng: &mut Rng) -> Result<Box<dyn Layer>> {
+        let axis = sample_axis(&name, self.axis, inputs[0].len())?;
+        Ok(Box::new(Merge {
+            name,
+            kind: MergeKind::Concatenate(axis),
+            concat_axis: self.axis,
+        }))
+    }
 }
 
 impl MergeKind {
@@ -89,14 +184,13 @@ fn sample_axis(name: &str, axis: i64, rank: usize) -> Result<usize> {
     Ok(a as usize - 1)
 }
 
-fn dims(s: &[usize]) -> String {
-    format!(
-        "[batch, {}]",
-        s.iter()
-            .map(|d| d.to_string())
-            .collect::<Vec<_>>()
-            .join(", ")
-    )
+fn dims(s: &[Dim]) -> String {
+    batch_shape_str(s)
+}
+
+/// Whether two axes may hold the same size (an unknown one may).
+fn agree(a: Dim, b: Dim) -> bool {
+    a == b || !a.is_known() || !b.is_known()
 }
 
 /// Output shape of merge `class` over `inputs` (per-sample shapes).
@@ -104,8 +198,8 @@ pub(super) fn output_shape(
     class: &str,
     concat_axis: Option<i64>,
     name: &str,
-    inputs: &[&[usize]],
-) -> Result<Vec<usize>> {
+    inputs: &[&[Dim]],
+) -> Result<Vec<Dim>> {
     let min = 2;
     if inputs.len() < min || (class == "Subtract" && inputs.len() != 2) {
         let want = if class == "Subtract" {
@@ -122,13 +216,13 @@ pub(super) fn output_shape(
     if let Some(axis) = concat_axis {
         let a = sample_axis(name, axis, first.len())?;
         let mut out = first.to_vec();
-        out[a] = 0;
+        out[a] = Dim::known(0);
         for s in inputs {
             let ok = s.len() == first.len()
                 && s.iter()
                     .zip(first)
                     .enumerate()
-                    .all(|(i, (x, y))| i == a || x == y);
+                    .all(|(i, (&x, &y))| i == a || agree(x, y));
             if !ok {
                 return Err(Error::shape(format!(
                     "layer '{name}' (Concatenate) on axis {axis}: inputs {} and {} differ \
@@ -137,18 +231,24 @@ pub(super) fn output_shape(
                     dims(s)
                 )));
             }
-            out[a] += s[a];
+            out[a] = Dim(out[a].get().zip(s[a].get()).map(|(x, y)| x + y));
         }
         return Ok(out);
     }
     if class == "Multiply" {
         // The largest input is the output; every other must broadcast to it.
+        // An unknown axis counts as large: it is not a broadcast 1.
         let big = inputs
             .iter()
-            .max_by_key(|s| s.iter().product::<usize>())
+            .max_by_key(|s| {
+                s.iter()
+                    .map(|d| d.get().unwrap_or(usize::MAX))
+                    .fold(1usize, usize::saturating_mul)
+            })
             .expect("at least 2");
         for s in inputs {
-            let ok = s.len() == big.len() && s.iter().zip(*big).all(|(&x, &y)| x == y || x == 1);
+            let ok =
+                s.len() == big.len() && s.iter().zip(*big).all(|(&x, &y)| agree(x, y) || x == 1);
             if !ok {
                 return Err(Error::shape(format!(
                     "layer '{name}' (Multiply): input {} does not broadcast to {} (same \
@@ -161,7 +261,7 @@ pub(super) fn output_shape(
         return Ok(big.to_vec());
     }
     for s in inputs {
-        if *s != first {
+        if s.len() != first.len() || s.iter().zip(first).any(|(&x, &y)| !agree(x, y)) {
             return Err(Error::shape(format!(
                 "layer '{name}' ({class}) needs inputs of one shape, got {} and {}",
                 dims(first),
@@ -169,26 +269,16 @@ pub(super) fn output_shape(
             )));
         }
     }
-    Ok(first.to_vec())
-}
-
-pub(super) fn build(kind_name: &str, concat_axis: i64, name: String, input: &[usize]) -> Merge {
-    let kind = match kind_name {
-        "Add" => MergeKind::Add,
-        "Subtract" => MergeKind::Subtract,
-        "Multiply" => MergeKind::Multiply,
-        "Average" => MergeKind::Average,
-        "Maximum" => MergeKind::Maximum,
-        "Minimum" => MergeKind::Minimum,
-        _ => MergeKind::Concatenate(
-            sample_axis(&name, concat_axis, input.len()).expect("checked by output_shape"),
-        ),
-    };
-    Merge {
-        name,
-        kind,
-        concat_axis,
-    }
+    // Where one input knows an axis that another leaves open, the output knows it.
+    Ok((0..first.len())
+        .map(|i| {
+            inputs
+                .iter()
+                .map(|s| s[i])
+                .find(|d| d.is_known())
+                .unwrap_or(Dim::NONE)
+        })
+        .collect())
 }
 
 impl Layer for Merge {
@@ -238,18 +328,13 @@ impl Layer for Merge {
     }
     fn config(&self) -> LayerConfig {
         let name = Some(self.name.clone());
-        let m = MergeConfig { name: name.clone() };
         match self.kind {
-            MergeKind::Add => LayerConfig::Add(m),
-            MergeKind::Subtract => LayerConfig::Subtract(m),
-            MergeKind::Multiply => LayerConfig::Multiply(m),
-            MergeKind::Average => LayerConfig::Average(m),
-            MergeKind::Maximum => LayerConfig::Maximum(m),
-            MergeKind::Minimum => LayerConfig::Minimum(m),
-            MergeKind::Concatenate(_) => LayerConfig::Concatenate(ConcatenateConfig {
+            MergeKind::Concatenate(_) => ConcatenateConfig {
                 name,
                 axis: self.concat_axis,
-            }),
+            }
+            .into(),
+            kind => MergeConfig { kind, name }.into(),
         }
     }
 }
@@ -258,8 +343,13 @@ impl Layer for Merge {
 mod tests {
     use super::*;
 
-    fn shape_of(class: &str, axis: Option<i64>, inputs: &[&[usize]]) -> Result<Vec<usize>> {
-        output_shape(class, axis, "m", inputs)
+    fn shape_of(class: &str, axis: Option<i64>, inputs: &[&[usize]]) -> Result<Vec<Dim>> {
+        let inputs: Vec<Vec<Dim>> = inputs
+            .iter()
+            .map(|s| crate::layers::dims::dims(s))
+            .collect();
+        let refs: Vec<&[Dim]> = inputs.iter().map(|s| s.as_slice()).collect();
+        output_shape(class, axis, "m", &refs)
     }
 
     #[test]

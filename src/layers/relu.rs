@@ -12,8 +12,9 @@
 //! Like Keras, both reject negative parameters (a negative slope or threshold is almost
 //! certainly a typo, and a negative `max_value` would clip everything below zero).
 
-use super::{ForwardCtx, Layer, LayerConfig, Param};
-use crate::engine::Var;
+use super::dims::Dim;
+use super::{ForwardCtx, Layer, LayerConfig, LayerKind, LayerType, Param};
+use crate::engine::{Rng, Var};
 use crate::error::{Error, Result};
 use crate::ops::activation as act;
 use serde::{Deserialize, Serialize};
@@ -83,15 +84,54 @@ impl Default for LeakyReLUConfig {
     }
 }
 
-impl From<ReLUConfig> for LayerConfig {
-    fn from(c: ReLUConfig) -> Self {
-        LayerConfig::ReLU(c)
+/// The registry lines (see `layers::LAYER_TYPES`).
+pub const RELU: LayerType = LayerType::of::<ReLUConfig>("ReLU");
+pub const LEAKY_RELU: LayerType = LayerType::of::<LeakyReLUConfig>("LeakyReLU");
+
+impl LayerKind for ReLUConfig {
+    fn class_name(&self) -> &'static str {
+        "ReLU"
+    }
+    // Keras derives these from the class name: `re_lu`, `leaky_re_lu`.
+    fn base_name(&self) -> &'static str {
+        "re_lu"
+    }
+    fn name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+    fn output_shape(&self, name: &str, inputs: &[&[Dim]]) -> Result<Vec<Dim>> {
+        check_relu(self, name)?;
+        Ok(inputs[0].to_vec())
+    }
+    fn build(&self, name: String, _inputs: &[&[Dim]], _rng: &mut Rng) -> Result<Box<dyn Layer>> {
+        Ok(Box::new(ReLU {
+            name,
+            max_value: self.max_value,
+            negative_slope: self.negative_slope,
+            threshold: self.threshold,
+        }))
     }
 }
 
-impl From<LeakyReLUConfig> for LayerConfig {
-    fn from(c: LeakyReLUConfig) -> Self {
-        LayerConfig::LeakyReLU(c)
+impl LayerKind for LeakyReLUConfig {
+    fn class_name(&self) -> &'static str {
+        "LeakyReLU"
+    }
+    fn base_name(&self) -> &'static str {
+        "leaky_re_lu"
+    }
+    fn name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+    fn output_shape(&self, name: &str, inputs: &[&[Dim]]) -> Result<Vec<Dim>> {
+        check_leaky(self, name)?;
+        Ok(inputs[0].to_vec())
+    }
+    fn build(&self, name: String, _inputs: &[&[Dim]], _rng: &mut Rng) -> Result<Box<dyn Layer>> {
+        Ok(Box::new(LeakyReLU {
+            name,
+            alpha: self.alpha,
+        }))
     }
 }
 
@@ -105,7 +145,7 @@ fn non_negative(name: &str, class: &str, field: &str, v: f32) -> Result<()> {
     }
 }
 
-pub(super) fn check_relu(c: &ReLUConfig, name: &str) -> Result<()> {
+fn check_relu(c: &ReLUConfig, name: &str) -> Result<()> {
     if let Some(m) = c.max_value {
         non_negative(name, "ReLU", "max_value", m)?;
     }
@@ -113,7 +153,7 @@ pub(super) fn check_relu(c: &ReLUConfig, name: &str) -> Result<()> {
     non_negative(name, "ReLU", "threshold", c.threshold)
 }
 
-pub(super) fn check_leaky(c: &LeakyReLUConfig, name: &str) -> Result<()> {
+fn check_leaky(c: &LeakyReLUConfig, name: &str) -> Result<()> {
     non_negative(name, "LeakyReLU", "alpha", c.alpha)
 }
 
@@ -140,12 +180,13 @@ impl Layer for ReLU {
         vec![]
     }
     fn config(&self) -> LayerConfig {
-        LayerConfig::ReLU(ReLUConfig {
+        ReLUConfig {
             name: Some(self.name.clone()),
             max_value: self.max_value,
             negative_slope: self.negative_slope,
             threshold: self.threshold,
-        })
+        }
+        .into()
     }
 }
 
@@ -165,32 +206,18 @@ impl Layer for LeakyReLU {
         vec![]
     }
     fn config(&self) -> LayerConfig {
-        LayerConfig::LeakyReLU(LeakyReLUConfig {
+        LeakyReLUConfig {
             name: Some(self.name.clone()),
             alpha: self.alpha,
-        })
-    }
-}
-
-pub(super) fn build_relu(c: &ReLUConfig, name: String) -> ReLU {
-    ReLU {
-        name,
-        max_value: c.max_value,
-        negative_slope: c.negative_slope,
-        threshold: c.threshold,
-    }
-}
-
-pub(super) fn build_leaky(c: &LeakyReLUConfig, name: String) -> LeakyReLU {
-    LeakyReLU {
-        name,
-        alpha: c.alpha,
+        }
+        .into()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::layers::dims::dims;
 
     fn parse(json: &str) -> std::result::Result<LayerConfig, String> {
         serde_json::from_str(json).map_err(|e| e.to_string())
@@ -200,16 +227,16 @@ mod tests {
     fn configs_parse_with_keras_defaults_and_round_trip() {
         assert_eq!(
             parse(r#"{"class_name": "ReLU", "config": {}}"#).unwrap(),
-            LayerConfig::ReLU(ReLUConfig::default())
+            LayerConfig::new(ReLUConfig::default())
         );
         assert_eq!(
             parse(r#"{"class_name": "ReLU", "config": {"max_value": 6.0, "threshold": 0.5}}"#)
                 .unwrap(),
-            LayerConfig::ReLU(ReLUConfig::default().max_value(6.0).threshold(0.5))
+            LayerConfig::new(ReLUConfig::default().max_value(6.0).threshold(0.5))
         );
-        let leaky = |json: &str| match parse(json).unwrap() {
-            LayerConfig::LeakyReLU(c) => c.alpha,
-            other => panic!("{other:?}"),
+        let leaky = |json: &str| match parse(json).unwrap().downcast_ref::<LeakyReLUConfig>() {
+            Some(c) => c.alpha,
+            None => panic!("not a LeakyReLU config"),
         };
         assert_eq!(leaky(r#"{"class_name": "LeakyReLU", "config": {}}"#), 0.3);
         assert_eq!(
@@ -224,8 +251,8 @@ mod tests {
         assert!(parse(r#"{"class_name": "ReLU", "config": {"max": 6}}"#).is_err());
 
         for c in [
-            LayerConfig::ReLU(ReLUConfig::default().max_value(6.0).negative_slope(0.1)),
-            LayerConfig::LeakyReLU(LeakyReLUConfig {
+            LayerConfig::new(ReLUConfig::default().max_value(6.0).negative_slope(0.1)),
+            LayerConfig::new(LeakyReLUConfig {
                 name: Some("lr".into()),
                 alpha: 0.2,
             }),
@@ -233,8 +260,7 @@ mod tests {
             let json = serde_json::to_string(&c).unwrap();
             assert_eq!(parse(&json).unwrap(), c, "{json}");
         }
-        let json =
-            serde_json::to_string(&LayerConfig::LeakyReLU(LeakyReLUConfig::default())).unwrap();
+        let json = serde_json::to_string(&LayerConfig::new(LeakyReLUConfig::default())).unwrap();
         assert_eq!(
             json,
             r#"{"class_name":"LeakyReLU","config":{"name":null,"alpha":0.3}}"#
@@ -245,19 +271,19 @@ mod tests {
     fn negative_parameters_are_errors_naming_layer_and_field() {
         let bad = [
             (
-                LayerConfig::ReLU(ReLUConfig::default().max_value(-1.0)),
+                LayerConfig::new(ReLUConfig::default().max_value(-1.0)),
                 "max_value",
             ),
             (
-                LayerConfig::ReLU(ReLUConfig::default().negative_slope(-0.1)),
+                LayerConfig::new(ReLUConfig::default().negative_slope(-0.1)),
                 "negative_slope",
             ),
             (
-                LayerConfig::ReLU(ReLUConfig::default().threshold(f32::NAN)),
+                LayerConfig::new(ReLUConfig::default().threshold(f32::NAN)),
                 "threshold",
             ),
             (
-                LayerConfig::LeakyReLU(LeakyReLUConfig {
+                LayerConfig::new(LeakyReLUConfig {
                     name: None,
                     alpha: -0.3,
                 }),
@@ -265,15 +291,15 @@ mod tests {
             ),
         ];
         for (c, field) in bad {
-            let e = c.output_shape("act", &[4]).unwrap_err().to_string();
+            let e = c.output_shape("act", &dims(&[4])).unwrap_err().to_string();
             assert!(e.contains("layer 'act'") && e.contains(field), "{e}");
         }
-        let ok = LayerConfig::ReLU(ReLUConfig::default().max_value(6.0));
-        assert_eq!(ok.output_shape("act", &[2, 3]).unwrap(), vec![2, 3]);
+        let ok = LayerConfig::new(ReLUConfig::default().max_value(6.0));
+        assert_eq!(ok.output_shape("act", &dims(&[2, 3])).unwrap(), [2, 3]);
         assert_eq!(ok.class_name(), "ReLU");
         assert_eq!(ok.base_name(), "re_lu");
         assert_eq!(
-            LayerConfig::LeakyReLU(LeakyReLUConfig::default()).base_name(),
+            LayerConfig::new(LeakyReLUConfig::default()).base_name(),
             "leaky_re_lu"
         );
     }

@@ -2,8 +2,9 @@
 //! `target_shape` may be -1 (inferred), as in Keras. Used to turn a squeeze-and-excitation
 //! vector `[C]` into `[C, 1, 1]` so that `Multiply` rescales channels.
 
-use super::{ForwardCtx, Layer, LayerConfig, Param};
-use crate::engine::Var;
+use super::dims::{dims, known, Dim};
+use super::{ForwardCtx, Layer, LayerConfig, LayerKind, LayerType, Param};
+use crate::engine::{Rng, Var};
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
 
@@ -20,6 +21,39 @@ pub struct Reshape {
     pub target_shape: Vec<i64>,
     /// The resolved per-sample shape.
     shape: Vec<usize>,
+}
+
+/// The registry line (see `layers::LAYER_TYPES`).
+pub const RESHAPE: LayerType = LayerType::of::<ReshapeConfig>("Reshape");
+
+impl LayerKind for ReshapeConfig {
+    fn class_name(&self) -> &'static str {
+        "Reshape"
+    }
+    fn base_name(&self) -> &'static str {
+        "reshape"
+    }
+    fn name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+    fn output_shape(&self, name: &str, inputs: &[&[Dim]]) -> Result<Vec<Dim>> {
+        let Some(input) = known(inputs[0]) else {
+            return Err(Error::shape(format!(
+                "layer '{name}' (Reshape) needs a known input shape, got {:?} (None is known \
+                 only per batch)",
+                inputs[0]
+            )));
+        };
+        output_shape(self, name, &input).map(|s| dims(&s))
+    }
+    fn build(&self, name: String, inputs: &[&[Dim]], _rng: &mut Rng) -> Result<Box<dyn Layer>> {
+        let shape = known(&self.output_shape(&name, inputs)?).expect("known");
+        Ok(Box::new(Reshape {
+            name,
+            target_shape: self.target_shape.clone(),
+            shape,
+        }))
+    }
 }
 
 pub(super) fn output_shape(c: &ReshapeConfig, name: &str, input: &[usize]) -> Result<Vec<usize>> {
@@ -49,15 +83,6 @@ pub(super) fn output_shape(c: &ReshapeConfig, name: &str, input: &[usize]) -> Re
         .collect())
 }
 
-pub(super) fn build(c: &ReshapeConfig, name: String, input: &[usize]) -> Result<Reshape> {
-    let shape = output_shape(c, &name, input)?;
-    Ok(Reshape {
-        name,
-        target_shape: c.target_shape.clone(),
-        shape,
-    })
-}
-
 impl Layer for Reshape {
     fn name(&self) -> &str {
         &self.name
@@ -71,10 +96,11 @@ impl Layer for Reshape {
         vec![]
     }
     fn config(&self) -> LayerConfig {
-        LayerConfig::Reshape(ReshapeConfig {
+        ReshapeConfig {
             name: Some(self.name.clone()),
             target_shape: self.target_shape.clone(),
-        })
+        }
+        .into()
     }
 }
 

@@ -8,9 +8,10 @@
 //! and its config, and each later call is saved as a `Shared` config naming the layer
 //! it calls (`{"class_name": "Shared", "config": {"name": "tower:1", "layer": "tower"}}`).
 
-use super::{Activation, ForwardCtx, Layer, LayerConfig, Param};
-use crate::engine::Var;
-use crate::error::Result;
+use super::dims::Dim;
+use super::{Activation, ForwardCtx, Layer, LayerConfig, LayerKind, LayerType, Param};
+use crate::engine::{Rng, Var};
+use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -24,6 +25,43 @@ pub struct SharedConfig {
     pub name: Option<String>,
     /// The name of the layer called again (its first call).
     pub layer: String,
+}
+
+/// The registry line (see `layers::LAYER_TYPES`).
+pub const SHARED: LayerType = LayerType::of::<SharedConfig>("Shared");
+
+/// A `Shared` config means "call the model's layer `layer` again": only a model, which
+/// has that layer, can resolve it (`Model::add_node`).
+impl LayerKind for SharedConfig {
+    fn class_name(&self) -> &'static str {
+        "Shared"
+    }
+    fn base_name(&self) -> &'static str {
+        "shared"
+    }
+    fn name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+    fn takes_many_inputs(&self) -> bool {
+        // The layer called decides; the model checks its inputs.
+        true
+    }
+    fn output_shape(&self, name: &str, _inputs: &[&[Dim]]) -> Result<Vec<Dim>> {
+        Err(self.outside_a_model(name))
+    }
+    fn build(&self, name: String, _inputs: &[&[Dim]], _rng: &mut Rng) -> Result<Box<dyn Layer>> {
+        Err(self.outside_a_model(&name))
+    }
+}
+
+impl SharedConfig {
+    fn outside_a_model(&self, name: &str) -> Error {
+        Error::invalid(format!(
+            "layer '{name}' (Shared) calls layer '{}' again; it can only appear in a model \
+             after that layer",
+            self.layer
+        ))
+    }
 }
 
 /// One call of a layer that several nodes share.
@@ -92,10 +130,11 @@ impl Layer for SharedLayer {
         if self.first {
             self.layer_config()
         } else {
-            LayerConfig::Shared(SharedConfig {
+            SharedConfig {
                 name: Some(self.name.clone()),
                 layer: self.layer_name(),
-            })
+            }
+            .into()
         }
     }
     fn output_activation(&self) -> Option<Activation> {

@@ -4,9 +4,11 @@
 //! (symmetric per axis) or `[[top, bottom], [left, right]]`. Configs are written back in
 //! the last, explicit form (as Keras' `get_config` does).
 
-use super::{ForwardCtx, Layer, LayerConfig, Param};
-use crate::engine::Var;
-use crate::error::{Error, Result};
+use super::dims::Dim;
+use super::registry::rank_is;
+use super::{ForwardCtx, Layer, LayerConfig, LayerKind, LayerType, Param};
+use crate::engine::{Rng, Var};
+use crate::error::Result;
 use serde::{Deserialize, Serialize};
 
 /// Zero padding per side of the two spatial axes.
@@ -118,37 +120,47 @@ impl Layer for ZeroPadding2D {
         vec![]
     }
     fn config(&self) -> LayerConfig {
-        LayerConfig::ZeroPadding2D(ZeroPadding2DConfig {
+        ZeroPadding2DConfig {
             name: Some(self.name.clone()),
             padding: self.padding,
-        })
+        }
+        .into()
     }
 }
 
-pub(super) fn output_shape(
-    c: &ZeroPadding2DConfig,
-    name: &str,
-    input: &[usize],
-) -> Result<Vec<usize>> {
-    if input.len() != 3 {
-        return Err(Error::shape(format!(
-            "layer '{name}' (ZeroPadding2D) expects images [batch, channels, height, width], \
-             got {} dims after the batch",
-            input.len()
-        )));
-    }
-    let p = c.padding;
-    Ok(vec![
-        input[0],
-        p.top + input[1] + p.bottom,
-        p.left + input[2] + p.right,
-    ])
-}
+/// The registry line (see `layers::LAYER_TYPES`).
+pub const ZERO_PADDING_2D: LayerType = LayerType::of::<ZeroPadding2DConfig>("ZeroPadding2D");
 
-pub(super) fn build(c: &ZeroPadding2DConfig, name: String) -> ZeroPadding2D {
-    ZeroPadding2D {
-        name,
-        padding: c.padding,
+impl LayerKind for ZeroPadding2DConfig {
+    fn class_name(&self) -> &'static str {
+        "ZeroPadding2D"
+    }
+    fn base_name(&self) -> &'static str {
+        "zero_padding2d"
+    }
+    fn name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+    fn output_shape(&self, name: &str, inputs: &[&[Dim]]) -> Result<Vec<Dim>> {
+        let input = rank_is(
+            name,
+            "ZeroPadding2D",
+            inputs,
+            3,
+            "images [batch, channels, height, width]",
+        )?;
+        let p = self.padding;
+        Ok(vec![
+            input[0],
+            input[1].map(|h| p.top + h + p.bottom),
+            input[2].map(|w| p.left + w + p.right),
+        ])
+    }
+    fn build(&self, name: String, _inputs: &[&[Dim]], _rng: &mut Rng) -> Result<Box<dyn Layer>> {
+        Ok(Box::new(ZeroPadding2D {
+            name,
+            padding: self.padding,
+        }))
     }
 }
 
@@ -161,9 +173,9 @@ mod tests {
         let parse = |json: &str| -> std::result::Result<LayerConfig, String> {
             serde_json::from_str(json).map_err(|e| e.to_string())
         };
-        let pad = |json: &str| match parse(json).unwrap() {
-            LayerConfig::ZeroPadding2D(c) => c.padding,
-            other => panic!("{other:?}"),
+        let pad = |json: &str| match parse(json).unwrap().downcast_ref::<ZeroPadding2DConfig>() {
+            Some(c) => c.padding,
+            None => panic!("not a ZeroPadding2D config"),
         };
         let cfg = |p: &str| format!(r#"{{"class_name": "ZeroPadding2D", "config": {p}}}"#);
         assert_eq!(pad(&cfg(r#"{"padding": 2}"#)), Padding2D::uniform(2));
@@ -187,7 +199,7 @@ mod tests {
         assert!(parse(&cfg(r#"{"padding": 1, "pading": 2}"#)).is_err());
 
         // Round trip: written back as [[top, bottom], [left, right]].
-        let c = LayerConfig::ZeroPadding2D(ZeroPadding2DConfig::new(Padding2D::symmetric(1, 2)));
+        let c = LayerConfig::new(ZeroPadding2DConfig::new(Padding2D::symmetric(1, 2)));
         let json = serde_json::to_string(&c).unwrap();
         assert_eq!(
             json,
@@ -198,14 +210,15 @@ mod tests {
 
     #[test]
     fn output_shape_and_errors() {
-        let c = LayerConfig::ZeroPadding2D(ZeroPadding2DConfig::new(Padding2D::explicit(
+        let c = LayerConfig::new(ZeroPadding2DConfig::new(Padding2D::explicit(
             (1, 2),
             (0, 3),
         )));
-        assert_eq!(c.output_shape("zp", &[3, 4, 5]).unwrap(), vec![3, 7, 8]);
-        assert!(c.output_shape("zp", &[4, 5]).is_err());
+        let dims = crate::layers::dims::dims;
+        assert_eq!(c.output_shape("zp", &dims(&[3, 4, 5])).unwrap(), [3, 7, 8]);
+        assert!(c.output_shape("zp", &dims(&[4, 5])).is_err());
         assert_eq!(c.class_name(), "ZeroPadding2D");
         assert_eq!(c.base_name(), "zero_padding2d");
-        assert!(LayerConfig::CLASS_NAMES.contains(&"ZeroPadding2D"));
+        assert!(LayerConfig::class_names().contains(&"ZeroPadding2D"));
     }
 }

@@ -16,11 +16,12 @@ use crate::training::SymbolicTensor;
 
 /// Batch norm as in torchvision (momentum 0.1 = Keras' 0.9, epsilon 1e-5).
 fn batch_norm(name: &str) -> LayerConfig {
-    LayerConfig::BatchNormalization(BatchNormalizationConfig {
+    BatchNormalizationConfig {
         name: Some(name.to_string()),
         momentum: 0.9,
         epsilon: 1e-5,
-    })
+    }
+    .into()
 }
 
 /// `k x k` conv with `stride`, symmetric padding `k / 2`, no bias, He init.
@@ -86,7 +87,12 @@ pub fn shortcut(
 /// Squeeze and excitation (Hu et al.): global average pool -> Dense(C / ratio, ReLU) ->
 /// Dense(C, sigmoid) -> rescale the channels of `x`.
 pub fn se_block(x: &SymbolicTensor, ratio: usize, name: &str) -> Result<SymbolicTensor> {
-    let c = x.shape()[0];
+    let c = x.shape()[0].get().ok_or_else(|| {
+        crate::Error::shape(format!(
+            "{name}: squeeze-and-excitation needs a known channel count, got {:?}",
+            x.shape()
+        ))
+    })?;
     let s = GlobalAveragePooling2D()
         .named(&format!("{name}_squeeze"))
         .call(x)?;
@@ -175,13 +181,11 @@ pub fn inception_module(
     let b3 = conv_bn_relu(&b3, f.b3x3, 3, 1, &format!("{name}_3x3"))?;
     let b5 = conv_bn_relu(x, f.b5x5_reduce, 1, 1, &format!("{name}_5x5_reduce"))?;
     let b5 = conv_bn_relu(&b5, f.b5x5, 5, 1, &format!("{name}_5x5"))?;
-    let bp = LayerConfig::MaxPooling2D(
-        crate::layers::Pool2dConfig::new(3)
-            .strides(1)
-            .padding(crate::layers::PaddingMode::Same),
-    )
-    .named(&format!("{name}_pool"))
-    .call(x)?;
+    let bp = crate::layers::Pool2dConfig::max(3)
+        .strides(1)
+        .padding(Same)
+        .named(&format!("{name}_pool"))
+        .call(x)?;
     let bp = conv_bn_relu(&bp, f.pool_proj, 1, 1, &format!("{name}_pool_proj"))?;
     Concatenate()
         .named(&format!("{name}_concat"))

@@ -8,7 +8,7 @@
 use super::blocks::{conv_bn_relu, inception_module, InceptionFilters};
 use crate::error::Result;
 use crate::layers::keras::*;
-use crate::layers::{LayerConfig, PaddingMode, Pool2dConfig};
+use crate::layers::{PaddingMode, Pool2dConfig};
 use crate::training::{Model, SymbolicTensor};
 
 /// GoogLeNet's branch widths for a module, divided by 4.
@@ -31,7 +31,9 @@ const fn f(
 }
 
 fn pool(x: &SymbolicTensor, name: &str) -> Result<SymbolicTensor> {
-    LayerConfig::MaxPooling2D(Pool2dConfig::new(3).strides(2).padding(PaddingMode::Same))
+    Pool2dConfig::max(3)
+        .strides(2)
+        .padding(PaddingMode::Same)
         .named(name)
         .call(x)
 }

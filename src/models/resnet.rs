@@ -14,7 +14,7 @@
 use super::blocks::{basic_block, bottleneck_block, conv_bn_relu};
 use crate::error::{Error, Result};
 use crate::layers::keras::*;
-use crate::layers::{LayerConfig, PaddingMode, Pool2dConfig};
+use crate::layers::{PaddingMode, Pool2dConfig};
 use crate::training::{Model, SymbolicTensor};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,7 +79,9 @@ pub fn resnet_imagenet(
     })?;
     let inputs = Input(input_shape);
     let x = conv_bn_relu(&inputs, 64, 7, 2, "conv1")?;
-    let x = LayerConfig::MaxPooling2D(Pool2dConfig::new(3).strides(2).padding(PaddingMode::Same))
+    let x = Pool2dConfig::max(3)
+        .strides(2)
+        .padding(PaddingMode::Same)
         .named("pool1")
         .call(&x)?;
     let stages: Vec<(usize, usize)> = layout.iter().copied().zip([64, 128, 256, 512]).collect();

@@ -10,8 +10,10 @@ pub mod batchnorm;
 pub mod bmm;
 pub mod broadcast;
 pub mod conv2d;
+pub mod conv2d_transpose;
 pub mod dropout;
 pub mod elementwise;
+pub mod global_pool1d;
 pub mod index;
 pub mod loss;
 pub mod matmul;
@@ -23,6 +25,7 @@ pub mod select;
 pub mod shape;
 pub mod unary;
 pub mod update;
+pub mod upsample;
 
 /// Zero padding of the two spatial axes of an NCHW tensor. "same" padding with an even
 /// kernel or a stride > 1 is asymmetric (TensorFlow puts the extra row at the bottom and

@@ -9,7 +9,6 @@ use super::picture::{font, image_tile, render, text_centered, viridis, Draw, Dra
 use super::picture::{Picture, Tile};
 use crate::engine::Tensor;
 use crate::error::{Error, Result};
-use crate::layers::LayerConfig;
 use crate::training::Sequential;
 use plotters::coord::Shift;
 use plotters::prelude::*;
@@ -36,7 +35,7 @@ pub fn conv_feature_maps(
     let conv: Vec<bool> = model
         .layers()
         .iter()
-        .map(|l| matches!(l.config(), LayerConfig::Conv2D(_)))
+        .map(|l| l.config().is::<crate::layers::Conv2DConfig>())
         .collect();
     let trace = model.forward_trace(&x.slice_rows(index, index + 1))?;
     trace

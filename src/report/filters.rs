@@ -9,7 +9,6 @@
 use super::picture::{diverging, font, render, text_centered, Draw, DrawResult, Picture, Tile};
 use crate::engine::Tensor;
 use crate::error::{Error, Result};
-use crate::layers::LayerConfig;
 use crate::training::Sequential;
 use plotters::coord::Shift;
 use plotters::prelude::*;
@@ -17,7 +16,7 @@ use plotters::prelude::*;
 /// The name and kernel `[OC, C, KH, KW]` of the model's first Conv2D layer, if any.
 pub fn first_conv_kernel(model: &Sequential) -> Option<(String, Tensor)> {
     model.layers().iter().find_map(|layer| {
-        if !matches!(layer.config(), LayerConfig::Conv2D(_)) {
+        if !layer.config().is::<crate::layers::Conv2DConfig>() {
             return None;
         }
         let kernel = layer

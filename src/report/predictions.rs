@@ -43,7 +43,13 @@ pub fn predict_classes(
             y.shape()
         )));
     }
-    let cols: usize = model.output_shape().iter().product();
+    let cols = crate::layers::dims::numel(model.output_shape()).ok_or_else(|| {
+        Error::shape(format!(
+            "model '{}': predictions need a known output shape, got {:?}",
+            model.name,
+            model.output_shape()
+        ))
+    })?;
     // The same choice `evaluate` makes: when the loss fuses the output activation, the
     // last layer returns logits and the argmax is taken on them.
     let fused = match (model.loss(), model.layers().last()) {

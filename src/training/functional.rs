@@ -43,10 +43,11 @@
 //! Models with several inputs and outputs train with `compile_outputs` and `fit_many`
 //! (see `tests/multi_io.rs`), or with a loop of one's own over `call_many`.
 
-use super::model::{InputConfig, Model};
-use crate::engine::Var;
+use super::model::{InputConfig, Model, ModelConfig};
+use crate::engine::{Rng, Var};
 use crate::error::{Error, Result};
-use crate::layers::{ForwardCtx, Layer, LayerConfig, Param};
+use crate::layers::dims::{Dim, IntoDims};
+use crate::layers::{ForwardCtx, Layer, LayerConfig, LayerKind, LayerType, Param};
 use std::collections::HashMap;
 use std::rc::Rc;
 
@@ -56,7 +57,7 @@ use std::rc::Rc;
 pub struct SymbolicTensor(Rc<Symbol>);
 
 struct Symbol {
-    shape: Vec<usize>,
+    shape: Vec<Dim>,
     source: Source,
 }
 
@@ -75,8 +76,8 @@ enum Source {
 }
 
 impl SymbolicTensor {
-    /// Shape without the batch axis.
-    pub fn shape(&self) -> &[usize] {
+    /// Shape without the batch axis (`None` where known only per batch).
+    pub fn shape(&self) -> &[Dim] {
         &self.0.shape
     }
 
@@ -91,20 +92,22 @@ impl std::fmt::Debug for SymbolicTensor {
     }
 }
 
-/// Keras' `Input(shape)`: a model input, without the batch axis (`[3, 32, 32]`).
+/// Keras' `Input(shape)`: a model input, without the batch axis (`&[3, 32, 32]`).
+/// `None` marks an axis known only per batch, as in Keras' `Input(shape=(None, 8))`:
+/// `Input(&[None, Some(8)])` takes sequences of any length.
 #[allow(non_snake_case)]
-pub fn Input(shape: &[usize]) -> SymbolicTensor {
+pub fn Input(shape: impl IntoDims) -> SymbolicTensor {
     SymbolicTensor(Rc::new(Symbol {
-        shape: shape.to_vec(),
+        shape: shape.into_dims(),
         source: Source::Input { name: None },
     }))
 }
 
 /// A named model input (the name appears in `summary` and in errors).
 #[allow(non_snake_case)]
-pub fn NamedInput(name: &str, shape: &[usize]) -> SymbolicTensor {
+pub fn NamedInput(name: &str, shape: impl IntoDims) -> SymbolicTensor {
     SymbolicTensor(Rc::new(Symbol {
-        shape: shape.to_vec(),
+        shape: shape.into_dims(),
         source: Source::Input {
             name: Some(name.to_string()),
         },
@@ -117,7 +120,7 @@ fn apply(
     weights: Option<Vec<crate::engine::Tensor>>,
     shared: Option<Rc<LayerConfig>>,
 ) -> Result<SymbolicTensor> {
-    let shapes: Vec<&[usize]> = inputs.iter().map(|t| t.shape()).collect();
+    let shapes: Vec<&[Dim]> = inputs.iter().map(|t| t.shape()).collect();
     let name = config.name().unwrap_or(config.base_name()).to_string();
     let shape = config.output_shape_of(&name, &shapes)?;
     Ok(SymbolicTensor(Rc::new(Symbol {
@@ -235,10 +238,11 @@ impl Model {
                 .as_ref()
                 .and_then(|s| shared_names.get(&Rc::as_ptr(s)));
             let config = match first_call {
-                Some(layer) => LayerConfig::Shared(crate::layers::SharedConfig {
+                Some(layer) => crate::layers::SharedConfig {
                     name: None,
                     layer: layer.clone(),
-                }),
+                }
+                .into(),
                 None => config.clone(),
             };
             let node = model.add_node(config, reads)?;
@@ -267,7 +271,7 @@ impl Model {
         let mut cfg = self.config();
         cfg.compile = None;
         let weights = self.get_weights();
-        apply(LayerConfig::Model(Box::new(cfg)), xs, Some(weights), None)
+        apply(LayerConfig::new(cfg), xs, Some(weights), None)
     }
 }
 
@@ -305,14 +309,49 @@ fn visit(
     }
 }
 
+/// The registry line of a whole model used as a layer (nested models): its config is
+/// the model's (see `layers::LAYER_TYPES`).
+pub const MODEL: LayerType = LayerType {
+    class_name: "Model",
+    parse: |v| Ok(LayerConfig::new(serde_json::from_value::<ModelConfig>(v)?)),
+};
+
+impl LayerKind for ModelConfig {
+    fn class_name(&self) -> &'static str {
+        "Model"
+    }
+    fn base_name(&self) -> &'static str {
+        "model"
+    }
+    fn name(&self) -> Option<&str> {
+        Some(&self.name)
+    }
+    fn takes_many_inputs(&self) -> bool {
+        self.input_shapes().len() > 1
+    }
+    fn output_shape(&self, name: &str, inputs: &[&[Dim]]) -> Result<Vec<Dim>> {
+        nested_output_shape(self, name, inputs)
+    }
+    fn build(&self, name: String, _inputs: &[&[Dim]], rng: &mut Rng) -> Result<Box<dyn Layer>> {
+        let seed = rng.next_u64();
+        let mut m = Model::from_config(self, seed)?;
+        m.name = name;
+        Ok(Box::new(m))
+    }
+}
+
 /// Output shape of a nested model for the given input shapes.
 pub(crate) fn nested_output_shape(
-    cfg: &super::ModelConfig,
+    cfg: &ModelConfig,
     name: &str,
-    inputs: &[&[usize]],
-) -> Result<Vec<usize>> {
+    inputs: &[&[Dim]],
+) -> Result<Vec<Dim>> {
     let want = cfg.input_shapes();
-    if want.len() != inputs.len() || want.iter().zip(inputs).any(|(w, i)| w[..] != i[..]) {
+    // An axis the inner model leaves open takes anything; a known one must match.
+    let fits = |w: &[Dim], i: &[Dim]| {
+        w.len() == i.len() && w.iter().zip(i).all(|(w, i)| !w.is_known() || w == i)
+    };
+    if want.len() != inputs.len() || want.iter().zip(inputs).any(|(w, i)| !fits(w, i)) {
         return Err(Error::shape(format!(
             "layer '{name}' (Model) expects inputs {want:?}, got {inputs:?}"
         )));
@@ -362,7 +401,7 @@ impl Layer for Model {
     fn config(&self) -> LayerConfig {
         let mut cfg = Model::config(self);
         cfg.compile = None;
-        LayerConfig::Model(Box::new(cfg))
+        LayerConfig::new(cfg)
     }
     fn output_activation(&self) -> Option<crate::layers::Activation> {
         self.output_layer().and_then(|l| l.output_activation())

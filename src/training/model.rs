@@ -17,7 +17,8 @@ use super::history::History;
 use super::metrics::Metric;
 use crate::engine::{no_grad, DType, Rng, Tensor, Var};
 use crate::error::{Error, Result};
-use crate::layers::{ForwardCtx, Layer, LayerConfig, Param};
+use crate::layers::dims::{batch_shape_str, known, Dim, IntoDims};
+use crate::layers::{ForwardCtx, Layer, LayerConfig, Param, SharedConfig};
 use crate::losses::Loss;
 use crate::optimizers::Optimizer;
 use serde::{Deserialize, Serialize};
@@ -32,9 +33,10 @@ use std::collections::BTreeMap;
 pub struct ModelConfig {
     #[serde(default = "default_model_name")]
     pub name: String,
-    /// Input shape without the batch axis, e.g. `[1, 28, 28]` (single-input models).
+    /// Input shape without the batch axis, e.g. `[1, 28, 28]` (single-input models);
+    /// `null` for an axis known only per batch (`[null, 8]`: sequences of any length).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub input_shape: Vec<usize>,
+    pub input_shape: Vec<Dim>,
     /// Named inputs, for models with several (then `input_shape` is left out).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub inputs: Vec<InputConfig>,
@@ -52,7 +54,7 @@ pub struct ModelConfig {
 
 impl ModelConfig {
     /// The shape of each input (without batch).
-    pub fn input_shapes(&self) -> Vec<Vec<usize>> {
+    pub fn input_shapes(&self) -> Vec<Vec<Dim>> {
         if self.inputs.is_empty() {
             vec![self.input_shape.clone()]
         } else {
@@ -63,7 +65,7 @@ impl ModelConfig {
     /// The shape of each output, worked out from the layer configs alone (no weights
     /// are built): what `Model::from_config(self).output_shapes()` gives, for a nested
     /// model's shape check. Names and inbound references resolve as in `from_config`.
-    pub fn output_shapes(&self) -> Result<Vec<Vec<usize>>> {
+    pub fn output_shapes(&self) -> Result<Vec<Vec<Dim>>> {
         let mut names: Vec<String> = if self.inputs.is_empty() {
             vec!["input".to_string()]
         } else {
@@ -92,8 +94,8 @@ impl ModelConfig {
                     .collect::<Result<Vec<_>>>()?
             };
             let taken = |n: &str| names.iter().any(|m| m == n);
-            let (layer, root, name) = match &node.layer {
-                LayerConfig::Shared(c) => {
+            let (layer, root, name) = match node.layer.downcast_ref::<SharedConfig>() {
+                Some(c) => {
                     let j = names[n_in..]
                         .iter()
                         .position(|m| *m == c.layer)
@@ -115,7 +117,8 @@ impl ModelConfig {
                     };
                     (layer, root, name)
                 }
-                other => {
+                None => {
+                    let other = &node.layer;
                     let name = match other.name() {
                         Some(n) => n.to_string(),
                         None => unique_name(other.base_name(), taken),
@@ -126,9 +129,9 @@ impl ModelConfig {
             if node.layer.name().is_some() && taken(&name) {
                 return Err(Error::invalid(format!("two layers are named '{name}'")));
             }
-            let ins: Vec<&[usize]> = reads.iter().map(|&t| shapes[t].as_slice()).collect();
+            let ins: Vec<&[Dim]> = reads.iter().map(|&t| shapes[t].as_slice()).collect();
             let out = layer.output_shape_of(&name, &ins)?;
-            built.push((layer, root, matches!(node.layer, LayerConfig::Shared(_))));
+            built.push((layer, root, node.layer.is::<SharedConfig>()));
             names.push(name);
             shapes.push(out);
         }
@@ -159,7 +162,8 @@ fn unique_name(base: &str, taken: impl Fn(&str) -> bool) -> String {
 #[serde(deny_unknown_fields)]
 pub struct InputConfig {
     pub name: String,
-    pub shape: Vec<usize>,
+    /// Without the batch axis; `None` (JSON `null`) for an axis known only per batch.
+    pub shape: Vec<Dim>,
 }
 
 /// One layer of a model config: Keras' `{"class_name", "config"}` plus the names of the
@@ -244,7 +248,7 @@ pub struct Model {
     inputs: Vec<InputConfig>,
     layers: Vec<Box<dyn Layer>>,
     /// Output shape of each layer (without batch).
-    shapes: Vec<Vec<usize>>,
+    shapes: Vec<Vec<Dim>>,
     /// Tensor ids each layer reads.
     inbound: Vec<Vec<usize>>,
     /// Tensor ids of the outputs.
@@ -288,17 +292,17 @@ impl Evaluation {
 
 impl Model {
     /// An empty sequential model for inputs of `input_shape` (no batch axis), seeded
-    /// with 0.
-    pub fn new(input_shape: &[usize]) -> Model {
+    /// with 0: `&[1, 28, 28]`, or `&[None, Some(8)]` for sequences of any length.
+    pub fn new(input_shape: impl IntoDims) -> Model {
         Model::with_seed(input_shape, 0)
     }
 
     /// The seed fixes weight initialization, shuffling and dropout masks.
-    pub fn with_seed(input_shape: &[usize], seed: u64) -> Model {
+    pub fn with_seed(input_shape: impl IntoDims, seed: u64) -> Model {
         Model::empty(
             vec![InputConfig {
                 name: "input".into(),
-                shape: input_shape.to_vec(),
+                shape: input_shape.into_dims(),
             }],
             seed,
         )
@@ -449,7 +453,7 @@ impl Model {
 
     /// The input shape (without batch) of a single-input model; the first input's
     /// otherwise.
-    pub fn input_shape(&self) -> &[usize] {
+    pub fn input_shape(&self) -> &[Dim] {
         &self.inputs[0].shape
     }
 
@@ -459,12 +463,12 @@ impl Model {
     }
 
     /// The first output's shape (without batch).
-    pub fn output_shape(&self) -> &[usize] {
+    pub fn output_shape(&self) -> &[Dim] {
         self.tensor_shape(self.outputs[0])
     }
 
     /// Every output's shape (without batch).
-    pub fn output_shapes(&self) -> Vec<&[usize]> {
+    pub fn output_shapes(&self) -> Vec<&[Dim]> {
         self.outputs.iter().map(|&t| self.tensor_shape(t)).collect()
     }
 
@@ -473,12 +477,12 @@ impl Model {
     }
 
     /// Output shape of each layer (without batch).
-    pub fn layer_output_shapes(&self) -> &[Vec<usize>] {
+    pub fn layer_output_shapes(&self) -> &[Vec<Dim>] {
         &self.shapes
     }
 
     /// The shapes (without batch) of the tensors layer `i` reads.
-    pub fn layer_input_shapes(&self, i: usize) -> Vec<&[usize]> {
+    pub fn layer_input_shapes(&self, i: usize) -> Vec<&[Dim]> {
         self.inbound[i]
             .iter()
             .map(|&t| self.tensor_shape(t))
@@ -505,7 +509,7 @@ impl Model {
         self.inputs.len() + self.layers.len()
     }
 
-    fn tensor_shape(&self, t: usize) -> &[usize] {
+    fn tensor_shape(&self, t: usize) -> &[Dim] {
         match t.checked_sub(self.inputs.len()) {
             None => &self.inputs[t].shape,
             Some(i) => &self.shapes[i],
@@ -548,7 +552,7 @@ impl Model {
     /// Appends a layer reading tensors `ids` (which must exist already); returns its
     /// index. The outputs are not changed.
     pub(super) fn add_node(&mut self, cfg: LayerConfig, ids: Vec<usize>) -> Result<usize> {
-        if let LayerConfig::Shared(c) = &cfg {
+        if let Some(c) = cfg.downcast_ref::<SharedConfig>() {
             return self.add_shared_call(c, ids);
         }
         let name = match cfg.name() {
@@ -562,8 +566,8 @@ impl Model {
             }
             None => self.unique_name(cfg.base_name()),
         };
-        let shapes: Vec<Vec<usize>> = ids.iter().map(|&t| self.tensor_shape(t).to_vec()).collect();
-        let refs: Vec<&[usize]> = shapes.iter().map(|s| s.as_slice()).collect();
+        let shapes: Vec<Vec<Dim>> = ids.iter().map(|&t| self.tensor_shape(t).to_vec()).collect();
+        let refs: Vec<&[Dim]> = shapes.iter().map(|s| s.as_slice()).collect();
         let out = cfg.output_shape_of(&name, &refs)?;
         let layer = cfg.build_from(name, &refs, &mut self.rng)?;
         self.layers.push(layer);
@@ -575,11 +579,7 @@ impl Model {
     /// Adds a further call of the earlier layer `c.layer` (Keras' shared layer): a node
     /// that runs that layer, with its weights, on the tensors `ids`. The layer's weights
     /// must fit these inputs as they fit its first call's.
-    fn add_shared_call(
-        &mut self,
-        c: &crate::layers::SharedConfig,
-        ids: Vec<usize>,
-    ) -> Result<usize> {
+    fn add_shared_call(&mut self, c: &SharedConfig, ids: Vec<usize>) -> Result<usize> {
         let j = self
             .layers
             .iter()
@@ -622,8 +622,8 @@ impl Model {
                 self.unique_name(&format!("{layer_name}:{calls}"))
             }
         };
-        let shapes: Vec<Vec<usize>> = ids.iter().map(|&t| self.tensor_shape(t).to_vec()).collect();
-        let refs: Vec<&[usize]> = shapes.iter().map(|s| s.as_slice()).collect();
+        let shapes: Vec<Vec<Dim>> = ids.iter().map(|&t| self.tensor_shape(t).to_vec()).collect();
+        let refs: Vec<&[Dim]> = shapes.iter().map(|s| s.as_slice()).collect();
         let out = layer_cfg
             .output_shape_of(&layer_name, &refs)
             .map_err(|e| e.context(&format!("layer '{name}' (a call of '{layer_name}')")))?;
@@ -638,7 +638,7 @@ impl Model {
                     .all(|(p, q)| p.var.shape() == q.var.shape())
         };
         if !fits(fresh.params(), self.layers[j].params()) {
-            let first_inputs: Vec<&[usize]> = self.layer_input_shapes(j);
+            let first_inputs: Vec<&[Dim]> = self.layer_input_shapes(j);
             return Err(Error::shape(format!(
                 "layer '{name}' calls '{layer_name}' again on inputs {refs:?}, but its weights \
                  were built for inputs {first_inputs:?}"
@@ -900,9 +900,12 @@ impl Model {
                     y.shape()
                 )));
             }
-            c.losses[k]
-                .check_labels(y, self.output_shapes()[k])
-                .map_err(|e| e.context(&format!("{what}{which}")))?;
+            // An output with an axis known only per batch is checked by the loss itself.
+            if let Some(out_shape) = known(self.output_shapes()[k]) {
+                c.losses[k]
+                    .check_labels(y, &out_shape)
+                    .map_err(|e| e.context(&format!("{what}{which}")))?;
+            }
         }
         Ok(n)
     }
@@ -933,19 +936,17 @@ impl Model {
         }
         for (x, input) in xs.iter().zip(&self.inputs) {
             let want = &input.shape;
-            if x.len() != want.len() + 1 || x[1..] != want[..] {
+            // A `None` axis takes any size.
+            if x.len() != want.len() + 1 || x[1..].iter().zip(want).any(|(&n, d)| !d.accepts(n)) {
                 let which = if self.inputs.len() == 1 {
                     String::new()
                 } else {
                     format!(" '{}'", input.name)
                 };
                 return Err(Error::shape(format!(
-                    "model '{}' expects input{which} [batch, {}], got {:?}",
+                    "model '{}' expects input{which} {}, got {:?}",
                     self.name,
-                    want.iter()
-                        .map(|d| d.to_string())
-                        .collect::<Vec<_>>()
-                        .join(", "),
+                    batch_shape_str(want),
                     x
                 )));
             }
@@ -1179,21 +1180,31 @@ impl Model {
         let n = xs[0].shape()[0];
         let bs = batch_size.max(1);
         let mut outs: Vec<Vec<f32>> = vec![Vec::new(); self.outputs.len()];
+        // Per-sample output shapes, from the outputs themselves: an axis the model
+        // leaves open (`None`) is whatever these inputs give.
+        let mut sample_shapes: Vec<Vec<usize>> = self
+            .output_shapes()
+            .iter()
+            .map(|s| s.iter().map(|d| d.get().unwrap_or(0)).collect())
+            .collect();
         for start in (0..n).step_by(bs) {
             let end = (start + bs).min(n);
             let batch: Vec<Var> = xs
                 .iter()
                 .map(|x| Var::constant(x.slice_rows(start, end)))
                 .collect();
-            for (o, y) in outs.iter_mut().zip(self.call_many(&batch, false)?) {
-                o.extend(y.value().to_f32_vec());
+            let ys = self.call_many(&batch, false)?;
+            for ((o, s), y) in outs.iter_mut().zip(&mut sample_shapes).zip(ys) {
+                let y = y.value();
+                o.extend(y.to_f32_vec());
+                *s = y.shape()[1..].to_vec();
             }
         }
         outs.into_iter()
-            .zip(self.output_shapes())
+            .zip(sample_shapes)
             .map(|(o, s)| {
                 let mut shape = vec![n];
-                shape.extend_from_slice(s);
+                shape.extend_from_slice(&s);
                 Tensor::try_from_vec(o, &shape)
             })
             .collect()
@@ -1207,12 +1218,17 @@ impl Model {
         let n = x.shape()[0];
         let bs = batch_size.max(1);
         let mut out = Vec::new();
+        // From the outputs themselves (see `predict_many`).
+        let mut shape: Vec<usize> = std::iter::once(n)
+            .chain(self.output_shape().iter().map(|d| d.get().unwrap_or(0)))
+            .collect();
         for start in (0..n).step_by(bs) {
             let xb = Var::constant(x.slice_rows(start, (start + bs).min(n)));
-            out.extend(self.forward(&xb, false)?.value().to_f32_vec());
+            let y = self.forward(&xb, false)?.value();
+            out.extend(y.to_f32_vec());
+            shape.truncate(1);
+            shape.extend_from_slice(&y.shape()[1..]);
         }
-        let mut shape = vec![n];
-        shape.extend_from_slice(self.output_shape());
         Tensor::try_from_vec(out, &shape)
     }
 

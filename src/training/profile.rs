@@ -20,7 +20,7 @@ use super::model::Sequential;
 use crate::engine::autograd::{set_backward_timing, set_scope, take_backward_seconds};
 use crate::engine::{Tensor, Var};
 use crate::error::{Error, Result};
-use crate::layers::LayerConfig;
+use crate::layers::{Dim, LayerConfig};
 use serde::Serialize;
 use std::cell::RefCell;
 use std::time::Instant;
@@ -136,22 +136,8 @@ pub fn layer_flops(
     n: usize,
     input_needs_grad: bool,
 ) -> (f64, f64) {
-    let fwd = match cfg {
-        LayerConfig::Conv2D(c) => {
-            let (cin, oc) = (input[0], output[0]);
-            let (oh, ow) = (output[1], output[2]);
-            let (kh, kw) = c.kernel_size;
-            2.0 * (n * oc * oh * ow * (cin / c.groups.max(1)) * kh * kw) as f64
-        }
-        LayerConfig::Dense(c) => {
-            let inner = *input.last().unwrap_or(&1);
-            let rows = n * input[..input.len().saturating_sub(1)]
-                .iter()
-                .product::<usize>();
-            2.0 * (rows * inner * c.units) as f64
-        }
-        _ => 0.0,
-    };
+    // Each layer kind states its own cost (`LayerKind::flops`).
+    let fwd = n as f64 * cfg.flops(&[input], output);
     // dW costs what the forward does; dX the same again, when it is computed.
     let bwd = fwd * if input_needs_grad { 2.0 } else { 1.0 };
     (fwd, bwd)
@@ -258,12 +244,15 @@ pub fn profile_training(
         let cfg = layer
             .as_shared()
             .map_or_else(|| layer.config(), |s| s.layer_config());
-        let input = model.layer_input_shapes(i)[0].to_vec();
-        let (f, b) = layer_flops(&cfg, &input, shape, batch_size, input_needs_grad);
+        // An axis known only per batch counts as 0 (the profile then shows no FLOPs).
+        let sizes = |s: &[Dim]| -> Vec<usize> { s.iter().map(|d| d.get().unwrap_or(0)).collect() };
+        let input = sizes(model.layer_input_shapes(i)[0]);
+        let shape = sizes(shape);
+        let (f, b) = layer_flops(&cfg, &input, &shape, batch_size, input_needs_grad);
         layers.push(LayerProfile {
             name: layer.name().to_string(),
             class_name: cfg.class_name().to_string(),
-            output_shape: shape.clone(),
+            output_shape: shape,
             forward_ms: per_step_ms(fwd_layers[i]),
             backward_ms: per_step_ms(bwd_of(i + 1)),
             forward_flops: f,
@@ -293,7 +282,11 @@ mod tests {
     fn flops_of_the_keras_cnn_layers() {
         let m = models::keras_cnn(0).unwrap();
         let cfg: Vec<_> = m.layers().iter().map(|l| l.config()).collect();
-        let shapes = m.layer_output_shapes();
+        let shapes: Vec<Vec<usize>> = m
+            .layer_output_shapes()
+            .iter()
+            .map(|s| crate::layers::dims::known(s).unwrap())
+            .collect();
         // conv1: 2 * 32 * 26 * 26 * 1 * 9 per image; its input is data: no dX.
         let (f, b) = layer_flops(&cfg[0], &[1, 28, 28], &shapes[0], 2, false);
         assert_eq!(f, 2.0 * 2.0 * (32 * 26 * 26 * 9) as f64);

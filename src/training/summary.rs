@@ -1,8 +1,9 @@
 //! Keras' `model.summary()` table. Shapes are channels-first, as nabla computes them.
 
 use super::model::Sequential;
+use crate::layers::Dim;
 
-fn shape_str(shape: &[usize]) -> String {
+fn shape_str(shape: &[Dim]) -> String {
     let dims: Vec<String> = std::iter::once("None".to_string())
         .chain(shape.iter().map(|d| d.to_string()))
         .collect();
