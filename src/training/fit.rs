@@ -249,7 +249,9 @@ pub(super) fn fit(
                 let xb: Vec<Var> = batch.xs.into_iter().map(Var::constant).collect();
                 let yb = batch.ys;
                 let outs = model.run(&xb, true, &fused, None, true, None)?;
-                let (loss, each) = model.training_objective(&outs, &yb, &fused)?;
+                let targets: Vec<crate::losses::Target> =
+                    yb.iter().map(crate::losses::Target::from).collect();
+                let (loss, each) = model.training_objective(&outs, &targets, &fused)?;
                 let lv = loss.value().item();
                 if !lv.is_finite() {
                     bar.abandon();

@@ -53,7 +53,8 @@ fn loss_at(model: &mut Sequential, xs: &[Tensor], ys: &[Tensor], seed: u64) -> R
     let fused = model.fused_outputs();
     let xs: Vec<Var> = xs.iter().cloned().map(Var::constant).collect();
     let outs = model.run(&xs, true, &fused, None, false, None)?;
-    Ok(model.training_objective(&outs, ys, &fused)?.0)
+    let targets: Vec<crate::losses::Target> = ys.iter().map(Into::into).collect();
+    Ok(model.training_objective(&outs, &targets, &fused)?.0)
 }
 
 /// Checks up to `max_entries` entries of every trainable parameter.

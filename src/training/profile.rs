@@ -202,11 +202,8 @@ pub fn profile_training(
         let out = model.forward_with(&xb, true, fused)?;
         let t_loss = Instant::now();
         let prev = set_scope(loss_scope as u32);
-        let (loss, _) = model.training_objective(
-            std::slice::from_ref(&out),
-            std::slice::from_ref(&yb),
-            &[fused],
-        )?;
+        let (loss, _) =
+            model.training_objective(std::slice::from_ref(&out), &[yb.into()], &[fused])?;
         set_scope(prev);
         let t_bwd = Instant::now();
         for p in &trainable {
@@ -287,7 +284,7 @@ pub fn profile_training(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{models, Loss, Optimizer};
+    use crate::{models, KerasLoss, Optimizer};
 
     #[test]
     fn flops_of_the_keras_cnn_layers() {
@@ -314,7 +311,7 @@ mod tests {
     fn profile_assigns_time_to_every_weighted_layer_and_turns_itself_off() {
         let mut m = models::mlp(0).unwrap();
         m.compile(
-            Loss::SparseCategoricalCrossentropy {
+            KerasLoss::SparseCategoricalCrossentropy {
                 from_logits: false,
                 label_smoothing: 0.0,
             },
