@@ -862,11 +862,6 @@ impl Model {
             .collect()
     }
 
-    /// `fused_outputs` of a model with one output.
-    pub(super) fn fuses_output_activation(&self) -> bool {
-        self.outputs.len() == 1 && self.fused_outputs()[0]
-    }
-
     /// The layer producing tensor `t`, unless `t` is an input.
     fn tensor_layer(&self, t: usize) -> Option<&dyn Layer> {
         t.checked_sub(self.inputs.len())
