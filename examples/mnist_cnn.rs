@@ -2,7 +2,7 @@
 //! Run: `cargo run --release --example mnist_cnn` (set NABLA_DATA to the data folder).
 
 use nabla::layers::keras::*;
-use nabla::{data, EarlyStopping, FitArgs, Loss, Optimizer, Sequential};
+use nabla::{data, EarlyStopping, FitArgs, KerasLoss, Optimizer, Sequential};
 
 fn main() -> nabla::Result<()> {
     let ds = data::load_data("mnist")?; // x: [60000, 1, 28, 28] in [0, 1], y: class indices
@@ -20,7 +20,7 @@ fn main() -> nabla::Result<()> {
     print!("{}", model.summary());
 
     model.compile(
-        Loss::SparseCategoricalCrossentropy {
+        KerasLoss::SparseCategoricalCrossentropy {
             from_logits: false,
             label_smoothing: 0.0,
         },

@@ -25,7 +25,7 @@ pub mod training;
 pub use engine::{no_grad, DType, Rng, Tensor, Var};
 pub use error::{Error, Result};
 pub use layers::{Activation, Initializer, LayerConfig, Regularizer};
-pub use losses::Loss;
+pub use losses::{KerasLoss, Loss, Target};
 pub use optimizers::Optimizer;
 pub use report::TensorBoard;
 pub use training::{EarlyStopping, FitArgs, History, Model, ModelCheckpoint, Sequential};

@@ -9,9 +9,9 @@ use nabla::layers::{Dim, InterpolationMode};
 use nabla::ops::elementwise::sum;
 use nabla::training::gradcheck::check_model;
 use nabla::training::{Model, ModelConfig};
-use nabla::{Loss, Optimizer, Rng, Sequential, Tensor, Var};
+use nabla::{KerasLoss, Optimizer, Rng, Sequential, Tensor, Var};
 
-const SPARSE: Loss = Loss::SparseCategoricalCrossentropy {
+const SPARSE: KerasLoss = KerasLoss::SparseCategoricalCrossentropy {
     from_logits: false,
     label_smoothing: 0.0,
 };

@@ -3,7 +3,7 @@
 
 use nabla::layers::keras::*;
 use nabla::layers::Regularizer;
-use nabla::{FitArgs, Loss, Optimizer, Rng, Sequential, Tensor};
+use nabla::{FitArgs, KerasLoss, Optimizer, Rng, Sequential, Tensor};
 
 const L2: f32 = 0.05;
 
@@ -24,7 +24,7 @@ fn model(regularized: bool) -> Sequential {
         .add(reg(Dense(3).activation(Softmax)))
         .unwrap();
     m.compile(
-        Loss::SparseCategoricalCrossentropy {
+        KerasLoss::SparseCategoricalCrossentropy {
             from_logits: false,
             label_smoothing: 0.0,
         },

@@ -8,9 +8,9 @@ use nabla::layers::LayerConfig;
 use nabla::models::blocks;
 use nabla::training::gradcheck::check_model;
 use nabla::training::{Model, SymbolicTensor};
-use nabla::{Loss, Optimizer, Rng, Tensor, Var};
+use nabla::{KerasLoss, Loss, Optimizer, Rng, Tensor, Var};
 
-const SPARSE: Loss = Loss::SparseCategoricalCrossentropy {
+const SPARSE: KerasLoss = KerasLoss::SparseCategoricalCrossentropy {
     from_logits: false,
     label_smoothing: 0.0,
 };
@@ -355,7 +355,7 @@ fn a_two_input_two_output_model_trains_with_a_custom_loop() {
             Tensor::from_vec(diff, &[64, 1]),
         )
     };
-    let ce = Loss::SparseCategoricalCrossentropy {
+    let ce = KerasLoss::SparseCategoricalCrossentropy {
         from_logits: false,
         label_smoothing: 0.0,
     };
@@ -365,9 +365,9 @@ fn a_two_input_two_output_model_trains_with_a_custom_loop() {
             .call_many(&[Var::constant(a), Var::constant(b)], true)
             .unwrap();
         let loss = nabla::ops::elementwise::add(
-            &ce.compute(&out[0], &labels, false).unwrap(),
-            &Loss::MeanSquaredError
-                .compute(&out[1], &diff, false)
+            &ce.compute(&out[0], &labels.clone().into(), false).unwrap(),
+            &KerasLoss::MeanSquaredError
+                .compute(&out[1], &diff.clone().into(), false)
                 .unwrap(),
         )
         .unwrap();
@@ -453,7 +453,7 @@ fn a_shared_layer_is_one_set_of_weights() {
         assert!(((p - bias) + (q - bias)).abs() < 1e-6, "{p} {q}");
     }
     // The gradient of both calls reaches the one kernel.
-    m.compile(Loss::MeanSquaredError, Optimizer::sgd(0.0), &[])
+    m.compile(KerasLoss::MeanSquaredError, Optimizer::sgd(0.0), &[])
         .unwrap();
     let target = random(&[5, 1], &mut rng);
     let reports = nabla::training::gradcheck::check_model_many(

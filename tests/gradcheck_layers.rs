@@ -8,7 +8,7 @@ use nabla::engine::gradcheck::DEFAULT_TOLERANCE;
 use nabla::layers::keras::*;
 use nabla::layers::{Conv2DConfig, LayerConfig, Padding2D, PaddingMode, Pool2dConfig, Regularizer};
 use nabla::training::gradcheck::check_model;
-use nabla::{Loss, Optimizer, Rng, Sequential, Tensor};
+use nabla::{KerasLoss, Optimizer, Rng, Sequential, Tensor};
 
 /// The batch `run_case` checks on: uniform in [-1, 1].
 fn inputs(input: &[usize], batch: usize, rng: &mut Rng) -> Tensor {
@@ -21,7 +21,7 @@ fn inputs(input: &[usize], batch: usize, rng: &mut Rng) -> Tensor {
     )
 }
 
-fn run_case(name: &str, input: &[usize], layers: Vec<LayerConfig>, loss: Loss) {
+fn run_case(name: &str, input: &[usize], layers: Vec<LayerConfig>, loss: KerasLoss) {
     let mut m = Sequential::with_seed(input, 7);
     for l in layers {
         m.add(l).unwrap_or_else(|e| panic!("{name}: {e}"));
@@ -32,11 +32,11 @@ fn run_case(name: &str, input: &[usize], layers: Vec<LayerConfig>, loss: Loss) {
     let x = inputs(input, batch, &mut rng);
     let outputs: usize = nabla::layers::dims::numel(m.output_shape()).unwrap();
     let y = match loss {
-        Loss::SparseCategoricalCrossentropy { .. } => Tensor::from_vec(
+        KerasLoss::SparseCategoricalCrossentropy { .. } => Tensor::from_vec(
             (0..batch).map(|_| rng.below(outputs) as f32).collect(),
             &[batch],
         ),
-        Loss::CategoricalCrossentropy { .. } => {
+        KerasLoss::CategoricalCrossentropy { .. } => {
             let idx: Vec<f32> = (0..batch).map(|_| rng.below(outputs) as f32).collect();
             nabla::data::to_categorical(&Tensor::from_vec(idx, &[batch]), outputs).unwrap()
         }
@@ -59,7 +59,7 @@ fn run_case(name: &str, input: &[usize], layers: Vec<LayerConfig>, loss: Loss) {
     }
 }
 
-const SPARSE: Loss = Loss::SparseCategoricalCrossentropy {
+const SPARSE: KerasLoss = KerasLoss::SparseCategoricalCrossentropy {
     from_logits: false,
     label_smoothing: 0.0,
 };
@@ -143,7 +143,7 @@ fn every_loss() {
         "categorical ce",
         &[5],
         two_layer(Softmax),
-        Loss::CategoricalCrossentropy {
+        KerasLoss::CategoricalCrossentropy {
             from_logits: false,
             label_smoothing: 0.0,
         },
@@ -152,7 +152,7 @@ fn every_loss() {
         "ce from logits",
         &[5],
         two_layer(Linear),
-        Loss::SparseCategoricalCrossentropy {
+        KerasLoss::SparseCategoricalCrossentropy {
             from_logits: true,
             label_smoothing: 0.0,
         },
@@ -161,13 +161,13 @@ fn every_loss() {
         "binary ce (fused sigmoid)",
         &[5],
         two_layer(Sigmoid),
-        Loss::BinaryCrossentropy { from_logits: false },
+        KerasLoss::BinaryCrossentropy { from_logits: false },
     );
     run_case(
         "binary ce from logits",
         &[5],
         two_layer(Linear),
-        Loss::BinaryCrossentropy { from_logits: true },
+        KerasLoss::BinaryCrossentropy { from_logits: true },
     );
     // Label smoothing: fused (softmax output or logits) and unfused (probabilities).
     for (name, out_act, from_logits) in [("fused", Softmax, false), ("from logits", Linear, true)] {
@@ -175,7 +175,7 @@ fn every_loss() {
             &format!("sparse ce smoothed 0.1 {name}"),
             &[5],
             two_layer(out_act),
-            Loss::SparseCategoricalCrossentropy {
+            KerasLoss::SparseCategoricalCrossentropy {
                 from_logits,
                 label_smoothing: 0.1,
             },
@@ -184,19 +184,19 @@ fn every_loss() {
             &format!("categorical ce smoothed 0.3 {name}"),
             &[5],
             two_layer(out_act),
-            Loss::CategoricalCrossentropy {
+            KerasLoss::CategoricalCrossentropy {
                 from_logits,
                 label_smoothing: 0.3,
             },
         );
     }
-    run_case("mse", &[5], two_layer(Tanh), Loss::MeanSquaredError);
+    run_case("mse", &[5], two_layer(Tanh), KerasLoss::MeanSquaredError);
     // Softmax output with MSE is not fused: the softmax backward itself is checked.
     run_case(
         "softmax + mse",
         &[5],
         two_layer(Softmax),
-        Loss::MeanSquaredError,
+        KerasLoss::MeanSquaredError,
     );
 }
 

@@ -3,7 +3,7 @@
 //! bytes each. Needs MNIST (NABLA_DATA or the download cache), as the other MNIST tests.
 
 use nabla::models;
-use nabla::{DType, Loss, Optimizer};
+use nabla::{DType, KerasLoss, Optimizer};
 
 #[test]
 fn f16_and_bf16_inference_keep_the_accuracy_of_a_trained_convnet() {
@@ -15,7 +15,7 @@ fn f16_and_bf16_inference_keep_the_accuracy_of_a_trained_convnet() {
     let (xt, yt) = (ds.x_test.slice_rows(0, 2000), ds.y_test.slice_rows(0, 2000));
     let mut m = models::simple_convnet(1).unwrap();
     m.compile(
-        Loss::SparseCategoricalCrossentropy {
+        KerasLoss::SparseCategoricalCrossentropy {
             from_logits: false,
             label_smoothing: 0.0,
         },

@@ -4,7 +4,7 @@
 
 use nabla::data::{self, datasets::Dataset};
 use nabla::training::{EarlyStopping, FitArgs};
-use nabla::{models, Loss, Optimizer, Sequential};
+use nabla::{models, KerasLoss, Optimizer, Sequential};
 
 fn dataset(name: &str) -> Dataset {
     if std::env::var_os("NABLA_DATA").is_none() {
@@ -16,7 +16,7 @@ fn dataset(name: &str) -> Dataset {
 
 fn compiled(mut m: Sequential, lr: f32) -> Sequential {
     m.compile(
-        Loss::SparseCategoricalCrossentropy {
+        KerasLoss::SparseCategoricalCrossentropy {
             from_logits: false,
             label_smoothing: 0.0,
         },
@@ -32,7 +32,7 @@ fn mlp_learns_mnist_in_one_epoch_and_reloads_identically() {
     let ds = dataset("mnist");
     let mut m = models::mlp(1).unwrap();
     m.compile(
-        Loss::SparseCategoricalCrossentropy {
+        KerasLoss::SparseCategoricalCrossentropy {
             from_logits: false,
             label_smoothing: 0.0,
         },

@@ -8,13 +8,13 @@ use nabla::engine::gradcheck::DEFAULT_TOLERANCE;
 use nabla::layers::keras::*;
 use nabla::training::gradcheck::check_model_many;
 use nabla::training::{FitArgs, Model, SymbolicTensor};
-use nabla::{Loss, Optimizer, Rng, Tensor};
+use nabla::{KerasLoss, Optimizer, Rng, Tensor};
 
-const SPARSE: Loss = Loss::SparseCategoricalCrossentropy {
+const SPARSE: KerasLoss = KerasLoss::SparseCategoricalCrossentropy {
     from_logits: false,
     label_smoothing: 0.0,
 };
-const BINARY: Loss = Loss::BinaryCrossentropy { from_logits: false };
+const BINARY: KerasLoss = KerasLoss::BinaryCrossentropy { from_logits: false };
 
 fn mnist() -> Dataset {
     if std::env::var_os("NABLA_DATA").is_none() {
@@ -84,7 +84,7 @@ fn a_two_input_two_output_net_learns_mnist_with_fit() {
     let (digits, big) = tasks(&ds.y_train, 30_000);
     let mut m = two_tower_net(1);
     m.compile_outputs(
-        &[SPARSE, BINARY],
+        [SPARSE, BINARY],
         Some(&[1.0, 0.5]),
         Optimizer::adam(0.002),
         &["accuracy"],
@@ -152,7 +152,7 @@ fn multi_output_training_is_reproducible_and_survives_save_and_load() {
     let train = || {
         let mut m = two_tower_net(3);
         m.compile_outputs(
-            &[SPARSE, BINARY],
+            [SPARSE, BINARY],
             Some(&[0.7, 2.0]),
             Optimizer::adam(0.001),
             &["accuracy"],
@@ -174,7 +174,7 @@ fn multi_output_training_is_reproducible_and_survives_save_and_load() {
     assert!(json.contains("\"loss_weights\""), "{json}");
     assert!(json.contains("binary_crossentropy"), "{json}");
     let mut back = Model::load(dir.path()).unwrap();
-    assert_eq!(back.losses(), m.losses());
+    assert_eq!(back.config().compile, m.config().compile);
     assert_eq!(
         back.evaluate_many(&xs, &ys, 100).unwrap(),
         m.evaluate_many(&xs, &ys, 100).unwrap()
@@ -197,7 +197,7 @@ fn loss_weights_pass_the_gradient_check() {
     let score = Dense(1).named("score").call(&probs).unwrap();
     let mut m = Model::functional(&[&a, &b], &[&probs, &score], 2).unwrap();
     m.compile_outputs(
-        &[SPARSE, Loss::MeanSquaredError],
+        [SPARSE, KerasLoss::MeanSquaredError],
         Some(&[0.3, 2.0]),
         Optimizer::sgd(0.0),
         &[],
@@ -256,18 +256,18 @@ fn loss_weights_pass_the_gradient_check() {
 fn data_that_does_not_match_the_model_gets_clear_errors() {
     let mut m = two_tower_net(0);
     let e = m
-        .compile_outputs(&[SPARSE], None, Optimizer::adam(0.001), &[])
+        .compile_outputs([SPARSE], None, Optimizer::adam(0.001), &[])
         .unwrap_err()
         .to_string();
     assert!(e.contains("has 2 outputs, got 1 losses"), "{e}");
     let e = m
-        .compile_outputs(&[SPARSE, BINARY], Some(&[1.0]), Optimizer::adam(0.001), &[])
+        .compile_outputs([SPARSE, BINARY], Some(&[1.0]), Optimizer::adam(0.001), &[])
         .unwrap_err()
         .to_string();
     assert!(e.contains("got 1 loss weights"), "{e}");
     let e = m
         .compile_outputs(
-            &[SPARSE, BINARY],
+            [SPARSE, BINARY],
             Some(&[1.0, f32::NAN]),
             Optimizer::adam(0.001),
             &[],
@@ -281,7 +281,7 @@ fn data_that_does_not_match_the_model_gets_clear_errors() {
         .to_string();
     assert!(e.contains("not compiled"), "{e}");
 
-    m.compile_outputs(&[SPARSE, BINARY], None, Optimizer::adam(0.001), &[])
+    m.compile_outputs([SPARSE, BINARY], None, Optimizer::adam(0.001), &[])
         .unwrap();
     let mut rng = Rng::new(0);
     let x = || random(&[6, 1, 14, 28], &mut Rng::new(1));

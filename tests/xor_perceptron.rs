@@ -1,7 +1,7 @@
 //! The first lesson: a single perceptron cannot learn XOR; a 2-2-1 MLP can.
 
 use nabla::layers::keras::*;
-use nabla::{models, FitArgs, Loss, Optimizer, Sequential, Tensor};
+use nabla::{models, FitArgs, KerasLoss, Optimizer, Sequential, Tensor};
 
 fn table(outputs: [f32; 4]) -> (Tensor, Tensor) {
     let x = Tensor::from_vec(vec![0., 0., 0., 1., 1., 0., 1., 1.], &[4, 2]);
@@ -11,7 +11,7 @@ fn table(outputs: [f32; 4]) -> (Tensor, Tensor) {
 fn train(mut m: Sequential, outputs: [f32; 4], epochs: usize) -> f32 {
     let (x, y) = table(outputs);
     m.compile(
-        Loss::BinaryCrossentropy { from_logits: false },
+        KerasLoss::BinaryCrossentropy { from_logits: false },
         Optimizer::sgd(1.0),
         &["accuracy"],
     )
@@ -87,7 +87,7 @@ fn checkpoint_saves_the_best_model() {
     let ckpt = dir.path().join("best");
     let mut m = models::xor_mlp(0).unwrap();
     m.compile(
-        Loss::BinaryCrossentropy { from_logits: false },
+        KerasLoss::BinaryCrossentropy { from_logits: false },
         Optimizer::sgd(1.0),
         &["accuracy"],
     )
@@ -122,7 +122,7 @@ fn learning_rate_schedule_is_applied_and_logged() {
     let (x, y) = table(XOR);
     let mut m = models::xor_mlp(0).unwrap();
     m.compile(
-        Loss::BinaryCrossentropy { from_logits: false },
+        KerasLoss::BinaryCrossentropy { from_logits: false },
         Optimizer::sgd(1.0),
         &["accuracy"],
     )

@@ -6,7 +6,7 @@ use clap::Args;
 use nabla::engine::gradcheck::DEFAULT_TOLERANCE;
 use nabla::error::Result;
 use nabla::training::gradcheck::check_model;
-use nabla::{models, Loss, Optimizer, Rng, Tensor};
+use nabla::{models, KerasLoss, Optimizer, Rng, Tensor};
 
 #[derive(Args)]
 pub struct GradcheckArgs {
@@ -27,13 +27,12 @@ pub struct GradcheckArgs {
 
 pub fn run(a: GradcheckArgs) -> Result<i32> {
     let mut model = common::build_model(&a.model, a.seed)?;
-    let loss =
-        models::recipe(&a.model)
-            .map(|r| r.loss)
-            .unwrap_or(Loss::SparseCategoricalCrossentropy {
-                from_logits: false,
-                label_smoothing: 0.0,
-            });
+    let loss = models::recipe(&a.model).map(|r| r.loss).unwrap_or(
+        KerasLoss::SparseCategoricalCrossentropy {
+            from_logits: false,
+            label_smoothing: 0.0,
+        },
+    );
     model.compile(loss, Optimizer::sgd(0.0), &[])?;
     let mut rng = Rng::new(a.seed + 1);
     let known = |s: &[nabla::layers::Dim], what: &str| {
@@ -52,7 +51,7 @@ pub fn run(a: GradcheckArgs) -> Result<i32> {
     let x = Tensor::from_vec((0..n).map(|_| rng.uniform()).collect(), &shape);
     let outputs: usize = output_shape.iter().product();
     let y = match loss {
-        Loss::SparseCategoricalCrossentropy { .. } => Tensor::from_vec(
+        KerasLoss::SparseCategoricalCrossentropy { .. } => Tensor::from_vec(
             (0..a.batch).map(|_| rng.below(outputs) as f32).collect(),
             &[a.batch],
         ),

@@ -8,7 +8,7 @@ use nabla::formats::atomic::write_bytes_atomic;
 use nabla::training::{
     EarlyStopping, FitArgs, LearningRateScheduler, ModelCheckpoint, ReduceLROnPlateau, Schedule,
 };
-use nabla::{models, Loss, Optimizer};
+use nabla::{models, KerasLoss, Optimizer};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -108,7 +108,7 @@ pub struct TrainArgs {
 pub fn run(a: TrainArgs) -> Result<i32> {
     // Unknown names fail at once, before any data is loaded.
     if let Some(l) = &a.loss {
-        Loss::from_name(l)?;
+        KerasLoss::from_name(l)?;
     }
     if let Some(o) = &a.optimizer {
         Optimizer::from_name(o, a.lr)?;
@@ -179,10 +179,15 @@ pub fn run(a: TrainArgs) -> Result<i32> {
     model.class_names = ds.class_names.clone();
 
     let loss = match (&a.loss, recipe, model.loss()) {
-        (Some(l), _, _) => Loss::from_name(l)?,
+        (Some(l), _, _) => KerasLoss::from_name(l)?,
         (None, Some(r), _) => r.loss,
-        (None, None, Some(l)) => l,
-        (None, None, None) => Loss::SparseCategoricalCrossentropy {
+        (None, None, Some(l)) => l.keras().ok_or_else(|| {
+            Error::invalid(format!(
+                "the model's loss '{}' is not a Keras loss; give one with --loss",
+                l.name()
+            ))
+        })?,
+        (None, None, None) => KerasLoss::SparseCategoricalCrossentropy {
             from_logits: false,
             label_smoothing: 0.0,
         },

@@ -1,311 +1,124 @@
-//! Losses with Keras' names. The math (forward and backward) lives in `ops::loss`; this
-//! module picks the op, and fuses the model's output activation when it can:
-//! a softmax output trained with a cross-entropy uses the fused softmax-cross-entropy on
-//! the logits, a sigmoid output with binary cross-entropy uses the fused sigmoid form.
-//! The value is the same as computing from probabilities; the gradient is stabler.
+//! Losses: the open [`Loss`] trait, what a loss compares the model's output with
+//! ([`Target`]), Keras' built-in losses ([`KerasLoss`]) and the ways to bring your own
+//! ([`from_fn`], a struct implementing [`Loss`], [`register`] for saved models).
 //!
-//! Label smoothing (the two categorical cross-entropies): the targets become
-//! `t (1 - eps) + eps / K` over the K classes before the loss, as in Keras'
-//! `CategoricalCrossentropy(label_smoothing=eps)` and PyTorch's
-//! `CrossEntropyLoss(label_smoothing=eps)` (which also smooths class indices). Smoothing
-//! only changes the target rows, so the fused softmax-cross-entropy stays exact: its
-//! gradient is `softmax(z) - t_smoothed`. `evaluate` reports the smoothed loss too, as
-//! Keras does (accuracy is unaffected).
+//! A loss maps a model output and its target to a scalar `Var` (the batch mean), built
+//! from ops so that autodiff differentiates it. The target is whatever the loss needs: a
+//! tensor of labels for the Keras losses (the easy default: `Target::from(tensor)`), or
+//! any other value (boxes with a variable count per image, masks, a sequence length per
+//! row) that the loss downcasts (`Target::new(value)`, `target.downcast_ref::<T>()`).
+//!
+//! Fusing: a loss may name the output activation it can take the pre-activation of
+//! (`fusable_activation`: softmax for the cross-entropies, sigmoid for binary
+//! cross-entropy). When the model's output layer ends in that activation and nothing
+//! else reads it, the training forward returns the logits and `compute` is told so.
+//!
+//! Saving: a Keras loss is saved in `model.json` by its config (`KerasLoss`); any other
+//! loss is saved as `{"custom": NAME}` and a model holding one loads only after the
+//! program has registered a loss under that name (`register`), as Keras' `load_model`
+//! needs `custom_objects`: the error says so, naming the loss.
+//!
+//! ```
+//! use nabla::losses::{self, KerasLoss, Loss, Target};
+//! use nabla::{ops, Tensor, Var};
+//! // A closure: half the mean squared error, on tensor targets.
+//! let half_mse = losses::from_fn("half_mse", |pred: &Var, target: &Target| {
+//!     let mse = ops::loss::mean_squared_error(pred, target.tensor_for("half_mse")?)?;
+//!     Ok(ops::elementwise::scale(&mse, 0.5))
+//! });
+//! let pred = Var::constant(Tensor::from_vec(vec![1.0, 3.0], &[2, 1]));
+//! let y = Target::from(Tensor::from_vec(vec![0.0, 1.0], &[2, 1]));
+//! assert_eq!(half_mse.compute(&pred, &y, false).unwrap().value().item(), 1.25);
+//! let sparse = KerasLoss::from_name("sparse_categorical_crossentropy").unwrap();
+//! assert_eq!(sparse.name(), "sparse_categorical_crossentropy");
+//! ```
 
-use crate::engine::{Tensor, Var};
-use crate::error::{Error, Result};
+mod custom;
+mod keras;
+mod target;
+
+pub use custom::{from_fn, lookup_registered, register, FnLoss, LossConfig};
+pub use keras::KerasLoss;
+pub use target::Target;
+
+use crate::engine::Var;
+use crate::error::Result;
 use crate::layers::Activation;
-use crate::ops::loss as ops;
-use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Loss {
-    /// Labels one-hot (or probabilities) `[N, C]`.
-    CategoricalCrossentropy {
-        from_logits: bool,
-        /// In [0, 1); 0 = none. Absent in model.json files written before it existed.
-        #[serde(default)]
-        label_smoothing: f32,
-    },
-    /// Labels as class indices `[N]`.
-    SparseCategoricalCrossentropy {
-        from_logits: bool,
-        /// In [0, 1); 0 = none.
-        #[serde(default)]
-        label_smoothing: f32,
-    },
-    BinaryCrossentropy {
-        from_logits: bool,
-    },
-    MeanSquaredError,
-}
+/// A loss: the output of a model (or of any computation) and its target in, the mean
+/// loss of the batch out, as a scalar `Var` to differentiate. See the module docs.
+pub trait Loss {
+    /// Keras' name for the built-in losses (`"sparse_categorical_crossentropy"`), the
+    /// user's for others: logged, and the key a custom loss is saved and loaded under.
+    fn name(&self) -> &str;
 
-impl Loss {
-    pub const NAMES: [&'static str; 4] = [
-        "categorical_crossentropy",
-        "sparse_categorical_crossentropy",
-        "binary_crossentropy",
-        "mse",
-    ];
+    /// The mean loss of a batch. `output_is_logits`: the model returned the
+    /// pre-activation of this loss's `fusable_activation` (never set for a loss that
+    /// names none).
+    fn compute(&self, output: &Var, target: &Target, output_is_logits: bool) -> Result<Var>;
 
-    /// Keras' string names (`"sparse_categorical_crossentropy"`, `"mse"`, ...).
-    pub fn from_name(name: &str) -> Result<Loss> {
-        Ok(match name {
-            "categorical_crossentropy" => Loss::CategoricalCrossentropy {
-                from_logits: false,
-                label_smoothing: 0.0,
-            },
-            "sparse_categorical_crossentropy" => Loss::SparseCategoricalCrossentropy {
-                from_logits: false,
-                label_smoothing: 0.0,
-            },
-            "binary_crossentropy" => Loss::BinaryCrossentropy { from_logits: false },
-            "mse" | "mean_squared_error" => Loss::MeanSquaredError,
-            other => {
-                return Err(Error::invalid(format!(
-                    "unknown loss '{other}'; known: {}",
-                    Loss::NAMES.join(", ")
-                )))
-            }
-        })
+    /// The output activation whose pre-activation this loss can take (fusing them into
+    /// one stable op); `None` (the default) for a loss that takes the output as is.
+    fn fusable_activation(&self) -> Option<Activation> {
+        None
     }
 
-    pub fn name(&self) -> &'static str {
-        match self {
-            Loss::CategoricalCrossentropy { .. } => "categorical_crossentropy",
-            Loss::SparseCategoricalCrossentropy { .. } => "sparse_categorical_crossentropy",
-            Loss::BinaryCrossentropy { .. } => "binary_crossentropy",
-            Loss::MeanSquaredError => "mean_squared_error",
-        }
-    }
-
-    /// The same loss with label smoothing `eps` (the categorical cross-entropies only).
-    pub fn with_label_smoothing(self, eps: f32) -> Result<Loss> {
-        check_label_smoothing(eps)?;
-        match self {
-            Loss::CategoricalCrossentropy { from_logits, .. } => {
-                Ok(Loss::CategoricalCrossentropy {
-                    from_logits,
-                    label_smoothing: eps,
-                })
-            }
-            Loss::SparseCategoricalCrossentropy { from_logits, .. } => {
-                Ok(Loss::SparseCategoricalCrossentropy {
-                    from_logits,
-                    label_smoothing: eps,
-                })
-            }
-            other if eps == 0.0 => Ok(other),
-            other => Err(Error::invalid(format!(
-                "label smoothing applies to categorical_crossentropy and \
-                 sparse_categorical_crossentropy, not {}",
-                other.name()
-            ))),
-        }
-    }
-
-    /// The label smoothing in use (0 for the losses without it).
-    pub fn label_smoothing(&self) -> f32 {
-        match *self {
-            Loss::CategoricalCrossentropy {
-                label_smoothing, ..
-            }
-            | Loss::SparseCategoricalCrossentropy {
-                label_smoothing, ..
-            } => label_smoothing,
-            _ => 0.0,
-        }
-    }
-
-    /// The output activation this loss can fuse, if the model ends with it.
-    pub fn fusable_activation(&self) -> Option<Activation> {
-        match self {
-            Loss::CategoricalCrossentropy {
-                from_logits: false, ..
-            }
-            | Loss::SparseCategoricalCrossentropy {
-                from_logits: false, ..
-            } => Some(Activation::Softmax),
-            Loss::BinaryCrossentropy { from_logits: false } => Some(Activation::Sigmoid),
-            _ => None,
-        }
-    }
-
-    /// Checks the label shape against the loss kind before training starts, so that a
-    /// one-hot/sparse mix-up is reported once, clearly.
-    pub fn check_labels(&self, labels: &Tensor, outputs: &[usize]) -> Result<()> {
-        let ls = labels.shape();
-        let n = ls.first().copied().unwrap_or(0);
-        check_label_smoothing(self.label_smoothing())?;
-        match self {
-            Loss::SparseCategoricalCrossentropy { .. } if ls.len() != 1 => {
-                Err(Error::shape(format!(
-                    "sparse_categorical_crossentropy expects class indices of shape [{n}], got \
-                     labels {ls:?}; for one-hot labels use categorical_crossentropy"
-                )))
-            }
-            Loss::CategoricalCrossentropy { .. } if ls.len() != 2 || ls[1..] != outputs[..] => {
-                Err(Error::shape(format!(
-                    "categorical_crossentropy expects one-hot labels [{n}, {}], got {ls:?}; \
-                     for class indices use sparse_categorical_crossentropy or to_categorical",
-                    outputs.iter().product::<usize>()
-                )))
-            }
-            _ => Ok(()),
-        }
-    }
-
-    /// The mean loss of a batch. `output_is_logits` says that the model returned the
-    /// pre-activation of its fusable output activation.
-    pub fn compute(&self, output: &Var, labels: &Tensor, output_is_logits: bool) -> Result<Var> {
-        match *self {
-            Loss::CategoricalCrossentropy {
-                from_logits,
-                label_smoothing,
-            }
-            | Loss::SparseCategoricalCrossentropy {
-                from_logits,
-                label_smoothing,
-            } => {
-                let smoothed;
-                let targets = if label_smoothing == 0.0 {
-                    labels
-                } else {
-                    check_label_smoothing(label_smoothing)?;
-                    let (n, c) = match output.shape().as_slice() {
-                        [n, c] => (*n, *c),
-                        s => {
-                            return Err(Error::shape(format!(
-                                "{}: expected predictions [batch, classes], got {s:?}",
-                                self.name()
-                            )))
-                        }
-                    };
-                    smoothed = ops::smooth_labels(labels, n, c, label_smoothing)?;
-                    &smoothed
-                };
-                if from_logits || output_is_logits {
-                    ops::softmax_cross_entropy(output, targets)
-                } else {
-                    ops::cross_entropy(output, targets)
-                }
-            }
-            Loss::BinaryCrossentropy { from_logits } => {
-                if from_logits || output_is_logits {
-                    ops::sigmoid_binary_cross_entropy(output, labels)
-                } else {
-                    ops::binary_cross_entropy(output, labels)
-                }
-            }
-            Loss::MeanSquaredError => ops::mean_squared_error(output, labels),
-        }
-    }
-}
-
-/// Label smoothing must be a number in [0, 1): at 1 every target is uniform and the
-/// labels are ignored.
-fn check_label_smoothing(eps: f32) -> Result<()> {
-    if (0.0..1.0).contains(&eps) {
+    /// Checks a target against the model's output shape (without the batch axis) before
+    /// training or evaluation starts, so that a mismatch is reported once, clearly.
+    /// Default: accept anything (`compute` reports what it cannot use).
+    fn check_target(&self, _target: &Target, _output_shape: &[usize]) -> Result<()> {
         Ok(())
-    } else {
-        Err(Error::invalid(format!(
-            "label smoothing must be in [0, 1), got {eps}"
-        )))
+    }
+
+    /// The loss as a Keras config, if it is one of Keras' losses (then it is saved by
+    /// that config); `None` for other losses (saved by name, see `register`).
+    fn keras(&self) -> Option<KerasLoss> {
+        None
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    const SPARSE: Loss = Loss::SparseCategoricalCrossentropy {
-        from_logits: true,
-        label_smoothing: 0.0,
-    };
-
-    #[test]
-    fn label_smoothing_matches_a_hand_computation() {
-        // One row, logits [1, 2, 0.5], class 1, eps 0.1, K = 3:
-        // targets [0.1/3, 0.9 + 0.1/3, 0.1/3]; loss = -sum t_i log softmax(z)_i.
-        let z = [1.0f64, 2.0, 0.5];
-        let lse = z.iter().map(|v| v.exp()).sum::<f64>().ln();
-        let t = [0.1 / 3.0, 0.9 + 0.1 / 3.0, 0.1 / 3.0];
-        let want: f64 = -(0..3).map(|i| t[i] * (z[i] - lse)).sum::<f64>();
-        let want_grad: Vec<f64> = (0..3).map(|i| (z[i] - lse).exp() - t[i]).collect();
-
-        let logits = Var::parameter(Tensor::from_vec(vec![1.0, 2.0, 0.5], &[1, 3]));
-        let sparse = SPARSE.with_label_smoothing(0.1).unwrap();
-        let onehot = Tensor::from_vec(vec![0.0, 1.0, 0.0], &[1, 3]);
-        let dense = Loss::CategoricalCrossentropy {
-            from_logits: true,
-            label_smoothing: 0.1,
-        };
-        for (loss, labels) in [
-            (sparse, Tensor::from_vec(vec![1.0], &[1])),
-            (dense, onehot.clone()),
-        ] {
-            logits.zero_grad();
-            let l = loss.compute(&logits, &labels, false).unwrap();
-            assert!((l.value().item() as f64 - want).abs() < 1e-6, "{loss:?}");
-            l.backward();
-            let g = logits.grad().unwrap();
-            for (got, want) in g.to_f32_vec().iter().zip(&want_grad) {
-                assert!((*got as f64 - want).abs() < 1e-6, "{loss:?}: {g:?}");
-            }
-        }
-        // The unfused path (probabilities in) agrees with the fused one.
-        let probs = crate::ops::activation::softmax(&logits);
-        let unfused = Loss::CategoricalCrossentropy {
-            from_logits: false,
-            label_smoothing: 0.1,
-        }
-        .compute(&probs, &onehot, false)
-        .unwrap();
-        assert!((unfused.value().item() as f64 - want).abs() < 1e-5);
-        // Smoothing raises the loss of a confident correct prediction above zero.
-        let sure = Var::constant(Tensor::from_vec(vec![-20.0, 20.0, -20.0], &[1, 3]));
-        let y = Tensor::from_vec(vec![1.0], &[1]);
-        assert!(SPARSE.compute(&sure, &y, false).unwrap().value().item() < 1e-6);
-        assert!(sparse.compute(&sure, &y, false).unwrap().value().item() > 1.0);
+impl<L: Loss + ?Sized> Loss for Box<L> {
+    fn name(&self) -> &str {
+        (**self).name()
     }
+    fn compute(&self, output: &Var, target: &Target, output_is_logits: bool) -> Result<Var> {
+        (**self).compute(output, target, output_is_logits)
+    }
+    fn fusable_activation(&self) -> Option<Activation> {
+        (**self).fusable_activation()
+    }
+    fn check_target(&self, target: &Target, output_shape: &[usize]) -> Result<()> {
+        (**self).check_target(target, output_shape)
+    }
+    fn keras(&self) -> Option<KerasLoss> {
+        (**self).keras()
+    }
+}
 
-    #[test]
-    fn label_smoothing_is_checked_and_old_configs_load() {
-        for bad in [-0.1, 1.0, f32::NAN] {
-            let e = SPARSE.with_label_smoothing(bad).unwrap_err().to_string();
-            assert!(e.contains("label smoothing must be in [0, 1)"), "{e}");
+impl<L: Loss + ?Sized> Loss for Arc<L> {
+    fn name(&self) -> &str {
+        (**self).name()
+    }
+    fn compute(&self, output: &Var, target: &Target, output_is_logits: bool) -> Result<Var> {
+        (**self).compute(output, target, output_is_logits)
+    }
+    fn fusable_activation(&self) -> Option<Activation> {
+        (**self).fusable_activation()
+    }
+    fn check_target(&self, target: &Target, output_shape: &[usize]) -> Result<()> {
+        (**self).check_target(target, output_shape)
+    }
+    fn keras(&self) -> Option<KerasLoss> {
+        (**self).keras()
+    }
+}
+
+impl std::fmt::Debug for dyn Loss {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.keras() {
+            Some(k) => write!(f, "{k:?}"),
+            None => write!(f, "Loss({:?})", self.name()),
         }
-        let e = Loss::MeanSquaredError
-            .with_label_smoothing(0.1)
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("not mean_squared_error"), "{e}");
-        assert_eq!(
-            Loss::MeanSquaredError.with_label_smoothing(0.0).unwrap(),
-            Loss::MeanSquaredError
-        );
-        // A hand-built loss with a bad value fails before training, in check_labels.
-        let bad = Loss::SparseCategoricalCrossentropy {
-            from_logits: false,
-            label_smoothing: 2.0,
-        };
-        assert!(bad.check_labels(&Tensor::zeros(&[2]), &[3]).is_err());
-
-        // model.json written before label smoothing existed.
-        let old: Loss =
-            serde_json::from_str(r#"{"sparse_categorical_crossentropy":{"from_logits":false}}"#)
-                .unwrap();
-        assert_eq!(
-            old,
-            Loss::from_name("sparse_categorical_crossentropy").unwrap()
-        );
-        let new = SPARSE.with_label_smoothing(0.1).unwrap();
-        let json = serde_json::to_string(&new).unwrap();
-        assert_eq!(
-            json,
-            r#"{"sparse_categorical_crossentropy":{"from_logits":true,"label_smoothing":0.1}}"#
-        );
-        assert_eq!(serde_json::from_str::<Loss>(&json).unwrap(), new);
     }
 }

@@ -12,7 +12,7 @@ pub mod vgg;
 use crate::error::{Error, Result};
 use crate::layers::keras::*;
 use crate::layers::Initializer;
-use crate::losses::Loss;
+use crate::losses::KerasLoss;
 use crate::training::{Model, Sequential};
 
 /// How a built-in model is usually trained.
@@ -21,7 +21,7 @@ pub struct Recipe {
     pub batch_size: usize,
     pub optimizer: &'static str,
     pub learning_rate: f32,
-    pub loss: Loss,
+    pub loss: KerasLoss,
     /// The data set it is meant for.
     pub dataset: &'static str,
 }
@@ -122,7 +122,7 @@ pub fn build_for(name: &str, input_shape: &[usize], classes: usize, seed: u64) -
     }
 }
 
-const SPARSE_CE: Loss = Loss::SparseCategoricalCrossentropy {
+const SPARSE_CE: KerasLoss = KerasLoss::SparseCategoricalCrossentropy {
     from_logits: false,
     label_smoothing: 0.0,
 };
@@ -135,7 +135,7 @@ pub fn recipe(name: &str) -> Result<Recipe> {
         loss,
         dataset,
     };
-    let bce = Loss::BinaryCrossentropy { from_logits: false };
+    let bce = KerasLoss::BinaryCrossentropy { from_logits: false };
     Ok(match name {
         "perceptron" => r(4, "sgd", 0.5, bce, "and"),
         "xor-mlp" => r(4, "sgd", 1.0, bce, "xor"),

@@ -367,8 +367,8 @@ mod tests {
         let mut opt = Optimizer::adam(0.01);
         opt.step(std::slice::from_ref(&p));
         let w = p.var.value();
-        assert!((w.data()[0] - 0.99).abs() < 1e-5, "{:?}", w);
-        assert!((w.data()[1] - -1.99).abs() < 1e-5, "{:?}", w);
+        assert!((w.to_f32_vec()[0] - 0.99).abs() < 1e-5, "{:?}", w);
+        assert!((w.to_f32_vec()[1] - -1.99).abs() < 1e-5, "{:?}", w);
     }
 
     #[test]
@@ -405,7 +405,7 @@ mod tests {
     }
 
     fn close(got: &Tensor, want: &[f64]) -> bool {
-        got.data()
+        got.to_f32_vec()
             .iter()
             .zip(want)
             .all(|(&g, &w)| (g as f64 - w).abs() < 1e-6)
@@ -489,7 +489,7 @@ mod tests {
             let all = |p: &Param, want: f32| {
                 p.var
                     .value()
-                    .data()
+                    .to_f32_vec()
                     .iter()
                     .all(|&v| (v - want).abs() < 1e-6)
             };

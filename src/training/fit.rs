@@ -2,20 +2,27 @@
 //!
 //! One training step (see ARCHITECTURE.md for the data flow):
 //! receive the next shuffled (and, if configured, augmented) batch from the producer
-//! thread (`prefetch`) -> forward (training mode, logits if the loss fuses the output
-//! activation) -> loss (+ L2 penalties) -> NaN check -> zero grads -> backward ->
-//! optimizer step -> running loss/accuracy for the progress bar.
+//! thread (`prefetch`) -> `Model::train_step` (`step.rs`: forward, loss + L2 penalties,
+//! NaN check, zero grads, backward, optimizer step), or the user's step given with
+//! `FitArgs::train_step` -> running loss/accuracy for the progress bar.
 
 use super::callbacks::{Callback, Logs};
 use super::history::History;
 use super::metrics::Tally;
 use super::model::Sequential;
 use super::prefetch::{AugmentWith, Prefetcher};
+use super::step::StepOutput;
 use crate::data::augment::Augmentation;
-use crate::engine::{Tensor, Var};
+use crate::engine::Tensor;
 use crate::error::{Error, Result};
+use crate::losses::Target;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::time::{Duration, Instant};
+
+/// A training step `fit` runs for each batch instead of `Model::train_step`: the model,
+/// the batch's inputs (one tensor per model input) and targets (one per output) in, what
+/// to log out.
+pub type TrainStep = Box<dyn FnMut(&mut Sequential, &[Tensor], &[Target]) -> Result<StepOutput>>;
 
 /// Arguments of `fit`, with Keras' defaults (`epochs=1, batch_size=32, shuffle=True,
 /// verbose=1`).
@@ -36,6 +43,8 @@ pub struct FitArgs {
     /// numbers are seeded by one draw from the model's generator at the start of `fit`,
     /// so a seeded model gives the same augmented batches on every run.
     pub augmentation: Option<Augmentation>,
+    /// The step run for each batch (default: `Model::train_step`).
+    pub train_step: Option<TrainStep>,
 }
 
 impl Default for FitArgs {
@@ -50,6 +59,7 @@ impl Default for FitArgs {
             callbacks: Vec::new(),
             initial_epoch: 0,
             augmentation: None,
+            train_step: None,
         }
     }
 }
@@ -93,6 +103,17 @@ impl FitArgs {
     }
     pub fn augmentation(mut self, a: Augmentation) -> Self {
         self.augmentation = Some(a);
+        self
+    }
+    /// Runs `step` for each batch instead of `Model::train_step` (Keras' overridden
+    /// `train_step`): e.g. one that also trains a second model, or that calls
+    /// `Model::train_step` and adds to it. `fit` keeps doing the epochs, shuffling,
+    /// callbacks, validation, history and the progress bar.
+    pub fn train_step(
+        mut self,
+        step: impl FnMut(&mut Sequential, &[Tensor], &[Target]) -> Result<StepOutput> + 'static,
+    ) -> Self {
+        self.train_step = Some(Box::new(step));
         self
     }
 }
@@ -149,6 +170,7 @@ pub(super) fn fit(
         mut callbacks,
         initial_epoch,
         augmentation,
+        mut train_step,
     } = args;
     if batch_size == 0 {
         return Err(Error::invalid("fit: batch_size must be at least 1"));
@@ -196,8 +218,6 @@ pub(super) fn fit(
         .into_iter()
         .map(|(k, _)| k)
         .collect();
-    let params = model.params();
-    let trainable: Vec<_> = params.iter().filter(|p| p.trainable).cloned().collect();
     let mut history = History::default();
     model.stop_training = false;
     for cb in callbacks.iter_mut() {
@@ -246,37 +266,32 @@ pub(super) fn fit(
                 let step_start = Instant::now();
                 timing.wait += waited;
                 timing.prepare += batch.prepare;
-                let xb: Vec<Var> = batch.xs.into_iter().map(Var::constant).collect();
-                let yb = batch.ys;
-                let outs = model.run(&xb, true, &fused, None, true, None)?;
-                let (loss, each) = model.training_objective(&outs, &yb, &fused)?;
-                let lv = loss.value().item();
-                if !lv.is_finite() {
-                    bar.abandon();
-                    return Err(Error::Numerical(format!(
-                        "the loss became {lv} at epoch {}, batch {} of {steps}; try a lower \
-                     learning rate (now {:e}) or check the inputs for NaN",
-                        epoch + 1,
-                        step + 1,
-                        model
-                            .optimizer()
-                            .map(|o| o.learning_rate())
-                            .unwrap_or(f32::NAN)
-                    )));
-                }
-                for p in &trainable {
-                    p.var.zero_grad();
-                }
-                loss.backward();
-                drop(loss);
-                model
-                    .compiled
-                    .as_mut()
-                    .expect("compiled")
-                    .optimizer
-                    .step(&trainable);
-                let outs: Vec<Tensor> = outs.iter().map(|o| o.value()).collect();
-                tally.add(batch.size, lv, &each, &outs, &yb, &fused, &metric_list);
+                let targets: Vec<Target> = batch.ys.iter().map(Target::from).collect();
+                let stepped = match train_step.as_mut() {
+                    Some(custom) => custom(model, &batch.xs, &targets),
+                    None => model.train_step(&batch.xs, &targets),
+                };
+                let out = match stepped {
+                    Ok(out) => out,
+                    Err(Error::Numerical(m)) => {
+                        bar.abandon();
+                        return Err(Error::Numerical(format!(
+                            "at epoch {}, batch {} of {steps}: {m}",
+                            epoch + 1,
+                            step + 1
+                        )));
+                    }
+                    Err(e) => return Err(e),
+                };
+                tally.add(
+                    batch.size,
+                    out.loss,
+                    &out.output_losses,
+                    &out.outputs,
+                    &batch.ys,
+                    &fused,
+                    &metric_list,
+                );
                 for cb in callbacks.iter_mut() {
                     cb.on_train_batch_end(step, model)?;
                 }

@@ -66,7 +66,8 @@ fn loss_at(model: &mut Sequential, xs: &[Tensor], ys: &[Tensor], seed: u64) -> R
     let fused = model.fused_outputs();
     let xs: Vec<Var> = xs.iter().cloned().map(Var::constant).collect();
     let outs = model.run(&xs, true, &fused, None, false, None)?;
-    Ok(model.training_objective(&outs, ys, &fused)?.0)
+    let targets: Vec<crate::losses::Target> = ys.iter().map(Into::into).collect();
+    Ok(model.training_objective(&outs, &targets, &fused)?.0)
 }
 
 /// Checks up to `max_entries` entries of every trainable parameter.
@@ -196,12 +197,13 @@ mod tests {
     //! disagreeing estimates could hide an error if they were too lenient.
     use super::*;
     use crate::layers::keras::*;
-    use crate::{Loss, Optimizer};
+    use crate::Optimizer;
 
-    const SPARSE: Loss = Loss::SparseCategoricalCrossentropy {
-        from_logits: false,
-        label_smoothing: 0.0,
-    };
+    const SPARSE: crate::losses::KerasLoss =
+        crate::losses::KerasLoss::SparseCategoricalCrossentropy {
+            from_logits: false,
+            label_smoothing: 0.0,
+        };
     /// Every entry of these small nets' tensors is checked (none has more).
     const ENTRIES: usize = 200;
 
@@ -251,11 +253,11 @@ mod tests {
             ("transposed", |g| {
                 let s = g.shape().to_vec();
                 let n = s[0]; // only called on square kernels
-                let d = g.data();
+                let d = g.to_f32_vec();
                 Tensor::from_vec((0..n * n).map(|i| d[(i % n) * n + i / n]).collect(), &s)
             }),
             ("largest entry doubled", |g| {
-                let d = g.data();
+                let d = g.to_f32_vec();
                 let j = (0..d.len())
                     .max_by(|&a, &b| d[a].abs().total_cmp(&d[b].abs()))
                     .unwrap();

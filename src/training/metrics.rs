@@ -150,6 +150,10 @@ impl Tally {
         for (sum, l) in self.output_losses.iter_mut().zip(output_losses) {
             *sum += *l as f64 * size as f64;
         }
+        // A custom training step may return no outputs: no metric counts its batch.
+        if outputs.len() < self.counts.len() {
+            return;
+        }
         for (k, counts) in self.counts.iter_mut().enumerate() {
             for (count, m) in counts.iter_mut().zip(metrics) {
                 *count += m.count(&outputs[k], &labels[k], fused[k]);

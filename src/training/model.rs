@@ -19,10 +19,11 @@ use crate::engine::{no_grad, DType, Rng, Tensor, Var};
 use crate::error::{Error, Result};
 use crate::layers::dims::{batch_shape_str, known, Dim, IntoDims};
 use crate::layers::{ForwardCtx, Layer, LayerConfig, Param, SharedConfig};
-use crate::losses::Loss;
+use crate::losses::{Loss, LossConfig, Target};
 use crate::optimizers::Optimizer;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// The architecture of a model as plain data (saved as `model.json`). A sequential model
 /// has `input_shape` and its `layers` in order; a functional model also names each
@@ -220,11 +221,12 @@ fn default_model_name() -> String {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CompileConfig {
-    /// The loss of the first output (of every output when `losses` is absent).
-    pub loss: Loss,
+    /// The loss of the first output (of every output when `losses` is absent): a Keras
+    /// loss's config, or `{"custom": NAME}` (see `losses::register`).
+    pub loss: LossConfig,
     /// One loss per output, for models with several outputs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub losses: Option<Vec<Loss>>,
+    pub losses: Option<Vec<LossConfig>>,
     /// The weight of each output's loss in the total (default: 1 each).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub loss_weights: Option<Vec<f32>>,
@@ -233,8 +235,8 @@ pub struct CompileConfig {
 }
 
 pub(super) struct Compiled {
-    /// One loss per output.
-    pub losses: Vec<Loss>,
+    /// One loss per output (one `Arc` may serve several).
+    pub losses: Vec<Arc<dyn Loss>>,
     /// The weight of each output's loss in the total that training minimizes.
     pub loss_weights: Vec<f32>,
     pub optimizer: Optimizer,
@@ -372,12 +374,15 @@ impl Model {
                 return Err(bad("weight_decay", o.weight_decay));
             }
             let metrics: Vec<&str> = c.metrics.iter().map(|s| s.as_str()).collect();
-            let losses = c
-                .losses
-                .clone()
-                .unwrap_or_else(|| vec![c.loss; m.outputs.len()]);
-            m.compile_outputs(
-                &losses,
+            let losses = match &c.losses {
+                Some(each) => each
+                    .iter()
+                    .map(LossConfig::build)
+                    .collect::<Result<Vec<_>>>()?,
+                None => vec![c.loss.build()?; m.outputs.len()],
+            };
+            m.compile_shared(
+                losses,
                 c.loss_weights.as_deref(),
                 Optimizer::from_config(&c.optimizer),
                 &metrics,
@@ -426,8 +431,13 @@ impl Model {
                     .collect()
             },
             compile: self.compiled.as_ref().map(|c| CompileConfig {
-                loss: c.losses[0],
-                losses: (c.losses.len() > 1).then(|| c.losses.clone()),
+                loss: LossConfig::of(c.losses[0].as_ref()),
+                losses: (c.losses.len() > 1).then(|| {
+                    c.losses
+                        .iter()
+                        .map(|l| LossConfig::of(l.as_ref()))
+                        .collect()
+                }),
                 loss_weights: c
                     .loss_weights
                     .iter()
@@ -672,20 +682,45 @@ impl Model {
         })
     }
 
-    /// Sets the loss, the optimizer and the metrics (`"accuracy"`). A model with several
-    /// outputs gets the same loss on each, as in Keras (see `compile_outputs`).
-    pub fn compile(&mut self, loss: Loss, optimizer: Optimizer, metrics: &[&str]) -> Result<()> {
+    /// Sets the loss, the optimizer and the metrics (`"accuracy"`). The loss is any
+    /// `Loss`: one of Keras' (`KerasLoss`), a closure (`losses::from_fn`) or a struct of
+    /// yours. A model with several outputs gets the same loss on each, as in Keras (see
+    /// `compile_outputs`).
+    pub fn compile(
+        &mut self,
+        loss: impl Loss + 'static,
+        optimizer: Optimizer,
+        metrics: &[&str],
+    ) -> Result<()> {
+        let loss: Arc<dyn Loss> = Arc::new(loss);
         let losses = vec![loss; self.outputs.len()];
-        self.compile_outputs(&losses, None, optimizer, metrics)
+        self.compile_shared(losses, None, optimizer, metrics)
     }
 
     /// Compiles a model with several outputs: one loss per output, in the order the
     /// outputs were given, and optionally the weight of each in the total that training
     /// minimizes (Keras' `loss=[...]`, `loss_weights=[...]`). The metrics are computed
-    /// for every output.
-    pub fn compile_outputs(
+    /// for every output. Losses of different types go in as `Arc<dyn Loss>`:
+    /// `compile_outputs([Arc::new(sparse) as Arc<dyn Loss>, Arc::new(focal)], ...)`.
+    pub fn compile_outputs<L: Loss + 'static>(
         &mut self,
-        losses: &[Loss],
+        losses: impl IntoIterator<Item = L>,
+        loss_weights: Option<&[f32]>,
+        optimizer: Optimizer,
+        metrics: &[&str],
+    ) -> Result<()> {
+        let losses = losses
+            .into_iter()
+            .map(|l| Arc::new(l) as Arc<dyn Loss>)
+            .collect();
+        self.compile_shared(losses, loss_weights, optimizer, metrics)
+    }
+
+    /// `compile_outputs` with the losses already shared (a loss may serve several
+    /// outputs, and `from_config` builds them shared).
+    fn compile_shared(
+        &mut self,
+        losses: Vec<Arc<dyn Loss>>,
         loss_weights: Option<&[f32]>,
         optimizer: Optimizer,
         metrics: &[&str],
@@ -722,7 +757,7 @@ impl Model {
             .map(|m| Metric::from_name(m))
             .collect::<Result<Vec<_>>>()?;
         self.compiled = Some(Compiled {
-            losses: losses.to_vec(),
+            losses,
             loss_weights,
             optimizer,
             metrics,
@@ -739,12 +774,12 @@ impl Model {
     }
 
     /// The loss of the (first) output, if compiled.
-    pub fn loss(&self) -> Option<Loss> {
-        self.compiled.as_ref().map(|c| c.losses[0])
+    pub fn loss(&self) -> Option<&dyn Loss> {
+        self.compiled.as_ref().map(|c| c.losses[0].as_ref())
     }
 
     /// One loss per output, if compiled.
-    pub fn losses(&self) -> Option<&[Loss]> {
+    pub fn losses(&self) -> Option<&[Arc<dyn Loss>]> {
         self.compiled.as_ref().map(|c| &c.losses[..])
     }
 
@@ -831,11 +866,6 @@ impl Model {
             .collect()
     }
 
-    /// `fused_outputs` of a model with one output.
-    pub(super) fn fuses_output_activation(&self) -> bool {
-        self.outputs.len() == 1 && self.fused_outputs()[0]
-    }
-
     /// The layer producing tensor `t`, unless `t` is an input.
     fn tensor_layer(&self, t: usize) -> Option<&dyn Layer> {
         t.checked_sub(self.inputs.len())
@@ -903,7 +933,7 @@ impl Model {
             // An output with an axis known only per batch is checked by the loss itself.
             if let Some(out_shape) = known(self.output_shapes()[k]) {
                 c.losses[k]
-                    .check_labels(y, &out_shape)
+                    .check_target(&Target::from(y), &out_shape)
                     .map_err(|e| e.context(&format!("{what}{which}")))?;
             }
         }
@@ -1098,7 +1128,7 @@ impl Model {
     pub(super) fn training_objective(
         &self,
         outs: &[Var],
-        labels: &[Tensor],
+        labels: &[Target],
         fused: &[bool],
     ) -> Result<(Var, Vec<f32>)> {
         let c = self
@@ -1263,7 +1293,8 @@ impl Model {
             let outs = self.run(&xb, false, &fused, None, true, None)?;
             // Weight penalties included, as Keras' evaluate and val_loss do: the loss
             // reported is the objective training minimizes.
-            let (loss, each) = self.training_objective(&outs, &yb, &fused)?;
+            let targets: Vec<Target> = yb.iter().map(Target::from).collect();
+            let (loss, each) = self.training_objective(&outs, &targets, &fused)?;
             let outs: Vec<Tensor> = outs.iter().map(|o| o.value()).collect();
             tally.add(
                 end - start,

@@ -18,7 +18,7 @@
 
 use super::model::Sequential;
 use crate::engine::autograd::{set_backward_timing, set_scope, take_backward_seconds};
-use crate::engine::{Tensor, Var};
+use crate::engine::Tensor;
 use crate::error::{Error, Result};
 use crate::layers::{Dim, LayerConfig};
 use serde::Serialize;
@@ -164,9 +164,8 @@ pub fn profile_training(
             "profile: need steps >= 1 and at least one batch of {batch_size} (have {n} samples)"
         )));
     }
-    let fused = model.fuses_output_activation();
-    let trainable: Vec<_> = model.params().into_iter().filter(|p| p.trainable).collect();
     let nl = model.layers().len();
+    // `Model::train_step` puts the loss's ops in this scope while profiling.
     let loss_scope = nl + 1;
     let mut order: Vec<usize> = (0..n).collect();
     model.rng.shuffle(&mut order);
@@ -182,31 +181,10 @@ pub fn profile_training(
     for step in 0..warmup + steps {
         let idx = batches.next().expect("cycle never ends");
         let t_step = Instant::now();
-        let xb = Var::constant(x.gather_rows(idx));
-        let yb = y.gather_rows(idx);
+        let xb = x.gather_rows(idx);
+        let yb: crate::losses::Target = y.gather_rows(idx).into();
         let t_fwd = Instant::now();
-        let out = model.forward_with(&xb, true, fused)?;
-        let t_loss = Instant::now();
-        let prev = set_scope(loss_scope as u32);
-        let (loss, _) = model.training_objective(
-            std::slice::from_ref(&out),
-            std::slice::from_ref(&yb),
-            &[fused],
-        )?;
-        set_scope(prev);
-        let t_bwd = Instant::now();
-        for p in &trainable {
-            p.var.zero_grad();
-        }
-        loss.backward();
-        drop(loss);
-        let t_opt = Instant::now();
-        model
-            .compiled
-            .as_mut()
-            .expect("compiled")
-            .optimizer
-            .step(&trainable);
+        let out = model.train_step(std::slice::from_ref(&xb), std::slice::from_ref(&yb))?;
         let t_end = Instant::now();
         let fwd_now = FORWARD_SECONDS.with(|f| f.borrow_mut().as_mut().map(std::mem::take));
         let bwd_now = take_backward_seconds();
@@ -214,8 +192,8 @@ pub fn profile_training(
             continue;
         }
         data += (t_fwd - t_step).as_secs_f64();
-        loss_fwd += (t_bwd - t_loss).as_secs_f64();
-        opt += (t_end - t_opt).as_secs_f64();
+        loss_fwd += out.times.loss.as_secs_f64();
+        opt += out.times.optimizer.as_secs_f64();
         wall += (t_end - t_step).as_secs_f64();
         for (acc, s) in fwd_layers.iter_mut().zip(fwd_now.unwrap_or_default()) {
             *acc += s;
@@ -276,7 +254,7 @@ pub fn profile_training(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{models, Loss, Optimizer};
+    use crate::{models, KerasLoss, Optimizer};
 
     #[test]
     fn flops_of_the_keras_cnn_layers() {
@@ -307,7 +285,7 @@ mod tests {
     fn profile_assigns_time_to_every_weighted_layer_and_turns_itself_off() {
         let mut m = models::mlp(0).unwrap();
         m.compile(
-            Loss::SparseCategoricalCrossentropy {
+            KerasLoss::SparseCategoricalCrossentropy {
                 from_logits: false,
                 label_smoothing: 0.0,
             },
