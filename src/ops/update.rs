@@ -259,6 +259,8 @@ mod tests {
 
     /// The naive references: one element at a time, by index, written from the table in
     /// the module doc (no iterator chains shared with the kernels).
+    // The reference spells each formula out as written in the table above.
+    #[allow(clippy::assign_op_pattern)]
     fn naive(rule: Rule, w: &mut [f32], g: &[f32], s: &mut [Vec<f32>], wd: f32) {
         for i in 0..w.len() {
             if wd != 0.0 {
