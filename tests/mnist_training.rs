@@ -6,11 +6,13 @@ use nabla::data::{self, datasets::Dataset};
 use nabla::training::{EarlyStopping, FitArgs};
 use nabla::{models, KerasLoss, Optimizer, Sequential};
 
+mod common;
+
 fn dataset(name: &str) -> Dataset {
-    if std::env::var_os("NABLA_DATA").is_none() {
-        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data");
-        std::env::set_var("NABLA_DATA", dir);
-    }
+    // Fails naming every place it looked when the data set is missing.
+    let dir = common::real_data(name);
+    let _env = common::lock_env();
+    std::env::set_var("NABLA_DATA", dir);
     data::load_data(name).unwrap_or_else(|e| panic!("{name}: {e}"))
 }
 

@@ -16,11 +16,13 @@ const SPARSE: KerasLoss = KerasLoss::SparseCategoricalCrossentropy {
 };
 const BINARY: KerasLoss = KerasLoss::BinaryCrossentropy { from_logits: false };
 
+mod common;
+
 fn mnist() -> Dataset {
-    if std::env::var_os("NABLA_DATA").is_none() {
-        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data");
-        std::env::set_var("NABLA_DATA", dir);
-    }
+    // Fails naming every place it looked when the data set is missing.
+    let dir = common::real_data("mnist");
+    let _env = common::lock_env();
+    std::env::set_var("NABLA_DATA", dir);
     data::load_data("mnist").unwrap_or_else(|e| panic!("mnist: {e}"))
 }
 

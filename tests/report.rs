@@ -10,10 +10,18 @@ use std::process::Command;
 
 const BIN: &str = env!("CARGO_BIN_EXE_nabla");
 
+mod common;
+
+/// The folder holding the real MNIST and Fashion-MNIST; a missing one fails the test
+/// naming every place it looked.
 fn data_dir() -> PathBuf {
-    std::env::var_os("NABLA_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data"))
+    let mnist = common::real_data("mnist");
+    let fashion = common::real_data("fashion-mnist");
+    assert_eq!(
+        mnist, fashion,
+        "MNIST and Fashion-MNIST must sit in one data folder"
+    );
+    mnist
 }
 
 /// Runs `nabla args...` offline (no cache, no mirror); returns stdout, failing loudly.
@@ -340,9 +348,7 @@ fn fashion_mnist_report_names_the_classes() {
     assert!(svg.contains(grid[0]["label_name"].as_str().unwrap()));
 
     // The library call behind `nabla report` writes the same numbers.
-    if std::env::var_os("NABLA_DATA").is_none() {
-        std::env::set_var("NABLA_DATA", data_dir());
-    }
+    std::env::set_var("NABLA_DATA", data_dir());
     let api = tmp.path().join("api");
     let opts = nabla::report::ReportOptions::default();
     let page = nabla::report::write_report(&run, None, Some(&api), &opts).unwrap();

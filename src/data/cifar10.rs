@@ -160,6 +160,19 @@ pub fn read_batch(path: impl AsRef<Path>) -> Result<(Tensor, Tensor)> {
     read_batches(&[path.as_ref().to_path_buf()])
 }
 
+/// Parses the bytes of one batch file (`path` names it in errors) into `(x, y)` as
+/// [`read_batch`] does.
+pub fn parse_batch(bytes: &[u8], path: &Path) -> Result<(Tensor, Tensor)> {
+    let n = check_records(bytes, path)?;
+    let mut x = Vec::with_capacity(n * IMAGE_BYTES);
+    let mut y = Vec::with_capacity(n);
+    decode_records(bytes, &mut x, &mut y);
+    Ok((
+        Tensor::from_vec(x, &[n, CHANNELS, HEIGHT, WIDTH]),
+        Tensor::from_vec(y, &[n]),
+    ))
+}
+
 /// Reads batch files one after another into one `(x, y)` pair (see [`read_batch`]).
 pub fn read_batches(paths: &[PathBuf]) -> Result<(Tensor, Tensor)> {
     let mut x = Vec::new();

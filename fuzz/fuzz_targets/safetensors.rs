@@ -1,0 +1,12 @@
+//! Safetensors buffers (weights files): any bytes give tensors whose element counts match
+//! their shapes, or an error.
+#![no_main]
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    if let Ok(tensors) = nabla::formats::safetensors_io::from_bytes(data) {
+        for (_, t) in tensors {
+            assert_eq!(t.to_f32_vec().len(), t.shape().iter().product::<usize>());
+        }
+    }
+});
