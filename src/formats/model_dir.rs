@@ -9,7 +9,7 @@
 //! what does not match. Every file is written atomically.
 
 use crate::error::{Error, Result};
-use crate::layers::LayerConfig;
+use crate::nn::layers::LayerConfig;
 use crate::training::{ModelConfig, NodeConfig, Sequential};
 use serde::Deserialize;
 use std::collections::BTreeMap;

@@ -46,8 +46,8 @@
 use super::model::{InputConfig, Model, ModelConfig};
 use crate::engine::{Rng, Var};
 use crate::error::{Error, Result};
-use crate::layers::dims::{Dim, IntoDims};
-use crate::layers::{ForwardCtx, Layer, LayerConfig, LayerKind, LayerType, Param};
+use crate::nn::layers::dims::{Dim, IntoDims};
+use crate::nn::layers::{ForwardCtx, Layer, LayerConfig, LayerKind, LayerType, Param};
 use std::collections::HashMap;
 use std::rc::Rc;
 
@@ -238,7 +238,7 @@ impl Model {
                 .as_ref()
                 .and_then(|s| shared_names.get(&Rc::as_ptr(s)));
             let config = match first_call {
-                Some(layer) => crate::layers::SharedConfig {
+                Some(layer) => crate::nn::layers::SharedConfig {
                     name: None,
                     layer: layer.clone(),
                 }
@@ -403,7 +403,7 @@ impl Layer for Model {
         cfg.compile = None;
         LayerConfig::new(cfg)
     }
-    fn output_activation(&self) -> Option<crate::layers::Activation> {
+    fn output_activation(&self) -> Option<crate::nn::layers::Activation> {
         self.output_layer().and_then(|l| l.output_activation())
     }
     fn regularization(&self) -> Option<Var> {

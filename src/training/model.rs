@@ -17,9 +17,9 @@ use super::history::History;
 use super::metrics::Metric;
 use crate::engine::{no_grad, DType, Rng, Tensor, Var};
 use crate::error::{Error, Result};
-use crate::layers::dims::{batch_shape_str, known, Dim, IntoDims};
-use crate::layers::{ForwardCtx, Layer, LayerConfig, Param, SharedConfig};
 use crate::losses::{Loss, LossConfig, Target};
+use crate::nn::layers::dims::{batch_shape_str, known, Dim, IntoDims};
+use crate::nn::layers::{ForwardCtx, Layer, LayerConfig, Param, SharedConfig};
 use crate::optimizers::Optimizer;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -656,11 +656,11 @@ impl Model {
         }
         if self.layers[j].as_shared().is_none() {
             // Move the layer behind the shared handle; its node becomes the first call.
-            let placeholder: Box<dyn Layer> = Box::new(crate::layers::Flatten {
+            let placeholder: Box<dyn Layer> = Box::new(crate::nn::layers::Flatten {
                 name: String::new(),
             });
             let layer = std::mem::replace(&mut self.layers[j], placeholder);
-            self.layers[j] = Box::new(crate::layers::SharedLayer::first_call(layer));
+            self.layers[j] = Box::new(crate::nn::layers::SharedLayer::first_call(layer));
         }
         let call = self.layers[j]
             .as_shared()

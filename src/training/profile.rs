@@ -20,7 +20,7 @@ use super::model::Sequential;
 use crate::engine::autograd::{set_backward_timing, set_scope, take_backward_seconds};
 use crate::engine::Tensor;
 use crate::error::{Error, Result};
-use crate::layers::{Dim, LayerConfig};
+use crate::nn::layers::{Dim, LayerConfig};
 use serde::Serialize;
 use std::cell::RefCell;
 use std::time::Instant;
@@ -263,7 +263,7 @@ mod tests {
         let shapes: Vec<Vec<usize>> = m
             .layer_output_shapes()
             .iter()
-            .map(|s| crate::layers::dims::known(s).unwrap())
+            .map(|s| crate::nn::layers::dims::known(s).unwrap())
             .collect();
         // conv1: 2 * 32 * 26 * 26 * 1 * 9 per image; its input is data: no dX.
         let (f, b) = layer_flops(&cfg[0], &[1, 28, 28], &shapes[0], 2, false);

@@ -31,8 +31,8 @@ use super::model::Model;
 use crate::engine::autograd::set_scope;
 use crate::engine::{Tensor, Var};
 use crate::error::{Error, Result};
-use crate::layers::Param;
 use crate::losses::Target;
+use crate::nn::layers::Param;
 use crate::optimizers::Optimizer;
 use std::time::{Duration, Instant};
 

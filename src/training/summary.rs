@@ -1,7 +1,7 @@
 //! Keras' `model.summary()` table. Shapes are channels-first, as nabla computes them.
 
 use super::model::Sequential;
-use crate::layers::Dim;
+use crate::nn::layers::Dim;
 
 fn shape_str(shape: &[Dim]) -> String {
     let dims: Vec<String> = std::iter::once("None".to_string())
