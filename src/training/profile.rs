@@ -20,45 +20,17 @@ use super::model::Sequential;
 use crate::engine::autograd::{set_backward_timing, set_scope, take_backward_seconds};
 use crate::engine::Tensor;
 use crate::error::{Error, Result};
+use crate::nn::layer_timing;
 use crate::nn::layers::{Dim, LayerConfig};
 use serde::Serialize;
-use std::cell::RefCell;
 use std::time::Instant;
-
-thread_local! {
-    /// Forward seconds per layer, accumulated while `Some` (profiling on).
-    static FORWARD_SECONDS: RefCell<Option<Vec<f64>>> = const { RefCell::new(None) };
-}
-
-/// Whether `Sequential::forward_with` should time its layers (one thread-local read).
-pub(super) fn is_profiling() -> bool {
-    FORWARD_SECONDS.with(|f| f.borrow().is_some())
-}
-
-/// Runs layer `index`'s forward `f` inside its scope and adds its time to the totals.
-pub(super) fn time_layer<T>(index: usize, f: impl FnOnce() -> T) -> T {
-    let prev = set_scope(index as u32 + 1);
-    let t0 = Instant::now();
-    let out = f();
-    let dt = t0.elapsed().as_secs_f64();
-    set_scope(prev);
-    FORWARD_SECONDS.with(|s| {
-        if let Some(v) = s.borrow_mut().as_mut() {
-            if v.len() <= index {
-                v.resize(index + 1, 0.0);
-            }
-            v[index] += dt;
-        }
-    });
-    out
-}
 
 /// Turns profiling on for this thread until dropped (and clears the totals).
 struct Profiling;
 
 impl Profiling {
     fn start() -> Profiling {
-        FORWARD_SECONDS.with(|f| *f.borrow_mut() = Some(Vec::new()));
+        layer_timing::start();
         set_backward_timing(true);
         Profiling
     }
@@ -66,7 +38,7 @@ impl Profiling {
 
 impl Drop for Profiling {
     fn drop(&mut self) {
-        FORWARD_SECONDS.with(|f| *f.borrow_mut() = None);
+        layer_timing::stop();
         set_backward_timing(false);
         set_scope(0);
     }
@@ -186,7 +158,7 @@ pub fn profile_training(
         let t_fwd = Instant::now();
         let out = model.train_step(std::slice::from_ref(&xb), std::slice::from_ref(&yb))?;
         let t_end = Instant::now();
-        let fwd_now = FORWARD_SECONDS.with(|f| f.borrow_mut().as_mut().map(std::mem::take));
+        let fwd_now = layer_timing::take();
         let bwd_now = take_backward_seconds();
         if step < warmup {
             continue;
@@ -302,6 +274,6 @@ mod tests {
             assert!(l.forward_flops > 0.0);
         }
         assert!(p.step_ms > 0.0);
-        assert!(!is_profiling());
+        assert!(!crate::nn::layer_timing::is_profiling());
     }
 }

@@ -307,7 +307,7 @@ mod tests {
     #[test]
     fn summary_names_and_model_json_round_trip() {
         use crate::nn::layers::keras::*;
-        use crate::training::{ModelConfig, Sequential};
+        use crate::nn::{Graph as Sequential, ModelConfig};
         let mut m = Sequential::new(&[4]);
         m.add(Dense(3))
             .unwrap()
