@@ -12,7 +12,7 @@ use super::metrics::Tally;
 use super::model::Sequential;
 use super::prefetch::{AugmentWith, Prefetcher};
 use super::step::StepOutput;
-use crate::data::augment::Augmentation;
+use super::transform::{validation_split_index, BatchTransform};
 use crate::engine::Tensor;
 use crate::error::{Error, Result};
 use crate::losses::Target;
@@ -42,7 +42,7 @@ pub struct FitArgs {
     /// Augmentation of the training batches (never of validation data). Its random
     /// numbers are seeded by one draw from the model's generator at the start of `fit`,
     /// so a seeded model gives the same augmented batches on every run.
-    pub augmentation: Option<Augmentation>,
+    pub augmentation: Option<Box<dyn BatchTransform>>,
     /// The step run for each batch (default: `Model::train_step`).
     pub train_step: Option<TrainStep>,
 }
@@ -101,8 +101,9 @@ impl FitArgs {
         self.callbacks.push(Box::new(c));
         self
     }
-    pub fn augmentation(mut self, a: Augmentation) -> Self {
-        self.augmentation = Some(a);
+    /// Augments the training batches (`data::Augmentation`, or any `BatchTransform`).
+    pub fn augmentation(mut self, a: impl BatchTransform + 'static) -> Self {
+        self.augmentation = Some(Box::new(a));
         self
     }
     /// Runs `step` for each batch instead of `Model::train_step` (Keras' overridden
@@ -148,7 +149,7 @@ fn split_validation(
     n: usize,
     fraction: f64,
 ) -> Result<(Split, Split)> {
-    let k = crate::data::batches::validation_split_index(n, fraction)?;
+    let k = validation_split_index(n, fraction)?;
     let head = |ts: &[Tensor]| ts.iter().map(|t| t.slice_rows(0, k)).collect();
     let tail = |ts: &[Tensor]| ts.iter().map(|t| t.slice_rows(k, n)).collect();
     Ok(((head(xs), head(ys)), (tail(xs), tail(ys))))
@@ -188,7 +189,6 @@ pub(super) fn fit(
                 x.len()
             )));
         }
-        a.validate()?;
         a.check_input(x[0].shape())?;
     }
 
@@ -232,7 +232,10 @@ pub(super) fn fit(
     let augment = augmentation
         .as_ref()
         .zip(augment_seed)
-        .map(|(augmentation, seed)| AugmentWith { augmentation, seed });
+        .map(|(augmentation, seed)| AugmentWith {
+            augmentation: augmentation.as_ref(),
+            seed,
+        });
     for epoch in initial_epoch..epochs {
         for cb in callbacks.iter_mut() {
             cb.on_epoch_begin(epoch, model)?;

@@ -11,6 +11,7 @@ pub mod prefetch;
 pub mod profile;
 pub mod schedules;
 pub mod step;
+pub mod transform;
 
 pub use callbacks::{Callback, EarlyStopping, Logs, Mode, ModelCheckpoint};
 pub use fit::{FitArgs, TrainStep};
@@ -19,6 +20,7 @@ pub use model::{CompileConfig, Evaluation, Model, Sequential};
 pub use profile::{profile_training, LayerProfile, StepProfile};
 pub use schedules::{LearningRateScheduler, ReduceLROnPlateau, Schedule};
 pub use step::{minimize, Minimized, StepOutput, StepTimes};
+pub use transform::{validation_split_index, BatchTransform};
 
 // The graph's types keep their old paths (`nabla::training::ModelConfig`, `Input`, ...).
 pub use crate::nn::functional::{Call, Input, NamedInput, Shared, SymbolicTensor};

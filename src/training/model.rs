@@ -477,14 +477,4 @@ impl Model {
     ) -> Result<History> {
         super::fit::fit(self, xs, ys, args)
     }
-
-    /// Saves architecture, weights and optimizer state into a directory.
-    pub fn save(&self, dir: &std::path::Path) -> Result<()> {
-        crate::formats::model_dir::save(self, dir)
-    }
-
-    /// Loads a model saved by `save`.
-    pub fn load(dir: &std::path::Path) -> Result<Model> {
-        crate::formats::model_dir::load(dir)
-    }
 }

@@ -226,11 +226,37 @@ pub fn profile_training(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{models, KerasLoss, Optimizer};
+    use crate::losses::KerasLoss;
+    use crate::nn::layers::keras::*;
+    use crate::optimizers::Optimizer;
+
+    /// The Keras MNIST CNN (`models::keras_cnn`), built here: training sits below the zoo.
+    fn keras_cnn() -> Sequential {
+        let mut m = Sequential::with_seed(&[1, 28, 28], 0);
+        m.add(Conv2D(32, 3).activation(Relu))
+            .unwrap()
+            .add(MaxPooling2D(2))
+            .unwrap()
+            .add(Conv2D(64, 3).activation(Relu))
+            .unwrap()
+            .add(MaxPooling2D(2))
+            .unwrap()
+            .add(Conv2D(64, 3).activation(Relu))
+            .unwrap()
+            .add(Flatten())
+            .unwrap()
+            .add(Dense(64).activation(Relu))
+            .unwrap()
+            .add(Dropout(0.2))
+            .unwrap()
+            .add(Dense(10).activation(Softmax))
+            .unwrap();
+        m
+    }
 
     #[test]
     fn flops_of_the_keras_cnn_layers() {
-        let m = models::keras_cnn(0).unwrap();
+        let m = keras_cnn();
         let cfg: Vec<_> = m.layers().iter().map(|l| l.config()).collect();
         let shapes: Vec<Vec<usize>> = m
             .layer_output_shapes()
@@ -255,7 +281,16 @@ mod tests {
 
     #[test]
     fn profile_assigns_time_to_every_weighted_layer_and_turns_itself_off() {
-        let mut m = models::mlp(0).unwrap();
+        // `models::mlp`.
+        let mut m = Sequential::with_seed(&[1, 28, 28], 0);
+        m.add(Flatten())
+            .unwrap()
+            .add(Dense(100).activation(Relu))
+            .unwrap()
+            .add(Dense(100).activation(Relu))
+            .unwrap()
+            .add(Dense(10).activation(Softmax))
+            .unwrap();
         m.compile(
             KerasLoss::SparseCategoricalCrossentropy {
                 from_logits: false,
