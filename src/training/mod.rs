@@ -10,6 +10,7 @@ pub mod model;
 pub mod prefetch;
 pub mod profile;
 pub mod schedules;
+pub mod source;
 pub mod step;
 pub mod transform;
 
@@ -19,6 +20,7 @@ pub use history::History;
 pub use model::{CompileConfig, Evaluation, Model, Sequential};
 pub use profile::{profile_training, LayerProfile, StepProfile};
 pub use schedules::{LearningRateScheduler, ReduceLROnPlateau, Schedule};
+pub use source::{Batch, BatchSource};
 pub use step::{minimize, Minimized, StepOutput, StepTimes};
 pub use transform::{validation_split_index, BatchTransform};
 

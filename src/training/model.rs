@@ -469,6 +469,18 @@ impl Model {
     /// `fit([x1, x2], [y1, y2])`). The loss minimized is the weighted sum of the outputs'
     /// losses (`compile_outputs`); each output's loss and metrics are logged as
     /// `OUTPUT_loss`, `OUTPUT_accuracy`, ... (`val_` too).
+    /// Trains on the batches of `source` (Keras' `fit` on a generator or `tf.data`):
+    /// batches may differ in size and in the axes the model leaves open (`None`), e.g.
+    /// sequences of length 5 and 17 in one epoch. Same loop, callbacks, history and
+    /// progress as `fit`; see `source.rs` for what `FitArgs` fields apply.
+    pub fn fit_source(
+        &mut self,
+        source: &mut impl super::source::BatchSource,
+        args: super::fit::FitArgs,
+    ) -> Result<History> {
+        super::fit::fit_source(self, source, args)
+    }
+
     pub fn fit_many(
         &mut self,
         xs: &[Tensor],
