@@ -54,7 +54,7 @@ impl BatchSource for Alternating {
         self.batches
     }
     fn batch(&mut self, epoch: usize, index: usize) -> nabla::Result<Batch> {
-        let t = if index % 2 == 0 { 5 } else { 17 };
+        let t = if index.is_multiple_of(2) { 5 } else { 17 };
         let mut rng = Rng::new((epoch * 1000 + index) as u64);
         let (x, y) = sequences(16, t, &mut rng);
         // A source may give a batch the model cannot take (the error test).
