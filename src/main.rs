@@ -4,7 +4,7 @@ mod cli;
 
 // mimalloc keeps freed pages for reuse: a training step frees and reallocates the same
 // large activation buffers every batch, which with the system allocator means mmap,
-// munmap and a page fault per page each time (see ARCHITECTURE.md, "Measured choices").
+// munmap and a page fault per page each time (see BENCHMARKS.md, "Design measurements").
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -27,6 +27,7 @@
 use super::transforms::{self, Affine, Chw};
 use crate::engine::{Rng, Tensor};
 use crate::error::{Error, Result};
+use crate::training::BatchTransform;
 use serde::{Deserialize, Serialize};
 
 /// Which augmentations to apply, and how strongly. The default does nothing.
@@ -310,6 +311,20 @@ fn splitmix64(x: u64) -> u64 {
     z ^ (z >> 31)
 }
 
+/// `fit`'s view of an augmentation (see `training::transform`).
+impl BatchTransform for Augmentation {
+    fn is_identity(&self) -> bool {
+        Augmentation::is_identity(self)
+    }
+    fn check_input(&self, shape: &[usize]) -> Result<()> {
+        self.validate()?;
+        Augmentation::check_input(self, shape)
+    }
+    fn apply_batch(&self, x: &Tensor, seed: u64, epoch: usize, batch: usize) -> Result<Tensor> {
+        Augmentation::apply_batch(self, x, seed, epoch, batch)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -509,5 +524,62 @@ mod tests {
             ..Default::default()
         };
         assert!(bad.apply_batch(&images(1, 1, 2, 2), 0, 0, 0).is_err());
+    }
+
+    /// The prefetching producer of `fit` (training/prefetch.rs) augments in its own
+    /// thread: the batches must not depend on its timing.
+    #[test]
+    fn augmented_batches_do_not_depend_on_timing() {
+        let x = Tensor::from_vec(
+            (0..4 * 64).map(|v| (v % 13) as f32).collect(),
+            &[4, 1, 8, 8],
+        );
+        let (xs, ys) = (vec![x], vec![Tensor::zeros(&[4])]);
+        let order = vec![0, 1, 2, 3];
+        let aug = Augmentation::parse("crop=2,flip,rotate=15").unwrap();
+        let with = Some(crate::training::prefetch::AugmentWith {
+            augmentation: &aug,
+            seed: 11,
+        });
+        let run = |slow: bool| -> Vec<Vec<f32>> {
+            std::thread::scope(|s| {
+                let mut p =
+                    crate::training::prefetch::Prefetcher::start(s, &xs, &ys, &order, 2, 3, with);
+                (0..2)
+                    .map(|_| {
+                        if slow {
+                            // A slow consumer: the producer fills the channel first.
+                            std::thread::sleep(std::time::Duration::from_millis(20));
+                        }
+                        p.next_batch().unwrap().0.xs[0].to_f32_vec()
+                    })
+                    .collect()
+            })
+        };
+        let fast = run(false);
+        assert_eq!(fast, run(true));
+        let expected = aug
+            .apply_batch(&xs[0].gather_rows(&[2, 3]), 11, 3, 1)
+            .unwrap();
+        assert_eq!(fast[1], expected.to_f32_vec());
+    }
+
+    #[test]
+    fn a_producer_error_reaches_the_main_thread() {
+        // Augmentation of inputs that are not images fails in the producer.
+        let x = Tensor::zeros(&[6, 5]);
+        let (xs, ys) = (vec![x], vec![Tensor::zeros(&[6])]);
+        let order: Vec<usize> = (0..6).collect();
+        let aug = Augmentation::parse("flip").unwrap();
+        let with = Some(crate::training::prefetch::AugmentWith {
+            augmentation: &aug,
+            seed: 0,
+        });
+        std::thread::scope(|s| {
+            let mut p =
+                crate::training::prefetch::Prefetcher::start(s, &xs, &ys, &order, 2, 0, with);
+            let msg = p.next_batch().err().expect("an error").to_string();
+            assert!(msg.contains("[N, C, H, W]"), "{msg}");
+        });
     }
 }

@@ -119,25 +119,8 @@ pub fn to_categorical(labels: &Tensor, num_classes: usize) -> Result<Tensor> {
     Ok(Tensor::from_vec(out, &shape))
 }
 
-/// Where Keras' `validation_split` cuts `n` samples: the first `floor(n * (1 - split))`
-/// train, the rest validate. `split` must be in (0, 1) and leave both parts non-empty.
-pub fn validation_split_index(n: usize, validation_split: f64) -> Result<usize> {
-    if !(validation_split > 0.0 && validation_split < 1.0) {
-        return Err(Error::invalid(format!(
-            "validation_split must be between 0 and 1 (exclusive), got {validation_split}"
-        )));
-    }
-    // The same arithmetic as Keras (`int(math.floor(n * (1.0 - split)))`, in f64), so
-    // the same samples end up in validation.
-    let split_at = (n as f64 * (1.0 - validation_split)).floor() as usize;
-    if split_at == 0 || split_at >= n {
-        return Err(Error::invalid(format!(
-            "{n} samples cannot be split into non-empty training and validation sets \
-             with validation_split={validation_split}"
-        )));
-    }
-    Ok(split_at)
-}
+/// Where Keras' `validation_split` cuts (it lives with `fit`, which uses it).
+pub use crate::training::transform::validation_split_index;
 
 /// Splits `(x, y)` like Keras' `fit(validation_split=...)`: the LAST fraction of the
 /// samples, taken before any shuffling, becomes the validation set.

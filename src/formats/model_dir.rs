@@ -9,7 +9,7 @@
 //! what does not match. Every file is written atomically.
 
 use crate::error::{Error, Result};
-use crate::layers::LayerConfig;
+use crate::nn::layers::LayerConfig;
 use crate::training::{ModelConfig, NodeConfig, Sequential};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -18,6 +18,20 @@ use std::path::Path;
 pub const CONFIG_FILE: &str = "model.json";
 pub const WEIGHTS_FILE: &str = "weights.safetensors";
 pub const OPTIMIZER_FILE: &str = "optimizer.safetensors";
+
+/// The saved-model API on the model itself (`model.save(dir)`, `Model::load(dir)`),
+/// written here so that training does not depend on file formats.
+impl Sequential {
+    /// Saves architecture, weights and optimizer state into a directory.
+    pub fn save(&self, dir: &Path) -> Result<()> {
+        save(self, dir)
+    }
+
+    /// Loads a model saved by `save`.
+    pub fn load(dir: &Path) -> Result<Sequential> {
+        load(dir)
+    }
+}
 
 pub fn save(model: &Sequential, dir: &Path) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;

@@ -6,7 +6,7 @@
 use super::{KerasLoss, Loss, Target};
 use crate::engine::Var;
 use crate::error::{Error, Result};
-use crate::layers::Activation;
+use crate::nn::layers::Activation;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};

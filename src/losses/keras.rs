@@ -15,7 +15,7 @@
 use super::{Loss, Target};
 use crate::engine::Var;
 use crate::error::{Error, Result};
-use crate::layers::Activation;
+use crate::nn::layers::Activation;
 use crate::ops::loss as ops;
 use serde::{Deserialize, Serialize};
 

@@ -43,7 +43,7 @@ pub use target::Target;
 
 use crate::engine::Var;
 use crate::error::Result;
-use crate::layers::Activation;
+use crate::nn::layers::Activation;
 use std::sync::Arc;
 
 /// A loss: the output of a model (or of any computation) and its target in, the mean

@@ -10,8 +10,8 @@
 //! He-normal initialization for convs (ReLU nets).
 
 use crate::error::Result;
-use crate::layers::keras::*;
-use crate::layers::{BatchNormalizationConfig, Initializer, LayerConfig};
+use crate::nn::layers::keras::*;
+use crate::nn::layers::{BatchNormalizationConfig, Initializer, LayerConfig};
 use crate::training::SymbolicTensor;
 
 /// Batch norm as in torchvision (momentum 0.1 = Keras' 0.9, epsilon 1e-5).
@@ -181,7 +181,7 @@ pub fn inception_module(
     let b3 = conv_bn_relu(&b3, f.b3x3, 3, 1, &format!("{name}_3x3"))?;
     let b5 = conv_bn_relu(x, f.b5x5_reduce, 1, 1, &format!("{name}_5x5_reduce"))?;
     let b5 = conv_bn_relu(&b5, f.b5x5, 5, 1, &format!("{name}_5x5"))?;
-    let bp = crate::layers::Pool2dConfig::max(3)
+    let bp = crate::nn::layers::Pool2dConfig::max(3)
         .strides(1)
         .padding(Same)
         .named(&format!("{name}_pool"))

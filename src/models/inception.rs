@@ -7,8 +7,8 @@
 
 use super::blocks::{conv_bn_relu, inception_module, InceptionFilters};
 use crate::error::Result;
-use crate::layers::keras::*;
-use crate::layers::{PaddingMode, Pool2dConfig};
+use crate::nn::layers::keras::*;
+use crate::nn::layers::{PaddingMode, Pool2dConfig};
 use crate::training::{Model, SymbolicTensor};
 
 /// GoogLeNet's branch widths for a module, divided by 4.

@@ -10,9 +10,9 @@ pub mod resnet;
 pub mod vgg;
 
 use crate::error::{Error, Result};
-use crate::layers::keras::*;
-use crate::layers::Initializer;
 use crate::losses::KerasLoss;
+use crate::nn::layers::keras::*;
+use crate::nn::layers::Initializer;
 use crate::training::{Model, Sequential};
 
 /// How a built-in model is usually trained.

@@ -13,8 +13,8 @@
 
 use super::blocks::{basic_block, bottleneck_block, conv_bn_relu};
 use crate::error::{Error, Result};
-use crate::layers::keras::*;
-use crate::layers::{PaddingMode, Pool2dConfig};
+use crate::nn::layers::keras::*;
+use crate::nn::layers::{PaddingMode, Pool2dConfig};
 use crate::training::{Model, SymbolicTensor};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

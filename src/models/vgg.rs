@@ -6,8 +6,8 @@
 //! norm, then a 256-unit dense layer.
 
 use crate::error::{Error, Result};
-use crate::layers::keras::*;
-use crate::layers::Initializer;
+use crate::nn::layers::keras::*;
+use crate::nn::layers::Initializer;
 use crate::training::{Model, SymbolicTensor};
 
 /// Filters per conv, `0` for a max-pool.

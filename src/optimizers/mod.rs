@@ -20,7 +20,7 @@
 
 use crate::engine::Tensor;
 use crate::error::{Error, Result};
-use crate::layers::Param;
+use crate::nn::layers::Param;
 use crate::ops::update::{self, Rule};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;

@@ -440,7 +440,7 @@ mod tests {
 
     #[test]
     fn random_matrices_sum_to_totals() {
-        let mut rng = crate::Rng::new(7);
+        let mut rng = crate::engine::Rng::new(7);
         for k in [2, 3, 10] {
             let n = 500;
             let labels: Vec<usize> = (0..n).map(|_| rng.below(k)).collect();

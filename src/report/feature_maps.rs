@@ -35,7 +35,7 @@ pub fn conv_feature_maps(
     let conv: Vec<bool> = model
         .layers()
         .iter()
-        .map(|l| l.config().is::<crate::layers::Conv2DConfig>())
+        .map(|l| l.config().is::<crate::nn::layers::Conv2DConfig>())
         .collect();
     let trace = model.forward_trace(&x.slice_rows(index, index + 1))?;
     trace
@@ -173,7 +173,7 @@ pub fn feature_maps_plot(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::layers::keras::*;
+    use crate::nn::layers::keras::*;
 
     #[test]
     fn maps_of_every_conv_layer() {

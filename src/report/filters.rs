@@ -16,7 +16,7 @@ use plotters::prelude::*;
 /// The name and kernel `[OC, C, KH, KW]` of the model's first Conv2D layer, if any.
 pub fn first_conv_kernel(model: &Sequential) -> Option<(String, Tensor)> {
     model.layers().iter().find_map(|layer| {
-        if !layer.config().is::<crate::layers::Conv2DConfig>() {
+        if !layer.config().is::<crate::nn::layers::Conv2DConfig>() {
             return None;
         }
         let kernel = layer
@@ -126,7 +126,7 @@ pub fn first_conv_filters(model: &Sequential) -> Result<Option<Picture>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::layers::keras::*;
+    use crate::nn::layers::keras::*;
 
     #[test]
     fn finds_and_draws_the_first_conv_layer() {

@@ -189,7 +189,7 @@ pub fn build_report(
     opts: &ReportOptions,
 ) -> Result<Report> {
     let (x, y) = (&ds.x_test, &ds.y_test);
-    if !crate::layers::dims::fits(model.input_shape(), &x.shape()[1..]) {
+    if !crate::nn::layers::dims::fits(model.input_shape(), &x.shape()[1..]) {
         return Err(Error::shape(format!(
             "model '{}' takes inputs {:?} but data set '{}' has samples {:?}",
             model.name,

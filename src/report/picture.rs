@@ -293,7 +293,7 @@ pub fn diverging(v: f32) -> RGBColor {
 
 /// The image at row `i` of `x` (`[N, C, H, W]` with C = 1 or 3, values in [0, 1]) as a
 /// tile scaled `scale` times; `None` when `x` does not hold images.
-pub fn image_tile(x: &crate::Tensor, i: usize, scale: u32) -> Option<Tile> {
+pub fn image_tile(x: &crate::engine::Tensor, i: usize, scale: u32) -> Option<Tile> {
     let s = x.shape();
     if s.len() != 4 || !(s[1] == 1 || s[1] == 3) || i >= s[0] {
         return None;

@@ -4,7 +4,7 @@
 
 use crate::engine::{no_grad, Tensor, Var};
 use crate::error::{Error, Result};
-use crate::layers::Activation;
+use crate::nn::layers::Activation;
 use crate::ops::activation::{sigmoid_scalar, softmax_rows};
 use crate::training::metrics::{label_classes, predicted_classes};
 use crate::training::Sequential;
@@ -43,7 +43,7 @@ pub fn predict_classes(
             y.shape()
         )));
     }
-    let cols = crate::layers::dims::numel(model.output_shape()).ok_or_else(|| {
+    let cols = crate::nn::layers::dims::numel(model.output_shape()).ok_or_else(|| {
         Error::shape(format!(
             "model '{}': predictions need a known output shape, got {:?}",
             model.name,

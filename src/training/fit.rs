@@ -1,4 +1,5 @@
-//! The training loop behind `Sequential::fit`.
+//! The training loop behind `Sequential::fit` and `fit_source`: one epoch loop
+//! (`run_epochs`), fed by tensors through the prefetching producer or by a `BatchSource`.
 //!
 //! One training step (see ARCHITECTURE.md for the data flow):
 //! receive the next shuffled (and, if configured, augmented) batch from the producer
@@ -10,9 +11,10 @@ use super::callbacks::{Callback, Logs};
 use super::history::History;
 use super::metrics::Tally;
 use super::model::Sequential;
-use super::prefetch::{AugmentWith, Prefetcher};
+use super::prefetch::{AugmentWith, Prefetcher, PreparedBatch};
+use super::source::{Batch, BatchSource};
 use super::step::StepOutput;
-use crate::data::augment::Augmentation;
+use super::transform::{validation_split_index, BatchTransform};
 use crate::engine::Tensor;
 use crate::error::{Error, Result};
 use crate::losses::Target;
@@ -42,7 +44,7 @@ pub struct FitArgs {
     /// Augmentation of the training batches (never of validation data). Its random
     /// numbers are seeded by one draw from the model's generator at the start of `fit`,
     /// so a seeded model gives the same augmented batches on every run.
-    pub augmentation: Option<Augmentation>,
+    pub augmentation: Option<Box<dyn BatchTransform>>,
     /// The step run for each batch (default: `Model::train_step`).
     pub train_step: Option<TrainStep>,
 }
@@ -101,8 +103,9 @@ impl FitArgs {
         self.callbacks.push(Box::new(c));
         self
     }
-    pub fn augmentation(mut self, a: Augmentation) -> Self {
-        self.augmentation = Some(a);
+    /// Augments the training batches (`data::Augmentation`, or any `BatchTransform`).
+    pub fn augmentation(mut self, a: impl BatchTransform + 'static) -> Self {
+        self.augmentation = Some(Box::new(a));
         self
     }
     /// Runs `step` for each batch instead of `Model::train_step` (Keras' overridden
@@ -148,7 +151,7 @@ fn split_validation(
     n: usize,
     fraction: f64,
 ) -> Result<(Split, Split)> {
-    let k = crate::data::batches::validation_split_index(n, fraction)?;
+    let k = validation_split_index(n, fraction)?;
     let head = |ts: &[Tensor]| ts.iter().map(|t| t.slice_rows(0, k)).collect();
     let tail = |ts: &[Tensor]| ts.iter().map(|t| t.slice_rows(k, n)).collect();
     Ok(((head(xs), head(ys)), (tail(xs), tail(ys))))
@@ -167,16 +170,15 @@ pub(super) fn fit(
         validation_data,
         shuffle,
         verbose,
-        mut callbacks,
+        callbacks,
         initial_epoch,
         augmentation,
-        mut train_step,
+        train_step,
     } = args;
     if batch_size == 0 {
         return Err(Error::invalid("fit: batch_size must be at least 1"));
     }
     let n_all = model.check_data("fit", x, y)?;
-    let metric_list = model.compiled.as_ref().expect("checked").metrics.clone();
     // An augmentation that does nothing is no augmentation (and draws no seed, so the run
     // stays identical to one without it).
     let augmentation = augmentation.filter(|a| !a.is_identity());
@@ -188,7 +190,6 @@ pub(super) fn fit(
                 x.len()
             )));
         }
-        a.validate()?;
         a.check_input(x[0].shape())?;
     }
 
@@ -210,7 +211,218 @@ pub(super) fn fit(
     if n == 0 {
         return Err(Error::invalid("fit: no training samples"));
     }
+    let mut feed = TensorFeed {
+        x: train_x,
+        y: train_y,
+        order: (0..n).collect(),
+        batch_size,
+        shuffle,
+        augmentation,
+        augment_seed: None,
+    };
+    let settings = EpochLoop {
+        epochs,
+        initial_epoch,
+        val_batch_size: batch_size.max(256),
+        verbose,
+        callbacks,
+        train_step,
+        val,
+    };
+    run_epochs(model, &mut feed, settings)
+}
 
+/// `fit` over a `BatchSource` (see `source.rs`): the same epoch loop as `fit`, each
+/// batch checked against the model as it arrives. `batch_size` sets only the validation
+/// batches; `shuffle` is the source's business; `validation_split` and `augmentation`
+/// need tensors and are refused.
+pub(super) fn fit_source(
+    model: &mut Sequential,
+    source: &mut dyn BatchSource,
+    args: FitArgs,
+) -> Result<History> {
+    let FitArgs {
+        epochs,
+        batch_size,
+        validation_split,
+        validation_data,
+        shuffle: _,
+        verbose,
+        callbacks,
+        initial_epoch,
+        augmentation,
+        train_step,
+    } = args;
+    if model.compiled.is_none() {
+        return Err(Error::invalid(
+            "fit: the model is not compiled (call compile first)",
+        ));
+    }
+    if validation_split > 0.0 {
+        return Err(Error::invalid(
+            "fit_source: validation_split needs tensors to split; give validation_data",
+        ));
+    }
+    if augmentation.is_some() {
+        return Err(Error::invalid(
+            "fit_source: augmentation applies to tensor data; augment in the source",
+        ));
+    }
+    if source.is_empty() {
+        return Err(Error::invalid("fit_source: the source has no batches"));
+    }
+    if let Some((vx, vy)) = &validation_data {
+        model.check_data("fit (validation data)", vx, vy)?;
+    }
+    let settings = EpochLoop {
+        epochs,
+        initial_epoch,
+        val_batch_size: batch_size.max(256),
+        verbose,
+        callbacks,
+        train_step,
+        val: validation_data,
+    };
+    run_epochs(model, &mut SourceFeed { source }, settings)
+}
+
+/// Where the epoch loop takes its batches from: tensors through the prefetching
+/// producer, or a `BatchSource`.
+trait Feed {
+    /// Batches per epoch.
+    fn steps(&self) -> usize;
+    /// Called once, after the callbacks' `on_train_begin`.
+    fn start(&mut self, model: &mut Sequential);
+    /// Hands the epoch's batches, in order, to `body` (with the time waited for each).
+    fn epoch(
+        &mut self,
+        model: &mut Sequential,
+        epoch: usize,
+        body: &mut dyn FnMut(&mut Sequential, usize, PreparedBatch, Duration) -> Result<()>,
+    ) -> Result<()>;
+}
+
+/// Tensors, cut into shuffled batches by the producer thread (`prefetch.rs`).
+struct TensorFeed {
+    x: Vec<Tensor>,
+    y: Vec<Tensor>,
+    order: Vec<usize>,
+    batch_size: usize,
+    shuffle: bool,
+    augmentation: Option<Box<dyn BatchTransform>>,
+    augment_seed: Option<u64>,
+}
+
+impl Feed for TensorFeed {
+    fn steps(&self) -> usize {
+        self.order.len().div_ceil(self.batch_size)
+    }
+
+    fn start(&mut self, model: &mut Sequential) {
+        // Drawn only when augmenting, so that runs without augmentation keep their
+        // shuffles and dropout masks.
+        self.augment_seed = self.augmentation.as_ref().map(|_| model.rng.next_u64());
+    }
+
+    fn epoch(
+        &mut self,
+        model: &mut Sequential,
+        epoch: usize,
+        body: &mut dyn FnMut(&mut Sequential, usize, PreparedBatch, Duration) -> Result<()>,
+    ) -> Result<()> {
+        if self.shuffle {
+            model.rng.shuffle(&mut self.order);
+        }
+        let augment =
+            self.augmentation
+                .as_ref()
+                .zip(self.augment_seed)
+                .map(|(augmentation, seed)| AugmentWith {
+                    augmentation: augmentation.as_ref(),
+                    seed,
+                });
+        let steps = self.steps();
+        // The producer thread borrows the data and this epoch's order; the scope ends
+        // (joining it) before the order is shuffled again.
+        std::thread::scope(|scope| -> Result<()> {
+            let mut batches = Prefetcher::start(
+                scope,
+                &self.x,
+                &self.y,
+                &self.order,
+                self.batch_size,
+                epoch,
+                augment,
+            );
+            for step in 0..steps {
+                let (batch, waited) = batches.next_batch()?;
+                body(model, step, batch, waited)?;
+            }
+            Ok(())
+        })
+    }
+}
+
+/// A `BatchSource`, asked on the main thread.
+struct SourceFeed<'a> {
+    source: &'a mut dyn BatchSource,
+}
+
+impl Feed for SourceFeed<'_> {
+    fn steps(&self) -> usize {
+        self.source.len()
+    }
+
+    fn start(&mut self, _model: &mut Sequential) {}
+
+    fn epoch(
+        &mut self,
+        model: &mut Sequential,
+        epoch: usize,
+        body: &mut dyn FnMut(&mut Sequential, usize, PreparedBatch, Duration) -> Result<()>,
+    ) -> Result<()> {
+        let steps = self.source.len();
+        for step in 0..steps {
+            let start = Instant::now();
+            let Batch { xs, ys } = self.source.batch(epoch, step)?;
+            let what = format!("fit: batch {} of {steps} (epoch {})", step + 1, epoch + 1);
+            let size = model.check_data(&what, &xs, &ys)?;
+            let batch = PreparedBatch {
+                xs,
+                ys,
+                size,
+                prepare: start.elapsed(),
+            };
+            body(model, step, batch, Duration::ZERO)?;
+        }
+        Ok(())
+    }
+}
+
+/// What the epoch loop needs besides the model and its batches.
+struct EpochLoop {
+    epochs: usize,
+    initial_epoch: usize,
+    val_batch_size: usize,
+    verbose: u8,
+    callbacks: Vec<Box<dyn Callback>>,
+    train_step: Option<TrainStep>,
+    val: Option<(Vec<Tensor>, Vec<Tensor>)>,
+}
+
+/// The epoch loop of `fit` and `fit_source`: per batch the step (or the user's), the
+/// running logs and the progress bar; per epoch validation, history and callbacks.
+fn run_epochs(model: &mut Sequential, feed: &mut dyn Feed, settings: EpochLoop) -> Result<History> {
+    let EpochLoop {
+        epochs,
+        initial_epoch,
+        val_batch_size,
+        verbose,
+        mut callbacks,
+        mut train_step,
+        val,
+    } = settings;
+    let metric_list = model.compiled.as_ref().expect("checked").metrics.clone();
     let fused = model.fused_outputs();
     // The keys of the epoch line, in the order printed.
     let log_keys: Vec<String> = Tally::new(fused.len(), metric_list.len())
@@ -224,21 +436,11 @@ pub(super) fn fit(
         cb.on_train_begin(model)?;
     }
 
-    let steps = n.div_ceil(batch_size);
-    let mut order: Vec<usize> = (0..n).collect();
-    // Drawn only when augmenting, so that runs without augmentation keep their shuffles
-    // and dropout masks.
-    let augment_seed = augmentation.as_ref().map(|_| model.rng.next_u64());
-    let augment = augmentation
-        .as_ref()
-        .zip(augment_seed)
-        .map(|(augmentation, seed)| AugmentWith { augmentation, seed });
+    let steps = feed.steps();
+    feed.start(model);
     for epoch in initial_epoch..epochs {
         for cb in callbacks.iter_mut() {
             cb.on_epoch_begin(epoch, model)?;
-        }
-        if shuffle {
-            model.rng.shuffle(&mut order);
         }
         let bar = if verbose == 1 {
             let bar = ProgressBar::new(steps as u64);
@@ -255,14 +457,10 @@ pub(super) fn fit(
         let start = Instant::now();
         let mut tally = Tally::new(fused.len(), metric_list.len());
         let mut timing = BatchTiming::default();
-        // The producer thread borrows the data and this epoch's order; the scope ends
-        // (joining it) before the order is shuffled again.
-        std::thread::scope(|scope| -> Result<()> {
-            let mut batches = Prefetcher::start(
-                scope, &train_x, &train_y, &order, batch_size, epoch, augment,
-            );
-            for step in 0..steps {
-                let (batch, waited) = batches.next_batch()?;
+        feed.epoch(
+            model,
+            epoch,
+            &mut |model: &mut Sequential, step: usize, batch: PreparedBatch, waited: Duration| {
                 let step_start = Instant::now();
                 timing.wait += waited;
                 timing.prepare += batch.prepare;
@@ -305,16 +503,16 @@ pub(super) fn fit(
                 }
                 bar.inc(1);
                 timing.step += step_start.elapsed();
-            }
-            Ok(())
-        })?;
+                Ok(())
+            },
+        )?;
         let seconds = start.elapsed().as_secs_f64();
         bar.finish_and_clear();
 
         let seen = tally.seen();
         let mut logs: Logs = tally.logs(model, &metric_list).into_iter().collect();
         if let Some((vx, vy)) = &val {
-            let ev = model.evaluate_many(vx, vy, batch_size.max(256))?;
+            let ev = model.evaluate_many(vx, vy, val_batch_size)?;
             logs.insert("val_loss".into(), ev.loss);
             for (k, v) in ev.metrics {
                 logs.insert(format!("val_{k}"), v);

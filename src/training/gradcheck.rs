@@ -196,8 +196,8 @@ mod tests {
     //! one with kinks (ReLU, max-pool), where the frozen kinks and the skipping of
     //! disagreeing estimates could hide an error if they were too lenient.
     use super::*;
-    use crate::layers::keras::*;
-    use crate::Optimizer;
+    use crate::nn::layers::keras::*;
+    use crate::optimizers::Optimizer;
 
     const SPARSE: crate::losses::KerasLoss =
         crate::losses::KerasLoss::SparseCategoricalCrossentropy {

@@ -37,10 +37,6 @@ impl History {
         serde_json::to_string_pretty(self).expect("history serializes")
     }
 
-    pub fn save(&self, path: &Path) -> Result<()> {
-        crate::formats::atomic::write_bytes_atomic(path, self.to_json().as_bytes())
-    }
-
     pub fn load(path: &Path) -> Result<History> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
         serde_json::from_str(&text).map_err(|e| Error::format(path, e.to_string()))

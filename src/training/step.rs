@@ -31,8 +31,8 @@ use super::model::Model;
 use crate::engine::autograd::set_scope;
 use crate::engine::{Tensor, Var};
 use crate::error::{Error, Result};
-use crate::layers::Param;
 use crate::losses::Target;
+use crate::nn::layers::Param;
 use crate::optimizers::Optimizer;
 use std::time::{Duration, Instant};
 
@@ -109,8 +109,8 @@ impl Model {
         let outs = self.run(&xs, true, &fused, None, true, None)?;
         let t_loss = Instant::now();
         // While profiling, the loss's ops get their own scope (after the layers').
-        let prev_scope =
-            super::profile::is_profiling().then(|| set_scope(self.layers().len() as u32 + 1));
+        let prev_scope = crate::nn::layer_timing::is_profiling()
+            .then(|| set_scope(self.layers().len() as u32 + 1));
         let objective = self.training_objective(&outs, ys, &fused);
         if let Some(prev) = prev_scope {
             set_scope(prev);

@@ -3,7 +3,7 @@
 //! - copies between NCHW planes and channels-last buffers (`[position][channel]`), 16
 //!   channels by 16 positions at a time through an in-register 16x16 transpose (scalar
 //!   strided copies were half of the Winograd weight gradient's time on 16->16 28x28,
-//!   see ARCHITECTURE.md);
+//!   see BENCHMARKS.md, "Design measurements");
 //! - their GEMM: one operand broadcast a value at a time, the other loaded 16 channels
 //!   wide, register tiles that sum over the whole depth.
 

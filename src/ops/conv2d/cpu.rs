@@ -24,7 +24,7 @@
 //!
 //! - **Direct and Winograd kernels** for stride-1 convs (`direct.rs`, `winograd.rs`),
 //!   chosen per kernel by `direct_cpu` and `winograd_cpu` (measurements in
-//!   ARCHITECTURE.md).
+//!   BENCHMARKS.md, "Design measurements").
 //!
 //! Not special-cased (correct through the general path, not fast): depthwise convs
 //! (`OCG = 1` makes each group's GEMM a matrix-vector product).
@@ -63,13 +63,14 @@ pub(crate) struct Tuning {
     pub winograd: bool,
     /// Whether those convs' forward and input gradient take F(4x4, 3x3)
     /// (`winograd4.rs`, channels-last) instead of F(2x2, 3x3) (`winograd.rs`): 0.53x to
-    /// 0.83x F(2x2)'s time on deep-convnet's layers on two threads (ARCHITECTURE.md).
+    /// 0.83x F(2x2)'s time on deep-convnet's layers on two threads (BENCHMARKS.md,
+    /// "Design measurements").
     pub winograd4: bool,
     /// Least tiles (2x2 output blocks) in the batch for Winograd.
     pub winograd_min_tiles: usize,
     /// Whether the weight gradient of those convs takes Winograd too
     /// (`winograd_weight.rs`): 0.30x to 0.80x the direct kernel's time on deep-convnet's
-    /// layers on two threads (ARCHITECTURE.md).
+    /// layers on two threads (BENCHMARKS.md, "Design measurements").
     pub winograd_weight: bool,
 }
 

@@ -23,7 +23,7 @@
 //! Why: on deep-convnet's 16- and 32-channel layers the GEMM path spent its time in
 //! im2col, col2im and (for the weight gradient, whose operands are both contiguous along
 //! the summed axis) matrixmultiply's scalar packing; the measured gains are in
-//! ARCHITECTURE.md.
+//! BENCHMARKS.md ("Design measurements").
 
 use super::cpu::{copy_short, sum8};
 use super::Conv2dDims;

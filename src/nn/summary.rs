@@ -1,7 +1,7 @@
 //! Keras' `model.summary()` table. Shapes are channels-first, as nabla computes them.
 
-use super::model::Sequential;
-use crate::layers::Dim;
+use super::graph::Graph;
+use super::layers::Dim;
 
 fn shape_str(shape: &[Dim]) -> String {
     let dims: Vec<String> = std::iter::once("None".to_string())
@@ -27,7 +27,7 @@ pub fn thousands(n: usize) -> String {
 /// statistics, which Keras lists as non-trainable params, get their own line): `Layer (type)`, `Output Shape`, `Param #`, and for a model that is not
 /// a simple chain, `Connected to` (the tensors each layer reads), with the inputs listed
 /// first as `InputLayer` rows.
-pub fn summary(model: &Sequential) -> String {
+pub fn summary(model: &Graph) -> String {
     let graph = !model.is_sequential();
     let mut rows: Vec<[String; 4]> = Vec::new();
     if graph {

@@ -346,7 +346,7 @@ mod tests {
     fn shape_of(class: &str, axis: Option<i64>, inputs: &[&[usize]]) -> Result<Vec<Dim>> {
         let inputs: Vec<Vec<Dim>> = inputs
             .iter()
-            .map(|s| crate::layers::dims::dims(s))
+            .map(|s| crate::nn::layers::dims::dims(s))
             .collect();
         let refs: Vec<&[Dim]> = inputs.iter().map(|s| s.as_slice()).collect();
         output_shape(class, axis, "m", &refs)

@@ -123,7 +123,7 @@ impl Layer for UpSampling2D {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::layers::dims::dims;
+    use crate::nn::layers::dims::dims;
 
     #[test]
     fn config_reads_keras_forms_and_shapes_follow_size() {

@@ -156,7 +156,7 @@ pub const LAYER_TYPES: &[LayerType] = &[
     merge::MINIMUM,
     merge::CONCATENATE,
     // A whole model used as a layer (nested models); its config is the model's.
-    crate::training::functional::MODEL,
+    crate::nn::nested::MODEL,
     shared::SHARED,
     upsampling::UPSAMPLING_2D,
     conv2d_transpose::CONV2D_TRANSPOSE,
@@ -172,7 +172,7 @@ pub mod keras {
     pub use super::activation::Activation::*;
     pub use super::PaddingMode::*;
     use super::*;
-    pub use crate::training::functional::{Call, Input, NamedInput, Shared};
+    pub use crate::nn::functional::{Call, Input, NamedInput, Shared};
 
     #[allow(non_snake_case)]
     pub fn Dense(units: usize) -> DenseConfig {

@@ -43,11 +43,11 @@
 //! Models with several inputs and outputs train with `compile_outputs` and `fit_many`
 //! (see `tests/multi_io.rs`), or with a loop of one's own over `call_many`.
 
-use super::model::{InputConfig, Model, ModelConfig};
-use crate::engine::{Rng, Var};
+use super::graph::Graph;
+use super::layers::dims::{Dim, IntoDims};
+use super::layers::LayerConfig;
+use super::model_config::InputConfig;
 use crate::error::{Error, Result};
-use crate::layers::dims::{Dim, IntoDims};
-use crate::layers::{ForwardCtx, Layer, LayerConfig, LayerKind, LayerType, Param};
 use std::collections::HashMap;
 use std::rc::Rc;
 
@@ -175,14 +175,14 @@ impl Shared {
 
 impl<T: Into<LayerConfig>> Call for T {}
 
-impl Model {
+impl Graph {
     /// A model from its inputs to its outputs (Keras' `Model(inputs, outputs)`). The
     /// seed fixes weight initialization, shuffling and dropout masks.
     pub fn functional(
         inputs: &[&SymbolicTensor],
         outputs: &[&SymbolicTensor],
         seed: u64,
-    ) -> Result<Model> {
+    ) -> Result<Graph> {
         if inputs.is_empty() || outputs.is_empty() {
             return Err(Error::invalid(
                 "a functional model needs at least one input and one output",
@@ -219,7 +219,7 @@ impl Model {
         for out in outputs {
             visit(out, &ids, &mut seen, &mut order)?;
         }
-        let mut model = Model::empty(input_cfgs, seed);
+        let mut model = Graph::empty(input_cfgs, seed);
         model.name = "model".into();
         // The name of the layer each shared layer's first call built.
         let mut shared_names: HashMap<*const LayerConfig, String> = HashMap::new();
@@ -238,7 +238,7 @@ impl Model {
                 .as_ref()
                 .and_then(|s| shared_names.get(&Rc::as_ptr(s)));
             let config = match first_call {
-                Some(layer) => crate::layers::SharedConfig {
+                Some(layer) => super::layers::SharedConfig {
                     name: None,
                     layer: layer.clone(),
                 }
@@ -268,8 +268,7 @@ impl Model {
 
     /// `call` for a model with several inputs.
     pub fn call_inputs(&self, xs: &[&SymbolicTensor]) -> Result<SymbolicTensor> {
-        let mut cfg = self.config();
-        cfg.compile = None;
+        let cfg = self.config();
         let weights = self.get_weights();
         apply(LayerConfig::new(cfg), xs, Some(weights), None)
     }
@@ -306,107 +305,5 @@ fn visit(
             order.push(t.clone());
             Ok(())
         }
-    }
-}
-
-/// The registry line of a whole model used as a layer (nested models): its config is
-/// the model's (see `layers::LAYER_TYPES`).
-pub const MODEL: LayerType = LayerType {
-    class_name: "Model",
-    parse: |v| Ok(LayerConfig::new(serde_json::from_value::<ModelConfig>(v)?)),
-};
-
-impl LayerKind for ModelConfig {
-    fn class_name(&self) -> &'static str {
-        "Model"
-    }
-    fn base_name(&self) -> &'static str {
-        "model"
-    }
-    fn name(&self) -> Option<&str> {
-        Some(&self.name)
-    }
-    fn takes_many_inputs(&self) -> bool {
-        self.input_shapes().len() > 1
-    }
-    fn output_shape(&self, name: &str, inputs: &[&[Dim]]) -> Result<Vec<Dim>> {
-        nested_output_shape(self, name, inputs)
-    }
-    fn build(&self, name: String, _inputs: &[&[Dim]], rng: &mut Rng) -> Result<Box<dyn Layer>> {
-        let seed = rng.next_u64();
-        let mut m = Model::from_config(self, seed)?;
-        m.name = name;
-        Ok(Box::new(m))
-    }
-}
-
-/// Output shape of a nested model for the given input shapes.
-pub(crate) fn nested_output_shape(
-    cfg: &ModelConfig,
-    name: &str,
-    inputs: &[&[Dim]],
-) -> Result<Vec<Dim>> {
-    let want = cfg.input_shapes();
-    // An axis the inner model leaves open takes anything; a known one must match.
-    let fits = |w: &[Dim], i: &[Dim]| {
-        w.len() == i.len() && w.iter().zip(i).all(|(w, i)| !w.is_known() || w == i)
-    };
-    if want.len() != inputs.len() || want.iter().zip(inputs).any(|(w, i)| !fits(w, i)) {
-        return Err(Error::shape(format!(
-            "layer '{name}' (Model) expects inputs {want:?}, got {inputs:?}"
-        )));
-    }
-    // A walk over the layer configs: no weights are built (building a large pretrained
-    // base such as resnet50 takes about a second).
-    let mut outs = cfg.output_shapes()?;
-    if outs.len() != 1 {
-        return Err(Error::invalid(format!(
-            "layer '{name}' (Model): a nested model must have one output, it has {}",
-            outs.len()
-        )));
-    }
-    Ok(outs.remove(0))
-}
-
-/// A model inside a model: one layer whose forward runs the inner graph.
-impl Layer for Model {
-    fn name(&self) -> &str {
-        &self.name
-    }
-    fn forward(&mut self, x: &Var, ctx: &mut ForwardCtx) -> Result<Var> {
-        self.forward_many(std::slice::from_ref(x), ctx)
-    }
-    fn forward_many(&mut self, xs: &[Var], ctx: &mut ForwardCtx) -> Result<Var> {
-        let mut out = self.run(
-            xs,
-            ctx.training,
-            &[ctx.output_logits],
-            Some(&mut *ctx.rng),
-            false,
-            None,
-        )?;
-        Ok(out.remove(0))
-    }
-    /// The inner weights, named `MODEL/LAYER/WEIGHT`.
-    fn params(&self) -> Vec<Param> {
-        self.layers()
-            .iter()
-            .flat_map(|l| l.params())
-            .map(|p| Param {
-                name: format!("{}/{}", self.name, p.name),
-                ..p
-            })
-            .collect()
-    }
-    fn config(&self) -> LayerConfig {
-        let mut cfg = Model::config(self);
-        cfg.compile = None;
-        LayerConfig::new(cfg)
-    }
-    fn output_activation(&self) -> Option<crate::layers::Activation> {
-        self.output_layer().and_then(|l| l.output_activation())
-    }
-    fn regularization(&self) -> Option<Var> {
-        self.regularization_penalty()
     }
 }

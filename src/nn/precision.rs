@@ -24,11 +24,11 @@
 //! rounding already happened). A nested model rounds at its own boundary only unless it
 //! is set too.
 
-use super::model::Model;
+use super::graph::Graph;
 use crate::engine::{DType, Var};
 use crate::error::{Error, Result};
 
-impl Model {
+impl Graph {
     /// Stores the weights in `dtype` and rounds activations to it between layers (f32,
     /// f16 or bf16). See the module docs.
     pub fn set_dtype(&mut self, dtype: DType) -> Result<()> {
@@ -66,7 +66,7 @@ pub(super) fn round_activation(v: Var, dtype: DType) -> Var {
     Var::constant(v.value().to_dtype(dtype))
 }
 
-pub(super) fn check_can_train(model: &Model, training: bool) -> Result<()> {
+pub(super) fn check_can_train(model: &Graph, training: bool) -> Result<()> {
     if training && model.dtype != DType::F32 {
         return Err(Error::invalid(format!(
             "model '{}' is set to {}: half precision is for inference; call \

@@ -214,7 +214,7 @@ mod tests {
             (1, 2),
             (0, 3),
         )));
-        let dims = crate::layers::dims::dims;
+        let dims = crate::nn::layers::dims::dims;
         assert_eq!(c.output_shape("zp", &dims(&[3, 4, 5])).unwrap(), [3, 7, 8]);
         assert!(c.output_shape("zp", &dims(&[4, 5])).is_err());
         assert_eq!(c.class_name(), "ZeroPadding2D");

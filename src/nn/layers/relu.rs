@@ -217,7 +217,7 @@ impl Layer for LeakyReLU {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::layers::dims::dims;
+    use crate::nn::layers::dims::dims;
 
     fn parse(json: &str) -> std::result::Result<LayerConfig, String> {
         serde_json::from_str(json).map_err(|e| e.to_string())
@@ -306,8 +306,8 @@ mod tests {
 
     #[test]
     fn summary_names_and_model_json_round_trip() {
-        use crate::layers::keras::*;
-        use crate::training::{ModelConfig, Sequential};
+        use crate::nn::layers::keras::*;
+        use crate::nn::{Graph as Sequential, ModelConfig};
         let mut m = Sequential::new(&[4]);
         m.add(Dense(3))
             .unwrap()

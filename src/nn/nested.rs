@@ -1,0 +1,110 @@
+//! Nested models: a whole model graph used as one layer of another. Its config is the
+//! model's (`ModelConfig`, class name `Model`); its forward runs the inner graph; its
+//! weights are named `MODEL/LAYER/WEIGHT`.
+
+use super::graph::Graph;
+use super::layers::dims::Dim;
+use super::layers::{Activation, ForwardCtx, Layer, LayerConfig, LayerKind, LayerType, Param};
+use super::model_config::ModelConfig;
+use crate::engine::{Rng, Var};
+use crate::error::{Error, Result};
+
+/// The registry line of a whole model used as a layer (nested models): its config is
+/// the model's (see `layers::LAYER_TYPES`).
+pub const MODEL: LayerType = LayerType {
+    class_name: "Model",
+    parse: |v| Ok(LayerConfig::new(serde_json::from_value::<ModelConfig>(v)?)),
+};
+
+impl LayerKind for ModelConfig {
+    fn class_name(&self) -> &'static str {
+        "Model"
+    }
+    fn base_name(&self) -> &'static str {
+        "model"
+    }
+    fn name(&self) -> Option<&str> {
+        Some(&self.name)
+    }
+    fn takes_many_inputs(&self) -> bool {
+        self.input_shapes().len() > 1
+    }
+    fn output_shape(&self, name: &str, inputs: &[&[Dim]]) -> Result<Vec<Dim>> {
+        nested_output_shape(self, name, inputs)
+    }
+    fn build(&self, name: String, _inputs: &[&[Dim]], rng: &mut Rng) -> Result<Box<dyn Layer>> {
+        let seed = rng.next_u64();
+        let mut m = Graph::from_config(self, seed)?;
+        m.name = name;
+        Ok(Box::new(m))
+    }
+}
+
+/// Output shape of a nested model for the given input shapes.
+pub(crate) fn nested_output_shape(
+    cfg: &ModelConfig,
+    name: &str,
+    inputs: &[&[Dim]],
+) -> Result<Vec<Dim>> {
+    let want = cfg.input_shapes();
+    // An axis the inner model leaves open takes anything; a known one must match.
+    let fits = |w: &[Dim], i: &[Dim]| {
+        w.len() == i.len() && w.iter().zip(i).all(|(w, i)| !w.is_known() || w == i)
+    };
+    if want.len() != inputs.len() || want.iter().zip(inputs).any(|(w, i)| !fits(w, i)) {
+        return Err(Error::shape(format!(
+            "layer '{name}' (Model) expects inputs {want:?}, got {inputs:?}"
+        )));
+    }
+    // A walk over the layer configs: no weights are built (building a large pretrained
+    // base such as resnet50 takes about a second).
+    let mut outs = cfg.output_shapes()?;
+    if outs.len() != 1 {
+        return Err(Error::invalid(format!(
+            "layer '{name}' (Model): a nested model must have one output, it has {}",
+            outs.len()
+        )));
+    }
+    Ok(outs.remove(0))
+}
+
+/// A model inside a model: one layer whose forward runs the inner graph.
+impl Layer for Graph {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn forward(&mut self, x: &Var, ctx: &mut ForwardCtx) -> Result<Var> {
+        self.forward_many(std::slice::from_ref(x), ctx)
+    }
+    fn forward_many(&mut self, xs: &[Var], ctx: &mut ForwardCtx) -> Result<Var> {
+        let mut out = self.run(
+            xs,
+            ctx.training,
+            &[ctx.output_logits],
+            Some(&mut *ctx.rng),
+            false,
+            None,
+        )?;
+        Ok(out.remove(0))
+    }
+    /// The inner weights, named `MODEL/LAYER/WEIGHT`.
+    fn params(&self) -> Vec<Param> {
+        self.layers()
+            .iter()
+            .flat_map(|l| l.params())
+            .map(|p| Param {
+                name: format!("{}/{}", self.name, p.name),
+                ..p
+            })
+            .collect()
+    }
+    fn config(&self) -> LayerConfig {
+        LayerConfig::new(Graph::config(self))
+    }
+    fn output_activation(&self) -> Option<Activation> {
+        self.output_layer().and_then(|l| l.output_activation())
+    }
+    fn regularization(&self) -> Option<Var> {
+        self.regularization_penalty()
+    }
+}
