@@ -11,6 +11,7 @@
 //! - `image`: a PNG/JPEG from disk as a model input.
 //! - `image_folder`: a folder of class sub-folders of images as a data set.
 //! - `normalize`: per-channel statistics and standardisation.
+//! - `npy`, `npz`, `mat`: NumPy arrays and MATLAB v5 files as [`ndarray::NdArray`]s.
 //! - `toy`: the truth tables of the first lesson (XOR, AND, OR, NAND).
 
 pub mod augment;
@@ -21,7 +22,11 @@ pub mod download;
 pub mod idx;
 pub mod image;
 pub mod image_folder;
+pub mod mat;
+pub mod ndarray;
 pub mod normalize;
+pub mod npy;
+pub mod npz;
 pub mod toy;
 pub mod transforms;
 
