@@ -17,6 +17,7 @@
 pub mod augment;
 pub mod batches;
 pub mod cifar10;
+pub mod csv_table;
 pub mod datasets;
 pub mod download;
 pub mod idx;
@@ -27,6 +28,8 @@ pub mod ndarray;
 pub mod normalize;
 pub mod npy;
 pub mod npz;
+pub mod split;
+pub mod standardize;
 pub mod toy;
 pub mod transforms;
 
