@@ -53,7 +53,8 @@ pub struct TrainArgs {
     /// Learning rate. Default: the recipe's (adam 0.001).
     #[arg(long)]
     lr: Option<f32>,
-    /// sparse_categorical_crossentropy, categorical_crossentropy, binary_crossentropy, mse.
+    /// sparse_categorical_crossentropy, categorical_crossentropy, binary_crossentropy, mse,
+    /// huber, log_cosh, kl_divergence, hinge, squared_hinge, categorical_hinge.
     #[arg(long)]
     loss: Option<String>,
     /// Label smoothing EPS in [0, 1) for the categorical cross-entropies: targets become
