@@ -209,7 +209,7 @@ pub fn parse_csv(bytes: &[u8], opts: &CsvOptions) -> Result<Table> {
 /// missing, and a category not seen in training is an error naming it.
 pub fn parse_csv_with_schema(bytes: &[u8], schema: &TableSchema) -> Result<Table> {
     let (header, records) = read_records(bytes)?;
-    let has_target = header.iter().any(|h| *h == schema.target);
+    let has_target = header.contains(&schema.target);
     let mut table = encode(&header, &records, schema, has_target)?;
     if !has_target {
         table.target.clear();

@@ -325,13 +325,12 @@ pub(crate) mod tests {
         out
     }
 
-    /// A v5 file of one variable per entry: (name, class, storage type, dims, data in
-    /// column-major order as bytes of the storage type), written as MATLAB does.
-    pub(crate) fn mat_file(
-        vars: &[(&str, u32, u32, &[i32], Vec<u8>)],
-        compress: bool,
-        big: bool,
-    ) -> Vec<u8> {
+    /// One test variable: (name, class, storage type, dims, data in column-major order
+    /// as bytes of the storage type).
+    pub(crate) type TestVar<'a> = (&'a str, u32, u32, &'a [i32], Vec<u8>);
+
+    /// A v5 file of one variable per entry, written as MATLAB does.
+    pub(crate) fn mat_file(vars: &[TestVar], compress: bool, big: bool) -> Vec<u8> {
         let w = |v: u32| {
             if big {
                 v.to_be_bytes()

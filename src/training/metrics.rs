@@ -494,7 +494,7 @@ mod more_tests {
                 .map(|_| {
                     // Coarse scores so that ties happen.
                     let v = (rng.next_u64() % 8) as f32 / 8.0;
-                    (v, rng.next_u64() % 3 == 0)
+                    (v, rng.next_u64().is_multiple_of(3))
                 })
                 .collect();
             if s.iter().all(|x| x.1) || s.iter().all(|x| !x.1) {
