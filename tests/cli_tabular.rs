@@ -131,4 +131,27 @@ fn mat_and_npz_files_train_from_the_command_line() {
         let acc = run["accuracy"].as_f64().unwrap();
         assert!(acc >= floor, "{}: accuracy {acc}", file.display());
     }
+
+    // predict over a folder of images (sub-folders too): one CSV row per image.
+    let photos = dir.path().join("photos");
+    std::fs::create_dir_all(photos.join("more")).unwrap();
+    for (i, path) in [photos.join("a.png"), photos.join("more/b.png")]
+        .iter()
+        .enumerate()
+    {
+        image::GrayImage::from_fn(28, 28, |x, _| image::Luma([(x as u8) * 9 * i as u8]))
+            .save(path)
+            .unwrap();
+    }
+    std::fs::write(photos.join("notes.txt"), "not an image").unwrap();
+    let model = dir.path().join("m");
+    let out = nabla(&["predict", model.to_str().unwrap(), photos.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 3, "{text}");
+    assert!(lines[0].starts_with("file,predicted,p_0,"), "{text}");
+    assert!(
+        lines[1].contains("a.png") && lines[2].contains("b.png"),
+        "{text}"
+    );
 }
