@@ -138,7 +138,14 @@ pub fn check_fits(model: &Sequential, ds: &Dataset) -> Result<()> {
 /// The line `train` and `evaluate` both print for the test split, so they can be
 /// compared digit for digit.
 pub fn test_line(ev: &nabla::training::Evaluation) -> String {
-    match ev.accuracy() {
+    // Metrics other than accuracy (r2, auc, ...) follow, in name order.
+    let others: String = ev
+        .metrics
+        .iter()
+        .filter(|(k, _)| *k != "accuracy")
+        .map(|(k, v)| format!(" - {k} {v:.4}"))
+        .collect();
+    let line = match ev.accuracy() {
         Some(a) => format!(
             "Test: loss {:.6} - accuracy {:.4} ({:.2}%)",
             ev.loss,
@@ -146,7 +153,8 @@ pub fn test_line(ev: &nabla::training::Evaluation) -> String {
             100.0 * a
         ),
         None => format!("Test: loss {:.6}", ev.loss),
-    }
+    };
+    line + &others
 }
 
 /// Batch size used for every evaluation, so train and evaluate compute identically.

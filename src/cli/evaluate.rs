@@ -39,7 +39,11 @@ pub fn run(a: EvaluateArgs) -> Result<i32> {
         .dataset
         .or_else(|| trained_on(&a.dir))
         .ok_or_else(|| Error::invalid("no --dataset given and DIR/run.json does not name one"))?;
-    let ds = common::load_dataset(&name)?;
+    // A model trained on a data file: its test split, preprocessed as in training.
+    let ds = match super::user_data::load_preprocessing(&a.dir)? {
+        Some(prep) if prep.dataset == name => super::user_data::reload_for(&prep, &model)?,
+        _ => common::load_dataset(&name)?,
+    };
     common::check_fits(&model, &ds)?;
     let timed = |model: &mut nabla::Model| {
         let start = std::time::Instant::now();

@@ -10,6 +10,7 @@ mod predict;
 mod report;
 mod summary;
 mod train;
+mod user_data;
 
 use clap::{Parser, Subcommand};
 

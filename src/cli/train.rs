@@ -1,6 +1,7 @@
 //! `nabla train`: build, compile, fit, save, and evaluate on the test split.
 
 use super::common::{self, test_line, ModelSource, EVAL_BATCH};
+use super::user_data;
 use clap::Args;
 use nabla::data::Augmentation;
 use nabla::error::{Error, Result};
@@ -17,18 +18,23 @@ pub struct TrainArgs {
     /// A built-in model (perceptron, xor-mlp, mlp, simple-convnet, deep-convnet,
     /// keras-cnn, mlp-bn), a deep net built for the data set's shape (vgg11/13/16/19,
     /// vgg-small, resnet18/34/50/101/152, resnet20/32/56, se-resnet18/50/20,
-    /// inception-mini), or a JSON model config file.
-    #[arg(long)]
+    /// inception-mini), or a JSON model config file. With a data file (--dataset
+    /// table.csv, .npz, .mat) it may be left out: an MLP with the task's output.
+    #[arg(long, default_value = "auto")]
     model: String,
-    /// mnist, fashion-mnist, cifar10, a truth table (xor, and, or, nand), or a folder with
-    /// one sub-folder of images per class. Default: the model's own.
+    /// mnist, fashion-mnist, cifar10, a truth table (xor, and, or, nand), a folder with
+    /// one sub-folder of images per class, or a data file: a CSV table, a NumPy .npz or a
+    /// MATLAB .mat (see --target, --task, --x, --y). Default: the model's own.
     #[arg(long)]
     dataset: Option<String>,
+    #[command(flatten)]
+    user_data: super::user_data::UserDataArgs,
     /// For an image folder: the shape C,H,W every image is resized to. Default: the
     /// model's input shape (3,32,32 for the deep nets).
     #[arg(long, value_delimiter = ',')]
     image_shape: Option<Vec<usize>>,
-    /// For an image folder: the fraction of each class held out as the test set.
+    /// For an image folder or a data file: the fraction held out as the test set (of
+    /// each class; a data file's split is seeded by --seed).
     #[arg(long, default_value_t = 0.2)]
     test_split: f64,
     #[arg(long, default_value_t = 1)]
@@ -47,7 +53,8 @@ pub struct TrainArgs {
     /// Learning rate. Default: the recipe's (adam 0.001).
     #[arg(long)]
     lr: Option<f32>,
-    /// sparse_categorical_crossentropy, categorical_crossentropy, binary_crossentropy, mse.
+    /// sparse_categorical_crossentropy, categorical_crossentropy, binary_crossentropy, mse,
+    /// huber, log_cosh, kl_divergence, hinge, squared_hinge, categorical_hinge.
     #[arg(long)]
     loss: Option<String>,
     /// Label smoothing EPS in [0, 1) for the categorical cross-entropies: targets become
@@ -129,9 +136,23 @@ pub fn run(a: TrainArgs) -> Result<i32> {
     }
     let schedule = a.schedule.as_deref().map(Schedule::parse).transpose()?;
     let augmentation = a.augment.as_deref().map(Augmentation::parse).transpose()?;
-    let source = common::model_source(&a.model)?;
+    let user_file = a
+        .dataset
+        .as_deref()
+        .filter(|d| user_data::is_user_file(d) && Path::new(d).is_file())
+        .map(PathBuf::from);
+    if a.model == "auto" && user_file.is_none() {
+        return Err(Error::invalid(
+            "--model is required (a built-in model, a JSON config or a saved model), \
+             except with a data file (--dataset table.csv, .npz, .mat)",
+        ));
+    }
+    let source = match &user_file {
+        Some(_) if a.model == "auto" => ModelSource::Builtin("mlp".into()),
+        _ => common::model_source(&a.model)?,
+    };
     let recipe = match &source {
-        ModelSource::Builtin(n) => Some(models::recipe(n)?),
+        ModelSource::Builtin(n) if user_file.is_none() => Some(models::recipe(n)?),
         _ => None,
     };
     let dataset_name = a
@@ -139,7 +160,14 @@ pub fn run(a: TrainArgs) -> Result<i32> {
         .clone()
         .or_else(|| recipe.map(|r| r.dataset.to_string()))
         .unwrap_or_else(|| "mnist".to_string());
-    let mut ds = if Path::new(&dataset_name).is_dir() {
+    // A data file: split (seeded, stratified for classes) and preprocessed here; the
+    // preprocessing and the split are saved with the model.
+    let mut user = None;
+    let mut ds = if let Some(file) = &user_file {
+        let (ds, prep, split) = user_data::load(file, &a.user_data, a.test_split, a.seed)?;
+        user = Some((prep, split));
+        ds
+    } else if Path::new(&dataset_name).is_dir() {
         let shape = match (&a.image_shape, &source) {
             (Some(s), _) => s.clone(),
             (None, ModelSource::Builtin(n)) if models::is_zoo(n) => vec![3, 32, 32],
@@ -159,7 +187,10 @@ pub fn run(a: TrainArgs) -> Result<i32> {
     } else {
         common::load_dataset(&dataset_name)?
     };
-    let mut model = common::build_model_for(&a.model, &ds, a.seed)?;
+    let mut model = match &user {
+        Some((prep, _)) if a.model == "auto" => user_data::default_model(&ds, prep.task, a.seed)?,
+        _ => common::build_model_for(&a.model, &ds, a.seed)?,
+    };
     common::check_fits(&model, &ds)?;
     if let Some(aug) = &augmentation {
         // Before training starts: the truth tables are not images.
@@ -180,6 +211,9 @@ pub fn run(a: TrainArgs) -> Result<i32> {
 
     let loss = match (&a.loss, recipe, model.loss()) {
         (Some(l), _, _) => KerasLoss::from_name(l)?,
+        (None, _, _) if user.is_some() => {
+            user_data::loss_and_metrics(user.as_ref().expect("some").0.task).0
+        }
         (None, Some(r), _) => r.loss,
         (None, None, Some(l)) => l.keras().ok_or_else(|| {
             Error::invalid(format!(
@@ -221,7 +255,18 @@ pub fn run(a: TrainArgs) -> Result<i32> {
         None => optimizer,
     };
     let batch_size = a.batch_size.or(recipe.map(|r| r.batch_size)).unwrap_or(32);
-    model.compile(loss, optimizer, &["accuracy"])?;
+    // A categorical loss takes one-hot rows: class indices are encoded here.
+    if matches!(loss, KerasLoss::CategoricalCrossentropy { .. }) && ds.y_train.ndim() == 1 {
+        let k = common::num_classes(&ds)
+            .max(ds.y_test.to_f32_vec().into_iter().fold(0.0f32, f32::max) as usize + 1);
+        ds.y_train = nabla::data::to_categorical(&ds.y_train, k)?;
+        ds.y_test = nabla::data::to_categorical(&ds.y_test, k)?;
+    }
+    let metrics: &[&str] = match &user {
+        Some((prep, _)) => user_data::loss_and_metrics(prep.task).1,
+        None => &["accuracy"],
+    };
+    model.compile(loss, optimizer, metrics)?;
 
     let out = a
         .out
@@ -287,6 +332,16 @@ pub fn run(a: TrainArgs) -> Result<i32> {
     let seconds = start.elapsed().as_secs_f64();
 
     model.save(&out)?;
+    if let Some((prep, split)) = &user {
+        write_bytes_atomic(
+            out.join(user_data::PREPROCESSING_FILE),
+            serde_json::to_string_pretty(prep).expect("json").as_bytes(),
+        )?;
+        write_bytes_atomic(
+            out.join(user_data::SPLIT_FILE),
+            serde_json::to_string(split).expect("json").as_bytes(),
+        )?;
+    }
     history.save(&out.join("history.json"))?;
     let ev = model.evaluate(&ds.x_test, &ds.y_test, EVAL_BATCH)?;
     let images: usize = history.epoch.len() * ds.x_train.shape()[0];
@@ -295,6 +350,7 @@ pub fn run(a: TrainArgs) -> Result<i32> {
         "dataset": ds.name,
         "loss": ev.loss,
         "accuracy": ev.accuracy(),
+        "metrics": ev.metrics,
         "epochs": history.epoch.len(),
         "seconds": seconds,
         "images_per_second": images as f64 / seconds,

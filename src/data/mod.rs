@@ -11,17 +11,29 @@
 //! - `image`: a PNG/JPEG from disk as a model input.
 //! - `image_folder`: a folder of class sub-folders of images as a data set.
 //! - `normalize`: per-channel statistics and standardisation.
+//! - `npy`, `npz`, `mat`: NumPy arrays and MATLAB v5 files as [`ndarray::NdArray`]s;
+//!   `csv_table`: numeric tables (one-hot text columns, a schema to encode new rows).
+//!   Each has a plain parser over bytes (no panic, no allocation beyond what the bytes
+//!   can hold) and a path wrapper naming the file in errors.
+//! - `split`: the seeded (stratified) train/test split; `standardize`: feature scaling.
 //! - `toy`: the truth tables of the first lesson (XOR, AND, OR, NAND).
 
 pub mod augment;
 pub mod batches;
 pub mod cifar10;
+pub mod csv_table;
 pub mod datasets;
 pub mod download;
 pub mod idx;
 pub mod image;
 pub mod image_folder;
+pub mod mat;
+pub mod ndarray;
 pub mod normalize;
+pub mod npy;
+pub mod npz;
+pub mod split;
+pub mod standardize;
 pub mod toy;
 pub mod transforms;
 

@@ -202,9 +202,9 @@ mod tests {
         );
         let mse: LossConfig = serde_json::from_str(r#""mean_squared_error""#).unwrap();
         assert_eq!(mse, LossConfig::Keras(KerasLoss::MeanSquaredError));
-        let e = serde_json::from_str::<LossConfig>(r#""huber""#)
+        let e = serde_json::from_str::<LossConfig>(r#""focal""#)
             .unwrap_err()
             .to_string();
-        assert!(e.contains("unknown variant `huber`"), "{e}");
+        assert!(e.contains("unknown variant `focal`"), "{e}");
     }
 }

@@ -17,6 +17,7 @@ use crate::engine::Var;
 use crate::error::{Error, Result};
 use crate::nn::layers::Activation;
 use crate::ops::loss as ops;
+use crate::ops::loss_more as more;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -40,14 +41,34 @@ pub enum KerasLoss {
         from_logits: bool,
     },
     MeanSquaredError,
+    /// Quadratic within `delta` of the label, linear beyond (Keras' default delta 1).
+    Huber {
+        delta: f32,
+    },
+    /// `log(cosh(p - y))`.
+    LogCosh,
+    /// `Σ y log(y / p)` per row (labels and predictions distributions), mean over rows.
+    KlDivergence,
+    /// `max(1 - y p, 0)`, labels -1/1 (0/1 mapped to -1/1).
+    Hinge,
+    /// `max(1 - y p, 0)²`.
+    SquaredHinge,
+    /// One-hot labels `[N, C]`: `max(max_wrong p - p_true + 1, 0)`.
+    CategoricalHinge,
 }
 
 impl KerasLoss {
-    pub const NAMES: [&'static str; 4] = [
+    pub const NAMES: [&'static str; 10] = [
         "categorical_crossentropy",
         "sparse_categorical_crossentropy",
         "binary_crossentropy",
         "mse",
+        "huber",
+        "log_cosh",
+        "kl_divergence",
+        "hinge",
+        "squared_hinge",
+        "categorical_hinge",
     ];
 
     /// Keras' string names (`"sparse_categorical_crossentropy"`, `"mse"`, ...).
@@ -63,6 +84,12 @@ impl KerasLoss {
             },
             "binary_crossentropy" => KerasLoss::BinaryCrossentropy { from_logits: false },
             "mse" | "mean_squared_error" => KerasLoss::MeanSquaredError,
+            "huber" | "huber_loss" => KerasLoss::Huber { delta: 1.0 },
+            "log_cosh" | "logcosh" => KerasLoss::LogCosh,
+            "kl_divergence" | "kld" | "kullback_leibler_divergence" => KerasLoss::KlDivergence,
+            "hinge" => KerasLoss::Hinge,
+            "squared_hinge" => KerasLoss::SquaredHinge,
+            "categorical_hinge" => KerasLoss::CategoricalHinge,
             other => {
                 return Err(Error::invalid(format!(
                     "unknown loss '{other}'; known: {}",
@@ -118,6 +145,12 @@ impl Loss for KerasLoss {
             KerasLoss::SparseCategoricalCrossentropy { .. } => "sparse_categorical_crossentropy",
             KerasLoss::BinaryCrossentropy { .. } => "binary_crossentropy",
             KerasLoss::MeanSquaredError => "mean_squared_error",
+            KerasLoss::Huber { .. } => "huber",
+            KerasLoss::LogCosh => "log_cosh",
+            KerasLoss::KlDivergence => "kl_divergence",
+            KerasLoss::Hinge => "hinge",
+            KerasLoss::SquaredHinge => "squared_hinge",
+            KerasLoss::CategoricalHinge => "categorical_hinge",
         }
     }
 
@@ -205,6 +238,12 @@ impl Loss for KerasLoss {
                 }
             }
             KerasLoss::MeanSquaredError => ops::mean_squared_error(output, labels),
+            KerasLoss::Huber { delta } => more::huber(output, labels, delta),
+            KerasLoss::LogCosh => more::log_cosh(output, labels),
+            KerasLoss::KlDivergence => more::kl_divergence(output, labels),
+            KerasLoss::Hinge => more::hinge(output, labels),
+            KerasLoss::SquaredHinge => more::squared_hinge(output, labels),
+            KerasLoss::CategoricalHinge => more::categorical_hinge(output, labels),
         }
     }
 

@@ -16,6 +16,7 @@ pub mod elementwise;
 pub mod global_pool1d;
 pub mod index;
 pub mod loss;
+pub mod loss_more;
 pub mod matmul;
 pub mod parallel;
 pub mod permute;

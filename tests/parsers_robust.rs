@@ -1,0 +1,73 @@
+//! The byte parsers of the user's data files (`parse_npy`, `read_npz`, `parse_mat`,
+//! `parse_csv`) on thousands of corrupted inputs: each must return (an error or a value),
+//! never panic, and never allocate what a corrupted header claims (a claim of 10^12
+//! elements would abort the test process). A cheap, deterministic stand-in for the fuzz
+//! targets over the same functions.
+
+use nabla::data::csv_table::{parse_csv, CsvOptions};
+use nabla::data::mat::parse_mat;
+use nabla::data::npy::{npy_bytes, parse_npy};
+use nabla::data::npz::read_npz;
+use nabla::Rng;
+
+/// `rounds` mutations of `seed`: bytes overwritten (often with 0xff, to make sizes
+/// huge), cut short, or spliced.
+fn mutations(seed: &[u8], rounds: usize, rng: &mut Rng) -> Vec<Vec<u8>> {
+    let mut out = Vec::with_capacity(rounds);
+    for _ in 0..rounds {
+        let mut b = seed.to_vec();
+        let edits = 1 + rng.next_u64() as usize % 4;
+        for _ in 0..edits {
+            if b.is_empty() {
+                break;
+            }
+            let at = rng.next_u64() as usize % b.len();
+            match rng.next_u64() % 4 {
+                0 => b[at] = 0xff,
+                1 => b[at] = rng.next_u64() as u8,
+                2 => b.truncate(at),
+                _ => {
+                    let from = rng.next_u64() as usize % b.len();
+                    let chunk: Vec<u8> = b[from..].iter().take(16).copied().collect();
+                    b.splice(at..at, chunk);
+                }
+            }
+        }
+        out.push(b);
+    }
+    out
+}
+
+#[test]
+fn corrupted_files_give_errors_not_panics() {
+    let mut rng = Rng::new(16);
+    let npy = npy_bytes("<f4", &[3, 2], true, &[0x3f; 24]);
+    for b in mutations(&npy, 3000, &mut rng) {
+        let _ = parse_npy(&b);
+    }
+    let npz = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/mnist_small.npz"
+    ))
+    .unwrap();
+    // Fewer rounds: each one inflates a 115 KB archive.
+    for b in mutations(&npz, 300, &mut rng) {
+        let _ = read_npz(&b);
+    }
+    let mut mat = vec![b' '; 128];
+    mat[126..128].copy_from_slice(b"IM");
+    // One uint8 2x2 matrix, written out by hand (see src/data/mat.rs for the layout).
+    let words: [u32; 12] = [14, 56, 6, 8, 9, 0, 5, 8, 2, 2, 0x0001_0001, u32::from(b'x')];
+    for w in words {
+        mat.extend_from_slice(&w.to_le_bytes());
+    }
+    mat.extend_from_slice(&[2, 0, 0, 0, 4, 0, 0, 0, 1, 2, 3, 4, 0, 0, 0, 0]);
+    assert!(parse_mat(&mat).is_ok(), "the seed file parses");
+    for b in mutations(&mat, 3000, &mut rng) {
+        let _ = parse_mat(&b);
+    }
+    let csv = b"a,b,color,y\n1,2.5,red,0\n3,-4e2,blue,1\n,7,red,1\n".to_vec();
+    for b in mutations(&csv, 3000, &mut rng) {
+        let _ = parse_csv(&b, &CsvOptions::default());
+    }
+}
