@@ -4,7 +4,6 @@ use super::common::{self, test_line, ModelSource, EVAL_BATCH};
 use clap::Args;
 use nabla::data::Augmentation;
 use nabla::error::{Error, Result};
-use nabla::formats::atomic::write_bytes_atomic;
 use nabla::training::{
     EarlyStopping, FitArgs, LearningRateScheduler, ModelCheckpoint, ReduceLROnPlateau, Schedule,
 };
@@ -127,6 +126,7 @@ pub fn run(a: TrainArgs) -> Result<i32> {
             )));
         }
     }
+    check_options(&a)?;
     let schedule = a.schedule.as_deref().map(Schedule::parse).transpose()?;
     let augmentation = a.augment.as_deref().map(Augmentation::parse).transpose()?;
     let source = common::model_source(&a.model)?;
@@ -139,7 +139,7 @@ pub fn run(a: TrainArgs) -> Result<i32> {
         .clone()
         .or_else(|| recipe.map(|r| r.dataset.to_string()))
         .unwrap_or_else(|| "mnist".to_string());
-    let mut ds = if Path::new(&dataset_name).is_dir() {
+    let mut ds = if common::names_a_folder(&dataset_name) {
         let shape = match (&a.image_shape, &source) {
             (Some(s), _) => s.clone(),
             (None, ModelSource::Builtin(n)) if models::is_zoo(n) => vec![3, 32, 32],
@@ -161,15 +161,19 @@ pub fn run(a: TrainArgs) -> Result<i32> {
     };
     let mut model = common::build_model_for(&a.model, &ds, a.seed)?;
     common::check_fits(&model, &ds)?;
+    // An empty test set would end the run with loss 0/0, after the training.
+    common::check_test_set(&ds)?;
     if let Some(aug) = &augmentation {
         // Before training starts: the truth tables are not images.
-        aug.check_input(ds.x_train.shape()).map_err(|_| {
-            Error::invalid(format!(
+        if ds.x_train.shape().len() != 4 {
+            return Err(Error::invalid(format!(
                 "--augment needs an image data set, but '{}' has samples of shape {:?}",
                 ds.name,
                 &ds.x_train.shape()[1..]
-            ))
-        })?;
+            )));
+        }
+        aug.check_input(ds.x_train.shape())
+            .map_err(|e| Error::invalid(format!("--augment: {e}")))?;
     }
     if let Some(limit) = a.limit {
         let n = limit.min(ds.x_train.shape()[0]);
@@ -227,10 +231,10 @@ pub fn run(a: TrainArgs) -> Result<i32> {
         .out
         .clone()
         .unwrap_or_else(|| PathBuf::from(format!("runs/{}-{}", model.name, dataset_name)));
-    // Created now so that an unwritable --out fails before training, and removed again
-    // (the folders this run created, if still empty) when training fails.
+    // Created and tried now so that an unwritable --out fails before training, and
+    // removed again (the folders this run created, if still empty) when training fails.
     let created = missing_dirs(&out);
-    std::fs::create_dir_all(&out).map_err(|e| Error::io(&out, e))?;
+    nabla::formats::model_dir::check_writable(&out)?;
 
     let mut fit = FitArgs::new()
         .epochs(a.epochs)
@@ -286,8 +290,6 @@ pub fn run(a: TrainArgs) -> Result<i32> {
     };
     let seconds = start.elapsed().as_secs_f64();
 
-    model.save(&out)?;
-    history.save(&out.join("history.json"))?;
     let ev = model.evaluate(&ds.x_test, &ds.y_test, EVAL_BATCH)?;
     let images: usize = history.epoch.len() * ds.x_train.shape()[0];
     let result = serde_json::json!({
@@ -304,7 +306,15 @@ pub fn run(a: TrainArgs) -> Result<i32> {
         "out": out.display().to_string(),
     });
     let run_json = serde_json::to_string_pretty(&result).expect("json");
-    write_bytes_atomic(out.join("run.json"), run_json.as_bytes())?;
+    // Model, history and run.json as one unit: run.json never describes other weights.
+    nabla::formats::model_dir::save_with(
+        &model,
+        &out,
+        &[
+            ("history.json", history.to_json().as_bytes()),
+            ("run.json", run_json.as_bytes()),
+        ],
+    )?;
     if a.json {
         println!("{}", serde_json::to_string(&result).expect("json"));
     } else {
@@ -323,6 +333,57 @@ pub fn run(a: TrainArgs) -> Result<i32> {
         }
     }
     Ok(0)
+}
+
+/// Ranges of the numeric options, checked before any data is loaded.
+fn check_options(a: &TrainArgs) -> Result<()> {
+    if let Some(lr) = a.lr {
+        if !(lr.is_finite() && lr > 0.0) {
+            return Err(Error::invalid(format!(
+                "--lr must be a number > 0, got {lr}"
+            )));
+        }
+    }
+    let split = |flag: &str, v: f64, zero_ok: bool| {
+        if v.is_finite() && (0.0..1.0).contains(&v) && (zero_ok || v > 0.0) {
+            Ok(())
+        } else {
+            let range = if zero_ok { "[0, 1)" } else { "(0, 1)" };
+            Err(Error::invalid(format!(
+                "{flag} must be in {range}, got {v}"
+            )))
+        }
+    };
+    split("--validation-split", a.validation_split, true)?;
+    split("--test-split", a.test_split, false)?;
+    if a.batch_size == Some(0) {
+        return Err(Error::invalid("--batch-size must be at least 1"));
+    }
+    if a.epochs == 0 {
+        return Err(Error::invalid("--epochs must be at least 1"));
+    }
+    if a.limit == Some(0) {
+        return Err(Error::invalid("--limit must be at least 1"));
+    }
+    // Callbacks watching a validation metric need a validation split, known before the
+    // first epoch rather than found missing after it.
+    let watches_val =
+        a.early_stopping.is_some() || a.checkpoint || a.reduce_lr_on_plateau.is_some();
+    if watches_val && a.monitor.starts_with("val_") && a.validation_split == 0.0 {
+        let flag = if a.checkpoint {
+            "--checkpoint"
+        } else if a.early_stopping.is_some() {
+            "--early-stopping"
+        } else {
+            "--reduce-lr-on-plateau"
+        };
+        return Err(Error::invalid(format!(
+            "{flag} watches '{}', which needs a validation split: add --validation-split \
+             (e.g. 0.1) or --monitor loss",
+            a.monitor
+        )));
+    }
+    Ok(())
 }
 
 /// `dir` and those of its ancestors that do not exist yet, deepest first.

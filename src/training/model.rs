@@ -752,6 +752,9 @@ impl Model {
                 w.to_vec()
             }
         };
+        optimizer
+            .validate()
+            .map_err(|e| Error::invalid(format!("compile: {e}")))?;
         let metrics = metrics
             .iter()
             .map(|m| Metric::from_name(m))
