@@ -66,6 +66,18 @@ pub fn save_with(model: &Sequential, dir: &Path, extra: &[(&str, &[u8])]) -> Res
 pub fn check_writable(dir: &Path) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     super::file_set::recover(dir)?;
+    for name in [CONFIG_FILE, WEIGHTS_FILE, OPTIMIZER_FILE]
+        .into_iter()
+        .chain(RUN_FILES)
+    {
+        let path = dir.join(name);
+        if path.is_dir() {
+            return Err(Error::invalid(format!(
+                "{}: not a file, so a save cannot replace it",
+                path.display()
+            )));
+        }
+    }
     tempfile::Builder::new()
         .prefix(".nabla-probe.")
         .tempfile_in(dir)
