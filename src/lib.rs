@@ -28,4 +28,7 @@ pub use layers::{Activation, Initializer, LayerConfig, Regularizer};
 pub use losses::{KerasLoss, Loss, Target};
 pub use optimizers::Optimizer;
 pub use report::TensorBoard;
-pub use training::{EarlyStopping, FitArgs, History, Model, ModelCheckpoint, Sequential};
+pub use training::{
+    BackupAndRestore, CSVLogger, EarlyStopping, FitArgs, History, LambdaCallback, Model,
+    ModelCheckpoint, Sequential,
+};

@@ -17,8 +17,8 @@ pub struct TrainArgs {
     /// keras-cnn, mlp-bn), a deep net built for the data set's shape (vgg11/13/16/19,
     /// vgg-small, resnet18/34/50/101/152, resnet20/32/56, se-resnet18/50/20,
     /// inception-mini), or a JSON model config file.
-    #[arg(long)]
-    model: String,
+    #[arg(long, required_unless_present = "resume")]
+    model: Option<String>,
     /// mnist, fashion-mnist, cifar10, a truth table (xor, and, or, nand), or a folder with
     /// one sub-folder of images per class. Default: the model's own.
     #[arg(long)]
@@ -99,12 +99,66 @@ pub struct TrainArgs {
     /// After training, write the report (pictures, report.html) into OUT/report.
     #[arg(long)]
     report: bool,
+    /// Continue the run in OUT that was killed: its command line again, from the state
+    /// saved after its last complete epoch (weights, optimizer, epoch, schedule,
+    /// history, random generators). A run killed at an epoch boundary ends bit-identical
+    /// to one that was not.
+    #[arg(long, value_name = "OUT", conflicts_with = "model")]
+    resume: Option<PathBuf>,
     /// Write TensorBoard event files (per-epoch scalars) into this folder.
     #[arg(long, value_name = "DIR")]
     tensorboard: Option<PathBuf>,
 }
 
+/// The command line of a run, saved in its OUT so that `--resume OUT` can repeat it.
+const COMMAND_FILE: &str = "train_command.json";
+/// The per-epoch `BackupAndRestore` folder inside OUT.
+const BACKUP_DIR: &str = "backup";
+
+/// Parses `nabla train` arguments (for the saved command line of `--resume`).
+#[derive(clap::Parser)]
+#[command(name = "nabla train")]
+struct SavedCommand {
+    #[command(flatten)]
+    args: TrainArgs,
+}
+
 pub fn run(a: TrainArgs) -> Result<i32> {
+    let Some(out) = a.resume.clone() else {
+        return train(a, None);
+    };
+    let path = out.join(COMMAND_FILE);
+    let text = std::fs::read_to_string(&path).map_err(|e| {
+        Error::invalid(format!(
+            "--resume {}: cannot read {} ({e}); only a run started by `nabla train --out {}` \
+             can be resumed",
+            out.display(),
+            path.display(),
+            out.display()
+        ))
+    })?;
+    let argv: Vec<String> = serde_json::from_str(&text)
+        .map_err(|e| Error::format(&path, format!("unreadable command line: {e}")))?;
+    let saved = <SavedCommand as clap::Parser>::try_parse_from(
+        std::iter::once("nabla train".to_string()).chain(argv.iter().cloned()),
+    )
+    .map_err(|e| {
+        Error::format(
+            &path,
+            e.to_string().lines().next().unwrap_or("").to_string(),
+        )
+    })?;
+    let mut args = saved.args;
+    args.out = Some(out);
+    train(args, Some(argv))
+}
+
+/// A fresh run (`resumed_from: None`) or one continued from the saved command line.
+fn train(a: TrainArgs, resumed_from: Option<Vec<String>>) -> Result<i32> {
+    let model_spec = a
+        .model
+        .clone()
+        .expect("clap requires --model without --resume");
     // Unknown names fail at once, before any data is loaded.
     if let Some(l) = &a.loss {
         KerasLoss::from_name(l)?;
@@ -129,7 +183,7 @@ pub fn run(a: TrainArgs) -> Result<i32> {
     check_options(&a)?;
     let schedule = a.schedule.as_deref().map(Schedule::parse).transpose()?;
     let augmentation = a.augment.as_deref().map(Augmentation::parse).transpose()?;
-    let source = common::model_source(&a.model)?;
+    let source = common::model_source(&model_spec)?;
     let recipe = match &source {
         ModelSource::Builtin(n) => Some(models::recipe(n)?),
         _ => None,
@@ -144,7 +198,7 @@ pub fn run(a: TrainArgs) -> Result<i32> {
             (Some(s), _) => s.clone(),
             (None, ModelSource::Builtin(n)) if models::is_zoo(n) => vec![3, 32, 32],
             (None, _) => {
-                let m = common::build_model(&a.model, a.seed)?;
+                let m = common::build_model(&model_spec, a.seed)?;
                 nabla::layers::dims::known(m.input_shape()).ok_or_else(|| {
                     Error::invalid(format!(
                         "model '{}' takes inputs {:?}; an image folder needs a fixed image \
@@ -159,7 +213,7 @@ pub fn run(a: TrainArgs) -> Result<i32> {
     } else {
         common::load_dataset(&dataset_name)?
     };
-    let mut model = common::build_model_for(&a.model, &ds, a.seed)?;
+    let mut model = common::build_model_for(&model_spec, &ds, a.seed)?;
     common::check_fits(&model, &ds)?;
     // An empty test set would end the run with loss 0/0, after the training.
     common::check_test_set(&ds)?;
@@ -208,12 +262,14 @@ pub fn run(a: TrainArgs) -> Result<i32> {
             Optimizer::from_name(r.optimizer, Some(a.lr.unwrap_or(r.learning_rate)))?
         }
         (None, None) => match model.optimizer() {
+            // A saved model goes on with its optimizer, state included (Adam's moments).
             Some(o) => {
-                let mut o = Optimizer::from_config(&o.config());
+                let mut kept = Optimizer::from_config(&o.config());
+                kept.load_state(&o.state())?;
                 if let Some(lr) = a.lr {
-                    o.set_learning_rate(lr);
+                    kept.set_learning_rate(lr);
                 }
-                o
+                kept
             }
             None => Optimizer::from_name("adam", a.lr)?,
         },
@@ -224,7 +280,20 @@ pub fn run(a: TrainArgs) -> Result<i32> {
             .map_err(|e| Error::invalid(format!("--weight-decay: {e}")))?,
         None => optimizer,
     };
-    let batch_size = a.batch_size.or(recipe.map(|r| r.batch_size)).unwrap_or(32);
+    // A saved model's recipe: the batch size its run.json records.
+    let saved_batch = match &source {
+        ModelSource::Saved(dir) => std::fs::read_to_string(dir.join("run.json"))
+            .ok()
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+            .and_then(|v| v["batch_size"].as_u64())
+            .map(|b| b as usize),
+        _ => None,
+    };
+    let batch_size = a
+        .batch_size
+        .or(recipe.map(|r| r.batch_size))
+        .or(saved_batch)
+        .unwrap_or(32);
     model.compile(loss, optimizer, &["accuracy"])?;
 
     let out = a
@@ -235,6 +304,27 @@ pub fn run(a: TrainArgs) -> Result<i32> {
     // removed again (the folders this run created, if still empty) when training fails.
     let created = missing_dirs(&out);
     nabla::formats::model_dir::check_writable(&out)?;
+    let backup_dir = out.join(BACKUP_DIR);
+    match &resumed_from {
+        None => {
+            // A fresh run: an old backup in OUT is not this run's.
+            if backup_dir.exists() {
+                std::fs::remove_dir_all(&backup_dir).map_err(|e| Error::io(&backup_dir, e))?;
+            }
+            let argv = train_argv();
+            let json = serde_json::to_vec_pretty(&argv).expect("json");
+            nabla::formats::atomic::write_bytes_atomic(out.join(COMMAND_FILE), &json)?;
+        }
+        Some(_) if !nabla::BackupAndRestore::new(&backup_dir).has_backup() => {
+            if !a.json {
+                println!(
+                    "No complete epoch saved in {}: starting the run again",
+                    backup_dir.display()
+                );
+            }
+        }
+        Some(_) => {}
+    }
 
     let mut fit = FitArgs::new()
         .epochs(a.epochs)
@@ -261,6 +351,14 @@ pub fn run(a: TrainArgs) -> Result<i32> {
     }
     if let Some(dir) = &a.tensorboard {
         fit = fit.callback(nabla::TensorBoard::new(dir));
+    }
+    // Last, so that it saves every other callback's state of the epoch.
+    fit = fit.callback(nabla::BackupAndRestore::new(&backup_dir).delete_checkpoint(false));
+    if let Some(k) = std::env::var("NABLA_TEST_ABORT_AFTER_EPOCH")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        fit = fit.callback(AbortAfterEpoch(k));
     }
     if let Some(aug) = &augmentation {
         fit = fit.augmentation(aug.clone());
@@ -304,6 +402,7 @@ pub fn run(a: TrainArgs) -> Result<i32> {
         "batch_size": batch_size,
         "augmentation": augmentation,
         "out": out.display().to_string(),
+        "resumed": resumed_from.is_some(),
     });
     let run_json = serde_json::to_string_pretty(&result).expect("json");
     // Model, history and run.json as one unit: run.json never describes other weights.
@@ -315,6 +414,10 @@ pub fn run(a: TrainArgs) -> Result<i32> {
             ("run.json", run_json.as_bytes()),
         ],
     )?;
+    // The run is complete and saved: its backup is no longer needed.
+    if backup_dir.exists() {
+        std::fs::remove_dir_all(&backup_dir).map_err(|e| Error::io(&backup_dir, e))?;
+    }
     if a.json {
         println!("{}", serde_json::to_string(&result).expect("json"));
     } else {
@@ -333,6 +436,32 @@ pub fn run(a: TrainArgs) -> Result<i32> {
         }
     }
     Ok(0)
+}
+
+/// The arguments after `train` on this process's command line (what `--resume` repeats).
+fn train_argv() -> Vec<String> {
+    let all: Vec<String> = std::env::args().skip(1).collect();
+    match all.iter().position(|a| a == "train") {
+        Some(i) => all[i + 1..].to_vec(),
+        None => all,
+    }
+}
+
+/// For the resume tests: dies (abort, no clean-up, like a kill) once epoch `.0` (1-based)
+/// is backed up, when `NABLA_TEST_ABORT_AFTER_EPOCH` is set.
+struct AbortAfterEpoch(usize);
+
+impl nabla::training::Callback for AbortAfterEpoch {
+    fn on_epoch_state(
+        &mut self,
+        state: &nabla::training::FitState,
+        _model: &mut nabla::Sequential,
+    ) -> Result<()> {
+        if state.next_epoch == self.0 {
+            std::process::abort();
+        }
+        Ok(())
+    }
 }
 
 /// Ranges of the numeric options, checked before any data is loaded.

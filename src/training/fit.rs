@@ -6,7 +6,7 @@
 //! NaN check, zero grads, backward, optimizer step), or the user's step given with
 //! `FitArgs::train_step` -> running loss/accuracy for the progress bar.
 
-use super::callbacks::{Callback, Logs};
+use super::callbacks::{Callback, FitState, Logs};
 use super::history::History;
 use super::metrics::Tally;
 use super::model::Sequential;
@@ -228,12 +228,43 @@ pub(super) fn fit(
     let mut order: Vec<usize> = (0..n).collect();
     // Drawn only when augmenting, so that runs without augmentation keep their shuffles
     // and dropout masks.
-    let augment_seed = augmentation.as_ref().map(|_| model.rng.next_u64());
+    let mut augment_seed = augmentation.as_ref().map(|_| model.rng.next_u64());
+    // A run to continue (`BackupAndRestore`): everything as it stood after its last epoch.
+    let mut first_epoch = initial_epoch;
+    let mut resumed = None;
+    for cb in callbacks.iter_mut() {
+        if let Some(state) = cb.resume(model)? {
+            resumed = Some(state);
+            break;
+        }
+    }
+    if let Some(state) = resumed {
+        if state.order.len() != n {
+            return Err(Error::invalid(format!(
+                "fit: the backup is of a run on {} training samples, this one has {n}",
+                state.order.len()
+            )));
+        }
+        order = state.order;
+        augment_seed = state.augment_seed.filter(|_| augmentation.is_some());
+        model.rng = crate::engine::Rng::from_state(&state.rng)?;
+        history = state.history;
+        for (cb, s) in callbacks.iter_mut().zip(&state.callbacks) {
+            if let Some(s) = s {
+                cb.set_state(s)?;
+            }
+        }
+        first_epoch = if state.stopped {
+            epochs
+        } else {
+            state.next_epoch
+        };
+    }
     let augment = augmentation
         .as_ref()
         .zip(augment_seed)
         .map(|(augmentation, seed)| AugmentWith { augmentation, seed });
-    for epoch in initial_epoch..epochs {
+    for epoch in first_epoch..epochs {
         for cb in callbacks.iter_mut() {
             cb.on_epoch_begin(epoch, model)?;
         }
@@ -347,6 +378,18 @@ pub(super) fn fit(
         history.push(epoch, &logs);
         for cb in callbacks.iter_mut() {
             cb.on_epoch_end(epoch, &logs, model)?;
+        }
+        let state = FitState {
+            next_epoch: epoch + 1,
+            order: order.clone(),
+            augment_seed,
+            rng: model.rng.state(),
+            history: history.clone(),
+            callbacks: callbacks.iter().map(|c| c.state()).collect(),
+            stopped: model.stop_training,
+        };
+        for cb in callbacks.iter_mut() {
+            cb.on_epoch_state(&state, model)?;
         }
         if model.stop_training {
             break;

@@ -186,6 +186,17 @@ impl Callback for LearningRateScheduler {
         opt.set_learning_rate(self.schedule.lr(base, epoch));
         Ok(())
     }
+
+    /// The base rate: after a restart the optimizer holds the last scheduled rate.
+    fn state(&self) -> Option<serde_json::Value> {
+        Some(serde_json::json!({ "base": self.base }))
+    }
+
+    fn set_state(&mut self, s: &serde_json::Value) -> Result<()> {
+        self.base = serde_json::from_value(s["base"].clone())
+            .map_err(|_| Error::invalid("LearningRateScheduler: unreadable saved state"))?;
+        Ok(())
+    }
 }
 
 /// Multiplies the learning rate by `factor` when `monitor` has not improved for
@@ -250,6 +261,17 @@ impl Callback for ReduceLROnPlateau {
                 self.wait = 0;
             }
         }
+        Ok(())
+    }
+
+    fn state(&self) -> Option<serde_json::Value> {
+        Some(serde_json::json!({ "best": self.best, "wait": self.wait }))
+    }
+
+    fn set_state(&mut self, s: &serde_json::Value) -> Result<()> {
+        let bad = || Error::invalid("ReduceLROnPlateau: unreadable saved state");
+        self.best = serde_json::from_value(s["best"].clone()).map_err(|_| bad())?;
+        self.wait = serde_json::from_value(s["wait"].clone()).map_err(|_| bad())?;
         Ok(())
     }
 }
