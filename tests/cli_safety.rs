@@ -786,3 +786,36 @@ fn argmax(row: &[f32]) -> usize {
         })
         .0
 }
+
+// ---------------------------------------------------------------------------------------
+// Training on from a saved model
+
+#[test]
+fn a_saved_model_trains_on_with_its_optimizer_state_and_batch_size() {
+    let case = Case::new();
+    let mut args = MLP.to_vec();
+    args.extend(["--out", "M", "--batch-size", "16"]);
+    case.train(&args);
+    case.train(&[
+        "--model",
+        "M",
+        "--dataset",
+        "mnist",
+        "--epochs",
+        "1",
+        "--out",
+        "M2",
+    ]);
+    let run: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(case.path("M2/run.json")).unwrap()).unwrap();
+    assert_eq!(run["batch_size"], 16, "{run}");
+    let iterations = |dir: &str| {
+        let t = nabla::formats::safetensors_io::load(&case.path(dir).join("optimizer.safetensors"))
+            .unwrap();
+        let (_, it) = t.iter().find(|(n, _)| n == "optimizer/iterations").unwrap();
+        it.to_f32_vec()[0]
+    };
+    // 64 samples in batches of 16: 4 steps each run, Adam's step count carried on.
+    assert_eq!(iterations("M"), 4.0);
+    assert_eq!(iterations("M2"), 8.0);
+}
