@@ -83,8 +83,8 @@ mod tests {
             let mut m = crate::training::Sequential::with_seed(&[4], 0);
             let e = m
                 .add(DropoutConfig { name: None, rate })
-                .err()
-                .expect("refused")
+                .map(|_| ())
+                .expect_err("refused")
                 .to_string();
             assert!(
                 e.contains("layer 'dropout' (Dropout): rate must be in [0, 1)"),

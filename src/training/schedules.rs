@@ -134,7 +134,7 @@ impl Schedule {
         let fail = |m: String| Err(Error::invalid(m));
         match *self {
             Schedule::Constant => Ok(()),
-            Schedule::Step { every, .. } if every == 0 => {
+            Schedule::Step { every: 0, .. } => {
                 fail("the step length EVERY must be at least 1 epoch".into())
             }
             Schedule::Step { factor, .. } if !(factor > 0.0 && factor <= 1.0) => {
@@ -143,7 +143,7 @@ impl Schedule {
             Schedule::Exponential { rate } if !(rate > 0.0 && rate <= 1.0) => {
                 fail(format!("the decay RATE must be in (0, 1], got {rate}"))
             }
-            Schedule::Cosine { epochs, .. } | Schedule::OneCycle { epochs } if epochs == 0 => {
+            Schedule::Cosine { epochs: 0, .. } | Schedule::OneCycle { epochs: 0 } => {
                 fail("EPOCHS must be at least 1".into())
             }
             Schedule::Cosine { epochs, warmup, .. } if warmup >= epochs => fail(format!(
