@@ -110,7 +110,7 @@ pub struct TrainArgs {
     tensorboard: Option<PathBuf>,
 }
 
-/// The command line of a run, saved in its OUT so that `--resume OUT` can repeat it.
+/// The command line of a run, saved with each backup so that `--resume OUT` can repeat it.
 const COMMAND_FILE: &str = "train_command.json";
 /// The per-epoch `BackupAndRestore` folder inside OUT.
 const BACKUP_DIR: &str = "backup";
@@ -127,11 +127,13 @@ pub fn run(a: TrainArgs) -> Result<i32> {
     let Some(out) = a.resume.clone() else {
         return train(a, None);
     };
-    let path = out.join(COMMAND_FILE);
+    let path = out.join(BACKUP_DIR).join(COMMAND_FILE);
+    // Finishes or discards a backup that a kill interrupted.
+    nabla::formats::file_set::recover(&out.join(BACKUP_DIR))?;
     let text = std::fs::read_to_string(&path).map_err(|e| {
         Error::invalid(format!(
-            "--resume {}: cannot read {} ({e}); only a run started by `nabla train --out {}` \
-             can be resumed",
+            "--resume {}: cannot read {} ({e}); only a run of `nabla train --out {}` that \
+             completed an epoch and did not finish can be resumed",
             out.display(),
             path.display(),
             out.display()
@@ -305,26 +307,12 @@ fn train(a: TrainArgs, resumed_from: Option<Vec<String>>) -> Result<i32> {
     let created = missing_dirs(&out);
     nabla::formats::model_dir::check_writable(&out)?;
     let backup_dir = out.join(BACKUP_DIR);
-    match &resumed_from {
-        None => {
-            // A fresh run: an old backup in OUT is not this run's.
-            if backup_dir.exists() {
-                std::fs::remove_dir_all(&backup_dir).map_err(|e| Error::io(&backup_dir, e))?;
-            }
-            let argv = train_argv();
-            let json = serde_json::to_vec_pretty(&argv).expect("json");
-            nabla::formats::atomic::write_bytes_atomic(out.join(COMMAND_FILE), &json)?;
-        }
-        Some(_) if !nabla::BackupAndRestore::new(&backup_dir).has_backup() => {
-            if !a.json {
-                println!(
-                    "No complete epoch saved in {}: starting the run again",
-                    backup_dir.display()
-                );
-            }
-        }
-        Some(_) => {}
+    // A fresh run: an old backup in OUT is not this run's.
+    if resumed_from.is_none() && backup_dir.exists() {
+        std::fs::remove_dir_all(&backup_dir).map_err(|e| Error::io(&backup_dir, e))?;
     }
+    let argv = resumed_from.clone().unwrap_or_else(train_argv);
+    let argv_json = serde_json::to_vec_pretty(&argv).expect("json");
 
     let mut fit = FitArgs::new()
         .epochs(a.epochs)
@@ -353,7 +341,11 @@ fn train(a: TrainArgs, resumed_from: Option<Vec<String>>) -> Result<i32> {
         fit = fit.callback(nabla::TensorBoard::new(dir));
     }
     // Last, so that it saves every other callback's state of the epoch.
-    fit = fit.callback(nabla::BackupAndRestore::new(&backup_dir).delete_checkpoint(false));
+    fit = fit.callback(
+        nabla::BackupAndRestore::new(&backup_dir)
+            .delete_checkpoint(false)
+            .with_file(COMMAND_FILE, argv_json),
+    );
     if let Some(k) = std::env::var("NABLA_TEST_ABORT_AFTER_EPOCH")
         .ok()
         .and_then(|v| v.parse().ok())

@@ -22,6 +22,8 @@ pub struct BackupAndRestore {
     pub dir: PathBuf,
     /// Remove the backup when `fit` ends normally (Keras' default: true).
     pub delete_checkpoint: bool,
+    /// Further files saved with every backup (the command line that started the run).
+    pub files: Vec<(String, Vec<u8>)>,
 }
 
 impl BackupAndRestore {
@@ -29,7 +31,13 @@ impl BackupAndRestore {
         BackupAndRestore {
             dir: dir.into(),
             delete_checkpoint: true,
+            files: Vec::new(),
         }
+    }
+    /// Saves `bytes` as `name` in every backup, in the same unit as the model.
+    pub fn with_file(mut self, name: &str, bytes: Vec<u8>) -> Self {
+        self.files.push((name.to_string(), bytes));
+        self
     }
     pub fn delete_checkpoint(mut self, d: bool) -> Self {
         self.delete_checkpoint = d;
@@ -67,7 +75,9 @@ impl Callback for BackupAndRestore {
 
     fn on_epoch_state(&mut self, state: &FitState, model: &mut Sequential) -> Result<()> {
         let json = serde_json::to_vec(state).expect("fit state serializes");
-        model_dir::save_with(model, &self.dir, &[(FIT_STATE_FILE, &json)])
+        let mut files: Vec<(&str, &[u8])> = vec![(FIT_STATE_FILE, &json)];
+        files.extend(self.files.iter().map(|(n, b)| (n.as_str(), b.as_slice())));
+        model_dir::save_with(model, &self.dir, &files)
     }
 
     fn on_train_end(&mut self, _model: &mut Sequential) -> Result<()> {
