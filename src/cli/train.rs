@@ -344,6 +344,7 @@ fn train(a: TrainArgs, resumed_from: Option<Vec<String>>) -> Result<i32> {
     fit = fit.callback(
         nabla::BackupAndRestore::new(&backup_dir)
             .delete_checkpoint(false)
+            .best_effort(true)
             .with_file(COMMAND_FILE, argv_json),
     );
     if let Some(k) = std::env::var("NABLA_TEST_ABORT_AFTER_EPOCH")
@@ -398,14 +399,26 @@ fn train(a: TrainArgs, resumed_from: Option<Vec<String>>) -> Result<i32> {
     });
     let run_json = serde_json::to_string_pretty(&result).expect("json");
     // Model, history and run.json as one unit: run.json never describes other weights.
-    nabla::formats::model_dir::save_with(
-        &model,
-        &out,
-        &[
-            ("history.json", history.to_json().as_bytes()),
-            ("run.json", run_json.as_bytes()),
-        ],
-    )?;
+    let history_json = history.to_json();
+    let save = || {
+        nabla::formats::model_dir::save_with(
+            &model,
+            &out,
+            &[
+                ("history.json", history_json.as_bytes()),
+                ("run.json", run_json.as_bytes()),
+            ],
+        )
+    };
+    if let Err(e) = save() {
+        // On a nearly full disk the per-epoch backup may be what leaves no room: the run
+        // is complete, so drop it and try once more (the old model stays whole).
+        if !backup_dir.exists() {
+            return Err(e);
+        }
+        std::fs::remove_dir_all(&backup_dir).map_err(|e| Error::io(&backup_dir, e))?;
+        save()?;
+    }
     // The run is complete and saved: its backup is no longer needed.
     if backup_dir.exists() {
         std::fs::remove_dir_all(&backup_dir).map_err(|e| Error::io(&backup_dir, e))?;

@@ -24,6 +24,10 @@ pub struct BackupAndRestore {
     pub delete_checkpoint: bool,
     /// Further files saved with every backup (the command line that started the run).
     pub files: Vec<(String, Vec<u8>)>,
+    /// When a backup cannot be written (a full disk): warn once on stderr, remove the
+    /// incomplete backup and train on without one, instead of failing `fit`.
+    pub best_effort: bool,
+    warned: bool,
 }
 
 impl BackupAndRestore {
@@ -32,7 +36,13 @@ impl BackupAndRestore {
             dir: dir.into(),
             delete_checkpoint: true,
             files: Vec::new(),
+            best_effort: false,
+            warned: false,
         }
+    }
+    pub fn best_effort(mut self, b: bool) -> Self {
+        self.best_effort = b;
+        self
     }
     /// Saves `bytes` as `name` in every backup, in the same unit as the model.
     pub fn with_file(mut self, name: &str, bytes: Vec<u8>) -> Self {
@@ -77,7 +87,18 @@ impl Callback for BackupAndRestore {
         let json = serde_json::to_vec(state).expect("fit state serializes");
         let mut files: Vec<(&str, &[u8])> = vec![(FIT_STATE_FILE, &json)];
         files.extend(self.files.iter().map(|(n, b)| (n.as_str(), b.as_slice())));
-        model_dir::save_with(model, &self.dir, &files)
+        match model_dir::save_with(model, &self.dir, &files) {
+            Err(e) if self.best_effort => {
+                // No backup is better than a stale one: a resume would go back further.
+                let _ = std::fs::remove_dir_all(&self.dir);
+                if !self.warned {
+                    eprintln!("warning: no backup for --resume: {e}");
+                    self.warned = true;
+                }
+                Ok(())
+            }
+            r => r,
+        }
     }
 
     fn on_train_end(&mut self, _model: &mut Sequential) -> Result<()> {
