@@ -32,10 +32,13 @@ pub mod training;
 
 pub use engine::{no_grad, DType, Rng, Tensor, Var};
 pub use error::{Error, Result};
+pub use formats::{BackupAndRestore, CSVLogger};
 pub use layers::{Activation, Initializer, LayerConfig, Regularizer};
 pub use losses::{KerasLoss, Loss, Target};
 /// The layers keep their path: `nabla::layers::Dense`, `nabla::layers::keras::*`.
 pub use nn::layers;
 pub use optimizers::Optimizer;
 pub use report::TensorBoard;
-pub use training::{EarlyStopping, FitArgs, History, Model, ModelCheckpoint, Sequential};
+pub use training::{
+    EarlyStopping, FitArgs, History, LambdaCallback, Model, ModelCheckpoint, Sequential,
+};

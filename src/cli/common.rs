@@ -17,6 +17,17 @@ pub enum ModelSource {
 
 pub fn model_source(spec: &str) -> Result<ModelSource> {
     let path = Path::new(spec);
+    // A built-in name wins over a folder of the same name in the current directory
+    // (`--model mlp` after `--out mlp`); `./mlp` names the folder.
+    if models::check_name(spec).is_ok() {
+        if path.exists() {
+            eprintln!(
+                "note: using the built-in model '{spec}', not the folder ./{spec} (write \
+                 ./{spec} for the folder)"
+            );
+        }
+        return Ok(ModelSource::Builtin(spec.to_string()));
+    }
     if path.is_dir() {
         return Ok(ModelSource::Saved(path.to_path_buf()));
     }
@@ -71,6 +82,37 @@ pub fn load_folder_dataset(dir: &Path, shape: &[usize], test_split: f64) -> Resu
         eprintln!("warning: skipped {}: {why}", path.display());
     }
     folder.split(test_split)
+}
+
+/// Whether `name` is a built-in data set (an image set or a truth table).
+pub fn is_builtin_dataset(name: &str) -> bool {
+    data::toy::truth_table(name).is_some() || data::datasets::canonical_name(name).is_ok()
+}
+
+/// Whether `--dataset NAME` means a folder: a path that is a folder, unless NAME is also
+/// a built-in data set's name (then the built-in is used, with a note; `./mnist` names
+/// the folder).
+pub fn names_a_folder(name: &str) -> bool {
+    let is_dir = Path::new(name).is_dir();
+    if is_dir && is_builtin_dataset(name) {
+        eprintln!(
+            "note: using the built-in data set '{name}', not the folder ./{name} (write \
+             ./{name} for the folder)"
+        );
+        return false;
+    }
+    is_dir
+}
+
+/// Fails on a data set with no test samples (its loss and accuracy would be 0/0).
+pub fn check_test_set(ds: &Dataset) -> Result<()> {
+    if ds.x_test.shape()[0] == 0 {
+        return Err(Error::invalid(format!(
+            "data set '{}' has no test samples to evaluate on",
+            ds.name
+        )));
+    }
+    Ok(())
 }
 
 /// A data set by name: the truth tables (`xor`, `and`, ...) or an image set.
@@ -131,6 +173,54 @@ pub fn check_fits(model: &Sequential, ds: &Dataset) -> Result<()> {
             ds.name,
             sample
         )));
+    }
+    Ok(())
+}
+
+/// Fails when a saved model's classes are not the data set's: different class names, or
+/// labels beyond the model's outputs.
+pub fn check_classes(model: &Sequential, ds: &Dataset) -> Result<()> {
+    if !model.class_names.is_empty()
+        && !ds.class_names.is_empty()
+        && model.class_names != ds.class_names
+    {
+        let show = |c: &[String]| {
+            let mut s = c.iter().take(5).cloned().collect::<Vec<_>>().join(", ");
+            if c.len() > 5 {
+                s += &format!(", ... ({} in all)", c.len());
+            }
+            s
+        };
+        return Err(Error::invalid(format!(
+            "model '{}' was trained on the classes [{}] but data set '{}' has the classes [{}]",
+            model.name,
+            show(&model.class_names),
+            ds.name,
+            show(&ds.class_names)
+        )));
+    }
+    // Labels are classes only under a cross-entropy (a regression's targets are not).
+    let classifies = matches!(
+        model.loss().and_then(|l| l.keras()),
+        Some(
+            nabla::KerasLoss::SparseCategoricalCrossentropy { .. }
+                | nabla::KerasLoss::CategoricalCrossentropy { .. }
+                | nabla::KerasLoss::BinaryCrossentropy { .. }
+        )
+    );
+    if !classifies {
+        return Ok(());
+    }
+    let outputs = nabla::layers::dims::numel(model.output_shape()).unwrap_or(0);
+    let classes = if outputs == 1 { 2 } else { outputs };
+    let labels = nabla::training::metrics::label_classes(&ds.y_test);
+    if let Some(&max) = labels.iter().max() {
+        if outputs > 0 && max >= classes {
+            return Err(Error::invalid(format!(
+                "data set '{}' has labels up to {max}, but model '{}' predicts {classes} classes",
+                ds.name, model.name
+            )));
+        }
     }
     Ok(())
 }

@@ -1,17 +1,21 @@
 //! `nabla evaluate DIR`: reload a saved model with no code and score it on a test split.
+//! `nabla evaluate DIR1 DIR2 ...`: an ensemble; each model's accuracy, and that of the
+//! average of their class probabilities.
 
 use super::common::{self, test_line, EVAL_BATCH};
 use clap::Args;
 use nabla::error::{Error, Result};
 use nabla::report::confusion::ConfusionMatrix;
-use nabla::report::predictions::predict_classes;
+use nabla::report::predictions::{predict_classes, predict_probabilities};
 use nabla::DType;
 use std::path::PathBuf;
 
 #[derive(Args)]
 pub struct EvaluateArgs {
-    /// A directory written by `nabla train` (or `Sequential::save`).
-    dir: PathBuf,
+    /// A directory written by `nabla train` (or `Sequential::save`); several make an
+    /// ensemble that averages their class probabilities.
+    #[arg(required = true, num_args = 1.., value_name = "DIR")]
+    dirs: Vec<PathBuf>,
     /// Default: the data set the model was trained on (from DIR/run.json).
     #[arg(long)]
     dataset: Option<String>,
@@ -34,17 +38,23 @@ fn trained_on(dir: &std::path::Path) -> Option<String> {
 }
 
 pub fn run(a: EvaluateArgs) -> Result<i32> {
-    let mut model = common::load_saved(&a.dir)?;
+    if a.dirs.len() > 1 {
+        return ensemble(a);
+    }
+    let dir = a.dirs[0].clone();
+    let mut model = common::load_saved(&dir)?;
     let name = a
         .dataset
-        .or_else(|| trained_on(&a.dir))
+        .or_else(|| trained_on(&dir))
         .ok_or_else(|| Error::invalid("no --dataset given and DIR/run.json does not name one"))?;
     // A model trained on a data file: its test split, preprocessed as in training.
-    let ds = match super::user_data::load_preprocessing(&a.dir)? {
+    let ds = match super::user_data::load_preprocessing(&dir)? {
         Some(prep) if prep.dataset == name => super::user_data::reload_for(&prep, &model)?,
         _ => common::load_dataset(&name)?,
     };
     common::check_fits(&model, &ds)?;
+    common::check_classes(&model, &ds)?;
+    common::check_test_set(&ds)?;
     let timed = |model: &mut nabla::Model| {
         let start = std::time::Instant::now();
         let ev = model.evaluate(&ds.x_test, &ds.y_test, EVAL_BATCH)?;
@@ -107,6 +117,167 @@ pub fn run(a: EvaluateArgs) -> Result<i32> {
         }
     }
     Ok(0)
+}
+
+/// `nabla evaluate DIR1 DIR2 ...`: every model on the same test split, then the average of
+/// their class probabilities. The models must share input shape, class count and class
+/// names, and name the same data set (or `--dataset` gives it).
+fn ensemble(a: EvaluateArgs) -> Result<i32> {
+    if a.confusion || a.dtype.is_some() {
+        return Err(Error::invalid(
+            "--confusion and --dtype take one model; an ensemble (several DIRs) reports \
+             accuracies only",
+        ));
+    }
+    let mut models = Vec::new();
+    for dir in &a.dirs {
+        models.push((dir.clone(), common::load_saved(dir)?));
+    }
+    let name = match &a.dataset {
+        Some(n) => n.clone(),
+        None => {
+            let names: Vec<Option<String>> = a.dirs.iter().map(|d| trained_on(d)).collect();
+            let first = names[0].clone().ok_or_else(|| {
+                Error::invalid(format!(
+                    "no --dataset given and {}/run.json does not name one",
+                    a.dirs[0].display()
+                ))
+            })?;
+            if let Some((d, n)) = a
+                .dirs
+                .iter()
+                .zip(&names)
+                .find(|(_, n)| n.as_ref() != Some(&first))
+            {
+                return Err(Error::invalid(format!(
+                    "{} was trained on '{first}' but {} on '{}'; give --dataset to evaluate \
+                     them on one data set",
+                    a.dirs[0].display(),
+                    d.display(),
+                    n.as_deref().unwrap_or("an unnamed data set")
+                )));
+            }
+            first
+        }
+    };
+    // Models trained on a data file: one test split for all, so they must share the
+    // file, the preprocessing options and the split's seed.
+    let preps = a
+        .dirs
+        .iter()
+        .map(|d| super::user_data::load_preprocessing(d))
+        .collect::<Result<Vec<_>>>()?;
+    let ds = match &preps[0] {
+        Some(prep) => {
+            let key = |p: &super::user_data::Preprocessing| {
+                serde_json::json!([p.dataset, p.args, p.test_split, p.seed])
+            };
+            for (dir, p) in a.dirs.iter().zip(&preps).skip(1) {
+                if p.as_ref().map(key) != Some(key(prep)) {
+                    return Err(Error::invalid(format!(
+                        "{} and {} were not trained on the same split of one data file \
+                         (file, options and --seed must agree): an ensemble needs one \
+                         test set",
+                        a.dirs[0].display(),
+                        dir.display()
+                    )));
+                }
+            }
+            super::user_data::reload_for(prep, &models[0].1)?
+        }
+        None => common::load_dataset(&name)?,
+    };
+    common::check_test_set(&ds)?;
+    let (first_dir, first) = &models[0];
+    for (dir, m) in &models[1..] {
+        if m.input_shape() != first.input_shape() || m.output_shapes() != first.output_shapes() {
+            return Err(Error::shape(format!(
+                "{} takes {:?} and gives {:?}, but {} takes {:?} and gives {:?}: an ensemble \
+                 needs models of one input shape and one class count",
+                first_dir.display(),
+                first.input_shape(),
+                first.output_shapes(),
+                dir.display(),
+                m.input_shape(),
+                m.output_shapes()
+            )));
+        }
+        if m.class_names != first.class_names {
+            return Err(Error::invalid(format!(
+                "{} has classes {:?} but {} has {:?}: an ensemble needs the same classes",
+                first_dir.display(),
+                first.class_names,
+                dir.display(),
+                m.class_names
+            )));
+        }
+    }
+    let labels = nabla::training::metrics::label_classes(&ds.y_test);
+    let n = labels.len();
+    let accuracy = |probs: &[f32], k: usize| {
+        let correct = probs
+            .chunks_exact(k)
+            .zip(&labels)
+            .filter(|(row, &l)| argmax(row) == l)
+            .count();
+        correct as f64 / n as f64
+    };
+    let mut sum: Vec<f64> = Vec::new();
+    let mut each = Vec::new();
+    let mut classes = 0;
+    for (dir, model) in &mut models {
+        common::check_fits(model, &ds)?;
+        common::check_classes(model, &ds)?;
+        let (probs, k) = predict_probabilities(model, &ds.x_test, EVAL_BATCH)?;
+        classes = k;
+        if sum.is_empty() {
+            sum = vec![0.0; probs.len()];
+        }
+        for (s, p) in sum.iter_mut().zip(&probs) {
+            *s += *p as f64;
+        }
+        each.push((dir.display().to_string(), accuracy(&probs, k)));
+    }
+    let mean: Vec<f32> = sum
+        .iter()
+        .map(|s| (s / models.len() as f64) as f32)
+        .collect();
+    let ens = accuracy(&mean, classes);
+    if a.json {
+        let v = serde_json::json!({
+            "dataset": ds.name,
+            "models": each.iter().map(|(d, acc)| serde_json::json!({"dir": d, "accuracy": acc})).collect::<Vec<_>>(),
+            "ensemble_accuracy": ens,
+        });
+        println!("{v}");
+    } else {
+        let width = each.iter().map(|(d, _)| d.len()).max().unwrap_or(0).max(8);
+        for (d, acc) in &each {
+            println!("{d:<width$}  accuracy {acc:.4} ({:.2}%)", 100.0 * acc);
+        }
+        println!(
+            "{:<width$}  accuracy {ens:.4} ({:.2}%) - average of {} models' probabilities on {} ({n} test samples)",
+            "ensemble",
+            100.0 * ens,
+            models.len(),
+            ds.name
+        );
+    }
+    Ok(0)
+}
+
+/// Index of the largest value (the first on ties).
+fn argmax(row: &[f32]) -> usize {
+    row.iter()
+        .enumerate()
+        .fold((0, f32::NEG_INFINITY), |(bi, bv), (i, &v)| {
+            if v > bv {
+                (i, v)
+            } else {
+                (bi, bv)
+            }
+        })
+        .0
 }
 
 /// The matrix as text: a header of predicted classes, one row per true class.

@@ -52,6 +52,14 @@ enum Command {
 pub fn run() -> nabla::Result<i32> {
     let cli = Cli::parse();
     if let Some(n) = cli.threads {
+        // Thousands of threads would take minutes to start and do nothing useful.
+        let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
+        let most = cores.max(256);
+        if !(1..=most).contains(&n) {
+            return Err(nabla::Error::invalid(format!(
+                "--threads must be between 1 and {most} (this machine has {cores} cores), got {n}"
+            )));
+        }
         nabla::ops::parallel::set_num_threads(n);
     }
     match cli.command {

@@ -5,7 +5,6 @@ use super::user_data;
 use clap::Args;
 use nabla::data::Augmentation;
 use nabla::error::{Error, Result};
-use nabla::formats::atomic::write_bytes_atomic;
 use nabla::training::{
     EarlyStopping, FitArgs, LearningRateScheduler, ModelCheckpoint, ReduceLROnPlateau, Schedule,
 };
@@ -18,10 +17,11 @@ pub struct TrainArgs {
     /// A built-in model (perceptron, xor-mlp, mlp, simple-convnet, deep-convnet,
     /// keras-cnn, mlp-bn), a deep net built for the data set's shape (vgg11/13/16/19,
     /// vgg-small, resnet18/34/50/101/152, resnet20/32/56, se-resnet18/50/20,
-    /// inception-mini), or a JSON model config file. With a data file (--dataset
-    /// table.csv, .npz, .mat) it may be left out: an MLP with the task's output.
-    #[arg(long, default_value = "auto")]
-    model: String,
+    /// inception-mini), a JSON model config file, or a saved model's folder. With a data
+    /// file (--dataset table.csv, .npz, .mat) it may be left out: an MLP with the task's
+    /// output.
+    #[arg(long)]
+    model: Option<String>,
     /// mnist, fashion-mnist, cifar10, a truth table (xor, and, or, nand), a folder with
     /// one sub-folder of images per class, or a data file: a CSV table, a NumPy .npz or a
     /// MATLAB .mat (see --target, --task, --x, --y). Default: the model's own.
@@ -107,12 +107,66 @@ pub struct TrainArgs {
     /// After training, write the report (pictures, report.html) into OUT/report.
     #[arg(long)]
     report: bool,
+    /// Continue the run in OUT that was killed: its command line again, from the state
+    /// saved after its last complete epoch (weights, optimizer, epoch, schedule,
+    /// history, random generators). A run killed at an epoch boundary ends bit-identical
+    /// to one that was not.
+    #[arg(long, value_name = "OUT", conflicts_with = "model")]
+    resume: Option<PathBuf>,
     /// Write TensorBoard event files (per-epoch scalars) into this folder.
     #[arg(long, value_name = "DIR")]
     tensorboard: Option<PathBuf>,
 }
 
+/// The command line of a run, saved with each backup so that `--resume OUT` can repeat it.
+const COMMAND_FILE: &str = "train_command.json";
+/// The per-epoch `BackupAndRestore` folder inside OUT.
+const BACKUP_DIR: &str = "backup";
+
+/// Parses `nabla train` arguments (for the saved command line of `--resume`).
+#[derive(clap::Parser)]
+#[command(name = "nabla train")]
+struct SavedCommand {
+    #[command(flatten)]
+    args: TrainArgs,
+}
+
 pub fn run(a: TrainArgs) -> Result<i32> {
+    let Some(out) = a.resume.clone() else {
+        return train(a, None);
+    };
+    let path = out.join(BACKUP_DIR).join(COMMAND_FILE);
+    // Finishes or discards a backup that a kill interrupted.
+    nabla::formats::file_set::recover(&out.join(BACKUP_DIR))?;
+    let text = std::fs::read_to_string(&path).map_err(|e| {
+        Error::invalid(format!(
+            "--resume {}: cannot read {} ({e}); only a run of `nabla train --out {}` that \
+             completed an epoch and did not finish can be resumed",
+            out.display(),
+            path.display(),
+            out.display()
+        ))
+    })?;
+    let argv: Vec<String> = serde_json::from_str(&text)
+        .map_err(|e| Error::format(&path, format!("unreadable command line: {e}")))?;
+    let saved = <SavedCommand as clap::Parser>::try_parse_from(
+        std::iter::once("nabla train".to_string()).chain(argv.iter().cloned()),
+    )
+    .map_err(|e| {
+        Error::format(
+            &path,
+            e.to_string().lines().next().unwrap_or("").to_string(),
+        )
+    })?;
+    let mut args = saved.args;
+    args.out = Some(out);
+    train(args, Some(argv))
+}
+
+/// A fresh run (`resumed_from: None`) or one continued from the saved command line.
+fn train(a: TrainArgs, resumed_from: Option<Vec<String>>) -> Result<i32> {
+    // None (or `auto`): a default MLP for a data file.
+    let model_spec = a.model.clone().filter(|m| m != "auto");
     // Unknown names fail at once, before any data is loaded.
     if let Some(l) = &a.loss {
         KerasLoss::from_name(l)?;
@@ -134,6 +188,7 @@ pub fn run(a: TrainArgs) -> Result<i32> {
             )));
         }
     }
+    check_options(&a)?;
     let schedule = a.schedule.as_deref().map(Schedule::parse).transpose()?;
     let augmentation = a.augment.as_deref().map(Augmentation::parse).transpose()?;
     let user_file = a
@@ -141,16 +196,15 @@ pub fn run(a: TrainArgs) -> Result<i32> {
         .as_deref()
         .filter(|d| user_data::is_user_file(d) && Path::new(d).is_file())
         .map(PathBuf::from);
-    if a.model == "auto" && user_file.is_none() {
+    let auto_model = model_spec.is_none();
+    if auto_model && user_file.is_none() {
         return Err(Error::invalid(
             "--model is required (a built-in model, a JSON config or a saved model), \
              except with a data file (--dataset table.csv, .npz, .mat)",
         ));
     }
-    let source = match &user_file {
-        Some(_) if a.model == "auto" => ModelSource::Builtin("mlp".into()),
-        _ => common::model_source(&a.model)?,
-    };
+    let model_spec = model_spec.unwrap_or_else(|| "mlp".to_string());
+    let source = common::model_source(&model_spec)?;
     let recipe = match &source {
         ModelSource::Builtin(n) if user_file.is_none() => Some(models::recipe(n)?),
         _ => None,
@@ -167,12 +221,12 @@ pub fn run(a: TrainArgs) -> Result<i32> {
         let (ds, prep, split) = user_data::load(file, &a.user_data, a.test_split, a.seed)?;
         user = Some((prep, split));
         ds
-    } else if Path::new(&dataset_name).is_dir() {
+    } else if common::names_a_folder(&dataset_name) {
         let shape = match (&a.image_shape, &source) {
             (Some(s), _) => s.clone(),
             (None, ModelSource::Builtin(n)) if models::is_zoo(n) => vec![3, 32, 32],
             (None, _) => {
-                let m = common::build_model(&a.model, a.seed)?;
+                let m = common::build_model(&model_spec, a.seed)?;
                 nabla::layers::dims::known(m.input_shape()).ok_or_else(|| {
                     Error::invalid(format!(
                         "model '{}' takes inputs {:?}; an image folder needs a fixed image \
@@ -188,19 +242,23 @@ pub fn run(a: TrainArgs) -> Result<i32> {
         common::load_dataset(&dataset_name)?
     };
     let mut model = match &user {
-        Some((prep, _)) if a.model == "auto" => user_data::default_model(&ds, prep.task, a.seed)?,
-        _ => common::build_model_for(&a.model, &ds, a.seed)?,
+        Some((prep, _)) if auto_model => user_data::default_model(&ds, prep.task, a.seed)?,
+        _ => common::build_model_for(&model_spec, &ds, a.seed)?,
     };
     common::check_fits(&model, &ds)?;
+    // An empty test set would end the run with loss 0/0, after the training.
+    common::check_test_set(&ds)?;
     if let Some(aug) = &augmentation {
         // Before training starts: the truth tables are not images.
-        aug.check_input(ds.x_train.shape()).map_err(|_| {
-            Error::invalid(format!(
+        if ds.x_train.shape().len() != 4 {
+            return Err(Error::invalid(format!(
                 "--augment needs an image data set, but '{}' has samples of shape {:?}",
                 ds.name,
                 &ds.x_train.shape()[1..]
-            ))
-        })?;
+            )));
+        }
+        aug.check_input(ds.x_train.shape())
+            .map_err(|e| Error::invalid(format!("--augment: {e}")))?;
     }
     if let Some(limit) = a.limit {
         let n = limit.min(ds.x_train.shape()[0]);
@@ -238,12 +296,14 @@ pub fn run(a: TrainArgs) -> Result<i32> {
             Optimizer::from_name(r.optimizer, Some(a.lr.unwrap_or(r.learning_rate)))?
         }
         (None, None) => match model.optimizer() {
+            // A saved model goes on with its optimizer, state included (Adam's moments).
             Some(o) => {
-                let mut o = Optimizer::from_config(&o.config());
+                let mut kept = Optimizer::from_config(&o.config());
+                kept.load_state(&o.state())?;
                 if let Some(lr) = a.lr {
-                    o.set_learning_rate(lr);
+                    kept.set_learning_rate(lr);
                 }
-                o
+                kept
             }
             None => Optimizer::from_name("adam", a.lr)?,
         },
@@ -254,7 +314,20 @@ pub fn run(a: TrainArgs) -> Result<i32> {
             .map_err(|e| Error::invalid(format!("--weight-decay: {e}")))?,
         None => optimizer,
     };
-    let batch_size = a.batch_size.or(recipe.map(|r| r.batch_size)).unwrap_or(32);
+    // A saved model's recipe: the batch size its run.json records.
+    let saved_batch = match &source {
+        ModelSource::Saved(dir) => std::fs::read_to_string(dir.join("run.json"))
+            .ok()
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+            .and_then(|v| v["batch_size"].as_u64())
+            .map(|b| b as usize),
+        _ => None,
+    };
+    let batch_size = a
+        .batch_size
+        .or(recipe.map(|r| r.batch_size))
+        .or(saved_batch)
+        .unwrap_or(32);
     // A categorical loss takes one-hot rows: class indices are encoded here.
     if matches!(loss, KerasLoss::CategoricalCrossentropy { .. }) && ds.y_train.ndim() == 1 {
         let k = common::num_classes(&ds)
@@ -272,10 +345,17 @@ pub fn run(a: TrainArgs) -> Result<i32> {
         .out
         .clone()
         .unwrap_or_else(|| PathBuf::from(format!("runs/{}-{}", model.name, dataset_name)));
-    // Created now so that an unwritable --out fails before training, and removed again
-    // (the folders this run created, if still empty) when training fails.
+    // Created and tried now so that an unwritable --out fails before training, and
+    // removed again (the folders this run created, if still empty) when training fails.
     let created = missing_dirs(&out);
-    std::fs::create_dir_all(&out).map_err(|e| Error::io(&out, e))?;
+    nabla::formats::model_dir::check_writable(&out)?;
+    let backup_dir = out.join(BACKUP_DIR);
+    // A fresh run: an old backup in OUT is not this run's.
+    if resumed_from.is_none() && backup_dir.exists() {
+        std::fs::remove_dir_all(&backup_dir).map_err(|e| Error::io(&backup_dir, e))?;
+    }
+    let argv = resumed_from.clone().unwrap_or_else(train_argv);
+    let argv_json = serde_json::to_vec_pretty(&argv).expect("json");
 
     let mut fit = FitArgs::new()
         .epochs(a.epochs)
@@ -302,6 +382,19 @@ pub fn run(a: TrainArgs) -> Result<i32> {
     }
     if let Some(dir) = &a.tensorboard {
         fit = fit.callback(nabla::TensorBoard::new(dir));
+    }
+    // Last, so that it saves every other callback's state of the epoch.
+    fit = fit.callback(
+        nabla::BackupAndRestore::new(&backup_dir)
+            .delete_checkpoint(false)
+            .best_effort(true)
+            .with_file(COMMAND_FILE, argv_json),
+    );
+    if let Some(k) = std::env::var("NABLA_TEST_ABORT_AFTER_EPOCH")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        fit = fit.callback(AbortAfterEpoch(k));
     }
     if let Some(aug) = &augmentation {
         fit = fit.augmentation(aug.clone());
@@ -331,18 +424,6 @@ pub fn run(a: TrainArgs) -> Result<i32> {
     };
     let seconds = start.elapsed().as_secs_f64();
 
-    model.save(&out)?;
-    if let Some((prep, split)) = &user {
-        write_bytes_atomic(
-            out.join(user_data::PREPROCESSING_FILE),
-            serde_json::to_string_pretty(prep).expect("json").as_bytes(),
-        )?;
-        write_bytes_atomic(
-            out.join(user_data::SPLIT_FILE),
-            serde_json::to_string(split).expect("json").as_bytes(),
-        )?;
-    }
-    history.save(&out.join("history.json"))?;
     let ev = model.evaluate(&ds.x_test, &ds.y_test, EVAL_BATCH)?;
     let images: usize = history.epoch.len() * ds.x_train.shape()[0];
     let result = serde_json::json!({
@@ -358,9 +439,41 @@ pub fn run(a: TrainArgs) -> Result<i32> {
         "batch_size": batch_size,
         "augmentation": augmentation,
         "out": out.display().to_string(),
+        "resumed": resumed_from.is_some(),
     });
     let run_json = serde_json::to_string_pretty(&result).expect("json");
-    write_bytes_atomic(out.join("run.json"), run_json.as_bytes())?;
+    // Model, history and run.json as one unit: run.json never describes other weights.
+    let history_json = history.to_json();
+    // A data file's preprocessing and split travel in the same unit: predict and
+    // evaluate encode inputs with exactly what these weights were trained on.
+    let user_json = user.as_ref().map(|(prep, split)| {
+        (
+            serde_json::to_string_pretty(prep).expect("json"),
+            serde_json::to_string(split).expect("json"),
+        )
+    });
+    let mut files: Vec<(&str, &[u8])> = vec![
+        ("history.json", history_json.as_bytes()),
+        ("run.json", run_json.as_bytes()),
+    ];
+    if let Some((prep, split)) = &user_json {
+        files.push((user_data::PREPROCESSING_FILE, prep.as_bytes()));
+        files.push((user_data::SPLIT_FILE, split.as_bytes()));
+    }
+    let save = || nabla::formats::model_dir::save_with(&model, &out, &files);
+    if let Err(e) = save() {
+        // On a nearly full disk the per-epoch backup may be what leaves no room: the run
+        // is complete, so drop it and try once more (the old model stays whole).
+        if !backup_dir.exists() {
+            return Err(e);
+        }
+        std::fs::remove_dir_all(&backup_dir).map_err(|e| Error::io(&backup_dir, e))?;
+        save()?;
+    }
+    // The run is complete and saved: its backup is no longer needed.
+    if backup_dir.exists() {
+        std::fs::remove_dir_all(&backup_dir).map_err(|e| Error::io(&backup_dir, e))?;
+    }
     if a.json {
         println!("{}", serde_json::to_string(&result).expect("json"));
     } else {
@@ -379,6 +492,83 @@ pub fn run(a: TrainArgs) -> Result<i32> {
         }
     }
     Ok(0)
+}
+
+/// The arguments after `train` on this process's command line (what `--resume` repeats).
+fn train_argv() -> Vec<String> {
+    let all: Vec<String> = std::env::args().skip(1).collect();
+    match all.iter().position(|a| a == "train") {
+        Some(i) => all[i + 1..].to_vec(),
+        None => all,
+    }
+}
+
+/// For the resume tests: dies (abort, no clean-up, like a kill) once epoch `.0` (1-based)
+/// is backed up, when `NABLA_TEST_ABORT_AFTER_EPOCH` is set.
+struct AbortAfterEpoch(usize);
+
+impl nabla::training::Callback for AbortAfterEpoch {
+    fn on_epoch_state(
+        &mut self,
+        state: &nabla::training::FitState,
+        _model: &mut nabla::Sequential,
+    ) -> Result<()> {
+        if state.next_epoch == self.0 {
+            std::process::abort();
+        }
+        Ok(())
+    }
+}
+
+/// Ranges of the numeric options, checked before any data is loaded.
+fn check_options(a: &TrainArgs) -> Result<()> {
+    if let Some(lr) = a.lr {
+        if !(lr.is_finite() && lr > 0.0) {
+            return Err(Error::invalid(format!(
+                "--lr must be a number > 0, got {lr}"
+            )));
+        }
+    }
+    let split = |flag: &str, v: f64, zero_ok: bool| {
+        if v.is_finite() && (0.0..1.0).contains(&v) && (zero_ok || v > 0.0) {
+            Ok(())
+        } else {
+            let range = if zero_ok { "[0, 1)" } else { "(0, 1)" };
+            Err(Error::invalid(format!(
+                "{flag} must be in {range}, got {v}"
+            )))
+        }
+    };
+    split("--validation-split", a.validation_split, true)?;
+    split("--test-split", a.test_split, false)?;
+    if a.batch_size == Some(0) {
+        return Err(Error::invalid("--batch-size must be at least 1"));
+    }
+    if a.epochs == 0 {
+        return Err(Error::invalid("--epochs must be at least 1"));
+    }
+    if a.limit == Some(0) {
+        return Err(Error::invalid("--limit must be at least 1"));
+    }
+    // Callbacks watching a validation metric need a validation split, known before the
+    // first epoch rather than found missing after it.
+    let watches_val =
+        a.early_stopping.is_some() || a.checkpoint || a.reduce_lr_on_plateau.is_some();
+    if watches_val && a.monitor.starts_with("val_") && a.validation_split == 0.0 {
+        let flag = if a.checkpoint {
+            "--checkpoint"
+        } else if a.early_stopping.is_some() {
+            "--early-stopping"
+        } else {
+            "--reduce-lr-on-plateau"
+        };
+        return Err(Error::invalid(format!(
+            "{flag} watches '{}', which needs a validation split: add --validation-split \
+             (e.g. 0.1) or --monitor loss",
+            a.monitor
+        )));
+    }
+    Ok(())
 }
 
 /// `dir` and those of its ancestors that do not exist yet, deepest first.

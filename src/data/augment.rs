@@ -163,7 +163,7 @@ impl Augmentation {
     }
 
     /// Checks every range (also for configs read from JSON): rotation in [0, 180]
-    /// degrees, shift, scale and contrast in [0, 1), brightness finite and >= 0. Errors
+    /// degrees, shift, scale and contrast in [0, 1), brightness in [0, 1]. Errors
     /// name the key as the spec writes it.
     pub fn validate(&self) -> Result<()> {
         let check = |key: &str, v: f32, ok: bool, range: &str| -> Result<()> {
@@ -196,7 +196,8 @@ impl Augmentation {
             "in [0, 1)",
         )?;
         let b = self.brightness;
-        check("brightness", b, b >= 0.0, "a number >= 0")?;
+        // Pixels are in [0, 1]: an offset beyond 1 turns every image white or black.
+        check("brightness", b, (0.0..=1.0).contains(&b), "in [0, 1]")?;
         let c = self.contrast;
         check("contrast", c, (0.0..1.0).contains(&c), "in [0, 1)")?;
         Ok(())
@@ -213,6 +214,16 @@ impl Augmentation {
             return Err(Error::shape(format!(
                 "augmentation needs image batches [N, C, H, W] (channels first), but the \
                  training inputs have shape {shape:?}"
+            )));
+        }
+        // Padding beyond the image's own size crops mostly zeros, and its padded copy
+        // grows with the square of the padding.
+        let side = shape[2].min(shape[3]);
+        if self.crop_padding > side {
+            return Err(Error::invalid(format!(
+                "augmentation: crop={} pads more than the images' {}x{} pixels; crop must \
+                 be at most {side}",
+                self.crop_padding, shape[2], shape[3]
             )));
         }
         Ok(())

@@ -117,21 +117,77 @@ pub fn class_names(name: &str) -> Option<Vec<String>> {
 /// the module docs for the order).
 pub fn load_data(name: &str) -> Result<Dataset> {
     let name = canonical_name(name)?;
+    // Why $NABLA_DATA was not used, said if the cache and the download fail too.
+    let mut not_used = None;
     if let Some(root) = env_dir(DATA_ENV) {
-        let dir = root.join(name);
-        if is_complete(&dir, name) {
-            return load_named(&dir, name);
+        match data_dir_problem(&root, name) {
+            None => return load_named(&root.join(name), name),
+            Some(why) => not_used = Some(format!("{DATA_ENV}={}: {why}", root.display())),
         }
     }
     let cache = cache_dir(name)?;
     if !is_complete(&cache, name) {
-        if name == cifar10::NAME {
-            cifar10::download_cifar10(&cache, &cifar10::expected_archive_md5()?)?;
+        // A failed download removes the folders it created, so no empty cache is left.
+        let created: Vec<PathBuf> = cache
+            .ancestors()
+            .take_while(|d| !d.as_os_str().is_empty() && !d.exists())
+            .map(Path::to_path_buf)
+            .collect();
+        let downloaded = if name == cifar10::NAME {
+            cifar10::expected_archive_md5().and_then(|md5| cifar10::download_cifar10(&cache, &md5))
         } else {
-            download::download_dataset(name, &cache)?;
+            download::download_dataset(name, &cache)
+        };
+        if let Err(e) = downloaded {
+            for d in &created {
+                if std::fs::remove_dir(d).is_err() {
+                    break;
+                }
+            }
+            return Err(match (not_used, e) {
+                (Some(why), Error::Download(m)) => Error::Download(format!("{why}; then {m}")),
+                (Some(why), Error::Io { path, source }) => Error::Io {
+                    path: PathBuf::from(format!("{why}; then {}", path.display())),
+                    source,
+                },
+                (_, e) => e,
+            });
         }
     }
     load_named(&cache, name)
+}
+
+/// Why `root/<name>` cannot serve data set `name`, or `None` when it can: `root` missing,
+/// not a folder or unreadable, no `<name>` folder in it, or a file missing there.
+fn data_dir_problem(root: &Path, name: &str) -> Option<String> {
+    match std::fs::metadata(root) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Some("no such folder".into()),
+        Err(e) => return Some(format!("cannot be read ({e})")),
+        Ok(m) if !m.is_dir() => return Some("is a file, not a folder".into()),
+        Ok(_) => {}
+    }
+    let dir = root.join(name);
+    if let Err(e) = std::fs::read_dir(&dir) {
+        return Some(match e.kind() {
+            std::io::ErrorKind::NotFound => format!("has no folder {name}/"),
+            _ => format!("{}: cannot be read ({e})", dir.display()),
+        });
+    }
+    if is_complete(&dir, name) {
+        return None;
+    }
+    if name == cifar10::NAME {
+        return Some(format!(
+            "{} holds no CIFAR-10 batch files (data_batch_1.bin ...)",
+            dir.display()
+        ));
+    }
+    let missing: Vec<String> = FILES
+        .iter()
+        .filter(|f| find_file(&dir, f).is_none())
+        .map(|f| format!("{f}[.gz]"))
+        .collect();
+    Some(format!("{} lacks {}", dir.display(), missing.join(", ")))
 }
 
 /// Loads the data set found in `dir`. If the folder's name is a known data set

@@ -67,16 +67,49 @@ pub fn load_image_for_model(
 pub fn load_image(path: impl AsRef<Path>, opts: &ImageOptions) -> Result<Tensor> {
     let path = path.as_ref();
     check_options(opts)?;
-    let reader = image::ImageReader::open(path)
-        .map_err(|e| Error::io(path, e))?
-        // Trust the bytes, not the extension.
-        .with_guessed_format()
-        .map_err(|e| Error::io(path, e))?;
+    let open = || -> Result<image::ImageReader<_>> {
+        image::ImageReader::open(path)
+            .map_err(|e| Error::io(path, e))?
+            // Trust the bytes, not the extension.
+            .with_guessed_format()
+            .map_err(|e| Error::io(path, e))
+    };
+    let decode_error = |e: image::ImageError| match e {
+        image::ImageError::IoError(e) => Error::io(path, e),
+        e => Error::format(path, format!("cannot read as a PNG or JPEG image: {e}")),
+    };
+    // The header first: a small file may claim a huge image, and decoding or resizing it
+    // would ask for gigabytes.
+    let (w, h) = open()?.into_dimensions().map_err(decode_error)?;
+    check_image_size(w, h).map_err(|m| Error::format(path, m))?;
+    let mut reader = open()?;
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(MAX_IMAGE_SIDE);
+    limits.max_image_height = Some(MAX_IMAGE_SIDE);
+    reader.limits(limits);
     let img = reader.decode().map_err(|e| match e {
         image::ImageError::IoError(e) => Error::io(path, e),
         e => Error::format(path, format!("cannot read as a PNG or JPEG image: {e}")),
     })?;
     image_to_tensor(&img, opts)
+}
+
+/// The longest side of an image that is read (larger ones are refused before decoding).
+pub const MAX_IMAGE_SIDE: u32 = 20_000;
+/// The most pixels an image that is read may have (50 megapixels: 200 MB decoded).
+pub const MAX_IMAGE_PIXELS: u64 = 50_000_000;
+
+/// Refuses sizes that would cost gigabytes to decode and resize (a 300,000,000 x 1 PNG
+/// compresses to a few hundred KB).
+fn check_image_size(w: u32, h: u32) -> std::result::Result<(), String> {
+    let pixels = w as u64 * h as u64;
+    if w > MAX_IMAGE_SIDE || h > MAX_IMAGE_SIDE || pixels > MAX_IMAGE_PIXELS {
+        return Err(format!(
+            "the image is {w}x{h} pixels; images may be at most {MAX_IMAGE_SIDE} pixels on a \
+             side and {MAX_IMAGE_PIXELS} pixels in all"
+        ));
+    }
+    Ok(())
 }
 
 /// Converts a decoded image to a `[1, C, H, W]` tensor in [0, 1] according to `opts`.
@@ -191,6 +224,46 @@ mod tests {
         let t = load_image_for_model(&path, 1, 10, 10).unwrap();
         assert_eq!(t.data()[0], 0.0);
         assert_eq!(t.data()[5], 1.0);
+    }
+
+    /// A PNG that is only a header claiming `w` x `h` grey pixels (and an empty IDAT, so
+    /// a decoder reads the header through).
+    fn png_header_only(w: u32, h: u32) -> Vec<u8> {
+        let chunk = |kind: &[u8], data: &[u8]| {
+            let mut body = kind.to_vec();
+            body.extend_from_slice(data);
+            let mut crc = flate2::Crc::new();
+            crc.update(&body);
+            let mut c = (data.len() as u32).to_be_bytes().to_vec();
+            c.extend_from_slice(&body);
+            c.extend_from_slice(&crc.sum().to_be_bytes());
+            c
+        };
+        let mut ihdr = w.to_be_bytes().to_vec();
+        ihdr.extend_from_slice(&h.to_be_bytes());
+        ihdr.extend_from_slice(&[8, 0, 0, 0, 0]);
+        let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+        png.extend(chunk(b"IHDR", &ihdr));
+        png.extend(chunk(b"IDAT", &[]));
+        png.extend(chunk(b"IEND", &[]));
+        png
+    }
+
+    #[test]
+    fn huge_claimed_sizes_are_refused_before_decoding() {
+        let dir = tempfile::tempdir().unwrap();
+        for (w, h) in [(300_000_000, 1), (1, 300_000_000), (10_000, 10_000)] {
+            let path = dir.path().join(format!("big-{w}x{h}.png"));
+            std::fs::write(&path, png_header_only(w, h)).unwrap();
+            let e = load_image(&path, &ImageOptions::new(1, 28, 28))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains(&format!("big-{w}x{h}.png")) && e.contains(&format!("{w}x{h} pixels")),
+                "{e}"
+            );
+        }
+        assert!(check_image_size(4000, 3000).is_ok());
     }
 
     #[test]

@@ -1,6 +1,14 @@
-//! File formats: atomic writes, safetensors weights, and the saved-model directory.
+//! File formats: atomic writes, safetensors weights, the saved-model directory (one unit,
+//! `file_set`), and the callbacks that write files during `fit` (`BackupAndRestore`,
+//! `CSVLogger`).
 
 pub mod atomic;
+pub mod backup;
+pub mod csv_logger;
+pub mod file_set;
 mod history;
 pub mod model_dir;
 pub mod safetensors_io;
+
+pub use backup::BackupAndRestore;
+pub use csv_logger::CSVLogger;

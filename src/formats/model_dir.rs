@@ -6,7 +6,8 @@
 //! - `optimizer.safetensors`: the optimizer state, to resume training.
 //!
 //! Loading checks names, shapes and dtypes against the architecture and says exactly
-//! what does not match. Every file is written atomically.
+//! what does not match. A save replaces all these files as one unit
+//! (`file_set`): a kill or a full disk at any instant leaves the old model or the new one.
 
 use crate::error::{Error, Result};
 use crate::nn::layers::LayerConfig;
@@ -33,20 +34,76 @@ impl Sequential {
     }
 }
 
+/// Files that describe one generation of weights (how they were trained and scored):
+/// a save that does not bring its own removes the old ones, so they can never describe
+/// other weights than those beside them.
+/// (`preprocessing.json` and `split.json` are the CLI's record of a data file's encoding
+/// and train/test split.)
+pub const RUN_FILES: [&str; 4] = [
+    "run.json",
+    "history.json",
+    "preprocessing.json",
+    "split.json",
+];
+
+/// Saves the model into `dir` as one unit (see `file_set`): at every instant the folder
+/// holds the old model or the new one, whole. `run.json` and `history.json` of an
+/// earlier save are removed.
 pub fn save(model: &Sequential, dir: &Path) -> Result<()> {
+    save_with(model, dir, &[])
+}
+
+/// Saves the model together with files that describe it (`run.json`, `history.json`,
+/// given as name and bytes), all in the same unit.
+pub fn save_with(model: &Sequential, dir: &Path, extra: &[(&str, &[u8])]) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     let cfg = serde_json::to_string_pretty(&model.config()).expect("config serializes");
-    super::atomic::write_bytes_atomic(dir.join(CONFIG_FILE), cfg.as_bytes())?;
     let weights: Vec<_> = model
         .params()
         .into_iter()
         .map(|p| (p.name, p.var.value()))
         .collect();
-    super::safetensors_io::save(&dir.join(WEIGHTS_FILE), &weights)?;
-    if let Some(opt) = model.optimizer() {
-        super::safetensors_io::save(&dir.join(OPTIMIZER_FILE), &opt.state())?;
+    let weights = super::safetensors_io::to_bytes(&weights)?;
+    let optimizer = match model.optimizer() {
+        Some(opt) => Some(super::safetensors_io::to_bytes(&opt.state())?),
+        None => None,
+    };
+    let mut files: Vec<(&str, &[u8])> =
+        vec![(CONFIG_FILE, cfg.as_bytes()), (WEIGHTS_FILE, &weights)];
+    if let Some(o) = &optimizer {
+        files.push((OPTIMIZER_FILE, o));
     }
-    Ok(())
+    files.extend_from_slice(extra);
+    let mut remove: Vec<&str> = RUN_FILES.to_vec();
+    if optimizer.is_none() {
+        remove.push(OPTIMIZER_FILE);
+    }
+    super::file_set::replace_files(dir, &files, &remove)
+}
+
+/// Fails unless `dir` can take a save (created if missing): checked before training,
+/// so that an unwritable `--out` does not cost an epoch. Also finishes or discards a
+/// save that a kill interrupted.
+pub fn check_writable(dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    super::file_set::recover(dir)?;
+    for name in [CONFIG_FILE, WEIGHTS_FILE, OPTIMIZER_FILE]
+        .into_iter()
+        .chain(RUN_FILES)
+    {
+        let path = dir.join(name);
+        if path.is_dir() {
+            return Err(Error::invalid(format!(
+                "{}: not a file, so a save cannot replace it",
+                path.display()
+            )));
+        }
+    }
+    tempfile::Builder::new()
+        .prefix(".nabla-probe.")
+        .tempfile_in(dir)
+        .map(drop)
+        .map_err(|e| Error::io(dir, e))
 }
 
 /// Reads a model config (`model.json` or a hand-written one). Errors name the file and,
@@ -81,6 +138,8 @@ fn parse_config(text: &str) -> std::result::Result<ModelConfig, String> {
 }
 
 pub fn load(dir: &Path) -> Result<Sequential> {
+    // A save that a kill interrupted is finished (committed) or discarded first.
+    super::file_set::recover(dir)?;
     let cfg = load_config(&dir.join(CONFIG_FILE))?;
     let mut model = Sequential::from_config(&cfg, 0)
         .map_err(|e| Error::format(dir.join(CONFIG_FILE), e.to_string()))?;
@@ -131,6 +190,54 @@ pub fn load_weights(model: &mut Sequential, path: &Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn small_model(seed: u64) -> Sequential {
+        let mut m = Sequential::with_seed(&[4], seed);
+        m.add(crate::nn::layers::DenseConfig::new(3)).unwrap();
+        m.compile(
+            crate::losses::KerasLoss::MeanSquaredError,
+            crate::optimizers::Optimizer::from_name("adam", None).unwrap(),
+            &[],
+        )
+        .unwrap();
+        m
+    }
+
+    #[test]
+    fn a_save_killed_at_any_step_leaves_the_old_or_the_new_model_whole() {
+        let (old, new) = (small_model(1), small_model(2));
+        let (mut saw_old, mut saw_new) = (false, false);
+        for steps in 0..12 {
+            let dir = tempfile::tempdir().unwrap();
+            save_with(&old, dir.path(), &[("run.json", b"old run")]).unwrap();
+            super::super::file_set::fail_after(Some(steps));
+            let res = save(&new, dir.path());
+            super::super::file_set::fail_after(None);
+            let back = load(dir.path()).unwrap();
+            let run = std::fs::read(dir.path().join("run.json")).ok();
+            let got: Vec<Vec<f32>> = back.get_weights().iter().map(|t| t.to_f32_vec()).collect();
+            let of = |m: &Sequential| -> Vec<Vec<f32>> {
+                m.get_weights().iter().map(|t| t.to_f32_vec()).collect()
+            };
+            if got == of(&old) {
+                assert!(res.is_err(), "step {steps}");
+                assert_eq!(run.as_deref(), Some(&b"old run"[..]), "step {steps}");
+                saw_old = true;
+            } else {
+                assert_eq!(got, of(&new), "step {steps}");
+                // The old run.json described the old weights: gone with them.
+                assert_eq!(run, None, "step {steps}");
+                saw_new = true;
+            }
+            let names: Vec<String> = std::fs::read_dir(dir.path())
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with('.'))
+                .collect();
+            assert!(names.is_empty(), "step {steps}: left {names:?}");
+        }
+        assert!(saw_old && saw_new);
+    }
 
     #[test]
     fn every_known_class_name_is_a_layer() {

@@ -85,9 +85,13 @@ pub fn window_out_len(
     stride: usize,
     dilation: usize,
 ) -> Option<usize> {
-    let eff = (kernel - 1) * dilation + 1;
-    let padded = input + pad_before + pad_after;
-    if kernel == 0 || stride == 0 || padded < eff {
+    // Checked: an overflow (a dilation of 2^63) is "does not fit", never a wrapped size.
+    let eff = kernel
+        .checked_sub(1)?
+        .checked_mul(dilation)?
+        .checked_add(1)?;
+    let padded = input.checked_add(pad_before)?.checked_add(pad_after)?;
+    if stride == 0 || padded < eff {
         None
     } else {
         Some((padded - eff) / stride + 1)

@@ -185,6 +185,45 @@ impl Optimizer {
         Ok(self)
     }
 
+    /// Checks every hyper-parameter's range: a learning rate finite and >= 0, an epsilon
+    /// finite and > 0, a weight decay finite and >= 0, momentum, decay and betas in
+    /// [0, 1). `compile` calls it, so no value from code or a config goes unchecked.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |what: &str, v: f32, range: &str| {
+            Err(Error::invalid(format!(
+                "the optimizer's {what} is {v}; it must be {range}"
+            )))
+        };
+        let unit = |v: f32| (0.0..1.0).contains(&v);
+        if !(self.learning_rate.is_finite() && self.learning_rate >= 0.0) {
+            return bad("learning rate", self.learning_rate, "a number >= 0");
+        }
+        if !(self.epsilon.is_finite() && self.epsilon > 0.0) {
+            return bad("epsilon", self.epsilon, "a number > 0");
+        }
+        if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
+            return bad("weight decay", self.weight_decay, "a number >= 0");
+        }
+        match self.kind {
+            OptimizerKind::Momentum { momentum } | OptimizerKind::Nesterov { momentum }
+                if !unit(momentum) =>
+            {
+                bad("momentum", momentum, "in [0, 1)")
+            }
+            OptimizerKind::Rmsprop { decay } if !unit(decay) => bad("decay", decay, "in [0, 1)"),
+            OptimizerKind::Adam { beta_1, beta_2 } | OptimizerKind::Adamw { beta_1, beta_2 }
+                if !(unit(beta_1) && unit(beta_2)) =>
+            {
+                bad(
+                    "beta_1/beta_2",
+                    if unit(beta_1) { beta_2 } else { beta_1 },
+                    "in [0, 1)",
+                )
+            }
+            _ => Ok(()),
+        }
+    }
+
     pub fn weight_decay(&self) -> f32 {
         self.weight_decay
     }
@@ -338,6 +377,22 @@ impl Optimizer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn out_of_range_hyper_parameters_are_refused_by_compile() {
+        let mut adam = Optimizer::adam(0.001);
+        adam.epsilon = -1.0;
+        let e = adam.validate().unwrap_err().to_string();
+        assert!(e.contains("epsilon is -1"), "{e}");
+        let e = Optimizer::sgd(-1.0).validate().unwrap_err().to_string();
+        assert!(e.contains("learning rate is -1"), "{e}");
+        let e = Optimizer::momentum(0.1, 1.5)
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("momentum is 1.5"), "{e}");
+        assert!(Optimizer::adamw(0.001, 0.01).validate().is_ok());
+    }
     use crate::engine::Var;
 
     fn param(w: Vec<f32>, g: Vec<f32>) -> Param {

@@ -27,6 +27,54 @@ impl Predictions {
     }
 }
 
+/// Class probabilities of every row of `x`, `num_classes` per row (for a single sigmoid
+/// output, `[1 - p, p]`), computed as `predict_classes` does (logits through softmax or
+/// sigmoid), so an average over several models (an ensemble) is an average of
+/// probabilities. Returns the probabilities and `num_classes`.
+pub fn predict_probabilities(
+    model: &mut Sequential,
+    x: &Tensor,
+    batch_size: usize,
+) -> Result<(Vec<f32>, usize)> {
+    let n = x.shape().first().copied().unwrap_or(0);
+    let cols = crate::nn::layers::dims::numel(model.output_shape()).ok_or_else(|| {
+        Error::shape(format!(
+            "model '{}': predictions need a known output shape, got {:?}",
+            model.name,
+            model.output_shape()
+        ))
+    })?;
+    let fused = match (model.loss(), model.layers().last()) {
+        (Some(loss), Some(last)) => {
+            loss.fusable_activation().is_some()
+                && last.output_activation() == loss.fusable_activation()
+        }
+        _ => false,
+    };
+    let softmax_out =
+        model.layers().last().and_then(|l| l.output_activation()) == Some(Activation::Softmax);
+    let _g = no_grad();
+    let bs = batch_size.max(1);
+    let classes = if cols == 1 { 2 } else { cols };
+    let mut probs = Vec::with_capacity(n * classes);
+    for start in (0..n).step_by(bs) {
+        let end = (start + bs).min(n);
+        let xb = Var::constant(x.slice_rows(start, end));
+        let values = model.forward_with(&xb, false, fused)?.value().to_f32_vec();
+        if cols == 1 {
+            for v in values {
+                let p = if fused { sigmoid_scalar(v) } else { v };
+                probs.extend([1.0 - p, p]);
+            }
+        } else if fused || !softmax_out {
+            probs.extend(softmax_rows(&values, cols));
+        } else {
+            probs.extend(values);
+        }
+    }
+    Ok((probs, classes))
+}
+
 /// Classifies every row of `x` (labels `y`) in batches of `batch_size`.
 pub fn predict_classes(
     model: &mut Sequential,

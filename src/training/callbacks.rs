@@ -33,6 +33,43 @@ pub trait Callback {
     fn early_stop_epochs(&self) -> (Option<usize>, Option<usize>) {
         (None, None)
     }
+    /// What this callback has learnt during the run (a best value, a patience count), for
+    /// `BackupAndRestore`; `None` when it keeps nothing across epochs.
+    fn state(&self) -> Option<serde_json::Value> {
+        None
+    }
+    /// Takes back what `state` returned, when a run is resumed (after `on_train_begin`).
+    fn set_state(&mut self, _state: &serde_json::Value) -> Result<()> {
+        Ok(())
+    }
+    /// Before the first epoch: the state of an interrupted run to continue, if this
+    /// callback keeps one (`BackupAndRestore` restores the model and returns it).
+    fn resume(&mut self, _model: &mut Sequential) -> Result<Option<FitState>> {
+        Ok(None)
+    }
+    /// After each epoch's `on_epoch_end` (of every callback): the whole state of `fit`.
+    fn on_epoch_state(&mut self, _state: &FitState, _model: &mut Sequential) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// Everything `fit` needs, besides the model's weights and optimizer, to continue a run
+/// exactly where it stood at the end of an epoch.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct FitState {
+    /// The epoch to run next (0-based).
+    pub next_epoch: usize,
+    /// The shuffled sample order (each epoch shuffles the previous one further).
+    pub order: Vec<usize>,
+    /// The augmentation seed drawn at the start of the run.
+    pub augment_seed: Option<u64>,
+    /// The model's generator (shuffling, dropout).
+    pub rng: crate::engine::RngState,
+    pub history: super::history::History,
+    /// Each callback's `state()`, in the order the callbacks were given.
+    pub callbacks: Vec<Option<serde_json::Value>>,
+    /// Whether a callback stopped the run (early stopping).
+    pub stopped: bool,
 }
 
 /// Whether smaller or larger values of the monitored quantity are better.
@@ -165,6 +202,35 @@ impl Callback for EarlyStopping {
         Ok(())
     }
 
+    fn state(&self) -> Option<serde_json::Value> {
+        Some(serde_json::json!({
+            "best": self.best,
+            "wait": self.wait,
+            "best_epoch": self.best_epoch,
+            "stopped_epoch": self.stopped_epoch,
+            "best_weights": self.best_weights.as_ref().map(|ws| {
+                ws.iter().map(|w| (w.shape().to_vec(), w.to_f32_vec())).collect::<Vec<_>>()
+            }),
+        }))
+    }
+
+    fn set_state(&mut self, s: &serde_json::Value) -> Result<()> {
+        let bad = || Error::invalid("EarlyStopping: unreadable saved state");
+        self.best = serde_json::from_value(s["best"].clone()).map_err(|_| bad())?;
+        self.wait = serde_json::from_value(s["wait"].clone()).map_err(|_| bad())?;
+        self.best_epoch = serde_json::from_value(s["best_epoch"].clone()).map_err(|_| bad())?;
+        self.stopped_epoch =
+            serde_json::from_value(s["stopped_epoch"].clone()).map_err(|_| bad())?;
+        let weights: Option<Vec<(Vec<usize>, Vec<f32>)>> =
+            serde_json::from_value(s["best_weights"].clone()).map_err(|_| bad())?;
+        self.best_weights = weights.map(|ws| {
+            ws.into_iter()
+                .map(|(shape, v)| Tensor::from_vec(v, &shape))
+                .collect()
+        });
+        Ok(())
+    }
+
     fn early_stop_epochs(&self) -> (Option<usize>, Option<usize>) {
         (
             if self.restore_best_weights {
@@ -177,8 +243,11 @@ impl Callback for EarlyStopping {
     }
 }
 
-/// Saves the model (architecture + weights) to a directory after each epoch, or only
-/// when `monitor` improves with `save_best_only`.
+/// Saves the model (architecture, weights, optimizer state) to a directory after each
+/// epoch, or only when `monitor` improves with `save_best_only`, as Keras'
+/// `ModelCheckpoint`. The path may hold `{epoch}` / `{epoch:02d}` (1-based, as Keras
+/// numbers epochs) and any logged value, `{val_loss:.4f}`, `{accuracy}`, to keep one
+/// directory per epoch. Each save replaces its directory as one unit.
 pub struct ModelCheckpoint {
     pub dir: PathBuf,
     pub monitor: String,
@@ -205,13 +274,94 @@ impl ModelCheckpoint {
         self.save_best_only = b;
         self
     }
+    pub fn mode(mut self, m: Mode) -> Self {
+        self.mode = m;
+        self
+    }
+
+    /// The directory for `epoch` (0-based) with these logs: the template filled in.
+    pub fn path_for(&self, epoch: usize, logs: &Logs) -> Result<PathBuf> {
+        let template = self.dir.to_string_lossy();
+        fill_template(&template, epoch + 1, logs).map(PathBuf::from)
+    }
+}
+
+/// Fills `{epoch}`, `{epoch:02d}`, `{key}` and `{key:.Nf}` in `template`.
+fn fill_template(template: &str, epoch: usize, logs: &Logs) -> Result<String> {
+    let mut out = String::new();
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        out.push_str(&rest[..open]);
+        let close = rest[open..].find('}').map(|c| open + c).ok_or_else(|| {
+            Error::invalid(format!(
+                "ModelCheckpoint path '{template}': a '{{' is not closed"
+            ))
+        })?;
+        let field = &rest[open + 1..close];
+        let (key, spec) = field.split_once(':').unwrap_or((field, ""));
+        let bad_spec = || {
+            Error::invalid(format!(
+                "ModelCheckpoint path '{template}': unknown format '{{{field}}}'; use \
+                 {{epoch}}, {{epoch:02d}}, {{val_loss}} or {{val_loss:.4f}}"
+            ))
+        };
+        let text = if key == "epoch" {
+            match spec {
+                "" | "d" => epoch.to_string(),
+                s if s.ends_with('d') => {
+                    let width: usize = s[..s.len() - 1]
+                        .trim_start_matches('0')
+                        .parse()
+                        .map_err(|_| bad_spec())?;
+                    format!("{epoch:0width$}")
+                }
+                _ => return Err(bad_spec()),
+            }
+        } else {
+            let v = logs.get(key).ok_or_else(|| {
+                Error::invalid(format!(
+                    "ModelCheckpoint path '{template}' names '{key}', which this training \
+                     does not report (available: epoch, {})",
+                    logs.keys().cloned().collect::<Vec<_>>().join(", ")
+                ))
+            })?;
+            match spec {
+                "" => v.to_string(),
+                s if s.starts_with('.') && s.ends_with('f') => {
+                    let p: usize = s[1..s.len() - 1].parse().map_err(|_| bad_spec())?;
+                    format!("{v:.p$}")
+                }
+                _ => return Err(bad_spec()),
+            }
+        };
+        out.push_str(&text);
+        rest = &rest[close + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
 }
 
 impl Callback for ModelCheckpoint {
-    fn on_epoch_end(&mut self, _epoch: usize, logs: &Logs, model: &mut Sequential) -> Result<()> {
+    fn on_train_begin(&mut self, _model: &mut Sequential) -> Result<()> {
+        // A bad template fails before the first epoch, not after it.
+        let mut logs = Logs::new();
+        logs.insert(self.monitor.clone(), 0.0);
+        let template = self.dir.to_string_lossy().into_owned();
+        if template.contains('{') {
+            for key in ["loss", "accuracy", "val_loss", "val_accuracy", "lr"] {
+                logs.entry(key.to_string()).or_insert(0.0);
+            }
+            fill_template(&template, 1, &logs).map(|_| ())
+        } else {
+            Ok(())
+        }
+    }
+
+    fn on_epoch_end(&mut self, epoch: usize, logs: &Logs, model: &mut Sequential) -> Result<()> {
         if self.save_best_only {
             let current = monitored(logs, &self.monitor)?;
             let better = match (self.best, self.mode.resolve(&self.monitor)) {
+                _ if current.is_nan() => false,
                 (None, _) => true,
                 (Some(b), Mode::Max) => current > b,
                 (Some(b), _) => current < b,
@@ -221,6 +371,38 @@ impl Callback for ModelCheckpoint {
             }
             self.best = Some(current);
         }
-        model.save(&self.dir)
+        model.save(&self.path_for(epoch, logs)?)
+    }
+
+    fn state(&self) -> Option<serde_json::Value> {
+        Some(serde_json::json!({ "best": self.best }))
+    }
+
+    fn set_state(&mut self, s: &serde_json::Value) -> Result<()> {
+        self.best = serde_json::from_value(s["best"].clone())
+            .map_err(|_| Error::invalid("ModelCheckpoint: unreadable saved state"))?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn checkpoint_paths_fill_epoch_and_logged_values() {
+        let mut logs = Logs::new();
+        logs.insert("val_loss".into(), 0.123456);
+        let fill = |t: &str| fill_template(t, 3, &logs);
+        assert_eq!(fill("ckpt/{epoch:02d}").unwrap(), "ckpt/03");
+        assert_eq!(fill("e{epoch}-{val_loss:.4f}").unwrap(), "e3-0.1235");
+        assert_eq!(fill("plain").unwrap(), "plain");
+        let e = fill("x/{acc}").unwrap_err().to_string();
+        assert!(e.contains("names 'acc'") && e.contains("val_loss"), "{e}");
+        assert!(fill("x/{epoch:xx}")
+            .unwrap_err()
+            .to_string()
+            .contains("unknown format"));
+        assert!(fill("x/{epoch").is_err());
     }
 }

@@ -7,7 +7,7 @@
 //! NaN check, zero grads, backward, optimizer step), or the user's step given with
 //! `FitArgs::train_step` -> running loss/accuracy for the progress bar.
 
-use super::callbacks::{Callback, Logs};
+use super::callbacks::{Callback, FitState, Logs};
 use super::history::History;
 use super::metrics::Tally;
 use super::model::Sequential;
@@ -300,6 +300,11 @@ trait Feed {
         epoch: usize,
         body: &mut dyn FnMut(&mut Sequential, usize, PreparedBatch, Duration) -> Result<()>,
     ) -> Result<()>;
+    /// Where the feed stands after an epoch, for a backup: this epoch's sample order and
+    /// the augmentation seed.
+    fn position(&self) -> (Vec<usize>, Option<u64>);
+    /// Continues from a backup's `position`.
+    fn restore(&mut self, order: Vec<usize>, augment_seed: Option<u64>) -> Result<()>;
 }
 
 /// Tensors, cut into shuffled batches by the producer thread (`prefetch.rs`).
@@ -316,6 +321,23 @@ struct TensorFeed {
 impl Feed for TensorFeed {
     fn steps(&self) -> usize {
         self.order.len().div_ceil(self.batch_size)
+    }
+
+    fn position(&self) -> (Vec<usize>, Option<u64>) {
+        (self.order.clone(), self.augment_seed)
+    }
+
+    fn restore(&mut self, order: Vec<usize>, augment_seed: Option<u64>) -> Result<()> {
+        if order.len() != self.order.len() {
+            return Err(Error::invalid(format!(
+                "fit: the backup is of a run on {} training samples, this one has {}",
+                order.len(),
+                self.order.len()
+            )));
+        }
+        self.order = order;
+        self.augment_seed = augment_seed.filter(|_| self.augmentation.is_some());
+        Ok(())
     }
 
     fn start(&mut self, model: &mut Sequential) {
@@ -374,6 +396,20 @@ impl Feed for SourceFeed<'_> {
     }
 
     fn start(&mut self, _model: &mut Sequential) {}
+
+    /// A source keeps its own position (the epoch and step it is asked for).
+    fn position(&self) -> (Vec<usize>, Option<u64>) {
+        (Vec::new(), None)
+    }
+
+    fn restore(&mut self, order: Vec<usize>, _augment_seed: Option<u64>) -> Result<()> {
+        if !order.is_empty() {
+            return Err(Error::invalid(
+                "fit_source: the backup is of a run over tensors, not over a batch source",
+            ));
+        }
+        Ok(())
+    }
 
     fn epoch(
         &mut self,
@@ -438,7 +474,31 @@ fn run_epochs(model: &mut Sequential, feed: &mut dyn Feed, settings: EpochLoop) 
 
     let steps = feed.steps();
     feed.start(model);
-    for epoch in initial_epoch..epochs {
+    // A run to continue (`BackupAndRestore`): everything as it stood after its last epoch.
+    let mut first_epoch = initial_epoch;
+    let mut resumed = None;
+    for cb in callbacks.iter_mut() {
+        if let Some(state) = cb.resume(model)? {
+            resumed = Some(state);
+            break;
+        }
+    }
+    if let Some(state) = resumed {
+        feed.restore(state.order, state.augment_seed)?;
+        model.rng = crate::engine::Rng::from_state(&state.rng)?;
+        history = state.history;
+        for (cb, s) in callbacks.iter_mut().zip(&state.callbacks) {
+            if let Some(s) = s {
+                cb.set_state(s)?;
+            }
+        }
+        first_epoch = if state.stopped {
+            epochs
+        } else {
+            state.next_epoch
+        };
+    }
+    for epoch in first_epoch..epochs {
         for cb in callbacks.iter_mut() {
             cb.on_epoch_begin(epoch, model)?;
         }
@@ -545,6 +605,19 @@ fn run_epochs(model: &mut Sequential, feed: &mut dyn Feed, settings: EpochLoop) 
         history.push(epoch, &logs);
         for cb in callbacks.iter_mut() {
             cb.on_epoch_end(epoch, &logs, model)?;
+        }
+        let (order, augment_seed) = feed.position();
+        let state = FitState {
+            next_epoch: epoch + 1,
+            order,
+            augment_seed,
+            rng: model.rng.state(),
+            history: history.clone(),
+            callbacks: callbacks.iter().map(|c| c.state()).collect(),
+            stopped: model.stop_training,
+        };
+        for cb in callbacks.iter_mut() {
+            cb.on_epoch_state(&state, model)?;
         }
         if model.stop_training {
             break;

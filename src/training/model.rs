@@ -185,7 +185,10 @@ impl Model {
                 optimizer: c.optimizer.config(),
                 metrics: c.metrics.iter().map(|m| m.name().to_string()).collect(),
             };
-            serde_json::to_value(compile).expect("compile configs serialize")
+            // Through text: `to_value` widens each f32 to f64 and would write 0.9 as
+            // 0.8999999761581421; the text keeps f32's shortest form.
+            let text = serde_json::to_string(&compile).expect("compile configs serialize");
+            serde_json::from_str(&text).expect("serde_json reads what it wrote")
         });
         cfg
     }
@@ -260,6 +263,9 @@ impl Model {
                 w.to_vec()
             }
         };
+        optimizer
+            .validate()
+            .map_err(|e| Error::invalid(format!("compile: {e}")))?;
         let metrics = metrics
             .iter()
             .map(|m| Metric::from_name(m))
@@ -488,5 +494,23 @@ impl Model {
         args: super::fit::FitArgs,
     ) -> Result<History> {
         super::fit::fit(self, xs, ys, args)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compile_refuses_an_out_of_range_optimizer() {
+        let mut adam = Optimizer::adam(0.001);
+        adam.epsilon = -1.0;
+        let mut m = Sequential::with_seed(&[2], 0);
+        m.add(crate::nn::layers::DenseConfig::new(1)).unwrap();
+        let e = m
+            .compile(crate::losses::KerasLoss::MeanSquaredError, adam, &[])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("compile: the optimizer's epsilon is -1"), "{e}");
     }
 }

@@ -80,23 +80,80 @@ impl Schedule {
         };
         let num =
             |i: usize| -> Result<f32> { parts.get(i).and_then(|p| p.parse().ok()).ok_or_else(bad) };
-        Ok(match parts[0] {
-            "constant" => Schedule::Constant,
-            "step" => Schedule::Step {
-                every: num(1)? as usize,
-                factor: num(2)?,
-            },
-            "exp" => Schedule::Exponential { rate: num(1)? },
-            "cosine" => Schedule::Cosine {
-                epochs: num(1)? as usize,
-                warmup: if parts.len() > 2 { num(2)? as usize } else { 0 },
-                min_lr: 0.0,
-            },
-            "onecycle" => Schedule::OneCycle {
-                epochs: num(1)? as usize,
-            },
+        // Epoch counts are whole numbers: "-5" or "2.5" is refused, not cast to 0 or 2.
+        let count = |i: usize| -> Result<usize> {
+            parts.get(i).and_then(|p| p.parse().ok()).ok_or_else(bad)
+        };
+        let arity = |n: std::ops::RangeInclusive<usize>| {
+            if n.contains(&parts.len()) {
+                Ok(())
+            } else {
+                Err(bad())
+            }
+        };
+        let schedule = match parts[0] {
+            "constant" => {
+                arity(1..=1)?;
+                Schedule::Constant
+            }
+            "step" => {
+                arity(3..=3)?;
+                Schedule::Step {
+                    every: count(1)?,
+                    factor: num(2)?,
+                }
+            }
+            "exp" => {
+                arity(2..=2)?;
+                Schedule::Exponential { rate: num(1)? }
+            }
+            "cosine" => {
+                arity(2..=3)?;
+                Schedule::Cosine {
+                    epochs: count(1)?,
+                    warmup: if parts.len() > 2 { count(2)? } else { 0 },
+                    min_lr: 0.0,
+                }
+            }
+            "onecycle" => {
+                arity(2..=2)?;
+                Schedule::OneCycle { epochs: count(1)? }
+            }
             _ => return Err(bad()),
-        })
+        };
+        schedule
+            .validate()
+            .map_err(|e| Error::invalid(format!("bad schedule '{s}': {e}")))?;
+        Ok(schedule)
+    }
+
+    /// Checks the ranges that give a learning rate that is positive and finite at every
+    /// epoch: a step every >= 1 epoch by a factor in (0, 1], an exponential rate in
+    /// (0, 1], cosine and one-cycle over >= 1 epoch with the warm-up shorter than the run.
+    pub fn validate(&self) -> Result<()> {
+        let fail = |m: String| Err(Error::invalid(m));
+        match *self {
+            Schedule::Constant => Ok(()),
+            Schedule::Step { every: 0, .. } => {
+                fail("the step length EVERY must be at least 1 epoch".into())
+            }
+            Schedule::Step { factor, .. } if !(factor > 0.0 && factor <= 1.0) => {
+                fail(format!("the step FACTOR must be in (0, 1], got {factor}"))
+            }
+            Schedule::Exponential { rate } if !(rate > 0.0 && rate <= 1.0) => {
+                fail(format!("the decay RATE must be in (0, 1], got {rate}"))
+            }
+            Schedule::Cosine { epochs: 0, .. } | Schedule::OneCycle { epochs: 0 } => {
+                fail("EPOCHS must be at least 1".into())
+            }
+            Schedule::Cosine { epochs, warmup, .. } if warmup >= epochs => fail(format!(
+                "the WARMUP ({warmup} epochs) must be shorter than EPOCHS ({epochs})"
+            )),
+            Schedule::Cosine { min_lr, .. } if !(min_lr.is_finite() && min_lr >= 0.0) => {
+                fail(format!("min_lr must be >= 0, got {min_lr}"))
+            }
+            _ => Ok(()),
+        }
     }
 }
 
@@ -116,12 +173,28 @@ impl LearningRateScheduler {
 }
 
 impl Callback for LearningRateScheduler {
+    fn on_train_begin(&mut self, _model: &mut Sequential) -> Result<()> {
+        self.schedule
+            .validate()
+            .map_err(|e| Error::invalid(format!("LearningRateScheduler: {e}")))
+    }
     fn on_epoch_begin(&mut self, epoch: usize, model: &mut Sequential) -> Result<()> {
         let opt = model
             .optimizer_mut()
             .ok_or_else(|| Error::invalid("LearningRateScheduler: compile the model first"))?;
         let base = *self.base.get_or_insert(opt.learning_rate());
         opt.set_learning_rate(self.schedule.lr(base, epoch));
+        Ok(())
+    }
+
+    /// The base rate: after a restart the optimizer holds the last scheduled rate.
+    fn state(&self) -> Option<serde_json::Value> {
+        Some(serde_json::json!({ "base": self.base }))
+    }
+
+    fn set_state(&mut self, s: &serde_json::Value) -> Result<()> {
+        self.base = serde_json::from_value(s["base"].clone())
+            .map_err(|_| Error::invalid("LearningRateScheduler: unreadable saved state"))?;
         Ok(())
     }
 }
@@ -190,6 +263,17 @@ impl Callback for ReduceLROnPlateau {
         }
         Ok(())
     }
+
+    fn state(&self) -> Option<serde_json::Value> {
+        Some(serde_json::json!({ "best": self.best, "wait": self.wait }))
+    }
+
+    fn set_state(&mut self, s: &serde_json::Value) -> Result<()> {
+        let bad = || Error::invalid("ReduceLROnPlateau: unreadable saved state");
+        self.best = serde_json::from_value(s["best"].clone()).map_err(|_| bad())?;
+        self.wait = serde_json::from_value(s["wait"].clone()).map_err(|_| bad())?;
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -226,5 +310,34 @@ mod tests {
             }
         );
         assert!(Schedule::parse("cosine").is_err());
+    }
+
+    #[test]
+    fn nonsense_schedules_are_refused_with_the_reason() {
+        for (spec, needle) in [
+            ("step:1:-1", "FACTOR must be in (0, 1]"),
+            ("step:0:0.5", "EVERY must be at least 1"),
+            ("step:-2:0.5", "bad schedule"),
+            ("step:2.5:0.5", "bad schedule"),
+            ("exp:-5", "RATE must be in (0, 1]"),
+            ("exp:nan", "RATE must be in (0, 1]"),
+            ("cosine:0", "EPOCHS must be at least 1"),
+            ("cosine:5:5", "WARMUP"),
+            ("onecycle:0", "EPOCHS must be at least 1"),
+            ("step:2", "bad schedule"),
+            ("exp:0.9:1", "bad schedule"),
+        ] {
+            let e = Schedule::parse(spec).unwrap_err().to_string();
+            assert!(e.contains(needle) && e.contains(spec), "{spec}: {e}");
+        }
+        assert_eq!(
+            Schedule::parse("step:2:0.5").unwrap(),
+            Schedule::Step {
+                every: 2,
+                factor: 0.5
+            }
+        );
+        assert!(Schedule::parse("cosine:10:2").is_ok());
+        assert!(Schedule::parse("exp:0.95").is_ok());
     }
 }

@@ -263,6 +263,7 @@ impl LayerKind for Conv2DConfig {
         let ch = inputs[0][0].get().expect("checked");
         let (kh, kw) = self.kernel_size;
         let shape = [self.filters, ch / self.groups, kh, kw];
+        super::limits::check_weights(&name, "Conv2D", &shape)?;
         let kernel = Var::parameter(self.kernel_initializer.init(&shape, rng));
         let bias = self
             .use_bias

@@ -145,6 +145,7 @@ impl LayerKind for Conv2DTransposeConfig {
     fn build(&self, name: String, inputs: &[&[Dim]], rng: &mut Rng) -> Result<Box<dyn Layer>> {
         let ch = inputs[0][0].get().expect("checked");
         let (kh, kw) = self.kernel_size;
+        super::limits::check_weights(&name, "Conv2DTranspose", &[ch, self.filters, kh, kw])?;
         let kernel = Var::parameter(
             self.kernel_initializer
                 .init(&[ch, self.filters, kh, kw], rng),

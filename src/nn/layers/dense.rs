@@ -123,6 +123,7 @@ impl LayerKind for DenseConfig {
     }
     fn build(&self, name: String, inputs: &[&[Dim]], rng: &mut Rng) -> Result<Box<dyn Layer>> {
         let features = inputs[0].last().and_then(|d| d.get()).expect("checked");
+        super::limits::check_weights(&name, "Dense", &[features, self.units])?;
         let kernel = Var::parameter(self.kernel_initializer.init(&[features, self.units], rng));
         let bias = self
             .use_bias

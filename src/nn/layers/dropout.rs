@@ -28,7 +28,14 @@ impl LayerKind for DropoutConfig {
     fn name(&self) -> Option<&str> {
         self.name.as_deref()
     }
-    fn output_shape(&self, _name: &str, inputs: &[&[Dim]]) -> Result<Vec<Dim>> {
+    fn output_shape(&self, name: &str, inputs: &[&[Dim]]) -> Result<Vec<Dim>> {
+        // Rate 1 would divide the survivors by 0; above it or below 0 means nothing.
+        if !(0.0..1.0).contains(&self.rate) {
+            return Err(crate::error::Error::invalid(format!(
+                "layer '{name}' (Dropout): rate must be in [0, 1), got {}",
+                self.rate
+            )));
+        }
         Ok(inputs[0].to_vec())
     }
     fn build(&self, name: String, _inputs: &[&[Dim]], _rng: &mut Rng) -> Result<Box<dyn Layer>> {
@@ -63,5 +70,33 @@ impl Layer for Dropout {
             rate: self.rate,
         }
         .into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rates_outside_0_to_1_are_refused_naming_the_layer() {
+        for rate in [2.0, 1.0, -0.1, f32::NAN] {
+            let mut m = crate::nn::Graph::with_seed(&[4], 0);
+            let e = m
+                .add(DropoutConfig { name: None, rate })
+                .map(|_| ())
+                .expect_err("refused")
+                .to_string();
+            assert!(
+                e.contains("layer 'dropout' (Dropout): rate must be in [0, 1)"),
+                "{e}"
+            );
+        }
+        let mut m = crate::nn::Graph::with_seed(&[4], 0);
+        assert!(m
+            .add(DropoutConfig {
+                name: None,
+                rate: 0.5
+            })
+            .is_ok());
     }
 }

@@ -24,6 +24,7 @@ pub mod dropout;
 pub mod flatten;
 pub mod global_pooling1d;
 pub mod initializers;
+pub mod limits;
 pub mod merge;
 pub mod pooling;
 pub mod registry;

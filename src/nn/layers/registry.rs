@@ -175,7 +175,11 @@ impl LayerConfig {
     /// Output shape (without batch) for the shapes of all inputs, for any layer.
     pub fn output_shape_of(&self, name: &str, inputs: &[&[Dim]]) -> Result<Vec<Dim>> {
         self.check_arity(name, inputs.len())?;
-        self.0.output_shape(name, inputs)
+        // Before the layer's own arithmetic, which these bounds keep from overflowing.
+        super::limits::check_config(name, self)?;
+        let out = self.0.output_shape(name, inputs)?;
+        super::limits::check_output(name, self.class_name(), &out)?;
+        Ok(out)
     }
 
     /// A layer with fresh weights for inputs of these shapes, for any layer.

@@ -150,10 +150,26 @@ impl LayerKind for ZeroPadding2DConfig {
             "images [batch, channels, height, width]",
         )?;
         let p = self.padding;
+        // Checked: huge paddings are refused by `limits` first, but a wrapped sum must
+        // never become a small size.
+        let grow = |d: Dim, a: usize, b: usize| -> Result<Dim> {
+            match d.get() {
+                None => Ok(Dim::NONE),
+                Some(n) => n
+                    .checked_add(a)
+                    .and_then(|n| n.checked_add(b))
+                    .map(Dim::known)
+                    .ok_or_else(|| {
+                        crate::error::Error::invalid(format!(
+                            "layer '{name}' (ZeroPadding2D): padding {p:?} overflows"
+                        ))
+                    }),
+            }
+        };
         Ok(vec![
             input[0],
-            input[1].map(|h| p.top + h + p.bottom),
-            input[2].map(|w| p.left + w + p.right),
+            grow(input[1], p.top, p.bottom)?,
+            grow(input[2], p.left, p.right)?,
         ])
     }
     fn build(&self, name: String, _inputs: &[&[Dim]], _rng: &mut Rng) -> Result<Box<dyn Layer>> {
