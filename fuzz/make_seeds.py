@@ -3,7 +3,7 @@
 valid files of each format, so libFuzzer starts from inputs that reach deep into the
 parsers. Run from the repository root: python3 fuzz/make_seeds.py (standard library only).
 """
-import gzip, io, json, os, struct, tarfile
+import gzip, io, json, os, struct, tarfile, zlib
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "corpus")
 
@@ -59,3 +59,80 @@ put("safetensors", "dtypes", safetensors([
     ("s", "I8", [1], bytes([0x80])),
 ]))
 put("safetensors", "empty", safetensors([]))
+
+
+def npy(descr, shape, raw, fortran=False):
+    h = "{'descr': '%s', 'fortran_order': %s, 'shape': (%s), }" % (
+        descr, "True" if fortran else "False", "".join("%d," % d for d in shape))
+    h += " " * (-(10 + len(h) + 1) % 64) + "\n"
+    return b"\x93NUMPY\x01\x00" + struct.pack("<H", len(h)) + h.encode() + raw
+
+
+u8 = npy("|u1", [2, 3], bytes([0, 1, 2, 250, 254, 255]))
+f8 = npy("<f8", [2, 2], struct.pack("<4d", 1.5, -2.0, 0.0, 8.0), fortran=True)
+i4 = npy(">i4", [3], struct.pack(">3i", -1, 0, 7))
+put("npy", "u8", u8)
+put("npy", "f8-fortran", f8)
+put("npy", "i4-big", i4)
+
+import zipfile
+for mode, name in [(zipfile.ZIP_STORED, "stored"), (zipfile.ZIP_DEFLATED, "deflated")]:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", mode) as z:
+        for member, raw in [("images.npy", u8), ("labels.npy", i4)]:
+            info = zipfile.ZipInfo(member, date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = mode
+            z.writestr(info, raw)
+    put("npz", name, buf.getvalue())
+
+
+def mat_element(kind, raw):
+    """A MAT v5 data element: tag (type, bytes) and data padded to 8 bytes."""
+    return struct.pack("<II", kind, len(raw)) + raw + bytes(-len(raw) % 8)
+
+
+def mat_matrix(name, dims, values):
+    flags = mat_element(6, struct.pack("<II", 6, 0))  # miUINT32: mxDOUBLE_CLASS
+    body = (flags + mat_element(5, struct.pack("<%di" % len(dims), *dims))
+            + mat_element(1, name.encode())
+            + mat_element(9, struct.pack("<%dd" % len(values), *values)))
+    return mat_element(14, body)
+
+
+header = b"MATLAB 5.0 MAT-file, written by nabla's fuzz/make_seeds.py".ljust(116)
+header += bytes(8) + struct.pack("<H", 0x0100) + b"IM"
+images = mat_matrix("images", [2, 2, 3], [i / 12 for i in range(12)])
+labels = mat_matrix("labels", [3, 1], [1.0, 0.0, 2.0])
+put("mat", "plain", header + images + labels)
+put("mat", "compressed",
+    header + b"".join(struct.pack("<II", 15, len(z)) + z
+                      for z in (zlib.compress(images), zlib.compress(labels))))
+
+put("csv", "numbers", b"a,b,target\n1.5,2,0\n-3,4e2,1\n0,0.25,1\n")
+put("csv", "text-and-gaps", b'colour,size,price\nred,1,10\n"blue, dark",2,\ngreen,,30\n')
+
+put("model_json", "sequential", json.dumps({
+    "input_shape": [1, 8, 8],
+    "layers": [
+        {"class_name": "Conv2D", "config": {"filters": 2, "kernel_size": 3, "padding": "same",
+                                            "activation": "relu"}},
+        {"class_name": "MaxPooling2D", "config": {"pool_size": 2}},
+        {"class_name": "BatchNormalization", "config": {}},
+        {"class_name": "Flatten", "config": {}},
+        {"class_name": "Dropout", "config": {"rate": 0.5}},
+        {"class_name": "Dense", "config": {"units": 3, "activation": "softmax"}},
+    ],
+}).encode())
+
+
+def png(width, height, colour_type, rows):
+    def chunk(kind, raw):
+        return struct.pack(">I", len(raw)) + kind + raw + struct.pack(">I", zlib.crc32(kind + raw))
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, colour_type, 0, 0, 0)
+    raw = b"".join(b"\x00" + r for r in rows)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(raw))
+            + chunk(b"IEND", b""))
+
+
+put("image", "gray-4x4", png(4, 4, 0, [bytes([x * 60 for x in range(4)])] * 4))
+put("image", "rgb-2x3", png(2, 3, 2, [bytes(range(y * 6, y * 6 + 6)) for y in range(3)]))

@@ -114,7 +114,9 @@ pub fn load_config(path: &Path) -> Result<ModelConfig> {
     parse_config(&text).map_err(|msg| Error::format(path, msg))
 }
 
-fn parse_config(text: &str) -> std::result::Result<ModelConfig, String> {
+/// Parses a model config's text; the error says which layer is wrong and how (callers
+/// add the file's name).
+pub fn parse_config(text: &str) -> std::result::Result<ModelConfig, String> {
     let value: serde_json::Value =
         serde_json::from_str(text).map_err(|e| format!("invalid JSON: {e}"))?;
     // Layers one by one first, so that an error can say which layer it is about.
