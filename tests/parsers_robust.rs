@@ -71,3 +71,15 @@ fn corrupted_files_give_errors_not_panics() {
         let _ = parse_csv(&b, &CsvOptions::default());
     }
 }
+
+/// Inputs the fuzz targets once crashed on, kept as regressions (each also sits in the
+/// target's corpus under `fuzz/corpus/`): a model.json whose input has an axis of size 0
+/// reached "same" padding's `out - 1` with `out = 0`.
+#[test]
+fn model_configs_the_fuzzer_broke_are_refused_with_a_message() {
+    let zero_axis = r#"{"input_shape": [1, 0, 8], "layers": [{"class_name": "Conv2D",
+        "config": {"filters": 1, "kernel_size": 3, "padding": "same"}}]}"#;
+    let cfg = nabla::formats::model_dir::parse_config(zero_axis).unwrap();
+    let err = nabla::Model::from_config(&cfg, 0).unwrap_err().to_string();
+    assert!(err.contains("axis of size 0"), "{err}");
+}

@@ -49,6 +49,18 @@ impl ModelConfig {
 
     /// The named inputs: `inputs`, or one called `input` of `input_shape`.
     pub fn input_configs(&self) -> Result<Vec<InputConfig>> {
+        for (name, shape) in self.input_shapes().iter().enumerate() {
+            if shape.iter().any(|d| d.get() == Some(0)) {
+                let which = match self.inputs.get(name) {
+                    Some(i) => format!("input '{}'", i.name),
+                    None => "input_shape".to_string(),
+                };
+                return Err(Error::shape(format!(
+                    "{which} {shape:?} has an axis of size 0; every axis needs at least one \
+                     element (write null for an axis of any length)"
+                )));
+            }
+        }
         match (self.input_shape.is_empty(), self.inputs.is_empty()) {
             (false, true) => Ok(vec![InputConfig {
                 name: "input".into(),

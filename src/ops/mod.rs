@@ -52,9 +52,18 @@ impl Padding2d {
     /// TensorFlow's "same" padding for one spatial axis: the output has `ceil(in / stride)`
     /// positions and the total padding is split with the extra cell after.
     pub fn same_1d(input: usize, kernel: usize, stride: usize, dilation: usize) -> (usize, usize) {
-        let eff = (kernel - 1) * dilation + 1;
-        let out = input.div_ceil(stride);
-        let total = ((out - 1) * stride + eff).saturating_sub(input);
+        // Saturating, never wrapping or panicking: an absurd size gives a huge padding
+        // that `window_out_len`'s checked sums then refuse as "does not fit".
+        let eff = kernel
+            .saturating_sub(1)
+            .saturating_mul(dilation)
+            .saturating_add(1);
+        let out = input.div_ceil(stride.max(1));
+        let total = out
+            .saturating_sub(1)
+            .saturating_mul(stride)
+            .saturating_add(eff)
+            .saturating_sub(input);
         (total / 2, total - total / 2)
     }
 
@@ -112,5 +121,15 @@ mod tests {
         assert_eq!(Padding2d::same_1d(28, 3, 2, 1), (0, 1));
         assert_eq!(Padding2d::same_1d(7, 3, 2, 1), (1, 1));
         assert_eq!(window_out_len(28, 0, 1, 3, 2, 1), Some(14));
+    }
+
+    #[test]
+    fn same_padding_of_absurd_sizes_saturates_and_then_does_not_fit() {
+        // An empty axis, a zero stride and a dilation of 2^63 give a padding, not a panic
+        // (a zero-sized input once reached here from a fuzzed model.json).
+        assert_eq!(Padding2d::same_1d(0, 3, 1, 1), (1, 1));
+        let _ = Padding2d::same_1d(5, 3, 0, 1);
+        let (a, b) = Padding2d::same_1d(28, 3, 1, 1 << 63);
+        assert_eq!(window_out_len(28, a, b, 3, 1, 1 << 63), None);
     }
 }
