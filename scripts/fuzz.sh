@@ -10,6 +10,9 @@
 # env:   FUZZ_KEEP=1   add the new inputs libFuzzer finds to fuzz/corpus (to commit
 #                      after a long run; `cargo +nightly fuzz cmin TARGET` shrinks it);
 #                      by default they go to a temporary folder and the tree stays clean.
+#        FUZZ_SEED=N  libFuzzer's random seed (default: a new one each run). CI sets it so
+#                      that a red run is reproducible and a green one is not luck: the same
+#                      corpus, binary and seed explore the same inputs in the same order.
 #
 # Needs the nightly toolchain and cargo-fuzz; both are installed here when missing.
 # Built without a sanitizer (the parsers are safe Rust) but with debug assertions, so
@@ -44,7 +47,7 @@ for t in "${TARGETS[@]}"; do
   set +e
   "${FUZZ[@]}" run "${OPTS[@]}" "$t" "${dirs[@]}" -- \
     -max_total_time="$SECONDS_PER" -timeout=10 -rss_limit_mb=2560 -malloc_limit_mb=1536 \
-    -print_final_stats=1 2>&1 |
+    -print_final_stats=1 ${FUZZ_SEED:+-seed="$FUZZ_SEED"} 2>&1 |
     grep -E '^(#[0-9]+ *DONE|stat::number_of_executed_units|stat::peak_rss)|panicked|ERROR|SUMMARY|Test unit written|^thread'
   rc=${PIPESTATUS[0]}
   set -e
