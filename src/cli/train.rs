@@ -66,7 +66,7 @@ pub struct TrainArgs {
     /// (n_samples / (n_classes * count of the class), from the training labels) or
     /// CLASS:WEIGHT pairs, e.g. 0:1,1:5 (classes not named weigh 1). Validation and the
     /// test evaluation stay unweighted.
-    #[arg(long, value_name = "SPEC")]
+    #[arg(long, value_name = "SPEC", allow_hyphen_values = true)]
     class_weight: Option<String>,
     /// Seeds weights, shuffling and dropout: the same seed gives the same run.
     #[arg(long, default_value_t = 0)]

@@ -162,7 +162,7 @@ pub fn load_weighted(
         };
         let table = load_csv(path, &opts).map_err(|e| match &a.sample_weight {
             Some(col) if e.to_string().contains(&format!("'{col}'")) => {
-                e.context(&format!("--sample-weight {col}"))
+                Error::invalid(format!("--sample-weight {col}: {e}"))
             }
             _ => e,
         })?;
