@@ -418,3 +418,299 @@ fn fit_source_weighs_by_class_and_refuses_sample_weights() {
         .to_string();
     assert!(e.contains("fit_source: sample_weight"), "{e}");
 }
+
+// ---- The command line: `nabla train --class-weight / --sample-weight` ----
+
+const BIN: &str = env!("CARGO_BIN_EXE_nabla");
+
+fn nabla_in(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(BIN)
+        .args(["--threads", "2"])
+        .args(args)
+        .current_dir(dir)
+        .env("NABLA_DATA", common::real_data("mnist"))
+        .output()
+        .expect("run nabla")
+}
+
+fn ok(out: &std::process::Output) -> String {
+    assert!(
+        out.status.success(),
+        "nabla failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The one-line error of a failed run.
+fn failed(out: &std::process::Output) -> String {
+    assert!(
+        !out.status.success(),
+        "nabla succeeded: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let e = String::from_utf8_lossy(&out.stderr).trim().to_string();
+    assert_eq!(e.lines().count(), 1, "not one line: {e}");
+    e
+}
+
+/// breast_cancer.csv (target `malignant`, 0/1, last) with a column `w` inserted second:
+/// `weight(malignant)` for each row.
+fn weighted_table(dir: &std::path::Path, name: &str, weight: impl Fn(&str) -> String) -> String {
+    let src = common::real_data("tabular").join("tabular/breast_cancer.csv");
+    let text = std::fs::read_to_string(src).unwrap();
+    let mut out = String::new();
+    for (i, line) in text.lines().enumerate() {
+        let (first, rest) = line.split_once(',').unwrap();
+        let target = line.rsplit(',').next().unwrap();
+        let w = if i == 0 {
+            "w".to_string()
+        } else {
+            weight(target)
+        };
+        out.push_str(&format!("{first},{w},{rest}\n"));
+    }
+    let path = dir.join(name);
+    std::fs::write(&path, out).unwrap();
+    path.to_str().unwrap().to_string()
+}
+
+fn run_json(dir: &std::path::Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(dir.join("run.json")).unwrap()).unwrap()
+}
+
+fn train_table(root: &std::path::Path, file: &str, out: &str, extra: &[&str]) -> serde_json::Value {
+    let mut args = vec![
+        "train",
+        "--dataset",
+        file,
+        "--epochs",
+        "15",
+        "--seed",
+        "3",
+        "--out",
+        out,
+    ];
+    args.extend_from_slice(extra);
+    ok(&nabla_in(root, &args));
+    run_json(&root.join(out))
+}
+
+#[test]
+fn cli_class_weight_spec_errors_name_the_option() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let table = weighted_table(root, "t.csv", |_| "1".into());
+    for (spec, why) in [
+        ("0:1,1:x", "weight \"x\" of class 1 is not a number"),
+        ("0:-1", "the weight of class 0 is -1"),
+        ("0:NaN", "the weight of class 0 is NaN"),
+        ("1:inf", "the weight of class 1 is inf"),
+        ("heavy", "\"heavy\" is not CLASS:WEIGHT"),
+        ("-1:2", "class \"-1\" is not a class index"),
+        ("0:1,0:2", "class 0 is given twice"),
+        ("0:1,", "\"\" is not CLASS:WEIGHT"),
+        ("5:2", "unknown class 5; the data has 2 classes"),
+        ("0:1,1:2,2:1", "unknown class 2"),
+    ] {
+        let out = nabla_in(
+            root,
+            &[
+                "train",
+                "--dataset",
+                &table,
+                "--sample-weight",
+                "w",
+                "--class-weight",
+                spec,
+            ],
+        );
+        let e = failed(&out);
+        assert!(
+            e.contains("--class-weight") && e.contains(why),
+            "{spec}: {e}"
+        );
+    }
+    // Regression has no classes.
+    let diabetes = common::real_data("tabular").join("tabular/diabetes.csv");
+    let e = failed(&nabla_in(
+        root,
+        &[
+            "train",
+            "--dataset",
+            diabetes.to_str().unwrap(),
+            "--class-weight",
+            "balanced",
+        ],
+    ));
+    assert!(e.contains("--class-weight needs classes"), "{e}");
+    assert!(!root.join("runs").exists(), "nothing was written");
+}
+
+#[test]
+fn cli_sample_weight_needs_a_csv_column() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let e = failed(&nabla_in(
+        root,
+        &[
+            "train",
+            "--model",
+            "mlp",
+            "--dataset",
+            "mnist",
+            "--sample-weight",
+            "w",
+        ],
+    ));
+    assert!(e.contains("--sample-weight w") && e.contains("CSV"), "{e}");
+    let table = weighted_table(root, "t.csv", |_| "1".into());
+    let e = failed(&nabla_in(
+        root,
+        &["train", "--dataset", &table, "--sample-weight", "nope"],
+    ));
+    assert!(
+        e.contains("--sample-weight nope") && e.contains("no column named 'nope'"),
+        "{e}"
+    );
+    let bad = weighted_table(root, "bad.csv", |t| {
+        if t == "1" {
+            "-2".into()
+        } else {
+            "1".into()
+        }
+    });
+    let e = failed(&nabla_in(
+        root,
+        &["train", "--dataset", &bad, "--sample-weight", "w"],
+    ));
+    assert!(e.contains("--sample-weight w") && e.contains(">= 0"), "{e}");
+}
+
+#[test]
+fn cli_weights_train_are_recorded_and_change_what_is_predicted() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let original = common::real_data("tabular").join("tabular/breast_cancer.csv");
+    let ones = weighted_table(root, "ones.csv", |_| "1".into());
+    // A column of ones, taken out of the features: the same run as the file without it.
+    let plain = train_table(root, original.to_str().unwrap(), "plain", &[]);
+    let weighted = train_table(root, &ones, "ones", &["--sample-weight", "w"]);
+    assert_eq!(plain["metrics"], weighted["metrics"]);
+    assert_eq!(weighted["sample_weight"], "w");
+    assert!(plain["sample_weight"].is_null() && plain["class_weight"].is_null());
+    assert!(
+        plain["metrics"]["recall"].as_f64().unwrap() > 0.8,
+        "{plain}"
+    );
+
+    // Malignant rows weighed 0: never predicted malignant (recall 0 on the unweighted
+    // test split), by sample weight and by class weight alike.
+    let no_pos = weighted_table(root, "no_pos.csv", |t| {
+        if t == "1" {
+            "0".into()
+        } else {
+            "1".into()
+        }
+    });
+    let r = train_table(root, &no_pos, "no_pos", &["--sample-weight", "w"]);
+    assert_eq!(r["metrics"]["recall"].as_f64(), Some(0.0), "{r}");
+    let r = train_table(
+        root,
+        original.to_str().unwrap(),
+        "cw0",
+        &["--class-weight", "0:1,1:0"],
+    );
+    assert_eq!(r["metrics"]["recall"].as_f64(), Some(0.0), "{r}");
+    assert_eq!(r["class_weight"]["spec"], "0:1,1:0");
+    assert_eq!(r["class_weight"]["weights"]["1"].as_f64(), Some(0.0));
+
+    // Balanced: the weights recorded are n / (2 count_c) over the training part.
+    let r = train_table(
+        root,
+        &ones,
+        "balanced",
+        &["--sample-weight", "w", "--class-weight", "balanced"],
+    );
+    assert_eq!(r["class_weight"]["spec"], "balanced");
+    let w1 = r["class_weight"]["weights"]["1"].as_f64().unwrap();
+    let w0 = r["class_weight"]["weights"]["0"].as_f64().unwrap();
+    // 1 / (2 w_c) is class c's share of the training rows: the shares add up to 1, and
+    // the malignant share is the file's (212 of 569; the split is stratified).
+    let (share0, share1) = (1.0 / (2.0 * w0), 1.0 / (2.0 * w1));
+    assert!((share0 + share1 - 1.0).abs() < 1e-5, "{r}");
+    assert!((share1 - 212.0 / 569.0).abs() < 0.005, "{r}");
+    assert!(w1 > 1.0 && w0 < 1.0, "{r}");
+
+    // evaluate and predict re-read the file without the weight column.
+    let ev = ok(&nabla_in(root, &["evaluate", "ones"]));
+    assert!(ev.starts_with("Test: loss"), "{ev}");
+    let pred = ok(&nabla_in(root, &["predict", "ones", &ones]));
+    assert_eq!(pred.lines().count(), 570, "a header and 569 rows");
+}
+
+#[test]
+fn cli_resume_keeps_the_weights() {
+    // Killed after epoch 2 of 4 and resumed: the same model as the uninterrupted run.
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    weighted_table(root, "t.csv", |t| {
+        if t == "1" {
+            "2.5".into()
+        } else {
+            "0.5".into()
+        }
+    });
+    let args = |out: &'static str| {
+        vec![
+            "train",
+            "--dataset",
+            "t.csv",
+            "--epochs",
+            "4",
+            "--seed",
+            "9",
+            "--batch-size",
+            "16",
+            "--validation-split",
+            "0.2",
+            "--sample-weight",
+            "w",
+            "--class-weight",
+            "balanced",
+            "--out",
+            out,
+        ]
+    };
+    ok(&nabla_in(root, &args("A")));
+    let killed = std::process::Command::new(BIN)
+        .args(["--threads", "2"])
+        .args(args("B"))
+        .current_dir(root)
+        .env("NABLA_TEST_ABORT_AFTER_EPOCH", "2")
+        .output()
+        .unwrap();
+    assert!(!killed.status.success());
+    assert!(!root.join("B/weights.safetensors").exists());
+    ok(&nabla_in(root, &["train", "--resume", "B"]));
+    for f in ["weights.safetensors", "optimizer.safetensors"] {
+        assert!(
+            std::fs::read(root.join("A").join(f)).unwrap()
+                == std::fs::read(root.join("B").join(f)).unwrap(),
+            "{f} differs"
+        );
+    }
+    let (a, b) = (run_json(&root.join("A")), run_json(&root.join("B")));
+    assert_eq!(a["metrics"], b["metrics"]);
+    assert_eq!(a["class_weight"], b["class_weight"]);
+    assert_eq!(b["sample_weight"], "w");
+    // And the weights did something: the same run unweighted ends elsewhere.
+    let mut plain = args("C");
+    plain.retain(|a| !["--sample-weight", "w", "--class-weight", "balanced"].contains(a));
+    ok(&nabla_in(root, &plain));
+    assert!(
+        std::fs::read(root.join("A/weights.safetensors")).unwrap()
+            != std::fs::read(root.join("C/weights.safetensors")).unwrap()
+    );
+}
