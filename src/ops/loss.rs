@@ -423,6 +423,8 @@ mod tests {
         check("mse", |v| mean_squared_error(&v[0], &bin).unwrap(), logits);
     }
 
+    type LossFn<'a> = Box<dyn Fn(&Var) -> Var + 'a>;
+
     #[test]
     fn weighted_gradchecks() {
         // Every weighted loss against central differences, with weights that differ per
@@ -438,7 +440,7 @@ mod tests {
         );
         let p01 = probs.map(|v| v.clamp(0.05, 0.95));
         let w = Tensor::from_vec(vec![0.5, 2.0, 0.0, 1.3], &[4]);
-        let cases: Vec<(&str, Box<dyn Fn(&Var) -> Var>, Tensor)> = vec![
+        let cases: Vec<(&str, LossFn, Tensor)> = vec![
             (
                 "softmax_ce sparse",
                 Box::new(|v| softmax_cross_entropy_weighted(v, &idx, Some(&w)).unwrap()),

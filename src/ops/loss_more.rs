@@ -323,6 +323,8 @@ mod tests {
         );
     }
 
+    type LossFn<'a> = Box<dyn Fn(&Var) -> Var + 'a>;
+
     #[test]
     fn weighted_gradchecks() {
         // The same cases as `gradchecks`, each row weighted differently (row 1 by 0).
@@ -352,7 +354,7 @@ mod tests {
             &[4, 3],
         );
         let small = x.map(|v| v * 0.3);
-        let cases: Vec<(&str, Box<dyn Fn(&Var) -> Var>, Tensor)> = vec![
+        let cases: Vec<(&str, LossFn, Tensor)> = vec![
             (
                 "huber",
                 Box::new(|v| huber_weighted(v, &y, 1.0, Some(&w)).unwrap()),

@@ -58,9 +58,9 @@ pub struct FitArgs {
     /// of its class (read from its label). Models with one output. Validation and
     /// evaluation are unweighted.
     pub class_weight: Option<ClassWeights>,
-    /// Keras' `sample_weight`: one weight per training sample (shape `[N]`, finite,
-    /// >= 0), multiplying its loss (and its class weight, if both are given). With
-    /// `validation_split`, the weights of the held-out tail are dropped.
+    /// Keras' `sample_weight`: one weight per training sample (shape `[N]`, finite
+    /// and at least 0), multiplying its loss (and its class weight, if both are given).
+    /// With `validation_split`, the weights of the held-out tail are dropped.
     pub sample_weight: Option<Tensor>,
 }
 
@@ -133,8 +133,8 @@ impl FitArgs {
         self.class_weight = Some(weights);
         self
     }
-    /// Weighs each training sample's loss (Keras' `sample_weight`): one finite weight
-    /// >= 0 per sample of `x`, checked when `fit` starts.
+    /// Weighs each training sample's loss (Keras' `sample_weight`): one finite weight,
+    /// at least 0, per sample of `x`, checked when `fit` starts.
     pub fn sample_weight(mut self, weights: Tensor) -> Self {
         self.sample_weight = Some(weights);
         self
