@@ -371,6 +371,43 @@ fn bad_sample_weights_are_clear_errors() {
     );
     // Without weights it trains as before.
     m.fit(&x, &y, FitArgs::new().verbose(0)).unwrap();
+
+    // Two outputs: sample weights weigh both losses; class weights (one label per
+    // sample) are refused, as in Keras.
+    let input = Input(&[3]);
+    let a = Dense(4).activation(Softmax).call(&input).unwrap();
+    let b = Dense(1).call(&input).unwrap();
+    let mut two = nabla::Model::functional(&[&input], &[&a, &b], 1).unwrap();
+    two.compile_outputs(
+        [
+            KerasLoss::from_name("sparse_categorical_crossentropy").unwrap(),
+            KerasLoss::MeanSquaredError,
+        ],
+        None,
+        Optimizer::sgd(0.1),
+        &[],
+    )
+    .unwrap();
+    let xs = [Tensor::ones(&[4, 3])];
+    let ys = [
+        Tensor::from_vec(vec![0., 1., 2., 3.], &[4]),
+        Tensor::zeros(&[4, 1]),
+    ];
+    let cw = ClassWeights::from_list(&[1.0, 2.0]).unwrap();
+    let e = two
+        .fit_many(&xs, &ys, FitArgs::new().verbose(0).class_weight(cw))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("class_weight applies to a model with one output"),
+        "{e}"
+    );
+    two.fit_many(
+        &xs,
+        &ys,
+        FitArgs::new().verbose(0).sample_weight(Tensor::ones(&[4])),
+    )
+    .unwrap();
 }
 
 #[test]
