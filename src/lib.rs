@@ -40,5 +40,6 @@ pub use nn::layers;
 pub use optimizers::Optimizer;
 pub use report::TensorBoard;
 pub use training::{
-    EarlyStopping, FitArgs, History, LambdaCallback, Model, ModelCheckpoint, Sequential,
+    ClassWeights, EarlyStopping, FitArgs, History, LambdaCallback, Model, ModelCheckpoint,
+    Sequential,
 };

@@ -9,6 +9,7 @@ fuzz_target!(|data: &[u8]| {
         let opts = CsvOptions {
             target: None,
             one_hot,
+            weight: None,
         };
         let _ = parse_csv(data, &opts);
     }

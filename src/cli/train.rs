@@ -6,7 +6,8 @@ use clap::Args;
 use nabla::data::Augmentation;
 use nabla::error::{Error, Result};
 use nabla::training::{
-    EarlyStopping, FitArgs, LearningRateScheduler, ModelCheckpoint, ReduceLROnPlateau, Schedule,
+    ClassWeights, EarlyStopping, FitArgs, LearningRateScheduler, ModelCheckpoint,
+    ReduceLROnPlateau, Schedule,
 };
 use nabla::{models, KerasLoss, Optimizer};
 use std::path::{Path, PathBuf};
@@ -61,6 +62,12 @@ pub struct TrainArgs {
     /// y (1 - EPS) + EPS / classes.
     #[arg(long, value_name = "EPS", allow_negative_numbers = true)]
     label_smoothing: Option<f32>,
+    /// Weigh each training sample's loss by its class (Keras' class_weight): `balanced`
+    /// (n_samples / (n_classes * count of the class), from the training labels) or
+    /// CLASS:WEIGHT pairs, e.g. 0:1,1:5 (classes not named weigh 1). Validation and the
+    /// test evaluation stay unweighted.
+    #[arg(long, value_name = "SPEC", allow_hyphen_values = true)]
+    class_weight: Option<String>,
     /// Seeds weights, shuffling and dropout: the same seed gives the same run.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -189,6 +196,12 @@ fn train(a: TrainArgs, resumed_from: Option<Vec<String>>) -> Result<i32> {
         }
     }
     check_options(&a)?;
+    let class_weight_spec = a
+        .class_weight
+        .as_deref()
+        .map(ClassWeightSpec::parse)
+        .transpose()?;
+    user_data::check_sample_weight_option(&a.user_data, a.dataset.as_deref())?;
     let schedule = a.schedule.as_deref().map(Schedule::parse).transpose()?;
     let augmentation = a.augment.as_deref().map(Augmentation::parse).transpose()?;
     let user_file = a
@@ -217,9 +230,12 @@ fn train(a: TrainArgs, resumed_from: Option<Vec<String>>) -> Result<i32> {
     // A data file: split (seeded, stratified for classes) and preprocessed here; the
     // preprocessing and the split are saved with the model.
     let mut user = None;
+    let mut train_weights = None;
     let mut ds = if let Some(file) = &user_file {
-        let (ds, prep, split) = user_data::load(file, &a.user_data, a.test_split, a.seed)?;
+        let (ds, prep, split, weights) =
+            user_data::load_weighted(file, &a.user_data, a.test_split, a.seed)?;
         user = Some((prep, split));
+        train_weights = weights;
         ds
     } else if common::names_a_folder(&dataset_name) {
         let shape = match (&a.image_shape, &source) {
@@ -264,7 +280,26 @@ fn train(a: TrainArgs, resumed_from: Option<Vec<String>>) -> Result<i32> {
         let n = limit.min(ds.x_train.shape()[0]);
         ds.x_train = ds.x_train.slice_rows(0, n);
         ds.y_train = ds.y_train.slice_rows(0, n);
+        train_weights = train_weights.map(|w| w.slice_rows(0, n));
     }
+    let class_weights = match &class_weight_spec {
+        Some(spec) => {
+            if user
+                .as_ref()
+                .is_some_and(|(prep, _)| prep.task == user_data::Task::Regression)
+            {
+                return Err(Error::invalid(
+                    "--class-weight needs classes, but the task is regression",
+                ));
+            }
+            let classes = match common::num_classes(&ds) {
+                0 | 1 => 2,
+                k => k,
+            };
+            Some(spec.resolve(&ds.y_train, classes)?)
+        }
+        None => None,
+    };
     model.class_names = ds.class_names.clone();
 
     let loss = match (&a.loss, recipe, model.loss()) {
@@ -399,6 +434,12 @@ fn train(a: TrainArgs, resumed_from: Option<Vec<String>>) -> Result<i32> {
     if let Some(aug) = &augmentation {
         fit = fit.augmentation(aug.clone());
     }
+    if let Some(cw) = &class_weights {
+        fit = fit.class_weight(cw.clone());
+    }
+    if let Some(w) = &train_weights {
+        fit = fit.sample_weight(w.clone());
+    }
     if !a.json {
         println!(
             "Training {} on {} ({} samples), batch {}, {}, lr {}, seed {}",
@@ -412,6 +453,13 @@ fn train(a: TrainArgs, resumed_from: Option<Vec<String>>) -> Result<i32> {
         );
         if let Some(aug) = &augmentation {
             println!("Augmenting the training batches: {}", aug.to_spec());
+        }
+        if let Some(cw) = &class_weights {
+            let list: Vec<String> = cw.iter().map(|(c, w)| format!("{c}: {w:.4}")).collect();
+            println!("Class weights: {}", list.join(", "));
+        }
+        if let Some(col) = &a.user_data.sample_weight {
+            println!("Sample weights: column '{col}'");
         }
     }
     let start = Instant::now();
@@ -438,6 +486,13 @@ fn train(a: TrainArgs, resumed_from: Option<Vec<String>>) -> Result<i32> {
         "seed": a.seed,
         "batch_size": batch_size,
         "augmentation": augmentation,
+        "class_weight": class_weight_spec.as_ref().zip(class_weights.as_ref()).map(|(spec, cw)| {
+            serde_json::json!({
+                "spec": spec.text,
+                "weights": cw.iter().map(|(c, w)| (c.to_string(), w)).collect::<std::collections::BTreeMap<_, _>>(),
+            })
+        }),
+        "sample_weight": a.user_data.sample_weight,
         "out": out.display().to_string(),
         "resumed": resumed_from.is_some(),
     });
@@ -517,6 +572,82 @@ impl nabla::training::Callback for AbortAfterEpoch {
             std::process::abort();
         }
         Ok(())
+    }
+}
+
+/// `--class-weight`: `balanced` or `CLASS:WEIGHT,...`, parsed before any data is loaded.
+struct ClassWeightSpec {
+    /// As given (recorded in run.json).
+    text: String,
+    /// `None`: balanced.
+    pairs: Option<Vec<(usize, f32)>>,
+}
+
+impl ClassWeightSpec {
+    fn parse(text: &str) -> Result<ClassWeightSpec> {
+        let bad = |why: String| {
+            Error::invalid(format!(
+                "--class-weight {text:?}: {why}; give `balanced` or CLASS:WEIGHT pairs \
+                 such as 0:1,1:5"
+            ))
+        };
+        let t = text.trim();
+        if t == "balanced" {
+            return Ok(ClassWeightSpec {
+                text: t.to_string(),
+                pairs: None,
+            });
+        }
+        let mut pairs = Vec::new();
+        for item in t.split(',') {
+            let Some((c, w)) = item.split_once(':') else {
+                return Err(bad(format!("{item:?} is not CLASS:WEIGHT")));
+            };
+            let c: usize = c.trim().parse().map_err(|_| {
+                bad(format!(
+                    "class {:?} is not a class index (0, 1, ...)",
+                    c.trim()
+                ))
+            })?;
+            let w: f32 = w.trim().parse().map_err(|_| {
+                bad(format!(
+                    "weight {:?} of class {c} is not a number",
+                    w.trim()
+                ))
+            })?;
+            if !(w.is_finite() && w >= 0.0) {
+                return Err(bad(format!(
+                    "the weight of class {c} is {w}; weights must be finite and >= 0"
+                )));
+            }
+            if pairs.iter().any(|&(k, _)| k == c) {
+                return Err(bad(format!("class {c} is given twice")));
+            }
+            pairs.push((c, w));
+        }
+        Ok(ClassWeightSpec {
+            text: t.to_string(),
+            pairs: Some(pairs),
+        })
+    }
+
+    /// The weights for training labels `y` of `classes` classes; a class index out of
+    /// range is an error naming the option.
+    fn resolve(&self, y: &nabla::Tensor, classes: usize) -> Result<ClassWeights> {
+        let named = |e: Error| Error::invalid(format!("--class-weight {:?}: {e}", self.text));
+        let cw = match &self.pairs {
+            None => ClassWeights::balanced(y, classes).map_err(named)?,
+            Some(pairs) => ClassWeights::new(pairs).map_err(named)?,
+        };
+        if let Some(c) = cw.max_class().filter(|&c| c >= classes) {
+            return Err(Error::invalid(format!(
+                "--class-weight {:?}: unknown class {c}; the data has {classes} classes \
+                 (0..{})",
+                self.text,
+                classes - 1
+            )));
+        }
+        Ok(cw)
     }
 }
 

@@ -70,6 +70,12 @@ pub struct UserDataArgs {
     /// For .npy/.npz/.mat: where the samples are in --x's axes.
     #[arg(long, value_enum, default_value = "auto")]
     pub samples_axis: SamplesAxis,
+    /// For a CSV table: the column holding each row's weight in the training loss
+    /// (numbers >= 0; Keras' sample_weight). It is not a feature. The test split and
+    /// validation stay unweighted.
+    #[arg(long, value_name = "COLUMN")]
+    #[serde(default)]
+    pub sample_weight: Option<String>,
 }
 
 /// How the model's inputs were made from the file, replayed by `evaluate`/`predict`.
@@ -107,6 +113,41 @@ pub fn load(
     test_split: f64,
     seed: u64,
 ) -> Result<(Dataset, Preprocessing, Split)> {
+    load_weighted(path, a, test_split, seed).map(|(ds, prep, split, _)| (ds, prep, split))
+}
+
+/// Fails unless `--sample-weight` (if given) can apply to `dataset`: a CSV table.
+pub fn check_sample_weight_option(a: &UserDataArgs, dataset: Option<&str>) -> Result<()> {
+    let Some(col) = &a.sample_weight else {
+        return Ok(());
+    };
+    let csv = dataset.is_some_and(|d| {
+        Path::new(d)
+            .extension()
+            .and_then(|e| e.to_str())
+            .is_some_and(|e| e.eq_ignore_ascii_case("csv"))
+    });
+    if csv {
+        Ok(())
+    } else {
+        Err(Error::invalid(format!(
+            "--sample-weight {col}: sample weights are read from a column of a CSV data \
+             file (--dataset table.csv), not from {}",
+            dataset.map_or("the model's default data set".to_string(), |d| format!(
+                "'{d}'"
+            ))
+        )))
+    }
+}
+
+/// `load`, also returning the weights of the train part's rows (`--sample-weight`,
+/// CSV tables only), in the order of `x_train`.
+pub fn load_weighted(
+    path: &Path,
+    a: &UserDataArgs,
+    test_split: f64,
+    seed: u64,
+) -> Result<(Dataset, Preprocessing, Split, Option<Tensor>)> {
     let ext = path
         .extension()
         .and_then(|e| e.to_str())
@@ -117,8 +158,14 @@ pub fn load(
         let opts = CsvOptions {
             target: a.target.clone(),
             one_hot: !a.no_one_hot,
+            weight: a.sample_weight.clone(),
         };
-        let table = load_csv(path, &opts)?;
+        let table = load_csv(path, &opts).map_err(|e| match &a.sample_weight {
+            Some(col) if e.to_string().contains(&format!("'{col}'")) => {
+                Error::invalid(format!("--sample-weight {col}: {e}"))
+            }
+            _ => e,
+        })?;
         let task = match a.task {
             Some(t) => t,
             None if !table.schema.target_classes.is_empty() => Task::Multiclass,
@@ -142,6 +189,14 @@ pub fn load(
         standardizer.apply(&mut x_train);
         standardizer.apply(&mut x_test);
         let pick = |idx: &[usize]| idx.iter().map(|&i| y[i]).collect::<Vec<f32>>();
+        let weights = (a.sample_weight.is_some())
+            .then(|| {
+                Tensor::try_from_vec(
+                    split.train.iter().map(|&i| table.weights[i]).collect(),
+                    &[split.train.len()],
+                )
+            })
+            .transpose()?;
         let ds = Dataset {
             x_train: Tensor::try_from_vec(x_train, &[split.train.len(), cols])?,
             y_train: Tensor::try_from_vec(pick(&split.train), &[split.train.len()])?,
@@ -160,8 +215,9 @@ pub fn load(
             seed,
             test_split,
         };
-        return Ok((ds, prep, split));
+        return Ok((ds, prep, split, weights));
     }
+    check_sample_weight_option(a, Some(&name))?;
     let (x, y) = match ext.as_str() {
         "npz" => {
             let arrays = load_npz(path)?;
@@ -197,7 +253,8 @@ pub fn load(
             )))
         }
     };
-    array_dataset(path, x, y, a, test_split, seed)
+    let (ds, prep, split) = array_dataset(path, x, y, a, test_split, seed)?;
+    Ok((ds, prep, split, None))
 }
 
 fn array_dataset(

@@ -10,6 +10,8 @@
 //! - Missing values (an empty cell, `NA`, `NaN`, `nan`, `?`) are refused with their row
 //!   and column named; nabla does not guess values for them.
 //! - The target may be numeric (regression, or class labels) or text (class names).
+//! - A sample-weight column (`CsvOptions::weight`, `nabla train --sample-weight COL`) is
+//!   read into `Table::weights` (numbers >= 0) and is not a feature.
 //!
 //! The encoding is recorded in a [`TableSchema`] (saved with a model trained from the
 //! command line), so that rows given later to `predict` are encoded the same way.
@@ -32,6 +34,8 @@ pub struct CsvOptions {
     pub target: Option<String>,
     /// One-hot encode text columns (true) or refuse them (false).
     pub one_hot: bool,
+    /// A column of per-sample weights (finite numbers >= 0), kept out of the features.
+    pub weight: Option<String>,
 }
 
 impl Default for CsvOptions {
@@ -39,6 +43,7 @@ impl Default for CsvOptions {
         CsvOptions {
             target: None,
             one_hot: true,
+            weight: None,
         }
     }
 }
@@ -94,6 +99,8 @@ pub struct Table {
     /// One value per row (a text target's class index); empty when the file had no
     /// target column (rows for `predict`).
     pub target: Vec<f32>,
+    /// One weight per row from `CsvOptions::weight`'s column; empty without one.
+    pub weights: Vec<f32>,
 }
 
 impl Table {
@@ -167,10 +174,27 @@ pub fn parse_csv(bytes: &[u8], opts: &CsvOptions) -> Result<Table> {
         })?,
         None => header.len() - 1,
     };
+    let weight_col = match &opts.weight {
+        Some(w) => {
+            let j = header.iter().position(|h| h == w).ok_or_else(|| {
+                Error::invalid(format!(
+                    "csv: no column named '{w}' for the sample weights; the columns are: {}",
+                    header.join(", ")
+                ))
+            })?;
+            if j == target_col {
+                return Err(Error::invalid(format!(
+                    "csv: column '{w}' cannot be both the target and the sample weights"
+                )));
+            }
+            Some(j)
+        }
+        None => None,
+    };
     check_missing(&header, &records, 0..header.len())?;
     let mut columns = Vec::new();
     for (j, name) in header.iter().enumerate() {
-        if j == target_col {
+        if j == target_col || Some(j) == weight_col {
             continue;
         }
         let kind = column_kind(name, &records, j)?;
@@ -201,7 +225,26 @@ pub fn parse_csv(bytes: &[u8], opts: &CsvOptions) -> Result<Table> {
         target: header[target_col].clone(),
         target_classes,
     };
-    encode(&header, &records, &schema, true)
+    let mut table = encode(&header, &records, &schema, true)?;
+    if let Some(j) = weight_col {
+        table.weights = records
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                parse_number(&r[j]).filter(|w| *w >= 0.0).ok_or_else(|| {
+                    Error::invalid(format!(
+                        "csv: row {} (line {}), sample-weight column '{}': {:?} is not a \
+                         number >= 0",
+                        i + 1,
+                        r.position().map_or(i as u64 + 2, |p| p.line()),
+                        header[j],
+                        &r[j]
+                    ))
+                })
+            })
+            .collect::<Result<_>>()?;
+    }
+    Ok(table)
 }
 
 /// Parses rows by a schema saved earlier (for `predict`): the schema's input columns
@@ -353,6 +396,7 @@ fn encode(
         rows: records.len(),
         features,
         target,
+        weights: Vec::new(),
     })
 }
 
@@ -382,6 +426,48 @@ mod tests {
         };
         let e = parse_csv(csv, &opts).unwrap_err().to_string();
         assert!(e.contains("'nope'") && e.contains("a, b, price"), "{e}");
+    }
+
+    #[test]
+    fn a_weight_column_is_read_and_kept_out_of_the_features() {
+        let csv = b"a,w,b,y\n1,0.5,2,0\n4,2,5,1\n";
+        let opts = CsvOptions {
+            weight: Some("w".into()),
+            ..Default::default()
+        };
+        let t = parse_csv(csv, &opts).unwrap();
+        assert_eq!(t.schema.feature_names(), vec!["a", "b"]);
+        assert_eq!(t.features, vec![1., 2., 4., 5.]);
+        assert_eq!(t.weights, vec![0.5, 2.0]);
+        assert!(parse_csv(csv, &CsvOptions::default())
+            .unwrap()
+            .weights
+            .is_empty());
+        let e = parse_csv(
+            csv,
+            &CsvOptions {
+                weight: Some("nope".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("'nope' for the sample weights"), "{e}");
+        let e = parse_csv(b"a,w,y\n1,-1,0\n", &opts)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("row 1") && e.contains("'w'") && e.contains(">= 0"),
+            "{e}"
+        );
+        let e = parse_csv(b"a,w,y\n1,x,0\n", &opts).unwrap_err().to_string();
+        assert!(e.contains("\"x\" is not a number"), "{e}");
+        let both = CsvOptions {
+            target: Some("w".into()),
+            weight: Some("w".into()),
+            ..Default::default()
+        };
+        assert!(parse_csv(csv, &both).is_err());
     }
 
     #[test]

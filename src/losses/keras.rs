@@ -13,7 +13,7 @@
 //! Keras does (accuracy is unaffected).
 
 use super::{Loss, Target};
-use crate::engine::Var;
+use crate::engine::{Tensor, Var};
 use crate::error::{Error, Result};
 use crate::nn::layers::Activation;
 use crate::ops::loss as ops;
@@ -197,6 +197,40 @@ impl Loss for KerasLoss {
     /// The mean loss of a batch. `output_is_logits` says that the model returned the
     /// pre-activation of its fusable output activation.
     fn compute(&self, output: &Var, target: &Target, output_is_logits: bool) -> Result<Var> {
+        self.compute_with(output, target, output_is_logits, None)
+    }
+
+    fn supports_sample_weights(&self) -> bool {
+        true
+    }
+
+    /// `sum_i w_i loss_i / N` (Keras' `sum_over_batch_size`), through the `_weighted`
+    /// form of each loss op.
+    fn compute_weighted(
+        &self,
+        output: &Var,
+        target: &Target,
+        output_is_logits: bool,
+        weights: &Tensor,
+    ) -> Result<Var> {
+        self.compute_with(output, target, output_is_logits, Some(weights))
+    }
+
+    fn keras(&self) -> Option<KerasLoss> {
+        Some(*self)
+    }
+}
+
+impl KerasLoss {
+    /// The loss of a batch, each sample weighted by `weights` if given (`None`: the
+    /// plain mean, bit for bit).
+    fn compute_with(
+        &self,
+        output: &Var,
+        target: &Target,
+        output_is_logits: bool,
+        weights: Option<&Tensor>,
+    ) -> Result<Var> {
         let labels = target.tensor_for(self.name())?;
         match *self {
             KerasLoss::CategoricalCrossentropy {
@@ -225,30 +259,30 @@ impl Loss for KerasLoss {
                     &smoothed
                 };
                 if from_logits || output_is_logits {
-                    ops::softmax_cross_entropy(output, targets)
+                    ops::softmax_cross_entropy_weighted(output, targets, weights)
                 } else {
-                    ops::cross_entropy(output, targets)
+                    ops::cross_entropy_weighted(output, targets, weights)
                 }
             }
             KerasLoss::BinaryCrossentropy { from_logits } => {
                 if from_logits || output_is_logits {
-                    ops::sigmoid_binary_cross_entropy(output, labels)
+                    ops::sigmoid_binary_cross_entropy_weighted(output, labels, weights)
                 } else {
-                    ops::binary_cross_entropy(output, labels)
+                    ops::binary_cross_entropy_weighted(output, labels, weights)
                 }
             }
-            KerasLoss::MeanSquaredError => ops::mean_squared_error(output, labels),
-            KerasLoss::Huber { delta } => more::huber(output, labels, delta),
-            KerasLoss::LogCosh => more::log_cosh(output, labels),
-            KerasLoss::KlDivergence => more::kl_divergence(output, labels),
-            KerasLoss::Hinge => more::hinge(output, labels),
-            KerasLoss::SquaredHinge => more::squared_hinge(output, labels),
-            KerasLoss::CategoricalHinge => more::categorical_hinge(output, labels),
+            KerasLoss::MeanSquaredError => {
+                ops::mean_squared_error_weighted(output, labels, weights)
+            }
+            KerasLoss::Huber { delta } => more::huber_weighted(output, labels, delta, weights),
+            KerasLoss::LogCosh => more::log_cosh_weighted(output, labels, weights),
+            KerasLoss::KlDivergence => more::kl_divergence_weighted(output, labels, weights),
+            KerasLoss::Hinge => more::hinge_weighted(output, labels, weights),
+            KerasLoss::SquaredHinge => more::squared_hinge_weighted(output, labels, weights),
+            KerasLoss::CategoricalHinge => {
+                more::categorical_hinge_weighted(output, labels, weights)
+            }
         }
-    }
-
-    fn keras(&self) -> Option<KerasLoss> {
-        Some(*self)
     }
 }
 
@@ -267,7 +301,6 @@ fn check_label_smoothing(eps: f32) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::Tensor;
 
     const SPARSE: KerasLoss = KerasLoss::SparseCategoricalCrossentropy {
         from_logits: true,
@@ -359,5 +392,78 @@ mod tests {
             r#"{"sparse_categorical_crossentropy":{"from_logits":true,"label_smoothing":0.1}}"#
         );
         assert_eq!(serde_json::from_str::<KerasLoss>(&json).unwrap(), new);
+    }
+
+    #[test]
+    fn every_keras_loss_weighs_samples_and_ones_change_nothing() {
+        // Predictions in (0, 1) away from every kink, 3 rows of 4.
+        let x = Tensor::from_vec(
+            (0..12)
+                .map(|i| 0.1 + 0.06 * i as f32 + 0.013 * (i % 3) as f32)
+                .collect(),
+            &[3, 4],
+        );
+        let rows = |v: &[f32]| Tensor::from_vec(v.to_vec(), &[3, 4]);
+        let onehot = rows(&[1., 0., 0., 0., 0., 0., 1., 0., 0., 1., 0., 0.]);
+        let sparse = Tensor::from_vec(vec![0., 2., 1.], &[3]);
+        let probs = rows(&[
+            0.1, 0.2, 0.3, 0.4, 0.25, 0.25, 0.25, 0.25, 0.7, 0.1, 0.1, 0.1,
+        ]);
+        let w = Tensor::from_vec(vec![2.0, 0.0, 0.5], &[3]);
+        for name in KerasLoss::NAMES {
+            let loss = KerasLoss::from_name(name).unwrap();
+            assert!(loss.supports_sample_weights());
+            let y: Target = match name {
+                "sparse_categorical_crossentropy" => sparse.clone().into(),
+                "kl_divergence" => probs.clone().into(),
+                _ => onehot.clone().into(),
+            };
+            let run = |weights: Option<&Tensor>| {
+                let v = Var::parameter(x.clone());
+                let l = match weights {
+                    None => loss.compute(&v, &y, false),
+                    Some(w) => loss.compute_weighted(&v, &y, false, w),
+                }
+                .unwrap();
+                let value = l.value().item();
+                l.backward();
+                (value, v.grad().unwrap().to_f32_vec())
+            };
+            let (plain, g_plain) = run(None);
+            let (ones, g_ones) = run(Some(&Tensor::ones(&[3])));
+            assert_eq!(plain.to_bits(), ones.to_bits(), "{name}");
+            assert_eq!(g_plain, g_ones, "{name}");
+            // The weighted value is the mean of w_i times each row's own loss.
+            let (weighted, g) = run(Some(&w));
+            let mut want = 0.0f64;
+            for i in 0..3 {
+                let xi = Var::constant(x.slice_rows(i, i + 1));
+                let yi = Target::from(y.as_tensor().unwrap().slice_rows(i, i + 1));
+                want += w.to_f32_vec()[i] as f64
+                    * loss.compute(&xi, &yi, false).unwrap().value().item() as f64;
+            }
+            assert!(
+                (weighted as f64 - want / 3.0).abs() < 1e-5,
+                "{name}: {weighted} vs {}",
+                want / 3.0
+            );
+            assert!(
+                g[4..8].iter().all(|&v| v == 0.0),
+                "{name}: row of weight 0 moved"
+            );
+        }
+        // A closure loss cannot weigh samples: a clear error, not silence.
+        let half = crate::losses::from_fn("half_mse", |p: &Var, t: &Target| {
+            crate::ops::loss::mean_squared_error(p, t.tensor_for("half_mse")?)
+        });
+        assert!(!half.supports_sample_weights());
+        let e = half
+            .compute_weighted(&Var::constant(x.clone()), &onehot.into(), false, &w)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("'half_mse' does not support sample weights"),
+            "{e}"
+        );
     }
 }

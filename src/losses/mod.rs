@@ -13,6 +13,14 @@
 //! cross-entropy). When the model's output layer ends in that activation and nothing
 //! else reads it, the training forward returns the logits and `compute` is told so.
 //!
+//! Sample weights (`FitArgs::sample_weight`, `class_weight`): `compute_weighted` takes
+//! one weight per sample and returns `sum_i w_i loss_i / N`, the mean over the batch of
+//! the weighted per-sample losses (Keras' `sum_over_batch_size`; not divided by the sum
+//! of the weights). Keras' losses implement it; a loss of your own that does not
+//! (the default, and `from_fn`'s closures) makes `fit` fail with a clear error before
+//! training rather than ignore the weights: a mean over the batch cannot be re-weighted
+//! from outside.
+//!
 //! Saving: a Keras loss is saved in `model.json` by its config (`KerasLoss`); any other
 //! loss is saved as `{"custom": NAME}` and a model holding one loads only after the
 //! program has registered a loss under that name (`register`), as Keras' `load_model`
@@ -41,8 +49,8 @@ pub use custom::{from_fn, lookup_registered, register, FnLoss, LossConfig};
 pub use keras::KerasLoss;
 pub use target::Target;
 
-use crate::engine::Var;
-use crate::error::Result;
+use crate::engine::{Tensor, Var};
+use crate::error::{Error, Result};
 use crate::nn::layers::Activation;
 use std::sync::Arc;
 
@@ -57,6 +65,24 @@ pub trait Loss {
     /// pre-activation of this loss's `fusable_activation` (never set for a loss that
     /// names none).
     fn compute(&self, output: &Var, target: &Target, output_is_logits: bool) -> Result<Var>;
+
+    /// Whether `compute_weighted` is implemented (`fit` checks it before training when
+    /// sample or class weights are given). Default: no.
+    fn supports_sample_weights(&self) -> bool {
+        false
+    }
+
+    /// The loss of a batch with one weight per sample (`weights`: `[N]`, finite, >= 0):
+    /// `sum_i w_i loss_i / N`, see the module docs. Default: an error naming the loss.
+    fn compute_weighted(
+        &self,
+        _output: &Var,
+        _target: &Target,
+        _output_is_logits: bool,
+        _weights: &Tensor,
+    ) -> Result<Var> {
+        Err(unweighted_loss(self.name()))
+    }
 
     /// The output activation whose pre-activation this loss can take (fusing them into
     /// one stable op); `None` (the default) for a loss that takes the output as is.
@@ -85,6 +111,18 @@ impl<L: Loss + ?Sized> Loss for Box<L> {
     fn compute(&self, output: &Var, target: &Target, output_is_logits: bool) -> Result<Var> {
         (**self).compute(output, target, output_is_logits)
     }
+    fn supports_sample_weights(&self) -> bool {
+        (**self).supports_sample_weights()
+    }
+    fn compute_weighted(
+        &self,
+        output: &Var,
+        target: &Target,
+        output_is_logits: bool,
+        weights: &Tensor,
+    ) -> Result<Var> {
+        (**self).compute_weighted(output, target, output_is_logits, weights)
+    }
     fn fusable_activation(&self) -> Option<Activation> {
         (**self).fusable_activation()
     }
@@ -103,6 +141,18 @@ impl<L: Loss + ?Sized> Loss for Arc<L> {
     fn compute(&self, output: &Var, target: &Target, output_is_logits: bool) -> Result<Var> {
         (**self).compute(output, target, output_is_logits)
     }
+    fn supports_sample_weights(&self) -> bool {
+        (**self).supports_sample_weights()
+    }
+    fn compute_weighted(
+        &self,
+        output: &Var,
+        target: &Target,
+        output_is_logits: bool,
+        weights: &Tensor,
+    ) -> Result<Var> {
+        (**self).compute_weighted(output, target, output_is_logits, weights)
+    }
     fn fusable_activation(&self) -> Option<Activation> {
         (**self).fusable_activation()
     }
@@ -112,6 +162,15 @@ impl<L: Loss + ?Sized> Loss for Arc<L> {
     fn keras(&self) -> Option<KerasLoss> {
         (**self).keras()
     }
+}
+
+/// The error of a loss that cannot weigh its samples.
+pub fn unweighted_loss(name: &str) -> Error {
+    Error::invalid(format!(
+        "loss '{name}' does not support sample weights (class_weight / sample_weight): \
+         implement Loss::supports_sample_weights and Loss::compute_weighted for it, or \
+         train without weights"
+    ))
 }
 
 impl std::fmt::Debug for dyn Loss {

@@ -6,12 +6,19 @@
 //! thread (`prefetch`) -> `Model::train_step` (`step.rs`: forward, loss + L2 penalties,
 //! NaN check, zero grads, backward, optimizer step), or the user's step given with
 //! `FitArgs::train_step` -> running loss/accuracy for the progress bar.
+//!
+//! Sample weights (`FitArgs::class_weight`, `FitArgs::sample_weight`; see
+//! `sample_weights.rs`): computed once per `fit`, one per training sample, and gathered
+//! by the producer with each batch's rows, so they follow the shuffled order and are
+//! untouched by augmentation (which transforms inputs only); a backup's sample order
+//! restores them too. Validation stays unweighted.
 
 use super::callbacks::{Callback, FitState, Logs};
 use super::history::History;
 use super::metrics::Tally;
 use super::model::Sequential;
 use super::prefetch::{AugmentWith, Prefetcher, PreparedBatch};
+use super::sample_weights::{check_sample_weight, ClassWeights};
 use super::source::{Batch, BatchSource};
 use super::step::StepOutput;
 use super::transform::{validation_split_index, BatchTransform};
@@ -47,6 +54,14 @@ pub struct FitArgs {
     pub augmentation: Option<Box<dyn BatchTransform>>,
     /// The step run for each batch (default: `Model::train_step`).
     pub train_step: Option<TrainStep>,
+    /// Keras' `class_weight`: each training sample's loss is multiplied by the weight
+    /// of its class (read from its label). Models with one output. Validation and
+    /// evaluation are unweighted.
+    pub class_weight: Option<ClassWeights>,
+    /// Keras' `sample_weight`: one weight per training sample (shape `[N]`, finite
+    /// and at least 0), multiplying its loss (and its class weight, if both are given).
+    /// With `validation_split`, the weights of the held-out tail are dropped.
+    pub sample_weight: Option<Tensor>,
 }
 
 impl Default for FitArgs {
@@ -62,6 +77,8 @@ impl Default for FitArgs {
             initial_epoch: 0,
             augmentation: None,
             train_step: None,
+            class_weight: None,
+            sample_weight: None,
         }
     }
 }
@@ -106,6 +123,20 @@ impl FitArgs {
     /// Augments the training batches (`data::Augmentation`, or any `BatchTransform`).
     pub fn augmentation(mut self, a: impl BatchTransform + 'static) -> Self {
         self.augmentation = Some(Box::new(a));
+        self
+    }
+    /// Weighs each training sample's loss by its class's weight (Keras' `class_weight`;
+    /// `ClassWeights::balanced(&y, classes)` for the inverse class frequencies). The
+    /// loss of a batch becomes `sum_i w_i loss_i / N`, as in Keras; validation and
+    /// `evaluate` stay unweighted.
+    pub fn class_weight(mut self, weights: ClassWeights) -> Self {
+        self.class_weight = Some(weights);
+        self
+    }
+    /// Weighs each training sample's loss (Keras' `sample_weight`): one finite weight,
+    /// at least 0, per sample of `x`, checked when `fit` starts.
+    pub fn sample_weight(mut self, weights: Tensor) -> Self {
+        self.sample_weight = Some(weights);
         self
     }
     /// Runs `step` for each batch instead of `Model::train_step` (Keras' overridden
@@ -157,6 +188,76 @@ fn split_validation(
     Ok(((head(xs), head(ys)), (tail(xs), tail(ys))))
 }
 
+/// The number of classes of output 0, for class weights: its width (2 for a single
+/// sigmoid unit), or from the labels if the model leaves it open.
+fn class_count(model: &Sequential, y: &Tensor) -> Result<usize> {
+    match crate::nn::layers::dims::known(model.output_shapes()[0]) {
+        Some(shape) => Ok(shape.iter().product::<usize>().max(2)),
+        None => Ok(super::sample_weights::class_of_rows(y)?
+            .into_iter()
+            .max()
+            .map_or(2, |c| (c + 1).max(2))),
+    }
+}
+
+/// Fails unless the model can train with sample weights: every loss implements
+/// `compute_weighted`, and the step is the model's own (a `FitArgs::train_step`
+/// closure is not given the weights).
+fn check_weighted_training(model: &Sequential, custom_step: bool) -> Result<()> {
+    if custom_step {
+        return Err(Error::invalid(
+            "fit: class_weight/sample_weight cannot be used with FitArgs::train_step (the \
+             custom step is not given the weights); weigh the loss in the step instead",
+        ));
+    }
+    let c = model.compiled.as_ref().expect("checked");
+    for loss in &c.losses {
+        if !loss.supports_sample_weights() {
+            return Err(crate::losses::unweighted_loss(loss.name()).context("fit"));
+        }
+    }
+    Ok(())
+}
+
+/// The checked class weights of a one-output model.
+fn check_class_weight(model: &Sequential, cw: &ClassWeights, y: &[Tensor]) -> Result<usize> {
+    if y.len() != 1 {
+        return Err(Error::invalid(format!(
+            "fit: class_weight applies to a model with one output; model '{}' has {} \
+             (give sample_weight instead)",
+            model.name,
+            y.len()
+        )));
+    }
+    let classes = class_count(model, &y[0])?;
+    cw.check_classes(classes).map_err(|e| e.context("fit"))?;
+    Ok(classes)
+}
+
+/// The weight of each of the `n` samples: class weight times sample weight; `None`
+/// when neither is given.
+fn sample_weights(
+    model: &Sequential,
+    y: &[Tensor],
+    n: usize,
+    class_weight: Option<&ClassWeights>,
+    sample_weight: Option<&Tensor>,
+) -> Result<Option<Tensor>> {
+    let mut w = match sample_weight {
+        Some(t) => Some(check_sample_weight(t, n)?),
+        None => None,
+    };
+    if let Some(cw) = class_weight {
+        check_class_weight(model, cw, y)?;
+        let per_class = cw.per_sample(&y[0]).map_err(|e| e.context("fit"))?;
+        w = Some(match w {
+            Some(sw) => sw.iter().zip(&per_class).map(|(s, c)| s * c).collect(),
+            None => per_class,
+        });
+    }
+    Ok(w.map(|w| Tensor::from_vec(w, &[n])))
+}
+
 pub(super) fn fit(
     model: &mut Sequential,
     x: &[Tensor],
@@ -174,11 +275,23 @@ pub(super) fn fit(
         initial_epoch,
         augmentation,
         train_step,
+        class_weight,
+        sample_weight,
     } = args;
     if batch_size == 0 {
         return Err(Error::invalid("fit: batch_size must be at least 1"));
     }
     let n_all = model.check_data("fit", x, y)?;
+    let weights = sample_weights(
+        model,
+        y,
+        n_all,
+        class_weight.as_ref(),
+        sample_weight.as_ref(),
+    )?;
+    if weights.is_some() {
+        check_weighted_training(model, train_step.is_some())?;
+    }
     // An augmentation that does nothing is no augmentation (and draws no seed, so the run
     // stays identical to one without it).
     let augmentation = augmentation.filter(|a| !a.is_identity());
@@ -194,18 +307,20 @@ pub(super) fn fit(
     }
 
     // Keras takes the validation split from the end, before any shuffling.
-    let ((train_x, train_y), val) = match validation_data {
+    // Validation is unweighted: the weights of a held-out tail are dropped.
+    let ((train_x, train_y), val, weights) = match validation_data {
         Some((vx, vy)) => {
             model
                 .check_data("fit (validation data)", &vx, &vy)
                 .map(|_| ())?;
-            ((x.to_vec(), y.to_vec()), Some((vx, vy)))
+            ((x.to_vec(), y.to_vec()), Some((vx, vy)), weights)
         }
         None if validation_split > 0.0 => {
             let (train, val) = split_validation(x, y, n_all, validation_split)?;
-            (train, Some(val))
+            let k = train.0[0].shape()[0];
+            (train, Some(val), weights.map(|w| w.slice_rows(0, k)))
         }
-        None => ((x.to_vec(), y.to_vec()), None),
+        None => ((x.to_vec(), y.to_vec()), None, weights),
     };
     let n = train_x[0].shape()[0];
     if n == 0 {
@@ -214,6 +329,7 @@ pub(super) fn fit(
     let mut feed = TensorFeed {
         x: train_x,
         y: train_y,
+        weights,
         order: (0..n).collect(),
         batch_size,
         shuffle,
@@ -234,8 +350,9 @@ pub(super) fn fit(
 
 /// `fit` over a `BatchSource` (see `source.rs`): the same epoch loop as `fit`, each
 /// batch checked against the model as it arrives. `batch_size` sets only the validation
-/// batches; `shuffle` is the source's business; `validation_split` and `augmentation`
-/// need tensors and are refused.
+/// batches; `shuffle` is the source's business; `validation_split`, `augmentation` and
+/// `sample_weight` need tensors and are refused. `class_weight` weighs each batch's
+/// samples by the classes of its labels.
 pub(super) fn fit_source(
     model: &mut Sequential,
     source: &mut dyn BatchSource,
@@ -252,6 +369,8 @@ pub(super) fn fit_source(
         initial_epoch,
         augmentation,
         train_step,
+        class_weight,
+        sample_weight,
     } = args;
     if model.compiled.is_none() {
         return Err(Error::invalid(
@@ -268,8 +387,17 @@ pub(super) fn fit_source(
             "fit_source: augmentation applies to tensor data; augment in the source",
         ));
     }
+    if sample_weight.is_some() {
+        return Err(Error::invalid(
+            "fit_source: sample_weight is one weight per sample of tensor data; a source's \
+             batches have no fixed samples (use class_weight, or weigh in the loss)",
+        ));
+    }
     if source.is_empty() {
         return Err(Error::invalid("fit_source: the source has no batches"));
+    }
+    if class_weight.is_some() {
+        check_weighted_training(model, train_step.is_some())?;
     }
     if let Some((vx, vy)) = &validation_data {
         model.check_data("fit (validation data)", vx, vy)?;
@@ -283,7 +411,14 @@ pub(super) fn fit_source(
         train_step,
         val: validation_data,
     };
-    run_epochs(model, &mut SourceFeed { source }, settings)
+    run_epochs(
+        model,
+        &mut SourceFeed {
+            source,
+            class_weight,
+        },
+        settings,
+    )
 }
 
 /// Where the epoch loop takes its batches from: tensors through the prefetching
@@ -311,6 +446,8 @@ trait Feed {
 struct TensorFeed {
     x: Vec<Tensor>,
     y: Vec<Tensor>,
+    /// One weight per training sample (class weight times sample weight), if any.
+    weights: Option<Tensor>,
     order: Vec<usize>,
     batch_size: usize,
     shuffle: bool,
@@ -367,10 +504,11 @@ impl Feed for TensorFeed {
         // The producer thread borrows the data and this epoch's order; the scope ends
         // (joining it) before the order is shuffled again.
         std::thread::scope(|scope| -> Result<()> {
-            let mut batches = Prefetcher::start(
+            let mut batches = Prefetcher::start_weighted(
                 scope,
                 &self.x,
                 &self.y,
+                self.weights.as_ref(),
                 &self.order,
                 self.batch_size,
                 epoch,
@@ -388,6 +526,8 @@ impl Feed for TensorFeed {
 /// A `BatchSource`, asked on the main thread.
 struct SourceFeed<'a> {
     source: &'a mut dyn BatchSource,
+    /// Weighs each batch's samples by the classes of its labels.
+    class_weight: Option<ClassWeights>,
 }
 
 impl Feed for SourceFeed<'_> {
@@ -423,9 +563,18 @@ impl Feed for SourceFeed<'_> {
             let Batch { xs, ys } = self.source.batch(epoch, step)?;
             let what = format!("fit: batch {} of {steps} (epoch {})", step + 1, epoch + 1);
             let size = model.check_data(&what, &xs, &ys)?;
+            let weights = match &self.class_weight {
+                Some(cw) => {
+                    check_class_weight(model, cw, &ys).map_err(|e| e.context(&what))?;
+                    let w = cw.per_sample(&ys[0]).map_err(|e| e.context(&what))?;
+                    Some(Tensor::from_vec(w, &[size]))
+                }
+                None => None,
+            };
             let batch = PreparedBatch {
                 xs,
                 ys,
+                weights,
                 size,
                 prepare: start.elapsed(),
             };
@@ -527,7 +676,7 @@ fn run_epochs(model: &mut Sequential, feed: &mut dyn Feed, settings: EpochLoop) 
                 let targets: Vec<Target> = batch.ys.iter().map(Target::from).collect();
                 let stepped = match train_step.as_mut() {
                     Some(custom) => custom(model, &batch.xs, &targets),
-                    None => model.train_step(&batch.xs, &targets),
+                    None => model.train_step_weighted(&batch.xs, &targets, batch.weights.as_ref()),
                 };
                 let out = match stepped {
                     Ok(out) => out,

@@ -385,6 +385,18 @@ impl Model {
         labels: &[Target],
         fused: &[bool],
     ) -> Result<(Var, Vec<f32>)> {
+        self.training_objective_weighted(outs, labels, fused, None)
+    }
+
+    /// `training_objective` with one weight per sample of the batch, applied to every
+    /// output's loss (`Loss::compute_weighted`); `None` is the unweighted objective.
+    pub(super) fn training_objective_weighted(
+        &self,
+        outs: &[Var],
+        labels: &[Target],
+        fused: &[bool],
+        weights: Option<&Tensor>,
+    ) -> Result<(Var, Vec<f32>)> {
         let c = self
             .compiled
             .as_ref()
@@ -392,7 +404,10 @@ impl Model {
         let mut total: Option<Var> = None;
         let mut each = Vec::with_capacity(outs.len());
         for (k, out) in outs.iter().enumerate() {
-            let loss = c.losses[k].compute(out, &labels[k], fused[k])?;
+            let loss = match weights {
+                None => c.losses[k].compute(out, &labels[k], fused[k])?,
+                Some(w) => c.losses[k].compute_weighted(out, &labels[k], fused[k], w)?,
+            };
             each.push(loss.value().item());
             // A weight of 1 multiplies nothing, so a one-output model differentiates
             // exactly what it did before loss weights existed.

@@ -38,6 +38,9 @@ pub struct PreparedBatch {
     pub xs: Vec<Tensor>,
     /// One tensor of labels per model output.
     pub ys: Vec<Tensor>,
+    /// One weight per sample (`fit`'s class and sample weights), gathered in the same
+    /// order as the rows; `None` without weights.
+    pub weights: Option<Tensor>,
     /// Samples in the batch (the last one may be short).
     pub size: usize,
     /// Time the producer spent gathering (and augmenting) it.
@@ -69,6 +72,22 @@ impl<'scope> Prefetcher<'scope> {
         epoch: usize,
         augment: Option<AugmentWith<'env>>,
     ) -> Prefetcher<'scope> {
+        Prefetcher::start_weighted(scope, xs, ys, None, order, batch_size, epoch, augment)
+    }
+
+    /// `start`, with one weight per sample (`weights`: `[N]`) gathered into each batch
+    /// by the same indices as its rows (augmentation changes only the inputs).
+    #[allow(clippy::too_many_arguments)]
+    pub fn start_weighted<'env>(
+        scope: &'scope Scope<'scope, 'env>,
+        xs: &'env [Tensor],
+        ys: &'env [Tensor],
+        weights: Option<&'env Tensor>,
+        order: &'env [usize],
+        batch_size: usize,
+        epoch: usize,
+        augment: Option<AugmentWith<'env>>,
+    ) -> Prefetcher<'scope> {
         let (tx, rx) = sync_channel(DEPTH);
         let handle = std::thread::Builder::new()
             .name("nabla-batches".into())
@@ -79,6 +98,7 @@ impl<'scope> Prefetcher<'scope> {
                         prepare(xs, ys, idx, epoch, batch, augment).map(|(xs, ys)| PreparedBatch {
                             xs,
                             ys,
+                            weights: weights.map(|w| w.gather_rows(idx)),
                             size: idx.len(),
                             prepare: start.elapsed(),
                         });
@@ -169,6 +189,23 @@ mod tests {
             }
             // Past the last batch: the producer has finished, which is an error to ask.
             assert!(p.next_batch().is_err());
+        });
+    }
+
+    #[test]
+    fn weights_follow_their_rows() {
+        let x = Tensor::from_vec((0..10).map(|v| v as f32).collect(), &[10, 1]);
+        let w = Tensor::from_vec((0..10).map(|v| 100.0 + v as f32).collect(), &[10]);
+        let (xs, ys) = (vec![x.clone()], vec![x]);
+        let order = vec![7, 2, 9, 0, 4, 1, 3, 8, 6, 5];
+        std::thread::scope(|s| {
+            let mut p = Prefetcher::start_weighted(s, &xs, &ys, Some(&w), &order, 3, 0, None);
+            for _ in order.chunks(3) {
+                let (b, _) = p.next_batch().unwrap();
+                let rows = b.xs[0].to_f32_vec();
+                let ws = b.weights.unwrap().to_f32_vec();
+                assert_eq!(rows.iter().map(|r| r + 100.0).collect::<Vec<_>>(), ws);
+            }
         });
     }
 

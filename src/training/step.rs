@@ -103,6 +103,18 @@ impl Model {
     /// target per output): see the module docs. `fit`, the profiler and `nabla bench`
     /// run exactly this.
     pub fn train_step(&mut self, xs: &[Tensor], ys: &[Target]) -> Result<StepOutput> {
+        self.train_step_weighted(xs, ys, None)
+    }
+
+    /// `train_step` with one weight per sample of the batch (`[N]`, what `fit` passes
+    /// for `class_weight`/`sample_weight`): each output's loss is
+    /// `Loss::compute_weighted`, `sum_i w_i loss_i / N`. `None` is `train_step`.
+    pub fn train_step_weighted(
+        &mut self,
+        xs: &[Tensor],
+        ys: &[Target],
+        weights: Option<&Tensor>,
+    ) -> Result<StepOutput> {
         let t_forward = Instant::now();
         let fused = self.fused_outputs();
         let xs: Vec<Var> = xs.iter().cloned().map(Var::constant).collect();
@@ -111,7 +123,7 @@ impl Model {
         // While profiling, the loss's ops get their own scope (after the layers').
         let prev_scope = crate::nn::layer_timing::is_profiling()
             .then(|| set_scope(self.layers().len() as u32 + 1));
-        let objective = self.training_objective(&outs, ys, &fused);
+        let objective = self.training_objective_weighted(&outs, ys, &fused, weights);
         if let Some(prev) = prev_scope {
             set_scope(prev);
         }
