@@ -127,7 +127,7 @@ mod tests {
     fn same_padding_of_absurd_sizes_saturates_and_then_does_not_fit() {
         // An empty axis, a zero stride and a dilation of 2^63 give a padding, not a panic
         // (a zero-sized input once reached here from a fuzzed model.json).
-        assert_eq!(Padding2d::same_1d(0, 3, 1, 1), (1, 1));
+        assert_eq!(Padding2d::same_1d(0, 3, 1, 1), (1, 2));
         let _ = Padding2d::same_1d(5, 3, 0, 1);
         let (a, b) = Padding2d::same_1d(28, 3, 1, 1 << 63);
         assert_eq!(window_out_len(28, a, b, 3, 1, 1 << 63), None);
