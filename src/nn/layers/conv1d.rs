@@ -195,11 +195,11 @@ impl Conv1DConfig {
     fn does_not_fit(&self, name: &str, input: &str) -> Error {
         Error::shape(format!(
             "layer '{name}' (Conv1D): kernel_size {} (dilation_rate {}, spanning {} steps) \
-             is longer than the {input} input with padding {:?}",
+             is longer than the {input} input with padding {}",
             self.kernel_size,
             self.dilation_rate,
             (self.kernel_size.saturating_sub(1)).saturating_mul(self.dilation_rate) + 1,
-            self.padding
+            serde_json::to_string(&self.padding).expect("an enum")
         ))
     }
 }

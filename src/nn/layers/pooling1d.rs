@@ -88,10 +88,10 @@ impl Pool1dConfig {
     fn does_not_fit(&self, name: &str, input: &str) -> Error {
         Error::shape(format!(
             "layer '{name}' ({}): pool_size {} is longer than the {input} input with padding \
-             {:?}",
+             {}",
             self.class_name(),
             self.pool_size,
-            self.padding
+            serde_json::to_string(&self.padding).expect("an enum")
         ))
     }
 }
