@@ -150,7 +150,10 @@ fn bad_configs_and_ids_are_clear_errors() {
         ),
     ];
     for (got, needles) in cases {
-        let e = got.err().expect("an error").to_string();
+        let Err(e) = got else {
+            panic!("no error for {needles:?}")
+        };
+        let e = e.to_string();
         for n in needles {
             assert!(e.contains(n), "{n:?} not in: {e}");
         }
