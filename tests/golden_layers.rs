@@ -1,9 +1,12 @@
-//! UpSampling2D and Conv2DTranspose against PyTorch: outputs and gradients from
-//! `tests/golden/upsample_convtranspose.json`, written by
-//! `scripts/golden/upsample_convtranspose.py` (see there for what each case computes).
+//! Layers against PyTorch: outputs and gradients from JSON files written by scripts in
+//! `scripts/golden/` (see there for what each case computes):
+//! - UpSampling2D and Conv2DTranspose: `upsample_convtranspose.json`
+//!   (`upsample_convtranspose.py`);
+//! - Embedding, Conv1D, MaxPooling1D, AveragePooling1D: `sequence_layers.json`
+//!   (`sequence_layers.py`), weights in Keras' layouts.
 
 use nabla::layers::keras::*;
-use nabla::layers::{InterpolationMode, LayerConfig};
+use nabla::layers::{InterpolationMode, LayerConfig, Padding1D, PaddingMode};
 use nabla::ops::elementwise::{mul, sum};
 use nabla::training::Sequential;
 use nabla::{Tensor, Var};
@@ -105,6 +108,117 @@ fn upsampling_and_conv_transpose_match_pytorch() {
             );
             let db = params[1].var.grad().unwrap();
             close(&format!("{what} dbias"), db.data(), &floats(&c["dbias"]));
+        }
+    }
+}
+
+#[test]
+fn sequence_layers_match_pytorch() {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/golden/sequence_layers.json"
+    ))
+    .unwrap();
+    let golden: Value = serde_json::from_str(&text).unwrap();
+    let cases = golden["cases"].as_array().unwrap();
+    assert_eq!(cases.len(), 14);
+    let int = |c: &Value, k: &str| c[k].as_u64().unwrap() as usize;
+    for (k, c) in cases.iter().enumerate() {
+        let xs = shape(&c["x_shape"]);
+        let class = c["layer"].as_str().unwrap();
+        let pool_padding = || match c["padding"].as_str().unwrap() {
+            "same" => PaddingMode::Same,
+            _ => PaddingMode::Valid,
+        };
+        let layer: LayerConfig = match class {
+            "Embedding" => Embedding(int(c, "input_dim"), int(c, "output_dim")).into(),
+            "Conv1D" => Conv1D(int(c, "filters"), int(c, "kernel_size"))
+                .strides(int(c, "strides"))
+                .dilation_rate(int(c, "dilation_rate"))
+                .padding(match c["padding"].as_str().unwrap() {
+                    "same" => Padding1D::Same,
+                    "causal" => Padding1D::Causal,
+                    _ => Padding1D::Valid,
+                })
+                .activation(match c["activation"].as_str().unwrap() {
+                    "relu" => Relu,
+                    _ => Linear,
+                })
+                .into(),
+            _ => {
+                let p = int(c, "pool_size");
+                let mut pool = if class == "MaxPooling1D" {
+                    MaxPooling1D(p)
+                } else {
+                    AveragePooling1D(p)
+                };
+                if let Some(s) = c["strides"].as_u64() {
+                    pool = pool.strides(s as usize);
+                }
+                pool.padding(pool_padding()).into()
+            }
+        };
+        let what = format!("case {k} ({class} {})", c["padding"]);
+        // The time axis is None: every case also runs the per-batch shape path.
+        let input: Vec<Option<usize>> = std::iter::once(None)
+            .chain(xs[2..].iter().map(|&d| Some(d)))
+            .collect();
+        let mut m = Sequential::new(&input[..]);
+        m.add(layer).unwrap();
+        let params = m.params();
+        match class {
+            "Embedding" => m
+                .set_weights(&[Tensor::from_vec(
+                    floats(&c["embeddings"]),
+                    &params[0].var.shape(),
+                )])
+                .unwrap(),
+            "Conv1D" => {
+                let ks = params[0].var.shape(); // [K, C, F], Keras' layout
+                m.set_weights(&[
+                    Tensor::from_vec(floats(&c["kernel"]), &ks),
+                    Tensor::from_vec(floats(&c["bias"]), &[ks[2]]),
+                ])
+                .unwrap()
+            }
+            _ => assert!(params.is_empty()),
+        }
+        let x = Tensor::from_vec(floats(&c["x"]), &xs);
+        let x = if class == "Embedding" {
+            Var::constant(x)
+        } else {
+            Var::parameter(x)
+        };
+        let y = m.forward(&x, true).unwrap();
+        assert_eq!(y.shape(), shape(&c["y_shape"]), "{what}");
+        close(
+            &format!("{what} y"),
+            &y.value().to_f32_vec(),
+            &floats(&c["y"]),
+        );
+        let r = Var::constant(Tensor::from_vec(floats(&c["r"]), &y.shape()));
+        sum(&mul(&y, &r).unwrap()).backward();
+        let grad = |v: &Var| v.grad().unwrap().to_f32_vec();
+        match class {
+            "Embedding" => close(
+                &format!("{what} dembeddings"),
+                &grad(&params[0].var),
+                &floats(&c["dembeddings"]),
+            ),
+            "Conv1D" => {
+                close(&format!("{what} dx"), &grad(&x), &floats(&c["dx"]));
+                close(
+                    &format!("{what} dkernel"),
+                    &grad(&params[0].var),
+                    &floats(&c["dkernel"]),
+                );
+                close(
+                    &format!("{what} dbias"),
+                    &grad(&params[1].var),
+                    &floats(&c["dbias"]),
+                );
+            }
+            _ => close(&format!("{what} dx"), &grad(&x), &floats(&c["dx"])),
         }
     }
 }

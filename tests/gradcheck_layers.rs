@@ -6,7 +6,9 @@
 
 use nabla::engine::gradcheck::DEFAULT_TOLERANCE;
 use nabla::layers::keras::*;
-use nabla::layers::{Conv2DConfig, LayerConfig, Padding2D, PaddingMode, Pool2dConfig, Regularizer};
+use nabla::layers::{
+    Conv2DConfig, LayerConfig, Padding1D, Padding2D, PaddingMode, Pool2dConfig, Regularizer,
+};
 use nabla::training::gradcheck::check_model;
 use nabla::{KerasLoss, Optimizer, Rng, Sequential, Tensor};
 
@@ -335,5 +337,75 @@ fn upsampling_and_conv_transpose() {
         let mut layers = vec![Conv2D(2, 3).into(), layer];
         layers.extend(head());
         run_case(name, &[1, 6, 5], layers, SPARSE);
+    }
+}
+
+#[test]
+fn conv1d_and_pools_1d() {
+    // Sequences [T = 7, C = 3], channels-last; each case ends in Flatten + Dense so the
+    // check also covers the layers' input gradients.
+    let head = || -> Vec<LayerConfig> { vec![Flatten(), Dense(3).activation(Softmax).into()] };
+    let cases: Vec<(&str, Vec<LayerConfig>)> = vec![
+        (
+            "Conv1D valid tanh + MaxPooling1D(2)",
+            vec![Conv1D(4, 3).activation(Tanh).into(), MaxPooling1D(2).into()],
+        ),
+        (
+            "Conv1D same stride 2 + AveragePooling1D(2) same",
+            vec![
+                Conv1D(4, 3).padding(Padding1D::Same).strides(2).into(),
+                AveragePooling1D(2).padding(Same).into(),
+            ],
+        ),
+        (
+            "Conv1D causal dilation 2 relu + MaxPooling1D(3) stride 1 same",
+            vec![
+                Conv1D(4, 2)
+                    .padding(Padding1D::Causal)
+                    .dilation_rate(2)
+                    .activation(Relu)
+                    .into(),
+                MaxPooling1D(3).strides(1).padding(Same).into(),
+            ],
+        ),
+        (
+            "Conv1D no bias + AveragePooling1D(3) stride 2",
+            vec![
+                Conv1D(3, 3).use_bias(false).into(),
+                AveragePooling1D(3).strides(2).into(),
+            ],
+        ),
+    ];
+    for (name, mut layers) in cases {
+        layers.extend(head());
+        run_case(name, &[7, 3], layers, SPARSE);
+    }
+}
+
+#[test]
+fn embedding_in_a_text_cnn() {
+    // Token ids in, so not `run_case` (its inputs are uniform in [-1, 1]). Repeated ids
+    // make the table's gradient a scatter-add of several rows.
+    let mut m = Sequential::with_seed(&[6], 7);
+    m.add(Embedding(10, 4)).unwrap();
+    m.add(Conv1D(5, 3).activation(Relu)).unwrap();
+    m.add(GlobalMaxPooling1D()).unwrap();
+    m.add(Dense(3).activation(Softmax)).unwrap();
+    m.compile(SPARSE, Optimizer::sgd(0.0), &[]).unwrap();
+    let ids = [
+        1., 4., 4., 9., 0., 2., 7., 7., 3., 1., 1., 8., 5., 6., 0., 2., 4., 9.,
+    ];
+    let x = Tensor::from_vec(ids.to_vec(), &[3, 6]);
+    let y = Tensor::from_vec(vec![0., 2., 1.], &[3]);
+    let reports = check_model(&mut m, &x, &y, 40, 1e-2).unwrap();
+    assert!(reports.iter().any(|r| r.param.ends_with("/embeddings")));
+    for r in reports {
+        assert!(
+            r.rel_error < DEFAULT_TOLERANCE,
+            "text cnn: {} relative error {:.3e}",
+            r.param,
+            r.rel_error
+        );
+        assert!(r.passed(), "text cnn: {r:?}");
     }
 }

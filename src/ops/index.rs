@@ -218,7 +218,30 @@ pub fn embedding(table: &Var, ids: &Tensor) -> Result<Var> {
             ids.shape()
         )));
     }
-    let flat = ids.reshape(&[ids.numel()])?;
+    // Checked here, not only by `index_select`, so the message names the id's position
+    // in `ids` (a layer adds its own name) rather than the flattened lookup.
+    let idc = ids.contiguous_f32();
+    let bad = idc
+        .data()
+        .iter()
+        .position(|&v| !(v.fract() == 0.0 && v >= 0.0 && (v as usize) < ts[0]));
+    if let Some(p) = bad {
+        let mut at = vec![0usize; ids.ndim()];
+        let mut rest = p;
+        for (a, &d) in at.iter_mut().zip(ids.shape()).rev() {
+            *a = rest % d;
+            rest /= d;
+        }
+        return Err(Error::invalid(format!(
+            "embedding: id {} at {at:?} of ids {:?} is not a whole number in 0..{} (the \
+             table {ts:?} has {} rows)",
+            idc.data()[p],
+            ids.shape(),
+            ts[0],
+            ts[0]
+        )));
+    }
+    let flat = idc.reshape(&[ids.numel()])?;
     let rows = index_select(table, 0, &flat)?;
     let mut oshape = ids.shape().to_vec();
     oshape.push(ts[1]);
@@ -362,6 +385,11 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("[4, 3]"));
+        for (v, what) in [(2.5, "id 2.5 at [1, 0]"), (-1.0, "id -1 at [1, 0]")] {
+            let ids = Tensor::from_vec(vec![0., 1., v, 3.], &[2, 2]);
+            let e = embedding(&table, &ids).unwrap_err().to_string();
+            assert!(e.contains(what) && e.contains("0..4"), "{e}");
+        }
         assert!(gather(&x, 1, &Tensor::zeros(&[2, 2])).is_err());
         assert!(gather(&x, 1, &Tensor::zeros(&[3, 2, 3])).is_err());
     }

@@ -25,6 +25,12 @@ pub enum Initializer {
     Normal {
         stddev: f32,
     },
+    /// U(minval, maxval) (Keras' `RandomUniform`; `Embedding`'s default is
+    /// U(-0.05, 0.05)).
+    Uniform {
+        minval: f32,
+        maxval: f32,
+    },
     Zeros,
     Ones,
 }
@@ -68,6 +74,9 @@ impl Initializer {
                 (0..n).map(|_| s * rng.truncated_normal()).collect()
             }
             Initializer::Normal { stddev } => (0..n).map(|_| stddev * rng.normal()).collect(),
+            Initializer::Uniform { minval, maxval } => {
+                (0..n).map(|_| rng.uniform_range(minval, maxval)).collect()
+            }
             Initializer::Zeros => vec![0.0; n],
             Initializer::Ones => vec![1.0; n],
         };

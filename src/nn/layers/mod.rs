@@ -16,17 +16,20 @@
 
 pub mod activation;
 pub mod batch_norm;
+pub mod conv1d;
 pub mod conv2d;
 pub mod conv2d_transpose;
 pub mod dense;
 pub mod dims;
 pub mod dropout;
+pub mod embedding;
 pub mod flatten;
 pub mod global_pooling1d;
 pub mod initializers;
 pub mod limits;
 pub mod merge;
 pub mod pooling;
+pub mod pooling1d;
 pub mod registry;
 pub mod regularizers;
 pub mod relu;
@@ -37,16 +40,19 @@ pub mod zero_padding;
 
 pub use activation::{Activation, ActivationConfig, ActivationLayer};
 pub use batch_norm::{BatchNormalization, BatchNormalizationConfig};
+pub use conv1d::{Conv1D, Conv1DConfig, Padding1D};
 pub use conv2d::{Conv2D, Conv2DConfig, PaddingMode};
 pub use conv2d_transpose::{Conv2DTranspose, Conv2DTransposeConfig};
 pub use dense::{Dense, DenseConfig};
 pub use dims::{Dim, IntoDims};
 pub use dropout::{Dropout, DropoutConfig};
+pub use embedding::{Embedding, EmbeddingConfig};
 pub use flatten::{Flatten, FlattenConfig};
 pub use global_pooling1d::{GlobalPool1DConfig, GlobalPooling1D};
 pub use initializers::Initializer;
 pub use merge::{ConcatenateConfig, Merge, MergeConfig, MergeKind};
 pub use pooling::{GlobalPoolConfig, Pool2dConfig, PoolKind, Pooling2D};
+pub use pooling1d::{Pool1dConfig, Pooling1D};
 pub use registry::{LayerConfig, LayerKind, LayerType};
 pub use regularizers::Regularizer;
 pub use relu::{LeakyReLU, LeakyReLUConfig, ReLU, ReLUConfig};
@@ -163,6 +169,10 @@ pub const LAYER_TYPES: &[LayerType] = &[
     conv2d_transpose::CONV2D_TRANSPOSE,
     global_pooling1d::GLOBAL_AVERAGE_POOLING_1D,
     global_pooling1d::GLOBAL_MAX_POOLING_1D,
+    embedding::EMBEDDING,
+    conv1d::CONV1D,
+    pooling1d::MAX_POOLING_1D,
+    pooling1d::AVERAGE_POOLING_1D,
 ];
 
 /// Keras-style constructors: `Conv2D(32, 3).activation(Relu)` reads like the Python.
@@ -192,6 +202,25 @@ pub mod keras {
     #[allow(non_snake_case)]
     pub fn UpSampling2D(size: usize) -> UpSampling2DConfig {
         UpSampling2DConfig::new(size)
+    }
+    /// `Embedding(10000, 64)`: token ids `[N, T]` -> `[N, T, 64]`.
+    #[allow(non_snake_case)]
+    pub fn Embedding(input_dim: usize, output_dim: usize) -> EmbeddingConfig {
+        EmbeddingConfig::new(input_dim, output_dim)
+    }
+    /// `Conv1D(64, 5).padding(Padding1D::Causal).dilation_rate(2)` on `[N, T, C]`.
+    #[allow(non_snake_case)]
+    pub fn Conv1D(filters: usize, kernel_size: usize) -> Conv1DConfig {
+        Conv1DConfig::new(filters, kernel_size)
+    }
+    /// `MaxPooling1D(2)`, `MaxPooling1D(3).strides(1).padding(Same)`.
+    #[allow(non_snake_case)]
+    pub fn MaxPooling1D(pool_size: usize) -> Pool1dConfig {
+        Pool1dConfig::max(pool_size)
+    }
+    #[allow(non_snake_case)]
+    pub fn AveragePooling1D(pool_size: usize) -> Pool1dConfig {
+        Pool1dConfig::average(pool_size)
     }
     #[allow(non_snake_case)]
     pub fn MaxPooling2D(pool_size: usize) -> LayerConfig {
