@@ -134,8 +134,21 @@ fn assert_same_run(a: &Path, b: &Path) {
     );
 }
 
+/// The epoch a resume of `out` starts from, read as nabla's loader reads the backup: a
+/// kill after a save's commit point but before its renames leaves the new
+/// `fit_state.json` pending beside the journal, and the loader installs it first
+/// (`formats::file_set::recover`). Reading only the installed file raced with that.
 fn next_epoch_saved(out: &Path) -> Option<u64> {
-    let text = std::fs::read(out.join("backup/fit_state.json")).ok()?;
+    let backup = out.join("backup");
+    let pending = backup.join(".nabla-pending.fit_state.json");
+    let journal = std::fs::read_to_string(backup.join(nabla::formats::file_set::JOURNAL));
+    let committed = journal.is_ok_and(|j| j.contains("\"fit_state.json\""));
+    let file = if committed && pending.exists() {
+        pending
+    } else {
+        backup.join("fit_state.json")
+    };
+    let text = std::fs::read(file).ok()?;
     let v: serde_json::Value = serde_json::from_slice(&text).ok()?;
     v["next_epoch"].as_u64()
 }

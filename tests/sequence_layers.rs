@@ -181,3 +181,48 @@ fn bad_configs_and_ids_are_clear_errors() {
         .predict(&Tensor::from_vec(vec![1., 2., 3.], &[1, 3]), 1)
         .is_ok());
 }
+
+/// A half-precision model leaves an Embedding's ids unrounded: bf16 holds whole numbers
+/// exactly only up to 256, so rounding the input would read row 256 for id 257 and
+/// read row 1000 for id 999, and f16 row 2048 for 2049. Each id reads its own row, rounded.
+#[test]
+fn half_precision_keeps_token_ids_whole() {
+    let json = r#"{"input_shape": [null], "layers": [
+        {"class_name": "Embedding", "config": {"input_dim": 3000, "output_dim": 4}}]}"#;
+    for dtype in [nabla::DType::BF16, nabla::DType::F16] {
+        let mut m = build(json).unwrap();
+        let table = m.params()[0].var.value().to_f32_vec();
+        m.set_dtype(dtype).unwrap();
+        let x = Tensor::from_vec(vec![257.0, 999.0, 2049.0], &[1, 3]);
+        let got = m.predict(&x, 1).unwrap().to_f32_vec();
+        for (k, id) in [257usize, 999, 2049].into_iter().enumerate() {
+            let want: Vec<f32> = table[id * 4..id * 4 + 4]
+                .iter()
+                .map(|&v| Tensor::from_vec(vec![v], &[1]).to_dtype(dtype).to_f32_vec()[0])
+                .collect();
+            assert_eq!(got[k * 4..k * 4 + 4], want[..], "{dtype} id {id}");
+        }
+    }
+}
+
+/// The text CNN (Embedding, Conv1D through permute and reshape, a max over time, Dense)
+/// runs in bf16 and f16 and stays near its f32 probabilities: every op converts a
+/// half-precision input to f32 at its entry (permute once read bf16 values as f32 and
+/// panicked).
+#[test]
+fn a_text_cnn_runs_in_half_precision_near_f32() {
+    let x = ids(4, 20);
+    let full = build(TEXT_CNN)
+        .unwrap()
+        .predict(&x, 4)
+        .unwrap()
+        .to_f32_vec();
+    for (dtype, tol) in [(nabla::DType::BF16, 2e-2), (nabla::DType::F16, 2e-3)] {
+        let mut m = build(TEXT_CNN).unwrap();
+        m.set_dtype(dtype).unwrap();
+        let half = m.predict(&x, 4).unwrap().to_f32_vec();
+        for (a, b) in half.iter().zip(&full) {
+            assert!((a - b).abs() <= tol, "{dtype}: {a} vs f32 {b}");
+        }
+    }
+}

@@ -483,9 +483,20 @@ impl Graph {
                 last_use[t] = i;
             }
         }
+        // A model input is rounded to the model's element type unless a layer reads it
+        // as indices (an Embedding's token ids must stay whole numbers).
         let mut values: Vec<Option<Var>> = xs
             .iter()
-            .map(|x| Some(super::precision::round_activation(x.clone(), dtype)))
+            .enumerate()
+            .map(|(t, x)| {
+                let ids = (inbound.iter().zip(layers.iter()))
+                    .any(|(ins, l)| l.reads_indices() && ins.contains(&t));
+                Some(if ids {
+                    x.clone()
+                } else {
+                    super::precision::round_activation(x.clone(), dtype)
+                })
+            })
             .collect();
         values.resize(n_in + layers.len(), None);
         // Read once per call: off, profiling costs nothing per layer.

@@ -15,7 +15,8 @@
 //! - every weight and buffer is stored in that type (real 2-byte storage, rounded to
 //!   nearest even);
 //! - the model's inputs and each layer's output are rounded to that type, so what flows
-//!   between layers is half precision;
+//!   between layers is half precision; an input an `Embedding` reads stays as it is
+//!   (token ids are indices, and bf16 holds whole numbers exactly only up to 256);
 //! - inside a layer, each op converts its inputs to f32 at its entry
 //!   (`Tensor::contiguous_f32`) and accumulates in f32: the kernels stay f32.
 //!

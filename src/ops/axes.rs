@@ -60,7 +60,7 @@ pub fn check_axes(op: &str, shape: &[usize], axes: &[usize]) -> Result<Vec<usize
 /// The values of an index tensor as `usize`, each checked to be a whole number in
 /// `0..bound` (see the module doc for why indices are f32 for now).
 pub fn indices(op: &str, idx: &Tensor, bound: usize, of_shape: &[usize]) -> Result<Vec<usize>> {
-    let idx = idx.contiguous();
+    let idx = idx.contiguous_f32();
     idx.data()
         .iter()
         .map(|&v| {

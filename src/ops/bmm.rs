@@ -101,7 +101,7 @@ pub fn bmm(a: &Var, b: &Var) -> Result<Var> {
     let (ba, bb) = (sa[..sa.len() - 2].to_vec(), sb[..sb.len() - 2].to_vec());
     let batch = broadcast_shape("bmm (batch axes)", &ba, &bb)?;
     let pairs = batch_pairs(&batch, &ba, &bb);
-    let (av, bv) = (a.value().contiguous(), b.value().contiguous());
+    let (av, bv) = (a.value().contiguous_f32(), b.value().contiguous_f32());
     let mut out = vec![0.0f32; pairs.len() * m * n];
     // c[p] = a[ia] @ b[ib]: pairs as given.
     gemm_batches(
@@ -120,7 +120,7 @@ pub fn bmm(a: &Var, b: &Var) -> Result<Var> {
         "bmm",
         &[a, b],
         move |dy| {
-            let dy = dy.contiguous();
+            let dy = dy.contiguous_f32();
             let g = dy.data();
             // da[ia] += dy[p] @ b[ib]^T: pairs (p, ib), destination by the a index.
             let dy_b: Vec<(usize, usize)> = pairs

@@ -278,7 +278,7 @@ impl Binary {
 fn binary(a: &Var, b: &Var, op: Binary) -> Result<Var> {
     let (a_shape, b_shape) = (a.shape(), b.shape());
     let out_shape = broadcast_shape(op.name(), &a_shape, &b_shape)?;
-    let (av, bv) = (a.value().contiguous(), b.value().contiguous());
+    let (av, bv) = (a.value().contiguous_f32(), b.value().contiguous_f32());
     let mut out = vec![0.0f32; numel(&out_shape)];
     let run = |out: &mut [f32], f: fn(f32, f32) -> f32| {
         binary_forward(out, av.data(), bv.data(), &out_shape, &a_shape, &b_shape, f)
@@ -295,7 +295,7 @@ fn binary(a: &Var, b: &Var, op: Binary) -> Result<Var> {
     let y = Tensor::from_vec(out, &out_shape);
     let yk = y.clone();
     Ok(Var::from_op(y, op.name(), &[a, b], move |dy| {
-        let dy = dy.contiguous();
+        let dy = dy.contiguous_f32();
         let (g, os) = (dy.data(), out_shape.as_slice());
         // Add and sub need no products: the gradients are dy summed to each shape.
         let (da, db) = match op {
@@ -381,7 +381,7 @@ pub fn broadcast_to(x: &Var, shape: &[usize]) -> Result<Var> {
             "broadcast_to: {x_shape:?} cannot be expanded to {shape:?}"
         )));
     }
-    let xv = x.value().contiguous();
+    let xv = x.value().contiguous_f32();
     let mut data = vec![0.0f32; numel(&out)];
     let src = xv.data();
     walk(&out, &broadcast_strides(&x_shape, &out), |i, j| {
@@ -392,7 +392,7 @@ pub fn broadcast_to(x: &Var, shape: &[usize]) -> Result<Var> {
         "broadcast_to",
         &[x],
         move |dy| {
-            let dy = dy.contiguous();
+            let dy = dy.contiguous_f32();
             vec![Some(Tensor::from_vec(
                 sum_to_shape(dy.data(), &out, &x_shape),
                 &x_shape,

@@ -72,12 +72,12 @@ pub fn conv2d_transpose(
             )));
         }
     }
-    let xv = x.value();
-    let wv = w.value();
+    let xv = x.value().contiguous_f32();
+    let wv = w.value().contiguous_f32();
     let mut out = vec![0.0f32; n * oc * oh * ow]; // [N, OC, OH, OW]
     cpu::conv2d_backward_input(&mut out, xv.data(), wv.data(), &d);
     if let Some(b) = b {
-        let bv = b.value();
+        let bv = b.value().contiguous_f32();
         for img in out.chunks_exact_mut(oc * oh * ow) {
             for (plane, &bias) in img.chunks_exact_mut(oh * ow).zip(bv.data()) {
                 plane.iter_mut().for_each(|v| *v += bias);

@@ -23,7 +23,8 @@ pub fn global_avg_pool1d(x: &Var) -> Result<Var> {
     let (n, t, f) = dims(&x.shape(), "global_avg_pool1d")?;
     let mut out = vec![0.0f32; n * f]; // [N, F]
     for (seq, o) in x
-        .value_ref()
+        .value()
+        .contiguous_f32()
         .data()
         .chunks_exact(t * f)
         .zip(out.chunks_exact_mut(f))
@@ -54,7 +55,7 @@ pub fn global_max_pool1d(x: &Var) -> Result<Var> {
     let (n, t, f) = dims(&x.shape(), "global_max_pool1d")?;
     let mut out = vec![f32::NEG_INFINITY; n * f]; // [N, F]
     let mut argmax = vec![0usize; n * f]; // [N, F], the step
-    let xv = x.value_ref();
+    let xv = x.value().contiguous_f32();
     for (i, seq) in xv.data().chunks_exact(t * f).enumerate() {
         for (step, row) in seq.chunks_exact(f).enumerate() {
             for (j, &v) in row.iter().enumerate() {

@@ -61,7 +61,7 @@ pub fn narrow(x: &Var, axis: usize, start: usize, len: usize) -> Result<Var> {
         )));
     }
     let (outer, n, inner) = split_at_axis(&shape, axis);
-    let xv = x.value().contiguous();
+    let xv = x.value().contiguous_f32();
     let mut oshape = shape.clone();
     oshape[axis] = len;
     let mut out = vec![0.0f32; numel(&oshape)];
@@ -71,7 +71,7 @@ pub fn narrow(x: &Var, axis: usize, start: usize, len: usize) -> Result<Var> {
         "narrow",
         &[x],
         move |dy| {
-            let dy = dy.contiguous();
+            let dy = dy.contiguous_f32();
             let mut dx = vec![0.0f32; numel(&shape)];
             narrow_backward(&mut dx, dy.data(), outer, n, inner, start, len);
             vec![Some(Tensor::from_vec(dx, &shape))]
@@ -190,7 +190,7 @@ pub fn index_select(x: &Var, axis: usize, index: &Tensor) -> Result<Var> {
     }
     let idx = indices("index_select", index, shape[axis], &shape)?;
     let (outer, n, inner) = split_at_axis(&shape, axis);
-    let xv = x.value().contiguous();
+    let xv = x.value().contiguous_f32();
     let mut oshape = shape.clone();
     oshape[axis] = idx.len();
     let mut out = vec![0.0f32; numel(&oshape)];
@@ -200,7 +200,7 @@ pub fn index_select(x: &Var, axis: usize, index: &Tensor) -> Result<Var> {
         "index_select",
         &[x],
         move |dy| {
-            let dy = dy.contiguous();
+            let dy = dy.contiguous_f32();
             let mut dx = vec![0.0f32; numel(&shape)];
             index_select_backward(&mut dx, dy.data(), &idx, outer, n, inner);
             vec![Some(Tensor::from_vec(dx, &shape))]
@@ -301,7 +301,7 @@ pub fn gather(x: &Var, axis: usize, index: &Tensor) -> Result<Var> {
     let axis_stride = xs[axis];
     let mut base = xs;
     base[axis] = 0;
-    let xv = x.value().contiguous();
+    let xv = x.value().contiguous_f32();
     let mut out = vec![0.0f32; idx.len()];
     gather_forward(&mut out, xv.data(), &idx, &ishape, &base, axis_stride);
     Ok(Var::from_op(
@@ -309,7 +309,7 @@ pub fn gather(x: &Var, axis: usize, index: &Tensor) -> Result<Var> {
         "gather",
         &[x],
         move |dy| {
-            let dy = dy.contiguous();
+            let dy = dy.contiguous_f32();
             let mut dx = vec![0.0f32; numel(&shape)];
             gather_backward(&mut dx, dy.data(), &idx, &ishape, &base, axis_stride);
             vec![Some(Tensor::from_vec(dx, &shape))]

@@ -68,7 +68,7 @@ pub fn permute(x: &Var, perm: &[usize]) -> Result<Var> {
             "permute: {perm:?} is not a permutation of the axes of {shape:?}"
         )));
     }
-    let xv = x.value().contiguous();
+    let xv = x.value().contiguous_f32();
     let (oshape, _) = permuted(&shape, perm);
     let mut out = vec![0.0f32; xv.numel()];
     permute_forward(&mut out, xv.data(), &shape, perm);
@@ -81,7 +81,7 @@ pub fn permute(x: &Var, perm: &[usize]) -> Result<Var> {
         "permute",
         &[x],
         move |dy| {
-            let dy = dy.contiguous();
+            let dy = dy.contiguous_f32();
             let mut dx = vec![0.0f32; dy.numel()];
             permute_forward(&mut dx, dy.data(), &oshape, &inverse);
             vec![Some(Tensor::from_vec(dx, &shape))]

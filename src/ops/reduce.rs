@@ -175,7 +175,7 @@ fn out_shape(shape: &[usize], axes: &[usize], keepdim: bool) -> Vec<usize> {
 fn reduce(x: &Var, axes: &[usize], keepdim: bool, kind: Reduce, name: &'static str) -> Result<Var> {
     let shape = x.shape();
     let axes = check_axes(name, &shape, axes)?;
-    let xv = x.value().contiguous();
+    let xv = x.value().contiguous_f32();
     let oshape = out_shape(&shape, &axes, keepdim);
     let n_out = numel(&oshape);
     let mut out = vec![0.0f32; n_out];
@@ -187,7 +187,7 @@ fn reduce(x: &Var, axes: &[usize], keepdim: bool, kind: Reduce, name: &'static s
         name,
         &[x],
         move |dy| {
-            let dy = dy.contiguous();
+            let dy = dy.contiguous_f32();
             let g = dy.data();
             let mut dx = vec![0.0f32; numel(&shape)];
             match kind {
@@ -231,7 +231,7 @@ pub fn min(x: &Var, axes: &[usize], keepdim: bool) -> Result<Var> {
 fn arg_along(x: &Var, axis: usize, keepdim: bool, kind: Reduce, name: &str) -> Result<Var> {
     let shape = x.shape();
     check_axis(name, &shape, axis)?;
-    let xv = x.value().contiguous();
+    let xv = x.value().contiguous_f32();
     let oshape = out_shape(&shape, &[axis], keepdim);
     let mut out = vec![0.0f32; numel(&oshape)];
     let mut arg = vec![0usize; out.len()];

@@ -23,9 +23,11 @@ pub fn where_(cond: &Tensor, a: &Var, b: &Var) -> Result<Var> {
     let shape = broadcast_shape("where (condition)", cond.shape(), &ab)?;
     let a = broadcast_to(a, &shape)?;
     let b = broadcast_to(b, &shape)?;
-    let c = broadcast_to(&Var::constant(cond.clone()), &shape)?.value();
+    let c = broadcast_to(&Var::constant(cond.clone()), &shape)?
+        .value()
+        .contiguous_f32();
     let pick: Vec<bool> = c.data().iter().map(|&v| v != 0.0).collect();
-    let (av, bv) = (a.value(), b.value());
+    let (av, bv) = (a.value().contiguous_f32(), b.value().contiguous_f32());
     let out: Vec<f32> = pick
         .iter()
         .zip(av.data().iter().zip(bv.data()))
@@ -37,7 +39,7 @@ pub fn where_(cond: &Tensor, a: &Var, b: &Var) -> Result<Var> {
         "where",
         &[&a, &b],
         move |dy| {
-            let dy = dy.contiguous();
+            let dy = dy.contiguous_f32();
             let part = |want: bool| {
                 let g = dy
                     .data()
@@ -81,10 +83,10 @@ pub fn clamp(x: &Var, min: Option<f32>, max: Option<f32>) -> Result<Var> {
         min.unwrap_or(f32::NEG_INFINITY),
         max.unwrap_or(f32::INFINITY),
     );
-    let xv = x.value().contiguous();
+    let xv = x.value().contiguous_f32();
     let y = xv.map(|v| v.max(lo).min(hi));
     Ok(Var::from_op(y, "clamp", &[x], move |dy| {
-        let dy = dy.contiguous();
+        let dy = dy.contiguous_f32();
         let g = dy
             .data()
             .iter()
@@ -98,7 +100,7 @@ pub fn clamp(x: &Var, min: Option<f32>, max: Option<f32>) -> Result<Var> {
 fn compare(a: &Var, b: &Var, name: &str, f: fn(f32, f32) -> bool) -> Result<Var> {
     let (sa, sb) = (a.shape(), b.shape());
     let shape = broadcast_shape(name, &sa, &sb)?;
-    let (av, bv) = (a.value().contiguous(), b.value().contiguous());
+    let (av, bv) = (a.value().contiguous_f32(), b.value().contiguous_f32());
     let mut out = vec![0.0f32; numel(&shape)];
     binary_forward(&mut out, av.data(), bv.data(), &shape, &sa, &sb, |x, y| {
         f32::from(f(x, y))

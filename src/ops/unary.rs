@@ -18,11 +18,11 @@ use crate::engine::{Tensor, Var};
 
 /// One table entry: the value and the derivative (given x and y).
 fn unary(x: &Var, name: &'static str, f: fn(f32) -> f32, df: fn(f32, f32) -> f32) -> Var {
-    let xv = x.value().contiguous();
+    let xv = x.value().contiguous_f32();
     let y = xv.map(f);
     let yk = y.clone();
     Var::from_op(y, name, &[x], move |dy| {
-        let dy = dy.contiguous();
+        let dy = dy.contiguous_f32();
         let g: Vec<f32> = dy
             .data()
             .iter()

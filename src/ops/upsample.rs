@@ -150,7 +150,13 @@ pub fn upsample2d(x: &Var, size: (usize, usize), mode: Interpolation) -> Result<
     }
     let (oh, ow) = (h * size.0, w * size.1);
     let mut out = vec![0.0f32; n * c * oh * ow];
-    upsample2d_forward(&mut out, x.value_ref().data(), (h, w), size, mode);
+    upsample2d_forward(
+        &mut out,
+        x.value().contiguous_f32().data(),
+        (h, w),
+        size,
+        mode,
+    );
     Ok(Var::from_op(
         Tensor::from_vec(out, &[n, c, oh, ow]),
         "upsample2d",

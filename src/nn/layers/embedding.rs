@@ -116,6 +116,9 @@ impl Layer for Embedding {
         embedding(&self.embeddings, &x.value()) // [N, T, output_dim]
             .map_err(|e| e.context(&format!("layer '{}' (Embedding)", self.name)))
     }
+    fn reads_indices(&self) -> bool {
+        true
+    }
     fn params(&self) -> Vec<Param> {
         vec![Param {
             name: format!("{}/embeddings", self.name),

@@ -135,6 +135,12 @@ pub trait Layer {
     fn as_shared(&self) -> Option<&SharedLayer> {
         None
     }
+    /// Whether the layer's input holds indices (token ids), not values: a half-precision
+    /// model then leaves that input unrounded (bf16 holds whole numbers exactly only up
+    /// to 256, f16 up to 2048, so rounding would turn id 257 into 256).
+    fn reads_indices(&self) -> bool {
+        false
+    }
 }
 
 /// Every layer class a JSON config may name: one line per layer. A layer is one file
