@@ -42,7 +42,7 @@ pub fn pad_sequences<T: Copy, S: AsRef<[T]>>(
                     Side::Post => &s[..maxlen],
                 }
             };
-            let fill = std::iter::repeat(value).take(maxlen - kept.len());
+            let fill = std::iter::repeat_n(value, maxlen - kept.len());
             match padding {
                 Side::Pre => fill.chain(kept.iter().copied()).collect(),
                 Side::Post => kept.iter().copied().chain(fill).collect(),

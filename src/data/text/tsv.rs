@@ -296,19 +296,19 @@ mod tests {
     #[test]
     fn a_10_mb_line_is_refused_without_reading_it_all() {
         let mut bytes = b"label\ttext\nok\tfine\nbig\t".to_vec();
-        bytes.extend(std::iter::repeat(b'x').take(10 << 20));
+        bytes.extend(std::iter::repeat_n(b'x', 10 << 20));
         bytes.extend(b"\nlast\trow\n");
         let e = err(&bytes);
         assert!(e.contains("line 3: longer than 1048576 bytes"), "{e}");
         // Exactly at the limit is fine, with \r\n too.
         let mut ok = b"label\ttext\n".to_vec();
         ok.extend(b"a\t");
-        ok.extend(std::iter::repeat(b'y').take(MAX_LINE_BYTES - 2));
+        ok.extend(std::iter::repeat_n(b'y', MAX_LINE_BYTES - 2));
         ok.extend(b"\r\n");
         assert_eq!(parse(&ok).unwrap().texts[0].len(), MAX_LINE_BYTES - 2);
         // And no newline at all.
         let mut none = b"label\ttext\nb\t".to_vec();
-        none.extend(std::iter::repeat(b'z').take(MAX_LINE_BYTES + 5));
+        none.extend(std::iter::repeat_n(b'z', MAX_LINE_BYTES + 5));
         assert!(err(&none).contains("line 2: longer than"));
     }
 
