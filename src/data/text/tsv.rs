@@ -92,7 +92,7 @@ pub fn parse_labelled_tsv(mut reader: impl BufRead, path: &Path) -> Result<Label
             Error::format(
                 path,
                 format!(
-                    "line {line_no}: not UTF-8 (invalid byte at column {})",
+                    "line {line_no}: not UTF-8 (invalid byte {} of the line)",
                     e.valid_up_to() + 1
                 ),
             )
