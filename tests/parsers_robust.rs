@@ -1,5 +1,5 @@
 //! The byte parsers of the user's data files (`parse_npy`, `read_npz`, `parse_mat`,
-//! `parse_csv`) on thousands of corrupted inputs: each must return (an error or a value),
+//! `parse_csv`, `parse_labelled_tsv`, a saved text vocabulary) on thousands of corrupted inputs: each must return (an error or a value),
 //! never panic, and never allocate what a corrupted header claims (a claim of 10^12
 //! elements would abort the test process). A cheap, deterministic stand-in for the fuzz
 //! targets over the same functions.
@@ -8,6 +8,8 @@ use nabla::data::csv_table::{parse_csv, CsvOptions};
 use nabla::data::mat::parse_mat;
 use nabla::data::npy::{npy_bytes, parse_npy};
 use nabla::data::npz::read_npz;
+use nabla::data::text::tsv::parse_labelled_tsv;
+use nabla::data::text::{OutputMode, TextVectorization, TextVectorizationConfig};
 use nabla::Rng;
 
 /// `rounds` mutations of `seed`: bytes overwritten (often with 0xff, to make sizes
@@ -69,6 +71,26 @@ fn corrupted_files_give_errors_not_panics() {
     let csv = b"a,b,color,y\n1,2.5,red,0\n3,-4e2,blue,1\n,7,red,1\n".to_vec();
     for b in mutations(&csv, 3000, &mut rng) {
         let _ = parse_csv(&b, &CsvOptions::default());
+    }
+    let tsv = "label\ttext\r\ngames\tA game, of sorts\nnet\t\nlibs\tcaf\u{e9}\ta\n".as_bytes();
+    let path = std::path::Path::new("train.tsv");
+    assert_eq!(parse_labelled_tsv(tsv, path).unwrap().texts.len(), 3);
+    for b in mutations(tsv, 3000, &mut rng) {
+        let _ = parse_labelled_tsv(&b[..], path);
+    }
+    let mut tv = TextVectorization::new(TextVectorizationConfig {
+        max_tokens: Some(8),
+        output_mode: OutputMode::TfIdf,
+        ..Default::default()
+    })
+    .unwrap();
+    tv.adapt(&["the cat sat", "the dog", "a bird sang"]);
+    let vocabulary = tv.to_json().into_bytes();
+    for b in mutations(&vocabulary, 3000, &mut rng) {
+        if let Ok(tv) = TextVectorization::from_json(&String::from_utf8_lossy(&b)) {
+            // Whatever loads must transform without a panic.
+            let _ = tv.transform(&["the cat", "", "zzz bird bird"]).unwrap();
+        }
     }
 }
 

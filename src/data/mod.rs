@@ -16,6 +16,8 @@
 //!   Each has a plain parser over bytes (no panic, no allocation beyond what the bytes
 //!   can hold) and a path wrapper naming the file in errors.
 //! - `split`: the seeded (stratified) train/test split; `standardize`: feature scaling.
+//! - `text`: texts to token ids or bags of words (Keras' `TextVectorization`,
+//!   `pad_sequences`) and `label<TAB>text` classification files (`debian-sections`).
 //! - `toy`: the truth tables of the first lesson (XOR, AND, OR, NAND).
 
 pub mod augment;
@@ -34,6 +36,7 @@ pub mod npy;
 pub mod npz;
 pub mod split;
 pub mod standardize;
+pub mod text;
 pub mod toy;
 pub mod transforms;
 
