@@ -136,3 +136,27 @@ def png(width, height, colour_type, rows):
 
 put("image", "gray-4x4", png(4, 4, 0, [bytes([x * 60 for x in range(4)])] * 4))
 put("image", "rgb-2x3", png(2, 3, 2, [bytes(range(y * 6, y * 6 + 6)) for y in range(3)]))
+
+# label<TAB>text files: a plain one, and one with a byte-order mark, CRLF line ends, an
+# empty text and a blank line.
+put("text_tsv", "plain", b"label\ttext\ngames\tReal-time strategy game\nutils\tfile manager, tools!\n")
+put("text_tsv", "bom-crlf", b"\xef\xbb\xbflabel\ttext\r\ngames\tA game\r\n\r\nnet\t\r\nnet\tweb\tserver\r\n")
+
+# Saved vocabularies (TextVectorization::save): an int one and a tf_idf one.
+def vocabulary(mode, tokens, idf=None, length=None):
+    reserved = ["", "[UNK]"] if mode == "int" else ["[UNK]"]
+    saved = {
+        "format": "nabla.TextVectorization",
+        "version": 1,
+        "config": {"max_tokens": 10, "standardize": "lower_and_strip_punctuation",
+                   "output_mode": mode, "output_sequence_length": length,
+                   "pad_to_max_tokens": False},
+        "vocabulary": reserved + tokens,
+    }
+    if idf is not None:
+        saved["idf_weights"] = idf
+    return json.dumps(saved).encode()
+
+
+put("vocabulary_json", "int", vocabulary("int", ["the", "fox", "jumps"], length=4))
+put("vocabulary_json", "tf_idf", vocabulary("tf_idf", ["the", "fox"], idf=[0.9, 0.7, 1.1]))
