@@ -194,6 +194,8 @@ fn text_cnn_on_a_tsv_file_splits_saves_and_reloads() {
     let p = stdout(&ok(&["predict", out_s, "a strategy game"]));
     assert!(p.starts_with("\"a strategy game\": games"), "{p}");
     assert_eq!(p.lines().count(), 3, "two classes: {p}");
+    let e = fails(&["evaluate", out_s, out_s]);
+    assert!(e.contains("is a text model"), "{e}");
     let p = stdout(&ok(&["predict", out_s, "runtime library", "--top", "1"]));
     assert_eq!(p.lines().count(), 2, "{p}");
     assert!(p.starts_with("\"runtime library\": libs"), "{p}");

@@ -132,6 +132,16 @@ fn ensemble(a: EvaluateArgs) -> Result<i32> {
              accuracies only",
         ));
     }
+    if let Some(dir) = a
+        .dirs
+        .iter()
+        .find(|d| d.join(super::text::VOCABULARY_FILE).is_file())
+    {
+        return Err(Error::invalid(format!(
+            "{} is a text model: an ensemble (several DIRs) takes image and table models;              evaluate text models one at a time",
+            dir.display()
+        )));
+    }
     let mut models = Vec::new();
     for dir in &a.dirs {
         models.push((dir.clone(), common::load_saved(dir)?));
