@@ -2,8 +2,8 @@
 //! debian-sections reaches a measured accuracy, the saved run (weights + vocabulary.json
 //! as one unit) reloads for `evaluate` (same accuracy) and `predict "some text"` (top
 //! classes); `text-cnn` on a small `label<TAB>text` file split by `--test-split`; the
-//! text models' summaries; and the errors: an empty text, a row without a tab (file and
-//! line named), an unknown or mismatched model.
+//! text models' summaries; `--resume` of a killed text run; and the errors: an empty
+//! text, a row without a tab (file and line named), an unknown or mismatched model.
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -268,4 +268,61 @@ fn bad_text_runs_are_clear_errors() {
         missing.to_str().unwrap(),
     ]);
     assert!(e.contains("no such file"), "{e}");
+}
+
+/// A killed text run resumes to the same weights (its vocabulary is made again from the
+/// same texts), and a later save of another model in its folder removes vocabulary.json,
+/// so `predict` cannot pair the new weights with the old vocabulary.
+#[test]
+fn a_text_run_resumes_and_a_later_save_drops_its_vocabulary() {
+    let dir = tempfile::tempdir().unwrap();
+    let tsv = dir.path().join("two.tsv");
+    write_tsv(&tsv);
+    let train = |out: &Path, abort: bool| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_nabla"));
+        c.args([
+            "--threads",
+            "2",
+            "train",
+            "--model",
+            "text-cnn",
+            "--dataset",
+        ])
+        .arg(&tsv)
+        .args([
+            "--sequence-length",
+            "8",
+            "--epochs",
+            "4",
+            "--seed",
+            "5",
+            "--json",
+        ])
+        .arg("--out")
+        .arg(out);
+        if abort {
+            c.env("NABLA_TEST_ABORT_AFTER_EPOCH", "2");
+        }
+        c.output().unwrap()
+    };
+    let (killed, full) = (dir.path().join("killed"), dir.path().join("full"));
+    assert!(!train(&killed, true).status.success());
+    ok(&["train", "--resume", killed.to_str().unwrap(), "--json"]);
+    assert!(train(&full, false).status.success());
+    let weights = |d: &Path| std::fs::read(d.join("weights.safetensors")).unwrap();
+    assert_eq!(weights(&killed), weights(&full));
+    assert_eq!(
+        std::fs::read(killed.join("vocabulary.json")).unwrap(),
+        std::fs::read(full.join("vocabulary.json")).unwrap()
+    );
+
+    ok(&[
+        "train",
+        "--model",
+        "xor-mlp",
+        "--out",
+        full.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(!full.join("vocabulary.json").exists());
 }
