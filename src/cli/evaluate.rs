@@ -47,9 +47,12 @@ pub fn run(a: EvaluateArgs) -> Result<i32> {
         .dataset
         .or_else(|| trained_on(&dir))
         .ok_or_else(|| Error::invalid("no --dataset given and DIR/run.json does not name one"))?;
-    // A model trained on a data file: its test split, preprocessed as in training.
-    let ds = match super::user_data::load_preprocessing(&dir)? {
-        Some(prep) if prep.dataset == name => super::user_data::reload_for(&prep, &model)?,
+    // A text model: its test texts through its saved vocabulary. A model trained on a
+    // data file: its test split, preprocessed as in training.
+    let text = super::text::reload_test(&dir)?.filter(|ds| ds.name == name);
+    let ds = match (text, super::user_data::load_preprocessing(&dir)?) {
+        (Some(ds), _) => ds,
+        (None, Some(prep)) if prep.dataset == name => super::user_data::reload_for(&prep, &model)?,
         _ => common::load_dataset(&name)?,
     };
     common::check_fits(&model, &ds)?;
@@ -128,6 +131,16 @@ fn ensemble(a: EvaluateArgs) -> Result<i32> {
             "--confusion and --dtype take one model; an ensemble (several DIRs) reports \
              accuracies only",
         ));
+    }
+    if let Some(dir) = a
+        .dirs
+        .iter()
+        .find(|d| d.join(super::text::VOCABULARY_FILE).is_file())
+    {
+        return Err(Error::invalid(format!(
+            "{} is a text model: an ensemble (several DIRs) takes image and table models;              evaluate text models one at a time",
+            dir.display()
+        )));
     }
     let mut models = Vec::new();
     for dir in &a.dirs {

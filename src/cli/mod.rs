@@ -9,6 +9,7 @@ mod gradcheck;
 mod predict;
 mod report;
 mod summary;
+mod text;
 mod train;
 mod user_data;
 
@@ -36,7 +37,7 @@ enum Command {
     Train(train::TrainArgs),
     /// Evaluate a saved model on a data set's test split.
     Evaluate(evaluate::EvaluateArgs),
-    /// Class probabilities for an image (PNG or JPEG of any size).
+    /// Class probabilities for an image (PNG or JPEG of any size), a table or a text.
     Predict(predict::PredictArgs),
     /// Print a model's layer table and parameter counts.
     Summary(summary::SummaryArgs),

@@ -4,6 +4,8 @@
 //! - INPUT a CSV table (a model trained on a table): one output row per input row,
 //!   encoded and standardised as in training (DIR/preprocessing.json).
 //! - INPUT a folder of images: one output row per image (sorted by path).
+//! - INPUT a text (a model trained on text, DIR/vocabulary.json): the top classes
+//!   (default 3) with their probabilities, or one JSON object with `--json`.
 //!
 //! Tables and folders give a CSV (to stdout, or to `--output FILE`): `row` (or `file`),
 //! then `prediction` for regression, `probability,predicted` for binary, and
@@ -25,21 +27,42 @@ pub struct PredictArgs {
     /// A directory written by `nabla train`.
     dir: PathBuf,
     /// A PNG or JPEG (any size: converted to the model's input like the training data),
-    /// a folder of them, or a CSV table with the columns the model was trained on.
+    /// a folder of them, a CSV table with the columns the model was trained on, or for a
+    /// text model the text itself ("Real-time strategy game").
+    // Any string, the empty one included (a text model answers it with a clear error).
+    #[arg(value_name = "INPUT", value_parser = any_string())]
     image: PathBuf,
     /// Invert the grey levels (for dark digits on a light background; MNIST is light on dark).
     #[arg(long)]
     invert: bool,
-    /// How many classes to list (one image).
-    #[arg(long, default_value_t = 10)]
-    top: usize,
+    /// How many classes to list (one image: default 10; a text: default 3).
+    #[arg(long)]
+    top: Option<usize>,
+    /// A text: print one JSON object (predicted class, top classes and probabilities).
+    #[arg(long)]
+    json: bool,
     /// Write the CSV of predictions (tables, folders) here instead of to stdout.
     #[arg(long, value_name = "FILE")]
     output: Option<PathBuf>,
 }
 
+/// INPUT as given, the empty string included (clap's path parser refuses "").
+fn any_string() -> impl clap::builder::TypedValueParser<Value = PathBuf> {
+    use clap::builder::TypedValueParser;
+    clap::builder::OsStringValueParser::new().map(PathBuf::from)
+}
+
 pub fn run(a: PredictArgs) -> Result<i32> {
     let mut model = common::load_saved(&a.dir)?;
+    if let Some(tv) = super::text::load_vectorizer(&a.dir)? {
+        let text = a.image.to_string_lossy();
+        return super::text::predict(&mut model, &tv, &text, a.top.unwrap_or(3), a.json);
+    }
+    if a.json {
+        return Err(Error::invalid(
+            "--json is for a text model's prediction; tables and folders give a CSV",
+        ));
+    }
     let is_csv = a
         .image
         .extension()
@@ -65,7 +88,7 @@ pub fn run(a: PredictArgs) -> Result<i32> {
     order.sort_by(|&i, &j| p[j].total_cmp(&p[i]));
     let name = |i: usize| class_name(&model, i);
     println!("{}: {}", a.image.display(), name(order[0]));
-    for &i in order.iter().take(a.top) {
+    for &i in order.iter().take(a.top.unwrap_or(10)) {
         println!("  {:>12}  {:.4}", name(i), p[i]);
     }
     Ok(0)

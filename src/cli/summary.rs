@@ -20,7 +20,22 @@ pub struct SummaryArgs {
 }
 
 pub fn run(a: SummaryArgs) -> Result<i32> {
-    let model = if models::is_zoo(&a.model) {
+    let model = if models::text::is_text_model(&a.model) {
+        // The vocabulary and classes come from the data; the defaults' shapes.
+        if a.input_shape.is_some() {
+            return Err(Error::invalid(
+                "--input-shape does not apply to a text model (its input is the vocabulary)",
+            ));
+        }
+        let classes = a.classes.unwrap_or(models::text::DEFAULT_CLASSES);
+        models::text::build(
+            &a.model,
+            models::text::DEFAULT_MAX_TOKENS,
+            models::text::DEFAULT_SEQUENCE_LENGTH,
+            classes,
+            0,
+        )?
+    } else if models::is_zoo(&a.model) {
         let (shape, classes) = models::default_shape(&a.model);
         models::build_for(
             &a.model,

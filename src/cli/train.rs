@@ -1,6 +1,7 @@
 //! `nabla train`: build, compile, fit, save, and evaluate on the test split.
 
 use super::common::{self, test_line, ModelSource, EVAL_BATCH};
+use super::text;
 use super::user_data;
 use clap::Args;
 use nabla::data::Augmentation;
@@ -18,24 +19,27 @@ pub struct TrainArgs {
     /// A built-in model (perceptron, xor-mlp, mlp, simple-convnet, deep-convnet,
     /// keras-cnn, mlp-bn), a deep net built for the data set's shape (vgg11/13/16/19,
     /// vgg-small, resnet18/34/50/101/152, resnet20/32/56, se-resnet18/50/20,
-    /// inception-mini), a JSON model config file, or a saved model's folder. With a data
-    /// file (--dataset table.csv, .npz, .mat) it may be left out: an MLP with the task's
-    /// output.
+    /// inception-mini), a text model (text-bow, text-cnn), a JSON model config file, or
+    /// a saved model's folder. With a data file (--dataset table.csv, .npz, .mat) it may
+    /// be left out: an MLP with the task's output; with text data: text-bow.
     #[arg(long)]
     model: Option<String>,
     /// mnist, fashion-mnist, cifar10, a truth table (xor, and, or, nand), a folder with
     /// one sub-folder of images per class, or a data file: a CSV table, a NumPy .npz or a
-    /// MATLAB .mat (see --target, --task, --x, --y). Default: the model's own.
+    /// MATLAB .mat (see --target, --task, --x, --y); text: debian-sections or a
+    /// label<TAB>text .tsv file. Default: the model's own.
     #[arg(long)]
     dataset: Option<String>,
     #[command(flatten)]
     user_data: super::user_data::UserDataArgs,
+    #[command(flatten)]
+    text: text::TextArgs,
     /// For an image folder: the shape C,H,W every image is resized to. Default: the
     /// model's input shape (3,32,32 for the deep nets).
     #[arg(long, value_delimiter = ',')]
     image_shape: Option<Vec<usize>>,
-    /// For an image folder or a data file: the fraction held out as the test set (of
-    /// each class; a data file's split is seeded by --seed).
+    /// For an image folder, a data file or a .tsv text file: the fraction held out as the
+    /// test set (of each class; a file's split is seeded by --seed).
     #[arg(long, default_value_t = 0.2)]
     test_split: f64,
     #[arg(long, default_value_t = 1)]
@@ -209,6 +213,19 @@ fn train(a: TrainArgs, resumed_from: Option<Vec<String>>) -> Result<i32> {
         .as_deref()
         .filter(|d| user_data::is_user_file(d) && Path::new(d).is_file())
         .map(PathBuf::from);
+    text::check_pairing(model_spec.as_deref(), a.dataset.as_deref(), &a.text)?;
+    // A text run: a text model, or a text data set (whose default model is text-bow).
+    let text_model = match (&model_spec, a.dataset.as_deref()) {
+        (Some(m), _) if nabla::models::text::is_text_model(m) => Some(m.clone()),
+        (None, Some(d)) if text::is_text_dataset(d) => Some("text-bow".to_string()),
+        _ => None,
+    };
+    if text_model.is_some() && (a.report || augmentation.is_some()) {
+        return Err(Error::invalid(
+            "--report and --augment are for image and table data, not text models",
+        ));
+    }
+    let model_spec = model_spec.or_else(|| text_model.clone());
     let auto_model = model_spec.is_none();
     if auto_model && user_file.is_none() {
         return Err(Error::invalid(
@@ -217,7 +234,10 @@ fn train(a: TrainArgs, resumed_from: Option<Vec<String>>) -> Result<i32> {
         ));
     }
     let model_spec = model_spec.unwrap_or_else(|| "mlp".to_string());
-    let source = common::model_source(&model_spec)?;
+    let source = match &text_model {
+        Some(m) => ModelSource::Builtin(m.clone()),
+        None => common::model_source(&model_spec)?,
+    };
     let recipe = match &source {
         ModelSource::Builtin(n) if user_file.is_none() => Some(models::recipe(n)?),
         _ => None,
@@ -231,7 +251,16 @@ fn train(a: TrainArgs, resumed_from: Option<Vec<String>>) -> Result<i32> {
     // preprocessing and the split are saved with the model.
     let mut user = None;
     let mut train_weights = None;
-    let mut ds = if let Some(file) = &user_file {
+    // A text run: its vocabulary (adapted on the training texts) and where its test
+    // texts come from, saved with the model.
+    let mut text_run = None;
+    let mut ds = if text_model.is_some() {
+        let (texts, run) = text::load_texts(&dataset_name, a.test_split, a.seed)?;
+        let mut tv = text::vectorizer(&model_spec, &a.text)?;
+        let ds = text::vectorize(texts, &mut tv, a.limit)?;
+        text_run = Some((tv, run));
+        ds
+    } else if let Some(file) = &user_file {
         let (ds, prep, split, weights) =
             user_data::load_weighted(file, &a.user_data, a.test_split, a.seed)?;
         user = Some((prep, split));
@@ -257,8 +286,9 @@ fn train(a: TrainArgs, resumed_from: Option<Vec<String>>) -> Result<i32> {
     } else {
         common::load_dataset(&dataset_name)?
     };
-    let mut model = match &user {
-        Some((prep, _)) if auto_model => user_data::default_model(&ds, prep.task, a.seed)?,
+    let mut model = match (&user, &text_run) {
+        (_, Some((tv, _))) => text::build_model(&model_spec, tv, common::num_classes(&ds), a.seed)?,
+        (Some((prep, _)), _) if auto_model => user_data::default_model(&ds, prep.task, a.seed)?,
         _ => common::build_model_for(&model_spec, &ds, a.seed)?,
     };
     common::check_fits(&model, &ds)?;
@@ -495,6 +525,7 @@ fn train(a: TrainArgs, resumed_from: Option<Vec<String>>) -> Result<i32> {
         "sample_weight": a.user_data.sample_weight,
         "out": out.display().to_string(),
         "resumed": resumed_from.is_some(),
+        "text": text_run.as_ref().map(|(_, run)| run),
     });
     let run_json = serde_json::to_string_pretty(&result).expect("json");
     // Model, history and run.json as one unit: run.json never describes other weights.
@@ -514,6 +545,11 @@ fn train(a: TrainArgs, resumed_from: Option<Vec<String>>) -> Result<i32> {
     if let Some((prep, split)) = &user_json {
         files.push((user_data::PREPROCESSING_FILE, prep.as_bytes()));
         files.push((user_data::SPLIT_FILE, split.as_bytes()));
+    }
+    // The vocabulary travels with the weights it was trained with.
+    let vocabulary_json = text_run.as_ref().map(|(tv, _)| tv.to_json());
+    if let Some(v) = &vocabulary_json {
+        files.push((text::VOCABULARY_FILE, v.as_bytes()));
     }
     let save = || nabla::formats::model_dir::save_with(&model, &out, &files);
     if let Err(e) = save() {

@@ -38,12 +38,13 @@ impl Sequential {
 /// a save that does not bring its own removes the old ones, so they can never describe
 /// other weights than those beside them.
 /// (`preprocessing.json` and `split.json` are the CLI's record of a data file's encoding
-/// and train/test split.)
-pub const RUN_FILES: [&str; 4] = [
+/// and train/test split, `vocabulary.json` a text model's vocabulary.)
+pub const RUN_FILES: [&str; 5] = [
     "run.json",
     "history.json",
     "preprocessing.json",
     "split.json",
+    "vocabulary.json",
 ];
 
 /// Saves the model into `dir` as one unit (see `file_set`): at every instant the folder

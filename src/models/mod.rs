@@ -7,6 +7,7 @@
 pub mod blocks;
 pub mod inception;
 pub mod resnet;
+pub mod text;
 pub mod vgg;
 
 use crate::error::{Error, Result};
@@ -144,6 +145,8 @@ pub fn recipe(name: &str) -> Result<Recipe> {
         "deep-convnet" => r(100, "adam", 0.001, SPARSE_CE, "mnist"),
         "keras-cnn" => r(64, "adam", 0.001, SPARSE_CE, "mnist"),
         "mlp-bn" => r(32, "adam", 0.001, SPARSE_CE, "fashion-mnist"),
+        // Measured on debian-sections (README, "Text").
+        "text-bow" | "text-cnn" => r(64, "adam", 0.001, SPARSE_CE, "debian-sections"),
         // The ResNet papers' recipe: SGD with momentum 0.9, lr 0.1, batch 128.
         z if z.contains("resnet") => r(128, "momentum", 0.1, SPARSE_CE, "cifar10"),
         z if is_zoo(z) => r(128, "adam", 0.001, SPARSE_CE, "cifar10"),
@@ -153,9 +156,10 @@ pub fn recipe(name: &str) -> Result<Recipe> {
 
 fn unknown(name: &str) -> Error {
     Error::invalid(format!(
-        "unknown model '{name}'; built-in models: {}, {}",
+        "unknown model '{name}'; built-in models: {}, {}; for text: {}",
         NAMES.join(", "),
-        ZOO.join(", ")
+        ZOO.join(", "),
+        text::TEXT_MODELS.join(", ")
     ))
 }
 

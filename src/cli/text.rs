@@ -1,0 +1,348 @@
+//! Text classification on the command line: `nabla train --model text-bow|text-cnn
+//! --dataset debian-sections|FILE.tsv`, and `evaluate`/`predict` of such a run.
+//!
+//! - The data: `debian-sections` by name (its own `test.tsv`), or one `label<TAB>text`
+//!   file split by `--test-split` (seeded by `--seed`, stratified by class).
+//! - The vocabulary (`TextVectorization`) is adapted on the training texts only (after
+//!   `--limit`), and saved as `vocabulary.json` in the same all-or-nothing save as the
+//!   weights; `run.json` records under `"text"` how to find the test texts again.
+//! - `text-bow` reads bags of words (`multi_hot` by default, `--bag tf_idf`), `text-cnn`
+//!   token ids padded or cut to `--sequence-length`.
+
+use clap::{Args, ValueEnum};
+use nabla::data::datasets::Dataset;
+use nabla::data::split::train_test_split;
+use nabla::data::text::tsv::TEXT_DATASETS;
+use nabla::data::text::{
+    load_text_data, read_labelled_tsv, tokenize, OutputMode, TextDataset, TextVectorization,
+    TextVectorizationConfig,
+};
+use nabla::error::{Error, Result};
+use nabla::models::text::{self as text_models, TEXT_MODELS};
+use nabla::{Sequential, Tensor};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// The vocabulary of a text run, saved beside its weights.
+pub const VOCABULARY_FILE: &str = "vocabulary.json";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[value(rename_all = "snake_case")]
+pub enum Bag {
+    /// 1 for each vocabulary word present.
+    MultiHot,
+    /// Word counts times inverse document frequency.
+    TfIdf,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct TextArgs {
+    /// Text models: the vocabulary size, the reserved tokens ("" and "[UNK]") included.
+    /// Default: 10000.
+    #[arg(long, value_name = "N")]
+    pub max_tokens: Option<usize>,
+    /// text-cnn: tokens per text (padded or cut at the end). Default: 16.
+    #[arg(long, value_name = "L")]
+    pub sequence_length: Option<usize>,
+    /// text-bow: the bag of words, multi_hot or tf_idf. Default: multi_hot.
+    #[arg(long, value_enum)]
+    pub bag: Option<Bag>,
+}
+
+/// How `evaluate` finds a text run's test texts again (run.json's `"text"`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TextRun {
+    /// `debian-sections` or the `.tsv` file trained on.
+    pub dataset: String,
+    /// The fraction held out of a `.tsv` file (`None`: the data set's own test file).
+    pub test_split: Option<f64>,
+    /// The seed of that split.
+    pub seed: u64,
+}
+
+/// Whether `--dataset NAME` is text: a known text data set or a `.tsv` file.
+pub fn is_text_dataset(name: &str) -> bool {
+    let wanted = name.trim().to_ascii_lowercase().replace('_', "-");
+    TEXT_DATASETS.contains(&wanted.as_str()) || is_tsv(name)
+}
+
+fn is_tsv(name: &str) -> bool {
+    Path::new(name)
+        .extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| e.eq_ignore_ascii_case("tsv"))
+}
+
+/// Fails on a text model with a non-text data set, a text data set with any other
+/// model, and text options without a text model; before any data is loaded.
+pub fn check_pairing(model: Option<&str>, dataset: Option<&str>, a: &TextArgs) -> Result<()> {
+    let text_model = model.filter(|m| text_models::is_text_model(m));
+    let text_data = dataset.filter(|d| is_text_dataset(d));
+    match (model, text_model, dataset, text_data) {
+        (Some(m), Some(_), Some(d), None) => {
+            return Err(Error::invalid(format!(
+                "model '{m}' is a text model, but data set '{d}' is not text; text data \
+                 sets: {} or a label<TAB>text .tsv file",
+                TEXT_DATASETS.join(", ")
+            )))
+        }
+        (Some(m), None, _, Some(d)) => {
+            return Err(Error::invalid(format!(
+                "data set '{d}' is text, and model '{m}' is not a text model; text models: {}",
+                TEXT_MODELS.join(", ")
+            )))
+        }
+        _ => {}
+    }
+    let is_text = text_model.is_some() || text_data.is_some();
+    let given: Vec<&str> = [
+        ("--max-tokens", a.max_tokens.is_some()),
+        ("--sequence-length", a.sequence_length.is_some()),
+        ("--bag", a.bag.is_some()),
+    ]
+    .iter()
+    .filter(|(_, g)| *g)
+    .map(|(f, _)| *f)
+    .collect();
+    if !is_text && !given.is_empty() {
+        return Err(Error::invalid(format!(
+            "{} {} to the text models ({}), not to this run",
+            given.join(", "),
+            if given.len() == 1 { "applies" } else { "apply" },
+            TEXT_MODELS.join(", ")
+        )));
+    }
+    // The text model itself may still be defaulted (text-bow).
+    let m = text_model.unwrap_or("text-bow");
+    if m == "text-bow" && a.sequence_length.is_some() {
+        return Err(Error::invalid(
+            "--sequence-length is for text-cnn; text-bow reads bags of words (--bag)",
+        ));
+    }
+    if m == "text-cnn" && a.bag.is_some() {
+        return Err(Error::invalid(
+            "--bag is for text-bow; text-cnn reads token ids (--sequence-length)",
+        ));
+    }
+    if a.sequence_length == Some(0) {
+        return Err(Error::invalid("--sequence-length must be at least 1"));
+    }
+    Ok(())
+}
+
+/// The texts of a run: a known data set with its own test file, or a `.tsv` file split
+/// by `test_split` and `seed` (stratified). Also what run.json records.
+pub fn load_texts(dataset: &str, test_split: f64, seed: u64) -> Result<(TextDataset, TextRun)> {
+    if !is_tsv(dataset) {
+        let ds = load_text_data(dataset)?;
+        let run = TextRun {
+            dataset: ds.name.clone(),
+            test_split: None,
+            seed,
+        };
+        return Ok((ds, run));
+    }
+    let path = Path::new(dataset);
+    if !path.is_file() {
+        return Err(Error::invalid(format!(
+            "--dataset {dataset}: no such file (a label<TAB>text file with a header)"
+        )));
+    }
+    let rows = read_labelled_tsv(path)?;
+    let mut class_names = rows.labels.clone();
+    class_names.sort_unstable();
+    class_names.dedup();
+    let labels: Vec<usize> = rows
+        .labels
+        .iter()
+        .map(|l| {
+            class_names
+                .binary_search(l)
+                .expect("every label is a class")
+        })
+        .collect();
+    let split = train_test_split(labels.len(), Some(&labels), test_split, seed)?;
+    let pick = |idx: &[usize]| -> (Vec<String>, Vec<usize>) {
+        idx.iter()
+            .map(|&i| (rows.texts[i].clone(), labels[i]))
+            .unzip()
+    };
+    let (train_texts, train_labels) = pick(&split.train);
+    let (test_texts, test_labels) = pick(&split.test);
+    let ds = TextDataset {
+        train_texts,
+        train_labels,
+        test_texts,
+        test_labels,
+        class_names,
+        name: dataset.to_string(),
+    };
+    let run = TextRun {
+        dataset: dataset.to_string(),
+        test_split: Some(test_split),
+        seed,
+    };
+    Ok((ds, run))
+}
+
+/// The vectorizer `model` reads, before `adapt`.
+pub fn vectorizer(model: &str, a: &TextArgs) -> Result<TextVectorization> {
+    let max_tokens = a.max_tokens.unwrap_or(text_models::DEFAULT_MAX_TOKENS);
+    let config = match model {
+        "text-cnn" => TextVectorizationConfig {
+            max_tokens: Some(max_tokens),
+            output_mode: OutputMode::Int,
+            output_sequence_length: Some(
+                a.sequence_length
+                    .unwrap_or(text_models::DEFAULT_SEQUENCE_LENGTH),
+            ),
+            ..Default::default()
+        },
+        _ => TextVectorizationConfig {
+            max_tokens: Some(max_tokens),
+            output_mode: match a.bag.unwrap_or(Bag::MultiHot) {
+                Bag::MultiHot => OutputMode::MultiHot,
+                Bag::TfIdf => OutputMode::TfIdf,
+            },
+            ..Default::default()
+        },
+    };
+    TextVectorization::new(config).map_err(|e| Error::invalid(format!("--max-tokens: {e}")))
+}
+
+/// Adapts `tv` on the training texts (the first `limit` of them) and turns both splits
+/// into a `Dataset` of the model's inputs.
+pub fn vectorize(
+    mut ds: TextDataset,
+    tv: &mut TextVectorization,
+    limit: Option<usize>,
+) -> Result<Dataset> {
+    if let Some(n) = limit {
+        ds.train_texts.truncate(n);
+        ds.train_labels.truncate(n);
+    }
+    tv.adapt(&ds.train_texts);
+    Ok(Dataset {
+        x_train: tv.transform(&ds.train_texts)?,
+        y_train: ds.y_train(),
+        x_test: tv.transform(&ds.test_texts)?,
+        y_test: ds.y_test(),
+        class_names: ds.class_names,
+        name: ds.name,
+    })
+}
+
+/// The text model `name` for an adapted vectorizer and `classes` classes.
+pub fn build_model(
+    name: &str,
+    tv: &TextVectorization,
+    classes: usize,
+    seed: u64,
+) -> Result<Sequential> {
+    let width = match tv.config().output_mode {
+        OutputMode::Int => tv.vocabulary_size(),
+        _ => tv.output_width(),
+    };
+    let length = tv.config().output_sequence_length.unwrap_or(0);
+    text_models::build(name, width, length, classes, seed)
+}
+
+/// A text run's vectorizer, if `dir` holds one.
+pub fn load_vectorizer(dir: &Path) -> Result<Option<TextVectorization>> {
+    let path = dir.join(VOCABULARY_FILE);
+    if !path.is_file() {
+        return Ok(None);
+    }
+    TextVectorization::load(&path).map(Some)
+}
+
+/// The test split of the text run in `dir` as the model's inputs, or `None` when `dir`
+/// is not a text run.
+pub fn reload_test(dir: &Path) -> Result<Option<Dataset>> {
+    let Some(tv) = load_vectorizer(dir)? else {
+        return Ok(None);
+    };
+    let run_path = dir.join("run.json");
+    let text = std::fs::read_to_string(&run_path).map_err(|e| Error::io(&run_path, e))?;
+    let v: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| Error::format(&run_path, e.to_string()))?;
+    let run: TextRun = serde_json::from_value(v["text"].clone()).map_err(|e| {
+        Error::format(
+            &run_path,
+            format!("no readable \"text\" record of the data set ({e})"),
+        )
+    })?;
+    let (ds, _) = load_texts(&run.dataset, run.test_split.unwrap_or(0.2), run.seed)?;
+    let x_test = tv.transform(&ds.test_texts)?;
+    Ok(Some(Dataset {
+        // Only the sample shape of x_train is read (check_fits).
+        x_train: x_test.clone(),
+        y_train: ds.y_test(),
+        x_test,
+        y_test: ds.y_test(),
+        class_names: ds.class_names,
+        name: ds.name,
+    }))
+}
+
+/// `nabla predict DIR "some text"`: the `top` classes with their probabilities, as lines
+/// or one JSON object. A text with no words (empty, or only punctuation) is an error:
+/// the model would answer the same for every such text.
+pub fn predict(
+    model: &mut Sequential,
+    tv: &TextVectorization,
+    text: &str,
+    top: usize,
+    json: bool,
+) -> Result<i32> {
+    let tokens = tokenize(text, tv.config().standardize);
+    if tokens.is_empty() {
+        return Err(Error::invalid(format!(
+            "the text {text:?} has no words after standardization (lower-casing, \
+             punctuation stripped); give some words to classify"
+        )));
+    }
+    let known = tokens
+        .iter()
+        .filter(|t| tv.token_index(t) != tv.oov_index())
+        .count();
+    let x: Tensor = tv.transform(&[text])?;
+    let p = model.predict(&x, 1)?.to_f32_vec();
+    let mut order: Vec<usize> = (0..p.len()).collect();
+    order.sort_by(|&i, &j| p[j].total_cmp(&p[i]));
+    let name = |i: usize| {
+        model
+            .class_names
+            .get(i)
+            .cloned()
+            .unwrap_or_else(|| i.to_string())
+    };
+    let top: Vec<(String, f32)> = order.iter().take(top).map(|&i| (name(i), p[i])).collect();
+    if json {
+        let v = serde_json::json!({
+            "text": text,
+            "predicted": name(order[0]),
+            "words": tokens.len(),
+            "known_words": known,
+            "top": top
+                .iter()
+                .map(|(c, p)| serde_json::json!({"class": c, "probability": p}))
+                .collect::<Vec<_>>(),
+        });
+        println!("{v}");
+        return Ok(0);
+    }
+    if known == 0 {
+        eprintln!(
+            "note: none of the {} words is in the vocabulary; the prediction is the \
+             model's answer for an unknown text",
+            tokens.len()
+        );
+    }
+    println!("{text:?}: {}", name(order[0]));
+    for (c, p) in &top {
+        println!("  {c:>16}  {p:.4}");
+    }
+    Ok(0)
+}

@@ -1,0 +1,110 @@
+//! The built-in text classifiers, for inputs that `data::text::TextVectorization` makes:
+//!
+//! - `text-bow`: a bag of words (`multi_hot` or `tf_idf`, `[N, V]`) -> Dense(128, relu)
+//!   -> Dropout(0.5) -> Dense(classes, softmax);
+//! - `text-cnn`: token ids (`int`, `[N, L]`) -> Embedding(V, 64) -> Conv1D(128, 5, relu,
+//!   "same") -> GlobalMaxPooling1D -> Dropout(0.5) -> Dense(classes, softmax).
+//!
+//! Their widths were picked by measuring on `debian-sections` (README, "Text"). The
+//! vocabulary size and class count come from the data; `build_default` uses
+//! `DEFAULT_MAX_TOKENS` and `DEFAULT_CLASSES` (for `nabla summary`).
+
+use crate::error::{Error, Result};
+use crate::nn::layers::keras::*;
+use crate::nn::layers::Padding1D;
+use crate::training::Sequential;
+
+/// The built-in text models.
+pub const TEXT_MODELS: [&str; 2] = ["text-bow", "text-cnn"];
+/// Vocabulary size (reserved tokens included) unless `--max-tokens` says otherwise.
+pub const DEFAULT_MAX_TOKENS: usize = 10_000;
+/// `text-cnn`'s sequence length unless `--sequence-length` says otherwise: debian-sections'
+/// descriptions have 7 words at the median and 10 at the 95th percentile.
+pub const DEFAULT_SEQUENCE_LENGTH: usize = 16;
+/// Classes of `debian-sections`, the text models' own data set (for a summary).
+pub const DEFAULT_CLASSES: usize = 50;
+/// `text-bow`'s hidden width.
+pub const BOW_HIDDEN: usize = 128;
+/// `text-cnn`'s embedding width and filter count.
+pub const CNN_EMBEDDING: usize = 64;
+pub const CNN_FILTERS: usize = 128;
+
+/// Whether `name` is a built-in text model.
+pub fn is_text_model(name: &str) -> bool {
+    TEXT_MODELS.contains(&name)
+}
+
+/// The bag-of-words MLP on `width` bag columns (the vectorizer's output width).
+pub fn text_bow(width: usize, classes: usize, seed: u64) -> Result<Sequential> {
+    let mut m = Sequential::with_seed(&[width], seed);
+    m.name = "text-bow".into();
+    m.add(Dense(BOW_HIDDEN).activation(Relu))? // [128]
+        .add(Dropout(0.5))?
+        .add(Dense(classes).activation(Softmax))?; // [classes]
+    Ok(m)
+}
+
+/// The 1-D CNN on `length` token ids from a vocabulary of `vocabulary` entries.
+pub fn text_cnn(vocabulary: usize, length: usize, classes: usize, seed: u64) -> Result<Sequential> {
+    let mut m = Sequential::with_seed(&[length], seed);
+    m.name = "text-cnn".into();
+    m.add(Embedding(vocabulary, CNN_EMBEDDING))? // [L, 64]
+        .add(
+            Conv1D(CNN_FILTERS, 5)
+                .activation(Relu)
+                .padding(Padding1D::Same),
+        )? // [L, 128]
+        .add(GlobalMaxPooling1D())? // [128]
+        .add(Dropout(0.5))?
+        .add(Dense(classes).activation(Softmax))?; // [classes]
+    Ok(m)
+}
+
+/// A text model for a vocabulary (bag width or embedding rows), a sequence length (for
+/// `text-cnn`) and a class count.
+pub fn build(
+    name: &str,
+    vocabulary: usize,
+    length: usize,
+    classes: usize,
+    seed: u64,
+) -> Result<Sequential> {
+    match name {
+        "text-bow" => text_bow(vocabulary, classes, seed),
+        "text-cnn" => text_cnn(vocabulary, length, classes, seed),
+        other => Err(Error::invalid(format!(
+            "unknown text model '{other}'; text models: {}",
+            TEXT_MODELS.join(", ")
+        ))),
+    }
+}
+
+/// A text model at the defaults (for `nabla summary text-bow`).
+pub fn build_default(name: &str, seed: u64) -> Result<Sequential> {
+    build(
+        name,
+        DEFAULT_MAX_TOKENS,
+        DEFAULT_SEQUENCE_LENGTH,
+        DEFAULT_CLASSES,
+        seed,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn both_build_at_the_defaults_with_keras_counts() {
+        let bow = build_default("text-bow", 0).unwrap();
+        // Dense: in * out + out.
+        let bow_params = 10_000 * 128 + 128 + 128 * 50 + 50;
+        assert_eq!(bow.count_params(), (bow_params, 0));
+        let cnn = build_default("text-cnn", 0).unwrap();
+        let cnn_params = 10_000 * 64 + (5 * 64 * 128 + 128) + (128 * 50 + 50);
+        assert_eq!(cnn.count_params(), (cnn_params, 0));
+        assert_eq!(cnn.output_shape(), &[50]);
+        let e = build("text-rnn", 10, 4, 2, 0).err().unwrap().to_string();
+        assert!(e.contains("text-rnn") && e.contains("text-bow"), "{e}");
+    }
+}
