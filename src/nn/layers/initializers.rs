@@ -33,6 +33,10 @@ pub enum Initializer {
     },
     Zeros,
     Ones,
+    /// A matrix with orthonormal rows or columns (Keras' `Orthogonal`, gain 1; its
+    /// default for recurrent kernels): the Q of a QR factorization of a Gaussian
+    /// matrix, see `orthogonal`.
+    Orthogonal,
 }
 
 /// Std correction of a normal truncated at +-2 std (Keras' constant).
@@ -79,6 +83,7 @@ impl Initializer {
             }
             Initializer::Zeros => vec![0.0; n],
             Initializer::Ones => vec![1.0; n],
+            Initializer::Orthogonal => orthogonal(shape, rng),
         };
         Tensor::from_vec(data, shape)
     }
@@ -86,6 +91,51 @@ impl Initializer {
     pub fn zeros() -> Initializer {
         Initializer::Zeros
     }
+}
+
+/// Keras' `Orthogonal`: the shape is seen as `[rows, cols]` (`cols` the last axis);
+/// a Gaussian `[max, min]` matrix `a = QR` gives `Q [max, min]` with orthonormal
+/// columns, signs fixed so that `R`'s diagonal is positive (then `Q` is unique and
+/// uniformly distributed); `Q` is transposed when `rows < cols`, so the result has
+/// orthonormal rows or orthonormal columns, whichever the shape allows.
+///
+/// QR by modified Gram-Schmidt in f64, whose `R` has a positive diagonal by
+/// construction, so no sign fix is needed. Deterministic from `rng`.
+fn orthogonal(shape: &[usize], rng: &mut Rng) -> Vec<f32> {
+    let cols = shape.last().copied().unwrap_or(1);
+    let rows: usize = shape.iter().product::<usize>() / cols.max(1);
+    let (big, small) = (rows.max(cols), rows.min(cols));
+    // a: [big, small], stored column by column.
+    let mut q: Vec<Vec<f64>> = (0..small)
+        .map(|_| (0..big).map(|_| rng.normal() as f64).collect())
+        .collect();
+    for j in 0..small {
+        for k in 0..j {
+            let (done, rest) = q.split_at_mut(j);
+            let dot: f64 = done[k].iter().zip(&rest[0]).map(|(a, b)| a * b).sum();
+            for (v, p) in rest[0].iter_mut().zip(&done[k]) {
+                *v -= dot * p;
+            }
+        }
+        let norm = q[j].iter().map(|v| v * v).sum::<f64>().sqrt();
+        // A Gaussian column lies in the span of the others with probability 0.
+        for v in q[j].iter_mut() {
+            *v /= norm.max(f64::MIN_POSITIVE);
+        }
+    }
+    let mut out = vec![0.0f32; rows * cols];
+    for (j, col) in q.iter().enumerate() {
+        for (i, &v) in col.iter().enumerate() {
+            // Q[i, j]; transposed (Q^T [small, big]) when rows < cols.
+            let at = if rows >= cols {
+                i * cols + j
+            } else {
+                j * cols + i
+            };
+            out[at] = v as f32;
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -107,6 +157,37 @@ mod tests {
         assert!((variance(&gu) / (2.0 / 500.0) - 1.0).abs() < 0.05);
         let n = Initializer::Normal { stddev: 0.01 }.init(&[1000, 100], &mut rng);
         assert!((variance(&n).sqrt() / 0.01 - 1.0).abs() < 0.02);
+    }
+
+    #[test]
+    fn orthogonal_has_orthonormal_rows_or_columns_and_is_seeded() {
+        for (rows, cols) in [(8, 32), (32, 8), (6, 6)] {
+            let q = Initializer::Orthogonal
+                .init(&[rows, cols], &mut Rng::new(4))
+                .to_f32_vec();
+            let again = Initializer::Orthogonal
+                .init(&[rows, cols], &mut Rng::new(4))
+                .to_f32_vec();
+            assert_eq!(q, again);
+            // The Gram matrix of the shorter side is the identity.
+            let (a, b) = (rows.min(cols), rows.max(cols));
+            let at = |i: usize, k: usize| {
+                if rows <= cols {
+                    q[i * cols + k]
+                } else {
+                    q[k * cols + i]
+                }
+            };
+            for i in 0..a {
+                for j in 0..a {
+                    let dot: f32 = (0..b).map(|k| at(i, k) * at(j, k)).sum();
+                    let want = if i == j { 1.0 } else { 0.0 };
+                    assert!((dot - want).abs() < 1e-5, "{rows}x{cols} [{i},{j}] {dot}");
+                }
+            }
+        }
+        let i: Initializer = serde_json::from_str("\"orthogonal\"").unwrap();
+        assert_eq!(i, Initializer::Orthogonal);
     }
 
     #[test]

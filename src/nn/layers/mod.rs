@@ -27,6 +27,7 @@ pub mod flatten;
 pub mod global_pooling1d;
 pub mod initializers;
 pub mod limits;
+pub mod lstm;
 pub mod merge;
 pub mod pooling;
 pub mod pooling1d;
@@ -50,6 +51,7 @@ pub use embedding::{Embedding, EmbeddingConfig};
 pub use flatten::{Flatten, FlattenConfig};
 pub use global_pooling1d::{GlobalPool1DConfig, GlobalPooling1D};
 pub use initializers::Initializer;
+pub use lstm::{LSTMConfig, LSTM};
 pub use merge::{ConcatenateConfig, Merge, MergeConfig, MergeKind};
 pub use pooling::{GlobalPoolConfig, Pool2dConfig, PoolKind, Pooling2D};
 pub use pooling1d::{Pool1dConfig, Pooling1D};
@@ -179,6 +181,7 @@ pub const LAYER_TYPES: &[LayerType] = &[
     conv1d::CONV1D,
     pooling1d::MAX_POOLING_1D,
     pooling1d::AVERAGE_POOLING_1D,
+    lstm::LSTM_LAYER,
 ];
 
 /// Keras-style constructors: `Conv2D(32, 3).activation(Relu)` reads like the Python.
@@ -218,6 +221,11 @@ pub mod keras {
     #[allow(non_snake_case)]
     pub fn Conv1D(filters: usize, kernel_size: usize) -> Conv1DConfig {
         Conv1DConfig::new(filters, kernel_size)
+    }
+    /// `LSTM(64).return_sequences(true)` on `[N, T, F]`.
+    #[allow(non_snake_case)]
+    pub fn LSTM(units: usize) -> LSTMConfig {
+        LSTMConfig::new(units)
     }
     /// `MaxPooling1D(2)`, `MaxPooling1D(3).strides(1).padding(Same)`.
     #[allow(non_snake_case)]

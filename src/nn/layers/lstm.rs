@@ -1,0 +1,287 @@
+//! `LSTM`: Keras' long short-term memory layer over `[batch, steps, features]`
+//! sequences, the whole sequence as one op (`ops::lstm`, backward through time
+//! hand-written there).
+//!
+//! # Shapes
+//! input `[N, T, F]` (`T` may be unknown, `None`: each batch may have its own length),
+//! kernel `[F, 4U]`, recurrent_kernel `[U, 4U]`, bias `[4U]`, gate column blocks in
+//! Keras' order i, f, c, o (so saved weights read as Keras writes them; PyTorch's
+//! `weight_ih` is the kernel transposed, its gates i, f, g, o in the same order, and its
+//! two biases sum to this one). Output `[N, T, U]` with `return_sequences`, else the
+//! last step's `[N, U]`. The state starts at zero for every batch.
+//!
+//! Initial weights as Keras: kernel glorot_uniform, recurrent_kernel orthogonal, bias
+//! zeros with the forget gate's block set to 1 (`unit_forget_bias`).
+//! Parameters: `4 * (F*U + U*U + U)` (Keras' count; without bias `4 * (F*U + U*U)`).
+//!
+//! Not supported yet (the JSON fields are refused like any unknown field, never
+//! ignored): masking, `dropout`, `recurrent_dropout`, `return_state`, `go_backwards`,
+//! `stateful`; activations other than tanh / sigmoid.
+
+use super::dims::Dim;
+use super::registry::{needs_known, rank_is};
+use super::Param;
+use super::{Activation, ForwardCtx, Initializer, Layer, LayerConfig, LayerKind, LayerType};
+use crate::engine::{Rng, Tensor, Var};
+use crate::error::{Error, Result};
+use crate::ops::lstm::lstm;
+use serde::{Deserialize, Serialize};
+
+fn tanh() -> Activation {
+    Activation::Tanh
+}
+fn sigmoid() -> Activation {
+    Activation::Sigmoid
+}
+fn orthogonal() -> Initializer {
+    Initializer::Orthogonal
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LSTMConfig {
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Size of the hidden and cell state (`U`).
+    pub units: usize,
+    /// Cell candidate and output activation: only Keras' default `tanh`.
+    #[serde(default = "tanh")]
+    pub activation: Activation,
+    /// Gate activation: only Keras' default `sigmoid`.
+    #[serde(default = "sigmoid")]
+    pub recurrent_activation: Activation,
+    #[serde(default = "super::dense::yes")]
+    pub use_bias: bool,
+    /// Every step's output `[T, U]` (true) or only the last step's `[U]` (false).
+    #[serde(default)]
+    pub return_sequences: bool,
+    #[serde(default)]
+    pub kernel_initializer: Initializer,
+    #[serde(default = "orthogonal")]
+    pub recurrent_initializer: Initializer,
+    #[serde(default = "Initializer::zeros")]
+    pub bias_initializer: Initializer,
+    /// The forget gate's bias starts at 1 (Jozefowicz et al., 2015), as in Keras.
+    #[serde(default = "super::dense::yes")]
+    pub unit_forget_bias: bool,
+}
+
+impl LSTMConfig {
+    pub fn new(units: usize) -> LSTMConfig {
+        LSTMConfig {
+            name: None,
+            units,
+            activation: Activation::Tanh,
+            recurrent_activation: Activation::Sigmoid,
+            use_bias: true,
+            return_sequences: false,
+            kernel_initializer: Initializer::GlorotUniform,
+            recurrent_initializer: Initializer::Orthogonal,
+            bias_initializer: Initializer::Zeros,
+            unit_forget_bias: true,
+        }
+    }
+    pub fn return_sequences(mut self, r: bool) -> Self {
+        self.return_sequences = r;
+        self
+    }
+    pub fn use_bias(mut self, b: bool) -> Self {
+        self.use_bias = b;
+        self
+    }
+    pub fn unit_forget_bias(mut self, b: bool) -> Self {
+        self.unit_forget_bias = b;
+        self
+    }
+    pub fn name(mut self, n: &str) -> Self {
+        self.name = Some(n.to_string());
+        self
+    }
+}
+
+/// The registry line (see `layers::LAYER_TYPES`).
+pub const LSTM_LAYER: LayerType = LayerType::of::<LSTMConfig>("LSTM");
+
+impl LayerKind for LSTMConfig {
+    fn class_name(&self) -> &'static str {
+        "LSTM"
+    }
+    fn base_name(&self) -> &'static str {
+        "lstm"
+    }
+    fn name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+    fn output_shape(&self, name: &str, inputs: &[&[Dim]]) -> Result<Vec<Dim>> {
+        let input = rank_is(
+            name,
+            "LSTM",
+            inputs,
+            2,
+            "sequences [batch, steps, features]",
+        )?;
+        needs_known(name, "LSTM", "number of features", input[1], input)?;
+        if self.units == 0 {
+            return Err(Error::invalid(format!(
+                "layer '{name}' (LSTM): units (0) must be positive"
+            )));
+        }
+        if self.activation != Activation::Tanh || self.recurrent_activation != Activation::Sigmoid {
+            return Err(Error::invalid(format!(
+                "layer '{name}' (LSTM): only activation \"tanh\" and recurrent_activation \
+                 \"sigmoid\" are supported, got {:?} and {:?}",
+                self.activation, self.recurrent_activation
+            )));
+        }
+        let u = Dim::known(self.units);
+        Ok(if self.return_sequences {
+            vec![input[0], u]
+        } else {
+            vec![u]
+        })
+    }
+    fn build(&self, name: String, inputs: &[&[Dim]], rng: &mut Rng) -> Result<Box<dyn Layer>> {
+        let f = inputs[0][1].get().expect("checked");
+        let u = self.units;
+        let g = u.checked_mul(4).ok_or_else(|| {
+            Error::invalid(format!("layer '{name}' (LSTM): units ({u}) is too large"))
+        })?;
+        super::limits::check_weights(&name, "LSTM", &[f, g])?;
+        super::limits::check_weights(&name, "LSTM", &[u, g])?;
+        let kernel = Var::parameter(self.kernel_initializer.init(&[f, g], rng));
+        let recurrent_kernel = Var::parameter(self.recurrent_initializer.init(&[u, g], rng));
+        let bias = self.use_bias.then(|| {
+            let mut b = self.bias_initializer.init(&[g], rng).to_f32_vec();
+            if self.unit_forget_bias {
+                b[u..2 * u].fill(1.0);
+            }
+            Var::parameter(Tensor::from_vec(b, &[g]))
+        });
+        Ok(Box::new(LSTM {
+            name,
+            cfg: self.clone(),
+            kernel,
+            recurrent_kernel,
+            bias,
+        }))
+    }
+    fn flops(&self, inputs: &[&[usize]], _output: &[usize]) -> f64 {
+        let (t, f, u) = (inputs[0][0], inputs[0][1], self.units);
+        // Two GEMMs per step; the gates are O(U) per step.
+        2.0 * (t * 4 * u * (f + u)) as f64
+    }
+}
+
+/// Keras' class name, as `Conv1D` and `Dense` are.
+#[allow(clippy::upper_case_acronyms)]
+pub struct LSTM {
+    pub name: String,
+    pub cfg: LSTMConfig,
+    pub kernel: Var,           // [F, 4U]
+    pub recurrent_kernel: Var, // [U, 4U]
+    pub bias: Option<Var>,     // [4U]
+}
+
+impl Layer for LSTM {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn forward(&mut self, x: &Var, _ctx: &mut ForwardCtx) -> Result<Var> {
+        // x: [N, T, F] -> [N, T, U] or [N, U]
+        lstm(
+            x,
+            &self.kernel,
+            &self.recurrent_kernel,
+            self.bias.as_ref(),
+            self.cfg.return_sequences,
+        )
+        .map_err(|e| e.context(&format!("layer '{}' (LSTM)", self.name)))
+    }
+    fn params(&self) -> Vec<Param> {
+        let param = |what: &str, var: &Var| Param {
+            name: format!("{}/{what}", self.name),
+            var: var.clone(),
+            trainable: true,
+            buffer: false,
+        };
+        let mut p = vec![
+            param("kernel", &self.kernel),
+            param("recurrent_kernel", &self.recurrent_kernel),
+        ];
+        p.extend(self.bias.as_ref().map(|b| param("bias", b)));
+        p
+    }
+    fn config(&self) -> LayerConfig {
+        LSTMConfig {
+            name: Some(self.name.clone()),
+            ..self.cfg.clone()
+        }
+        .into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_defaults_shapes_init_and_errors() {
+        let c: LayerConfig = serde_json::from_str(
+            r#"{"class_name": "LSTM", "config": {"units": 3, "activation": "tanh"}}"#,
+        )
+        .unwrap();
+        let seq = [Dim::NONE, Dim::known(5)];
+        assert_eq!(c.output_shape("l", &seq).unwrap(), [Dim::known(3)]);
+        let s = LayerConfig::from(LSTMConfig::new(3).return_sequences(true));
+        assert_eq!(
+            s.output_shape("l", &seq).unwrap(),
+            [Dim::NONE, Dim::known(3)]
+        );
+        let json = serde_json::to_string(&c).unwrap();
+        assert!(
+            json.contains(r#""recurrent_initializer":"orthogonal""#)
+                && json.contains(r#""unit_forget_bias":true"#),
+            "{json}"
+        );
+        let mut rng = Rng::new(1);
+        let layer = c.build("lstm".into(), &seq, &mut rng).unwrap();
+        let p = layer.params();
+        let names: Vec<&str> = p.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["lstm/kernel", "lstm/recurrent_kernel", "lstm/bias"]);
+        assert_eq!(p[0].var.shape(), [5, 12]);
+        assert_eq!(p[1].var.shape(), [3, 12]);
+        let b = p[2].var.value().to_f32_vec();
+        assert_eq!(b, [0., 0., 0., 1., 1., 1., 0., 0., 0., 0., 0., 0.]);
+        let count: usize = p.iter().map(|p| p.var.value().numel()).sum();
+        assert_eq!(count, 4 * (5 * 3 + 3 * 3 + 3));
+
+        let err =
+            |c: LayerConfig, input: &[Dim]| c.output_shape("l", input).unwrap_err().to_string();
+        let e = err(LSTMConfig::new(0).into(), &seq);
+        assert!(
+            e.contains("layer 'l' (LSTM): units (0) must be positive"),
+            "{e}"
+        );
+        let e = err(LSTMConfig::new(2).into(), &[Dim::known(5)]);
+        assert!(
+            e.contains("layer 'l' (LSTM) expects sequences [batch, steps, features]"),
+            "{e}"
+        );
+        let e = err(LSTMConfig::new(2).into(), &[Dim::known(5), Dim::NONE]);
+        assert!(e.contains("number of features"), "{e}");
+        for bad in [
+            r#"{"units": 2, "dropout": 0.5}"#,
+            r#"{"units": 2, "recurrent_dropout": 0.1}"#,
+            r#"{"units": 2, "return_state": true}"#,
+            r#"{"return_sequences": true}"#,
+        ] {
+            let text = format!(r#"{{"class_name": "LSTM", "config": {bad}}}"#);
+            assert!(serde_json::from_str::<LayerConfig>(&text).is_err(), "{bad}");
+        }
+        let relu: LayerConfig = serde_json::from_str(
+            r#"{"class_name": "LSTM", "config": {"units": 2, "activation": "relu"}}"#,
+        )
+        .unwrap();
+        assert!(err(relu, &seq).contains("only activation \"tanh\""));
+    }
+}
