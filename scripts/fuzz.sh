@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
 # Fuzzes every parser of untrusted input (IDX, CIFAR-10 batches and archive, safetensors,
 # model.json, CSV, NPY/NPZ, MAT, PNG/JPEG images, label<TAB>text files, saved
-# vocabularies) with libFuzzer through cargo-fuzz, a
-# bounded time per target. The corpus kept in the repository (fuzz/corpus/<target>) is
+# vocabularies) with libFuzzer through cargo-fuzz, a bounded time per target. The corpus kept in the repository (fuzz/corpus/<target>) is
 # where each run starts; a crash stops the script with the input saved under
 # fuzz/artifacts/<target>/ and the command that replays it.
 #

@@ -105,3 +105,23 @@ fn model_configs_the_fuzzer_broke_are_refused_with_a_message() {
     let err = nabla::Model::from_config(&cfg, 0).unwrap_err().to_string();
     assert!(err.contains("axis of size 0"), "{err}");
 }
+
+/// The text targets' fuzz seeds are valid files, so fuzzing starts deep in the parsers
+/// (and a format change that breaks them shows here, not as a silently shallow fuzz run).
+#[test]
+fn the_text_fuzz_seeds_parse() {
+    let corpus = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus");
+    for seed in ["seed-int", "seed-tf_idf"] {
+        let text = std::fs::read_to_string(corpus.join("vocabulary_json").join(seed)).unwrap();
+        let tv = nabla::data::text::TextVectorization::from_json(&text)
+            .unwrap_or_else(|e| panic!("{seed}: {e}"));
+        tv.transform(&["the fox"]).unwrap();
+    }
+    for seed in ["seed-plain", "seed-bom-crlf"] {
+        let bytes = std::fs::read(corpus.join("text_tsv").join(seed)).unwrap();
+        let parsed =
+            nabla::data::text::tsv::parse_labelled_tsv(&bytes[..], std::path::Path::new(seed))
+                .unwrap_or_else(|e| panic!("{seed}: {e}"));
+        assert!(parsed.texts.len() >= 2, "{seed}");
+    }
+}
