@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Fuzzes every parser of untrusted input (IDX, CIFAR-10 batches and archive, safetensors,
 # model.json, CSV, NPY/NPZ, MAT, PNG/JPEG images, label<TAB>text files, saved
-# vocabularies) with libFuzzer through cargo-fuzz, a bounded time per target. The corpus kept in the repository (fuzz/corpus/<target>) is
-# where each run starts; a crash stops the script with the input saved under
-# fuzz/artifacts/<target>/ and the command that replays it.
+# vocabularies) with libFuzzer through cargo-fuzz, a bounded time per target. The corpus
+# kept in the repository (fuzz/corpus/<target>) is where each run starts; a crash stops
+# the script with the input saved under fuzz/artifacts/<target>/ and the command that
+# replays it.
 #
 # usage: scripts/fuzz.sh [SECONDS_PER_TARGET] [TARGET...]
 #        (default: 20 seconds for each of the targets `cargo fuzz list` gives)
