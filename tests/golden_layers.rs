@@ -4,7 +4,9 @@
 //!   (`upsample_convtranspose.py`);
 //! - Embedding, Conv1D, MaxPooling1D, AveragePooling1D: `sequence_layers.json`
 //!   (`sequence_layers.py`), weights in Keras' layouts;
-//! - LSTM: `lstm.json` (`lstm.py`), Keras' layouts set on a `torch.nn.LSTM`.
+//! - LSTM: `lstm.json` (`lstm.py`), Keras' layouts set on a `torch.nn.LSTM`;
+//! - GRU: `gru.json` (`gru.py`), Keras' layouts set on a `torch.nn.GRU` with its gate
+//!   blocks permuted (Keras z, r, h; PyTorch r, z, n), compared in Keras' layout.
 
 use nabla::layers::keras::*;
 use nabla::layers::{InterpolationMode, LayerConfig, Padding1D, PaddingMode};
@@ -250,6 +252,55 @@ fn lstm_matches_pytorch() {
         ];
         if use_bias {
             weights.push(Tensor::from_vec(floats(&c["bias"]), &[4 * u]));
+        }
+        m.set_weights(&weights).unwrap();
+        let params = m.params();
+        let x = Var::parameter(Tensor::from_vec(floats(&c["x"]), &[n, t, f]));
+        let y = m.forward(&x, true).unwrap();
+        assert_eq!(y.shape(), shape(&c["y_shape"]), "{what}");
+        close(
+            &format!("{what} y"),
+            &y.value().to_f32_vec(),
+            &floats(&c["y"]),
+        );
+        let r = Var::constant(Tensor::from_vec(floats(&c["r"]), &y.shape()));
+        sum(&mul(&y, &r).unwrap()).backward();
+        let grad = |v: &Var| v.grad().unwrap().to_f32_vec();
+        close(&format!("{what} dx"), &grad(&x), &floats(&c["dx"]));
+        let names = ["dkernel", "drecurrent_kernel", "dbias"];
+        assert_eq!(params.len(), if use_bias { 3 } else { 2 }, "{what}");
+        for (p, name) in params.iter().zip(names) {
+            close(&format!("{what} {name}"), &grad(&p.var), &floats(&c[name]));
+        }
+    }
+}
+
+#[test]
+fn gru_matches_pytorch() {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/golden/gru.json"
+    ))
+    .unwrap();
+    let golden: Value = serde_json::from_str(&text).unwrap();
+    let cases = golden["cases"].as_array().unwrap();
+    assert_eq!(cases.len(), 6);
+    let int = |c: &Value, k: &str| c[k].as_u64().unwrap() as usize;
+    for (k, c) in cases.iter().enumerate() {
+        let (n, t, f, u) = (int(c, "n"), int(c, "t"), int(c, "f"), int(c, "units"));
+        let seq = c["return_sequences"].as_bool().unwrap();
+        let use_bias = c["use_bias"].as_bool().unwrap();
+        let what = format!("case {k} (seq {seq}, bias {use_bias})");
+        // The time axis is None: each batch brings its own length.
+        let mut m = Sequential::new(&[None, Some(f)][..]);
+        m.add(GRU(u).return_sequences(seq).use_bias(use_bias))
+            .unwrap();
+        let mut weights = vec![
+            Tensor::from_vec(floats(&c["kernel"]), &[f, 3 * u]),
+            Tensor::from_vec(floats(&c["recurrent_kernel"]), &[u, 3 * u]),
+        ];
+        if use_bias {
+            weights.push(Tensor::from_vec(floats(&c["bias"]), &[2, 3 * u]));
         }
         m.set_weights(&weights).unwrap();
         let params = m.params();

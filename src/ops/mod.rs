@@ -1,6 +1,6 @@
 //! Ops: the differentiable operations of the engine. Each op is a function over `Var`s
 //! that runs a kernel (a plain function over slices) and records its backward.
-//! Hot ops (matmul, conv2d, pooling, batch norm, LSTM) have dedicated backward kernels and a
+//! Hot ops (matmul, conv2d, pooling, batch norm, LSTM, GRU) have dedicated backward kernels and a
 //! naive reference implementation beside the fast one; cold elementwise ops list their
 //! local derivatives in a table at the top of their file.
 
@@ -14,6 +14,7 @@ pub mod conv2d_transpose;
 pub mod dropout;
 pub mod elementwise;
 pub mod global_pool1d;
+pub mod gru;
 pub mod index;
 pub mod loss;
 pub mod loss_more;

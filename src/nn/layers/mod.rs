@@ -25,6 +25,7 @@ pub mod dropout;
 pub mod embedding;
 pub mod flatten;
 pub mod global_pooling1d;
+pub mod gru;
 pub mod initializers;
 pub mod limits;
 pub mod lstm;
@@ -50,6 +51,7 @@ pub use dropout::{Dropout, DropoutConfig};
 pub use embedding::{Embedding, EmbeddingConfig};
 pub use flatten::{Flatten, FlattenConfig};
 pub use global_pooling1d::{GlobalPool1DConfig, GlobalPooling1D};
+pub use gru::{GRUConfig, GRU};
 pub use initializers::Initializer;
 pub use lstm::{LSTMConfig, LSTM};
 pub use merge::{ConcatenateConfig, Merge, MergeConfig, MergeKind};
@@ -182,6 +184,7 @@ pub const LAYER_TYPES: &[LayerType] = &[
     pooling1d::MAX_POOLING_1D,
     pooling1d::AVERAGE_POOLING_1D,
     lstm::LSTM_LAYER,
+    gru::GRU_LAYER,
 ];
 
 /// Keras-style constructors: `Conv2D(32, 3).activation(Relu)` reads like the Python.
@@ -226,6 +229,11 @@ pub mod keras {
     #[allow(non_snake_case)]
     pub fn LSTM(units: usize) -> LSTMConfig {
         LSTMConfig::new(units)
+    }
+    /// `GRU(64).return_sequences(true)` on `[N, T, F]` (Keras' `reset_after=True`).
+    #[allow(non_snake_case)]
+    pub fn GRU(units: usize) -> GRUConfig {
+        GRUConfig::new(units)
     }
     /// `MaxPooling1D(2)`, `MaxPooling1D(3).strides(1).padding(Same)`.
     #[allow(non_snake_case)]

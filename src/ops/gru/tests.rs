@@ -1,0 +1,115 @@
+use super::*;
+use crate::engine::{gradcheck, Rng};
+
+fn random(n: usize, rng: &mut Rng, scale: f32) -> Vec<f32> {
+    (0..n).map(|_| rng.uniform_range(-scale, scale)).collect()
+}
+
+/// The fast kernels against the naive reference, forward and backward, on shapes with
+/// odd sizes, one step, one sample and a batch larger than the units.
+#[test]
+fn fast_matches_naive() {
+    let mut rng = Rng::new(5);
+    for (n, t, f, u) in [
+        (1, 1, 1, 1),
+        (2, 3, 4, 5),
+        (3, 7, 2, 3),
+        (5, 1, 3, 8),
+        (4, 9, 11, 6),
+        (17, 4, 5, 2),
+    ] {
+        let d = GruDims { n, t, f, u };
+        let g = d.g();
+        let x = random(n * t * f, &mut rng, 1.0);
+        let w = random(f * g, &mut rng, 0.7);
+        let rw = random(u * g, &mut rng, 0.7);
+        let b = random(2 * g, &mut rng, 0.5);
+        for seq in [true, false] {
+            for bias in [Some(&b[..]), None] {
+                let what = format!("{d:?} seq {seq} bias {}", bias.is_some());
+                let xs = Var::parameter(Tensor::from_vec(x.clone(), &[n, t, f]));
+                let ws = Var::parameter(Tensor::from_vec(w.clone(), &[f, g]));
+                let rws = Var::parameter(Tensor::from_vec(rw.clone(), &[u, g]));
+                let bs = bias.map(|b| Var::parameter(Tensor::from_vec(b.to_vec(), &[2, g])));
+                let y = gru(&xs, &ws, &rws, bs.as_ref(), seq).unwrap();
+                let want = naive::gru_forward(&x, &w, &rw, bias, seq, &d);
+                close(&format!("{what} y"), &y.value().to_f32_vec(), &want);
+                let dy = random(want.len(), &mut rng, 1.0);
+                y.backward_with(Tensor::from_vec(dy.clone(), &y.shape()));
+                let (dx, dw, drw, db) = naive::gru_backward(&dy, &x, &w, &rw, bias, seq, &d);
+                let grad = |v: &Var| v.grad().unwrap().to_f32_vec();
+                close(&format!("{what} dx"), &grad(&xs), &dx);
+                close(&format!("{what} dw"), &grad(&ws), &dw);
+                close(&format!("{what} drw"), &grad(&rws), &drw);
+                if let Some(bs) = &bs {
+                    close(&format!("{what} db"), &grad(bs), &db);
+                }
+            }
+        }
+    }
+}
+
+fn close(what: &str, got: &[f32], want: &[f32]) {
+    assert_eq!(got.len(), want.len(), "{what}: lengths");
+    let scale = want.iter().fold(1.0f32, |m, v| m.max(v.abs()));
+    for (i, (a, b)) in got.iter().zip(want).enumerate() {
+        assert!(
+            (a - b).abs() <= 1e-5 * scale,
+            "{what}[{i}]: fast {a}, naive {b}"
+        );
+    }
+}
+
+/// Central differences for the input, kernel, recurrent kernel and both bias rows, both
+/// output forms. Weights of about 0.5 keep the gates off their flat tails, so every gradient is
+/// well above f32's resolution.
+#[test]
+fn gradcheck_all_inputs_both_outputs() {
+    let (n, t, f, u) = (2, 4, 3, 3);
+    for seq in [true, false] {
+        let mut rng = Rng::new(if seq { 11 } else { 12 });
+        let x = gradcheck::random_away_from_zero(&[n, t, f], &mut rng, 0.1);
+        let w = Tensor::from_vec(random(f * 3 * u, &mut rng, 0.8), &[f, 3 * u]);
+        let rw = Tensor::from_vec(random(u * 3 * u, &mut rng, 0.8), &[u, 3 * u]);
+        let b = Tensor::from_vec(random(2 * 3 * u, &mut rng, 0.5), &[2, 3 * u]);
+        let r = gradcheck::check(
+            |v| gru(&v[0], &v[1], &v[2], Some(&v[3]), seq).unwrap(),
+            &[x, w, rw, b],
+            gradcheck::DEFAULT_STEP,
+            3,
+        );
+        assert!(r.worst() < gradcheck::DEFAULT_TOLERANCE, "seq {seq}: {r:?}");
+        assert!(r.grad_scale.iter().all(|&s| s > 1e-3), "seq {seq}: {r:?}");
+    }
+}
+
+#[test]
+fn shape_errors_name_both_shapes() {
+    let v = |s: &[usize]| Var::constant(Tensor::zeros(s));
+    let e = |r: Result<Var>| r.unwrap_err().to_string();
+    let msg = e(gru(&v(&[2, 3]), &v(&[3, 6]), &v(&[2, 6]), None, false));
+    assert!(
+        msg.contains("[batch, steps, features], got [2, 3]"),
+        "{msg}"
+    );
+    let msg = e(gru(&v(&[2, 3, 4]), &v(&[3, 6]), &v(&[2, 6]), None, false));
+    assert!(
+        msg.contains("kernel [3, 6] does not fit input [2, 3, 4]"),
+        "{msg}"
+    );
+    let msg = e(gru(&v(&[2, 3, 4]), &v(&[4, 6]), &v(&[2, 8]), None, false));
+    assert!(msg.contains("recurrent_kernel must be"), "{msg}");
+    let msg = e(gru(
+        &v(&[2, 3, 4]),
+        &v(&[4, 6]),
+        &v(&[2, 6]),
+        Some(&v(&[6])),
+        true,
+    ));
+    assert!(
+        msg.contains("bias [6] for 2 units (expected [2, 6]"),
+        "{msg}"
+    );
+    let msg = e(gru(&v(&[2, 0, 4]), &v(&[4, 6]), &v(&[2, 6]), None, true));
+    assert!(msg.contains("no steps"), "{msg}");
+}
