@@ -7,6 +7,8 @@
 //! - LSTM: `lstm.json` (`lstm.py`), Keras' layouts set on a `torch.nn.LSTM`;
 //! - GRU: `gru.json` (`gru.py`), Keras' layouts set on a `torch.nn.GRU` with its gate
 //!   blocks permuted (Keras z, r, h; PyTorch r, z, n), compared in Keras' layout.
+//! - Bidirectional(LSTM), concat: `bidirectional.json` (`bidirectional.py`), against
+//!   `torch.nn.LSTM(bidirectional=True)`.
 
 use nabla::layers::keras::*;
 use nabla::layers::{InterpolationMode, LayerConfig, Padding1D, PaddingMode};
@@ -320,6 +322,60 @@ fn gru_matches_pytorch() {
         assert_eq!(params.len(), if use_bias { 3 } else { 2 }, "{what}");
         for (p, name) in params.iter().zip(names) {
             close(&format!("{what} {name}"), &grad(&p.var), &floats(&c[name]));
+        }
+    }
+}
+
+#[test]
+fn bidirectional_lstm_matches_pytorch() {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/golden/bidirectional.json"
+    ))
+    .unwrap();
+    let golden: Value = serde_json::from_str(&text).unwrap();
+    let cases = golden["cases"].as_array().unwrap();
+    assert_eq!(cases.len(), 4);
+    let int = |c: &Value, k: &str| c[k].as_u64().unwrap() as usize;
+    for (k, c) in cases.iter().enumerate() {
+        let (n, t, f, u) = (int(c, "n"), int(c, "t"), int(c, "f"), int(c, "units"));
+        let seq = c["return_sequences"].as_bool().unwrap();
+        let what = format!("case {k} (seq {seq})");
+        let mut m = Sequential::new(&[None, Some(f)][..]);
+        m.add(Bidirectional(LSTM(u).return_sequences(seq))).unwrap();
+        let dirs = ["forward", "backward"];
+        let mut weights = vec![];
+        for d in dirs {
+            weights.push(Tensor::from_vec(floats(&c[d]["kernel"]), &[f, 4 * u]));
+            weights.push(Tensor::from_vec(
+                floats(&c[d]["recurrent_kernel"]),
+                &[u, 4 * u],
+            ));
+            weights.push(Tensor::from_vec(floats(&c[d]["bias"]), &[4 * u]));
+        }
+        m.set_weights(&weights).unwrap();
+        let params = m.params();
+        assert_eq!(params[3].name, "bidirectional/backward_lstm/kernel");
+        let x = Var::parameter(Tensor::from_vec(floats(&c["x"]), &[n, t, f]));
+        let y = m.forward(&x, true).unwrap();
+        assert_eq!(y.shape(), shape(&c["y_shape"]), "{what}");
+        close(
+            &format!("{what} y"),
+            &y.value().to_f32_vec(),
+            &floats(&c["y"]),
+        );
+        let r = Var::constant(Tensor::from_vec(floats(&c["r"]), &y.shape()));
+        sum(&mul(&y, &r).unwrap()).backward();
+        let grad = |v: &Var| v.grad().unwrap().to_f32_vec();
+        close(&format!("{what} dx"), &grad(&x), &floats(&c["dx"]));
+        let names = ["dkernel", "drecurrent_kernel", "dbias"];
+        for (i, p) in params.iter().enumerate() {
+            let (d, name) = (dirs[i / 3], names[i % 3]);
+            close(
+                &format!("{what} {d} {name}"),
+                &grad(&p.var),
+                &floats(&c[d][name]),
+            );
         }
     }
 }

@@ -4,6 +4,7 @@
 
 use nabla::engine::gradcheck::DEFAULT_TOLERANCE;
 use nabla::layers::keras::*;
+use nabla::layers::MergeMode;
 use nabla::training::gradcheck::check_model;
 use nabla::training::ModelConfig;
 use nabla::{KerasLoss, Optimizer, Sequential, Tensor};
@@ -149,6 +150,115 @@ fn gradcheck_embedding_lstm_dense() {
                 r.rel_error
             );
             assert!(r.passed(), "seq {seq}: {r:?}");
+        }
+    }
+}
+
+/// Keras' `Bidirectional(LSTM(6))` in its JSON form: built through the registry,
+/// Keras' weight names, twice the LSTM's parameters; bad wrappers are clear errors.
+#[test]
+fn bidirectional_from_json_and_its_errors() {
+    let bi = |inner: &str, extra: &str| {
+        let cfg = format!(
+            r#"{{"input_shape": [null], "layers": [
+            {{"class_name": "Embedding", "config": {{"input_dim": 100, "output_dim": 8}}}},
+            {{"class_name": "Bidirectional", "config": {{"layer": {inner}{extra}}}}},
+            {{"class_name": "Dense", "config": {{"units": 3, "activation": "softmax"}}}}]}}"#
+        );
+        serde_json::from_str::<ModelConfig>(&cfg)
+            .map_err(|e| e.to_string())
+            .and_then(|c| Sequential::from_config(&c, 1).map_err(|e| e.to_string()))
+    };
+    let lstm = r#"{"class_name": "LSTM", "config": {"units": 6}}"#;
+    let mut m = bi(lstm, r#", "merge_mode": "concat""#).unwrap();
+    let names: Vec<String> = m.params().iter().map(|p| p.name.clone()).collect();
+    assert_eq!(names[1], "bidirectional/forward_lstm/kernel");
+    assert_eq!(names[4], "bidirectional/backward_lstm/kernel");
+    let count: usize = m.layers()[1]
+        .params()
+        .iter()
+        .map(|p| p.var.value().numel())
+        .sum();
+    assert_eq!(count, 2 * 4 * (8 * 6 + 6 * 6 + 6));
+    assert_eq!(m.predict(&ids(2, 9), 2).unwrap().shape(), [2, 3]);
+    // The inner layer's own name is kept: forward_enc, backward_enc.
+    let named = bi(
+        r#"{"class_name": "LSTM", "config": {"units": 6, "name": "enc"}}"#,
+        "",
+    )
+    .unwrap();
+    assert_eq!(named.params()[4].name, "bidirectional/backward_enc/kernel");
+    // Saved and reloaded: the same predictions.
+    let dir = tempfile::tempdir().unwrap();
+    m.save(&dir.path().join("m")).unwrap();
+    let mut back = Sequential::load(&dir.path().join("m")).unwrap();
+    assert_eq!(
+        back.predict(&ids(2, 9), 2).unwrap().to_f32_vec(),
+        m.predict(&ids(2, 9), 2).unwrap().to_f32_vec()
+    );
+
+    let dense = r#"{"class_name": "Dense", "config": {"units": 6}}"#;
+    for (got, needle) in [
+        (
+            bi(dense, ""),
+            "layer 'bidirectional' (Bidirectional) wraps a recurrent layer (one with \
+             return_sequences, e.g. LSTM), got Dense",
+        ),
+        (
+            bi(lstm, r#", "merge_mode": "max""#),
+            "unknown variant `max`",
+        ),
+        (bi(r#"{"class_name": "LSTX", "config": {}}"#, ""), "LSTX"),
+        (
+            bi(r#"{"class_name": "LSTM", "config": {"units": 0}}"#, ""),
+            "units (0) must be positive",
+        ),
+    ] {
+        let e = got
+            .err()
+            .unwrap_or_else(|| panic!("no error for {needle:?}"));
+        assert!(e.contains(needle), "{needle:?} not in: {e}");
+    }
+}
+
+#[test]
+fn gradcheck_embedding_bidirectional_lstm_dense() {
+    let sparse = KerasLoss::SparseCategoricalCrossentropy {
+        from_logits: false,
+        label_smoothing: 0.0,
+    };
+    // concat without sequences (the text-bilstm shape) and every other merge mode with
+    // sequences (the backward output is reversed back there).
+    for (seq, mode) in [
+        (false, MergeMode::Concat),
+        (true, MergeMode::Concat),
+        (true, MergeMode::Sum),
+        (true, MergeMode::Ave),
+        (true, MergeMode::Mul),
+    ] {
+        let mut m = Sequential::with_seed(&[None], 7);
+        m.add(Embedding(10, 4)).unwrap();
+        m.add(Bidirectional(LSTM(3).return_sequences(seq)).merge_mode(mode))
+            .unwrap();
+        if seq {
+            m.add(GlobalAveragePooling1D()).unwrap();
+        }
+        m.add(Dense(3).activation(Softmax)).unwrap();
+        m.compile(sparse, Optimizer::sgd(0.0), &[]).unwrap();
+        let x = ids(3, 5).map(|v| (v as usize % 10) as f32);
+        let y = Tensor::from_vec(vec![0., 2., 1.], &[3]);
+        let reports = check_model(&mut m, &x, &y, 40, 1e-2).unwrap();
+        assert!(reports
+            .iter()
+            .any(|r| r.param == "bidirectional/backward_lstm/recurrent_kernel"));
+        for r in reports {
+            assert!(
+                r.rel_error < DEFAULT_TOLERANCE,
+                "{seq} {mode:?}: {} relative error {:.3e}",
+                r.param,
+                r.rel_error
+            );
+            assert!(r.passed(), "{seq} {mode:?}: {r:?}");
         }
     }
 }

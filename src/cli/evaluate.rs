@@ -49,7 +49,7 @@ pub fn run(a: EvaluateArgs) -> Result<i32> {
         .ok_or_else(|| Error::invalid("no --dataset given and DIR/run.json does not name one"))?;
     // A text model: its test texts through its saved vocabulary. A model trained on a
     // data file: its test split, preprocessed as in training.
-    let text = super::text::reload_test(&dir)?.filter(|ds| ds.name == name);
+    let text = super::text::reload_test(&dir, &model.name)?.filter(|ds| ds.name == name);
     let ds = match (text, super::user_data::load_preprocessing(&dir)?) {
         (Some(ds), _) => ds,
         (None, Some(prep)) if prep.dataset == name => super::user_data::reload_for(&prep, &model)?,

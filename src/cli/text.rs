@@ -1,13 +1,15 @@
-//! Text classification on the command line: `nabla train --model text-bow|text-cnn
-//! --dataset debian-sections|FILE.tsv`, and `evaluate`/`predict` of such a run.
+//! Text classification on the command line: `nabla train --model
+//! text-bow|text-cnn|text-lstm|text-bilstm --dataset debian-sections|FILE.tsv`, and `evaluate`/`predict` of such a run.
 //!
 //! - The data: `debian-sections` by name (its own `test.tsv`), or one `label<TAB>text`
 //!   file split by `--test-split` (seeded by `--seed`, stratified by class).
 //! - The vocabulary (`TextVectorization`) is adapted on the training texts only (after
 //!   `--limit`), and saved as `vocabulary.json` in the same all-or-nothing save as the
 //!   weights; `run.json` records under `"text"` how to find the test texts again.
-//! - `text-bow` reads bags of words (`multi_hot` by default, `--bag tf_idf`), `text-cnn`
-//!   token ids padded or cut to `--sequence-length`.
+//! - `text-bow` reads bags of words (`multi_hot` by default, `--bag tf_idf`), the
+//!   others token ids cut at the end to `--sequence-length`; `text-cnn` pads them at
+//!   the end, `text-lstm` and `text-bilstm` at the start (`pad_at_start`: nothing is
+//!   masked yet, so the LSTM's last steps should be words, not padding).
 
 use clap::{Args, ValueEnum};
 use nabla::data::datasets::Dataset;
@@ -42,7 +44,7 @@ pub struct TextArgs {
     /// Default: 10000.
     #[arg(long, value_name = "N")]
     pub max_tokens: Option<usize>,
-    /// text-cnn: tokens per text (padded or cut at the end). Default: 16.
+    /// text-cnn, text-lstm, text-bilstm: tokens per text (cut at the end). Default: 16.
     #[arg(long, value_name = "L")]
     pub sequence_length: Option<usize>,
     /// text-bow: the bag of words, multi_hot or tf_idf. Default: multi_hot.
@@ -120,10 +122,10 @@ pub fn check_pairing(model: Option<&str>, dataset: Option<&str>, a: &TextArgs) -
             "--sequence-length is for text-cnn; text-bow reads bags of words (--bag)",
         ));
     }
-    if m == "text-cnn" && a.bag.is_some() {
-        return Err(Error::invalid(
-            "--bag is for text-bow; text-cnn reads token ids (--sequence-length)",
-        ));
+    if m != "text-bow" && a.bag.is_some() {
+        return Err(Error::invalid(format!(
+            "--bag is for text-bow; {m} reads token ids (--sequence-length)"
+        )));
     }
     if a.sequence_length == Some(0) {
         return Err(Error::invalid("--sequence-length must be at least 1"));
@@ -190,7 +192,7 @@ pub fn load_texts(dataset: &str, test_split: f64, seed: u64) -> Result<(TextData
 pub fn vectorizer(model: &str, a: &TextArgs) -> Result<TextVectorization> {
     let max_tokens = a.max_tokens.unwrap_or(text_models::DEFAULT_MAX_TOKENS);
     let config = match model {
-        "text-cnn" => TextVectorizationConfig {
+        "text-cnn" | "text-lstm" | "text-bilstm" => TextVectorizationConfig {
             max_tokens: Some(max_tokens),
             output_mode: OutputMode::Int,
             output_sequence_length: Some(
@@ -211,9 +213,34 @@ pub fn vectorizer(model: &str, a: &TextArgs) -> Result<TextVectorization> {
     TextVectorization::new(config).map_err(|e| Error::invalid(format!("--max-tokens: {e}")))
 }
 
+/// Token ids `[N, L]` padded at the end (id 0) moved to the start, for the recurrent
+/// models: `[5, 7, 0, 0]` -> `[0, 0, 5, 7]` (Keras' `pad_sequences` default, "pre").
+/// Id 0 is only ever padding (the vectorizer reserves it), so this is exact.
+pub fn pad_at_start(x: &Tensor) -> Tensor {
+    let shape = x.shape().to_vec();
+    let l = shape.last().copied().unwrap_or(0).max(1);
+    let mut v = x.to_f32_vec();
+    for row in v.chunks_mut(l) {
+        let words = row.iter().take_while(|&&id| id != 0.0).count();
+        row.rotate_right(l - words);
+    }
+    Tensor::from_vec(v, &shape)
+}
+
+/// What `model` reads of the vectorizer's output `x` (the recurrent models: padded at
+/// the start).
+pub fn model_input(model: &str, x: Tensor) -> Tensor {
+    if text_models::is_recurrent(model) {
+        pad_at_start(&x)
+    } else {
+        x
+    }
+}
+
 /// Adapts `tv` on the training texts (the first `limit` of them) and turns both splits
-/// into a `Dataset` of the model's inputs.
+/// into a `Dataset` of `model`'s inputs.
 pub fn vectorize(
+    model: &str,
     mut ds: TextDataset,
     tv: &mut TextVectorization,
     limit: Option<usize>,
@@ -224,9 +251,9 @@ pub fn vectorize(
     }
     tv.adapt(&ds.train_texts);
     Ok(Dataset {
-        x_train: tv.transform(&ds.train_texts)?,
+        x_train: model_input(model, tv.transform(&ds.train_texts)?),
         y_train: ds.y_train(),
-        x_test: tv.transform(&ds.test_texts)?,
+        x_test: model_input(model, tv.transform(&ds.test_texts)?),
         y_test: ds.y_test(),
         class_names: ds.class_names,
         name: ds.name,
@@ -257,9 +284,9 @@ pub fn load_vectorizer(dir: &Path) -> Result<Option<TextVectorization>> {
     TextVectorization::load(&path).map(Some)
 }
 
-/// The test split of the text run in `dir` as the model's inputs, or `None` when `dir`
-/// is not a text run.
-pub fn reload_test(dir: &Path) -> Result<Option<Dataset>> {
+/// The test split of the text run in `dir` as the inputs of `model` (its name), or
+/// `None` when `dir` is not a text run.
+pub fn reload_test(dir: &Path, model: &str) -> Result<Option<Dataset>> {
     let Some(tv) = load_vectorizer(dir)? else {
         return Ok(None);
     };
@@ -274,7 +301,7 @@ pub fn reload_test(dir: &Path) -> Result<Option<Dataset>> {
         )
     })?;
     let (ds, _) = load_texts(&run.dataset, run.test_split.unwrap_or(0.2), run.seed)?;
-    let x_test = tv.transform(&ds.test_texts)?;
+    let x_test = model_input(model, tv.transform(&ds.test_texts)?);
     Ok(Some(Dataset {
         // Only the sample shape of x_train is read (check_fits).
         x_train: x_test.clone(),
@@ -307,7 +334,7 @@ pub fn predict(
         .iter()
         .filter(|t| tv.token_index(t) != tv.oov_index())
         .count();
-    let x: Tensor = tv.transform(&[text])?;
+    let x: Tensor = model_input(&model.name, tv.transform(&[text])?);
     let p = model.predict(&x, 1)?.to_f32_vec();
     let mut order: Vec<usize> = (0..p.len()).collect();
     order.sort_by(|&i, &j| p[j].total_cmp(&p[i]));

@@ -19,7 +19,8 @@ pub struct TrainArgs {
     /// A built-in model (perceptron, xor-mlp, mlp, simple-convnet, deep-convnet,
     /// keras-cnn, mlp-bn), a deep net built for the data set's shape (vgg11/13/16/19,
     /// vgg-small, resnet18/34/50/101/152, resnet20/32/56, se-resnet18/50/20,
-    /// inception-mini), a text model (text-bow, text-cnn), a JSON model config file, or
+    /// inception-mini), a text model (text-bow, text-cnn, text-lstm,
+    /// text-bilstm), a JSON model config file, or
     /// a saved model's folder. With a data file (--dataset table.csv, .npz, .mat) it may
     /// be left out: an MLP with the task's output; with text data: text-bow.
     #[arg(long)]
@@ -257,7 +258,7 @@ fn train(a: TrainArgs, resumed_from: Option<Vec<String>>) -> Result<i32> {
     let mut ds = if text_model.is_some() {
         let (texts, run) = text::load_texts(&dataset_name, a.test_split, a.seed)?;
         let mut tv = text::vectorizer(&model_spec, &a.text)?;
-        let ds = text::vectorize(texts, &mut tv, a.limit)?;
+        let ds = text::vectorize(&model_spec, texts, &mut tv, a.limit)?;
         text_run = Some((tv, run));
         ds
     } else if let Some(file) = &user_file {

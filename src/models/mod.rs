@@ -146,7 +146,9 @@ pub fn recipe(name: &str) -> Result<Recipe> {
         "keras-cnn" => r(64, "adam", 0.001, SPARSE_CE, "mnist"),
         "mlp-bn" => r(32, "adam", 0.001, SPARSE_CE, "fashion-mnist"),
         // Measured on debian-sections (README, "Text").
-        "text-bow" | "text-cnn" => r(64, "adam", 0.001, SPARSE_CE, "debian-sections"),
+        "text-bow" | "text-cnn" | "text-lstm" | "text-bilstm" => {
+            r(64, "adam", 0.001, SPARSE_CE, "debian-sections")
+        }
         // The ResNet papers' recipe: SGD with momentum 0.9, lr 0.1, batch 128.
         z if z.contains("resnet") => r(128, "momentum", 0.1, SPARSE_CE, "cifar10"),
         z if is_zoo(z) => r(128, "adam", 0.001, SPARSE_CE, "cifar10"),

@@ -3,7 +3,11 @@
 //! - `text-bow`: a bag of words (`multi_hot` or `tf_idf`, `[N, V]`) -> Dense(128, relu)
 //!   -> Dropout(0.5) -> Dense(classes, softmax);
 //! - `text-cnn`: token ids (`int`, `[N, L]`) -> Embedding(V, 64) -> Conv1D(128, 5, relu,
-//!   "same") -> GlobalMaxPooling1D -> Dropout(0.5) -> Dense(classes, softmax).
+//!   "same") -> GlobalMaxPooling1D -> Dropout(0.5) -> Dense(classes, softmax);
+//! - `text-lstm` / `text-bilstm`: token ids -> Embedding(V, 64) -> LSTM(64) or
+//!   Bidirectional(LSTM(64)) (concat: 128) -> Dropout(0.5) -> Dense(classes, softmax).
+//!   The recurrent recipes read their ids padded at the start (`is_recurrent`): with
+//!   no masking yet, padding at the end would be the last thing the LSTM reads.
 //!
 //! Their widths were picked by measuring on `debian-sections` (README, "Text"). The
 //! vocabulary size and class count come from the data; `build_default` uses
@@ -15,7 +19,7 @@ use crate::nn::layers::Padding1D;
 use crate::training::Sequential;
 
 /// The built-in text models.
-pub const TEXT_MODELS: [&str; 2] = ["text-bow", "text-cnn"];
+pub const TEXT_MODELS: [&str; 4] = ["text-bow", "text-cnn", "text-lstm", "text-bilstm"];
 /// Vocabulary size (reserved tokens included) unless `--max-tokens` says otherwise.
 pub const DEFAULT_MAX_TOKENS: usize = 10_000;
 /// `text-cnn`'s sequence length unless `--sequence-length` says otherwise: debian-sections'
@@ -28,6 +32,9 @@ pub const BOW_HIDDEN: usize = 128;
 /// `text-cnn`'s embedding width and filter count.
 pub const CNN_EMBEDDING: usize = 64;
 pub const CNN_FILTERS: usize = 128;
+/// `text-lstm`'s and `text-bilstm`'s embedding width and LSTM units (per direction).
+pub const RNN_EMBEDDING: usize = 64;
+pub const RNN_UNITS: usize = 64;
 
 /// Whether `name` is a built-in text model.
 pub fn is_text_model(name: &str) -> bool {
@@ -60,8 +67,39 @@ pub fn text_cnn(vocabulary: usize, length: usize, classes: usize, seed: u64) -> 
     Ok(m)
 }
 
+/// Whether `name` is a recurrent text model (reads ids padded at the start).
+pub fn is_recurrent(name: &str) -> bool {
+    matches!(name, "text-lstm" | "text-bilstm")
+}
+
+/// The LSTM (`bidirectional`: both ways, concatenated) on `length` token ids.
+pub fn text_rnn(
+    vocabulary: usize,
+    length: usize,
+    classes: usize,
+    bidirectional: bool,
+    seed: u64,
+) -> Result<Sequential> {
+    let mut m = Sequential::with_seed(&[length], seed);
+    m.name = if bidirectional {
+        "text-bilstm"
+    } else {
+        "text-lstm"
+    }
+    .into();
+    m.add(Embedding(vocabulary, RNN_EMBEDDING))?; // [L, 64]
+    if bidirectional {
+        m.add(Bidirectional(LSTM(RNN_UNITS)))?; // [128]
+    } else {
+        m.add(LSTM(RNN_UNITS))?; // [64]
+    }
+    m.add(Dropout(0.5))?
+        .add(Dense(classes).activation(Softmax))?; // [classes]
+    Ok(m)
+}
+
 /// A text model for a vocabulary (bag width or embedding rows), a sequence length (for
-/// `text-cnn`) and a class count.
+/// the sequence models) and a class count.
 pub fn build(
     name: &str,
     vocabulary: usize,
@@ -72,6 +110,8 @@ pub fn build(
     match name {
         "text-bow" => text_bow(vocabulary, classes, seed),
         "text-cnn" => text_cnn(vocabulary, length, classes, seed),
+        "text-lstm" => text_rnn(vocabulary, length, classes, false, seed),
+        "text-bilstm" => text_rnn(vocabulary, length, classes, true, seed),
         other => Err(Error::invalid(format!(
             "unknown text model '{other}'; text models: {}",
             TEXT_MODELS.join(", ")
@@ -95,7 +135,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn both_build_at_the_defaults_with_keras_counts() {
+    fn all_build_at_the_defaults_with_keras_counts() {
         let bow = build_default("text-bow", 0).unwrap();
         // Dense: in * out + out.
         let bow_params = 10_000 * 128 + 128 + 128 * 50 + 50;
@@ -104,6 +144,15 @@ mod tests {
         let cnn_params = 10_000 * 64 + (5 * 64 * 128 + 128) + (128 * 50 + 50);
         assert_eq!(cnn.count_params(), (cnn_params, 0));
         assert_eq!(cnn.output_shape(), &[50]);
+        // Keras: LSTM 4 * (F*U + U*U + U), Bidirectional twice that.
+        let lstm = 4 * (64 * 64 + 64 * 64 + 64);
+        let rnn = build_default("text-lstm", 0).unwrap();
+        assert_eq!(rnn.count_params(), (10_000 * 64 + lstm + (64 * 50 + 50), 0));
+        let birnn = build_default("text-bilstm", 0).unwrap();
+        assert_eq!(
+            birnn.count_params(),
+            (10_000 * 64 + 2 * lstm + (128 * 50 + 50), 0)
+        );
         let e = build("text-rnn", 10, 4, 2, 0).err().unwrap().to_string();
         assert!(e.contains("text-rnn") && e.contains("text-bow"), "{e}");
     }

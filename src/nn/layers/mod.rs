@@ -16,6 +16,7 @@
 
 pub mod activation;
 pub mod batch_norm;
+pub mod bidirectional;
 pub mod conv1d;
 pub mod conv2d;
 pub mod conv2d_transpose;
@@ -42,6 +43,7 @@ pub mod zero_padding;
 
 pub use activation::{Activation, ActivationConfig, ActivationLayer};
 pub use batch_norm::{BatchNormalization, BatchNormalizationConfig};
+pub use bidirectional::{Bidirectional, BidirectionalConfig, MergeMode};
 pub use conv1d::{Conv1D, Conv1DConfig, Padding1D};
 pub use conv2d::{Conv2D, Conv2DConfig, PaddingMode};
 pub use conv2d_transpose::{Conv2DTranspose, Conv2DTransposeConfig};
@@ -185,6 +187,7 @@ pub const LAYER_TYPES: &[LayerType] = &[
     pooling1d::AVERAGE_POOLING_1D,
     lstm::LSTM_LAYER,
     gru::GRU_LAYER,
+    bidirectional::BIDIRECTIONAL,
 ];
 
 /// Keras-style constructors: `Conv2D(32, 3).activation(Relu)` reads like the Python.
@@ -234,6 +237,12 @@ pub mod keras {
     #[allow(non_snake_case)]
     pub fn GRU(units: usize) -> GRUConfig {
         GRUConfig::new(units)
+    }
+    /// `Bidirectional(LSTM(64))`: the layer run both ways, concatenated (see
+    /// `BidirectionalConfig::merge_mode`).
+    #[allow(non_snake_case)]
+    pub fn Bidirectional(layer: impl Into<LayerConfig>) -> BidirectionalConfig {
+        BidirectionalConfig::new(layer)
     }
     /// `MaxPooling1D(2)`, `MaxPooling1D(3).strides(1).padding(Same)`.
     #[allow(non_snake_case)]
