@@ -171,6 +171,46 @@ fn gradcheck_embedding_gru_dense() {
     }
 }
 
+/// `Bidirectional` wraps a GRU with no change to either file (the wrapper builds its
+/// layer through the registry): twice the GRU's parameters, named as Keras names them,
+/// batches of two lengths, and a model-level gradient check through both directions.
+#[test]
+fn bidirectional_gru_runs_and_its_gradients_check() {
+    let mut m = Sequential::with_seed(&[None], 5);
+    m.add(Embedding(10, 4)).unwrap();
+    m.add(Bidirectional(GRU(3))).unwrap();
+    m.add(Dense(3).activation(Softmax)).unwrap();
+    let names: Vec<String> = m.params().iter().map(|p| p.name.clone()).collect();
+    assert!(names.contains(&"bidirectional/backward_gru/recurrent_kernel".to_string()));
+    let gru_params = 3 * (4 * 3 + 3 * 3 + 2 * 3);
+    let counted: usize = m.layers()[1]
+        .params()
+        .iter()
+        .map(|p| p.var.value().numel())
+        .sum();
+    assert_eq!(counted, 2 * gru_params);
+    for t in [5, 9] {
+        let p = m
+            .predict(&ids(2, t).map(|v| (v as usize % 10) as f32), 2)
+            .unwrap();
+        assert_eq!(p.shape(), [2, 3], "length {t}");
+    }
+    let sparse = KerasLoss::SparseCategoricalCrossentropy {
+        from_logits: false,
+        label_smoothing: 0.0,
+    };
+    m.compile(sparse, Optimizer::sgd(0.0), &[]).unwrap();
+    let x = ids(3, 6).map(|v| (v as usize % 10) as f32);
+    let y = Tensor::from_vec(vec![0., 2., 1.], &[3]);
+    let reports = check_model(&mut m, &x, &y, 40, 1e-2).unwrap();
+    assert!(reports
+        .iter()
+        .any(|r| r.param == "bidirectional/backward_gru/kernel"));
+    for r in reports {
+        assert!(r.passed(), "{r:?}");
+    }
+}
+
 /// `cargo test --release --test gru_layer -- --ignored --nocapture`: forward + backward
 /// of one GRU op, N=64, T=32, F=64, U=128.
 #[test]
