@@ -1,5 +1,6 @@
 //! Text classification on the command line: `nabla train --model
-//! text-bow|text-cnn|text-lstm|text-bilstm --dataset debian-sections|FILE.tsv`, and `evaluate`/`predict` of such a run.
+//! text-bow|text-cnn|text-lstm|text-bilstm --dataset debian-sections|FILE.tsv`, and
+//! `evaluate`/`predict` of such a run.
 //!
 //! - The data: `debian-sections` by name (its own `test.tsv`), or one `label<TAB>text`
 //!   file split by `--test-split` (seeded by `--seed`, stratified by class).
@@ -372,4 +373,22 @@ pub fn predict(
         println!("  {c:>16}  {p:.4}");
     }
     Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pad_at_start_moves_the_end_padding_to_the_front() {
+        let x = Tensor::from_vec(
+            vec![5., 7., 0., 0., 1., 2., 3., 4., 0., 0., 0., 0.],
+            &[3, 4],
+        );
+        assert_eq!(
+            pad_at_start(&x).to_f32_vec(),
+            [0., 0., 5., 7., 1., 2., 3., 4., 0., 0., 0., 0.]
+        );
+        assert_eq!(pad_at_start(&x).shape(), [3, 4]);
+    }
 }
