@@ -20,7 +20,7 @@ pub struct TrainArgs {
     /// keras-cnn, mlp-bn), a deep net built for the data set's shape (vgg11/13/16/19,
     /// vgg-small, resnet18/34/50/101/152, resnet20/32/56, se-resnet18/50/20,
     /// inception-mini), a text model (text-bow, text-cnn, text-lstm,
-    /// text-bilstm), a JSON model config file, or
+    /// text-bilstm, text-gru), a JSON model config file, or
     /// a saved model's folder. With a data file (--dataset table.csv, .npz, .mat) it may
     /// be left out: an MLP with the task's output; with text data: text-bow.
     #[arg(long)]
