@@ -288,6 +288,11 @@ pub fn load_vectorizer(dir: &Path) -> Result<Option<TextVectorization>> {
 /// The test split of the text run in `dir` as the inputs of `model` (its name), or
 /// `None` when `dir` is not a text run.
 pub fn reload_test(dir: &Path, model: &str) -> Result<Option<Dataset>> {
+    Ok(reload_test_texts(dir, model)?.map(|(ds, _)| ds))
+}
+
+/// `reload_test`, with the test texts themselves (in the same order), for the report.
+pub fn reload_test_texts(dir: &Path, model: &str) -> Result<Option<(Dataset, Vec<String>)>> {
     let Some(tv) = load_vectorizer(dir)? else {
         return Ok(None);
     };
@@ -303,7 +308,7 @@ pub fn reload_test(dir: &Path, model: &str) -> Result<Option<Dataset>> {
     })?;
     let (ds, _) = load_texts(&run.dataset, run.test_split.unwrap_or(0.2), run.seed)?;
     let x_test = model_input(model, tv.transform(&ds.test_texts)?);
-    Ok(Some(Dataset {
+    let vectorized = Dataset {
         // Only the sample shape of x_train is read (check_fits).
         x_train: x_test.clone(),
         y_train: ds.y_test(),
@@ -311,7 +316,8 @@ pub fn reload_test(dir: &Path, model: &str) -> Result<Option<Dataset>> {
         y_test: ds.y_test(),
         class_names: ds.class_names,
         name: ds.name,
-    }))
+    };
+    Ok(Some((vectorized, ds.test_texts)))
 }
 
 /// `nabla predict DIR "some text"`: the `top` classes with their probabilities, as lines
