@@ -518,15 +518,7 @@ fn print_model(r: &serde_json::Value) {
     );
     println!(
         "  {:<34}{:>10}{:>9}{:>9}{:>10}{:>8}{:>10}{:>8}{:>8}",
-        "layer",
-        "output",
-        "fwd ms",
-        "bwd ms",
-        "fwd GF/s",
-        "% peak",
-        "bwd GF/s",
-        "% peak",
-        "share"
+        "layer", "output", "fwd ms", "bwd ms", "fwd GF/s", "% peak", "bwd GF/s", "% peak", "share"
     );
     // Each row's share of the step's wall time.
     let step_ms = f(p, "step_ms");

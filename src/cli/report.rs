@@ -45,7 +45,8 @@ pub fn run(a: ReportArgs) -> Result<i32> {
     let out = a.out.unwrap_or_else(|| a.dir.join(report::REPORT_DIR));
     // A text run: its test texts through its saved vocabulary (as `evaluate` does),
     // unless --dataset names another data set.
-    let text = super::text::reload_test_texts(&a.dir, &model.name)?.filter(|(ds, _)| ds.name == name);
+    let text =
+        super::text::reload_test_texts(&a.dir, &model.name)?.filter(|(ds, _)| ds.name == name);
     let page = match text {
         Some((ds, texts)) => write(&mut model, &a.dir, &ds, Some(&texts), &out, &opts)?,
         None => {

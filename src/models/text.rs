@@ -105,9 +105,9 @@ pub fn text_rnn(
     .into();
     m.add(Embedding(vocabulary, RNN_EMBEDDING))?; // [L, 64]
     match cell {
-        Recurrent::Lstm => m.add(LSTM(RNN_UNITS))?,                // [64]
+        Recurrent::Lstm => m.add(LSTM(RNN_UNITS))?, // [64]
         Recurrent::BiLstm => m.add(Bidirectional(LSTM(RNN_UNITS)))?, // [128]
-        Recurrent::Gru => m.add(GRU(RNN_UNITS))?,                  // [64]
+        Recurrent::Gru => m.add(GRU(RNN_UNITS))?,   // [64]
     };
     m.add(Dropout(0.5))?
         .add(Dense(classes).activation(Softmax))?; // [classes]

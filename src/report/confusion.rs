@@ -285,11 +285,7 @@ impl Draw for HeatMap<'_> {
                     (true, _) => format!("{:.0}", 100.0 * share),
                     (false, _) => count.to_string(),
                 };
-                chart.draw_series(std::iter::once(Text::new(
-                    text,
-                    (x + 0.5, y + 0.5),
-                    style,
-                )))?;
+                chart.draw_series(std::iter::once(Text::new(text, (x + 0.5, y + 0.5), style)))?;
             }
         }
         chart.draw_series(std::iter::once(Rectangle::new(
@@ -510,7 +506,10 @@ mod tests {
         let cm = ConfusionMatrix::from_predictions(&labels, &preds, k).unwrap();
         let p = confusion_plot(&cm, &names(k)).unwrap();
         assert!(p.svg.contains("% of the true class"));
-        assert!(p.svg.contains(">75<") && p.svg.contains(">25<"), "row shares");
+        assert!(
+            p.svg.contains(">75<") && p.svg.contains(">25<"),
+            "row shares"
+        );
         assert!(p.svg.contains("c49"));
         assert!(p.width >= 32 * k as u32);
     }

@@ -1,9 +1,12 @@
 //! The first misclassified test texts of a text run, in test-set order: the text, its
 //! true label, the prediction with its probability, and the model's top classes. The
 //! text counterpart of [`super::misclassified`]'s image grid: a text is shown as text
-//! (a table in the page, `misclassified_texts` in `report.json`), not drawn.
+//! (a table in the page, `misclassified_texts` in `report.json`), not drawn. Every test
+//! text's prediction is also written as `predictions.tsv` ([`predictions_tsv`]), so a
+//! reader can sort and grep them, or recompute any figure of the report.
 
 use super::misclassified::Misclassified;
+use super::predictions::Predictions;
 use serde::{Deserialize, Serialize};
 
 /// How many classes each misclassified text lists with their probabilities.
@@ -90,6 +93,26 @@ pub fn with_texts(
         .collect()
 }
 
+/// One row per test sample: `index, label, predicted, probability, text` (class
+/// names, a header row); tabs and line breaks inside a text become spaces.
+pub fn predictions_tsv(preds: &Predictions, texts: &[String], class_names: &[String]) -> String {
+    let name = |c: usize| class_names.get(c).cloned().unwrap_or_else(|| c.to_string());
+    let mut out = String::from("index\tlabel\tpredicted\tprobability\ttext\n");
+    for i in 0..preds.labels.len() {
+        let text: String = texts
+            .get(i)
+            .map(|t| t.replace(['\t', '\n', '\r'], " "))
+            .unwrap_or_default();
+        out += &format!(
+            "{i}\t{}\t{}\t{:.6}\t{text}\n",
+            name(preds.labels[i]),
+            name(preds.predicted[i]),
+            preds.confidence[i]
+        );
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -117,6 +140,23 @@ mod tests {
             .collect();
         // The tie between admin and net ranks admin (the lower index) first.
         assert_eq!(top, [("libs", 0.5), ("games", 0.3), ("admin", 0.1)]);
+    }
+
+    #[test]
+    fn predictions_as_tsv() {
+        let preds = Predictions {
+            labels: vec![0, 1],
+            predicted: vec![0, 0],
+            confidence: vec![0.75, 0.5],
+            num_classes: 2,
+        };
+        let texts: Vec<String> = ["a\tb", "c"].map(String::from).to_vec();
+        let names: Vec<String> = ["x", "y"].map(String::from).to_vec();
+        assert_eq!(
+            predictions_tsv(&preds, &texts, &names),
+            "index\tlabel\tpredicted\tprobability\ttext\n0\tx\tx\t0.750000\ta b\n\
+             1\ty\tx\t0.500000\tc\n"
+        );
     }
 
     #[test]

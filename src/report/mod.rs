@@ -153,6 +153,9 @@ pub struct Report {
     pub data: ReportData,
     pub pictures: Vec<Picture>,
     pub summary: String,
+    /// A text run: every test text's prediction, saved as `predictions.tsv`
+    /// ([`misclassified_text::predictions_tsv`]).
+    pub predictions_tsv: Option<String>,
 }
 
 impl Report {
@@ -165,7 +168,8 @@ impl Report {
         html::render(self)
     }
 
-    /// Writes every picture (PNG and SVG), `report.json` and `report.html` into `dir`
+    /// Writes every picture (PNG and SVG), `report.json`, `report.html` (and for a text
+    /// run `predictions.tsv`) into `dir`
     /// (created if needed); returns the page's path.
     pub fn save(&self, dir: &Path) -> Result<PathBuf> {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
@@ -174,6 +178,12 @@ impl Report {
         }
         let json = serde_json::to_string_pretty(&self.data).expect("report data serializes");
         crate::formats::atomic::write_bytes_atomic(dir.join("report.json"), json.as_bytes())?;
+        if let Some(tsv) = &self.predictions_tsv {
+            crate::formats::atomic::write_bytes_atomic(
+                dir.join("predictions.tsv"),
+                tsv.as_bytes(),
+            )?;
+        }
         let page = dir.join("report.html");
         crate::formats::atomic::write_bytes_atomic(&page, self.html().as_bytes())?;
         Ok(page)
@@ -337,6 +347,7 @@ fn build(
         None
     };
 
+    let predictions_tsv = texts.map(|t| misclassified_text::predictions_tsv(&preds, t, &names));
     let data = ReportData {
         model: model.name.clone(),
         dataset: ds.name.clone(),
@@ -366,6 +377,7 @@ fn build(
         data,
         pictures,
         summary: model.summary(),
+        predictions_tsv,
     })
 }
 
