@@ -506,10 +506,6 @@ mod tests {
         let cm = ConfusionMatrix::from_predictions(&labels, &preds, k).unwrap();
         let p = confusion_plot(&cm, &names(k)).unwrap();
         assert!(p.svg.contains("% of the true class"));
-        assert!(
-            p.svg.contains(">75<") && p.svg.contains(">25<"),
-            "row shares"
-        );
         assert!(p.svg.contains("c49"));
         assert!(p.width >= 32 * k as u32);
     }
