@@ -282,6 +282,10 @@ fn text_model_summaries_use_the_default_vocabulary() {
     let s = stdout(&ok(&["summary", "text-bilstm"]));
     assert!(s.contains("Total params: 712,498"), "{s}");
     assert!(s.contains("66,048"), "{s}");
+    // Keras' GRU (reset_after=True): 3 * (F*U + U*U + 2U) = 3 * (4,096 + 4,096 + 128).
+    let s = stdout(&ok(&["summary", "text-gru"]));
+    assert!(s.contains("Total params: 668,210"), "{s}");
+    assert!(s.contains("24,960") && s.contains("gru (GRU)"), "{s}");
 }
 
 #[test]

@@ -3,7 +3,8 @@
 //! - `nabla bench gemm`: GEMM GFLOP/s per backend; the square 1024 multi-thread figure is
 //!   the machine's achieved peak that the model tables quote.
 //! - `nabla bench model NAME`: one MNIST model as `/work/shared/peers/bench_torch.py`
-//!   measures its PyTorch twin, plus a per-layer profile (see `bench_model.rs`).
+//!   measures its PyTorch twin, plus a per-layer profile (see `bench_model.rs`); a text
+//!   model the same way on debian-sections.
 //! - `nabla bench all`: the same for keras-cnn, simple-convnet, deep-convnet and mlp.
 
 use super::bench_model::{self, ModelBenchOpts};
@@ -26,7 +27,8 @@ enum BenchWhat {
     /// Train one built-in model for an epoch and measure training, inference, latency,
     /// memory and a per-layer profile.
     Model {
-        /// keras-cnn, simple-convnet, deep-convnet, mlp (or another built-in image model).
+        /// keras-cnn, simple-convnet, deep-convnet, mlp (or another built-in image model),
+        /// or a text model: text-bow, text-cnn, text-lstm, text-bilstm, text-gru.
         name: String,
         #[command(flatten)]
         opts: ModelBenchOpts,

@@ -18,9 +18,17 @@
 //!   (`/proc/self/clear_refs`), so a later model's figure is what was resident (the data
 //!   set, and memory the allocator kept from the models before) plus its own peak; run
 //!   `bench model` per model for figures to compare.
+//!
+//! The text models (`text-bow`, `text-cnn`, `text-lstm`, `text-bilstm`, `text-gru`) are
+//! measured the same way on `debian-sections` (or `--dataset` another text set or a
+//! `label<TAB>text` file, split 80/20 by `--seed`): the vocabulary is adapted on the
+//! training texts first (not timed), with the recipe's `--max-tokens` and
+//! `--sequence-length` unless given, and rates count texts (samples/s) instead of
+//! images.
 
 use super::bench_gemm;
 use super::common;
+use super::text::{self, TextArgs};
 use clap::Args;
 use nabla::engine::no_grad;
 use nabla::error::{Error, Result};
@@ -63,9 +71,42 @@ pub struct ModelBenchOpts {
     #[arg(long)]
     batch_size: Option<usize>,
     /// mnist or fashion-mnist. Default: the model's recipe; the deep nets (resnet20,
-    /// vgg-small, ...) are built for the data set's shape.
+    /// vgg-small, ...) are built for the data set's shape. Text models: debian-sections
+    /// (the default) or a label<TAB>text .tsv file.
     #[arg(long)]
     dataset: Option<String>,
+    /// Text models: the vocabulary size, reserved tokens included. Default: 10000.
+    #[arg(long, value_name = "N")]
+    max_tokens: Option<usize>,
+    /// text-cnn, text-lstm, text-bilstm, text-gru: tokens per text. Default: 16.
+    #[arg(long, value_name = "L")]
+    sequence_length: Option<usize>,
+}
+
+impl ModelBenchOpts {
+    fn text_args(&self) -> TextArgs {
+        TextArgs {
+            max_tokens: self.max_tokens,
+            sequence_length: self.sequence_length,
+            bag: None,
+        }
+    }
+}
+
+/// A text model's data set (vectorized for it) and the model, built for its
+/// vocabulary and classes; checks the pairing and the text options first.
+fn text_setup(
+    name: &str,
+    dataset: &str,
+    opts: &ModelBenchOpts,
+) -> Result<(nabla::data::datasets::Dataset, Sequential)> {
+    let args = opts.text_args();
+    text::check_pairing(Some(name), Some(dataset), &args)?;
+    let (texts, _) = text::load_texts(dataset, 0.2, opts.seed)?;
+    let mut tv = text::vectorizer(name, &args)?;
+    let ds = text::vectorize(name, texts, &mut tv, None)?;
+    let model = text::build_model(name, &tv, common::num_classes(&ds), opts.seed)?;
+    Ok((ds, model))
 }
 
 /// Records when the epoch starts and when each step ends (the peer's `step_ends`).
@@ -141,6 +182,17 @@ pub fn run(names: &[&str], opts: &ModelBenchOpts, json: bool) -> Result<()> {
             Some(d) => d.clone(),
             None => models::recipe(name)?.dataset.to_string(),
         };
+        if models::text::is_text_model(name) {
+            text::check_pairing(Some(name), Some(&d), &opts.text_args())?;
+            return Ok(d);
+        }
+        if opts.max_tokens.is_some() || opts.sequence_length.is_some() {
+            return Err(Error::invalid(format!(
+                "bench model: --max-tokens and --sequence-length are for the text models \
+                 ({}), not '{name}'",
+                models::text::TEXT_MODELS.join(", ")
+            )));
+        }
         if !matches!(d.as_str(), "mnist" | "fashion-mnist") {
             return Err(Error::invalid(format!(
                 "bench model: '{name}' trains on '{d}', not MNIST-shaped; try one of {} \
@@ -158,14 +210,23 @@ pub fn run(names: &[&str], opts: &ModelBenchOpts, json: bool) -> Result<()> {
     let mut summary = Vec::new();
     for (i, name) in names.iter().enumerate() {
         let dataset = dataset_of(name)?;
-        if !datasets.contains_key(&dataset) {
-            let ds = common::load_dataset(&dataset)?;
-            datasets.insert(dataset.clone(), ds);
-        }
+        // A text model reads its own vectorization of the texts: built per model.
+        let text = if models::text::is_text_model(name) {
+            Some(text_setup(name, &dataset, opts)?)
+        } else {
+            if !datasets.contains_key(&dataset) {
+                let ds = common::load_dataset(&dataset)?;
+                datasets.insert(dataset.clone(), ds);
+            }
+            None
+        };
         if i > 0 {
             reset_peak_rss();
         }
-        let res = bench_one(name, &datasets[&dataset], opts, &mut peak)?;
+        let res = match text {
+            Some((ds, model)) => bench_one(name, &ds, Some(model), opts, &mut peak)?,
+            None => bench_one(name, &datasets[&dataset], None, opts, &mut peak)?,
+        };
         if json {
             println!("{}", serde_json::to_string(&res).expect("json"));
         } else {
@@ -179,18 +240,24 @@ pub fn run(names: &[&str], opts: &ModelBenchOpts, json: bool) -> Result<()> {
     Ok(())
 }
 
+/// Benchmarks `name` on `ds`; `built`: the model when the caller built it (the text
+/// models, for their vocabulary), else it is built here.
 fn bench_one(
     name: &str,
     ds: &nabla::data::datasets::Dataset,
+    built: Option<Sequential>,
     opts: &ModelBenchOpts,
     peak: &mut Option<GemmPeak>,
 ) -> Result<serde_json::Value> {
     let recipe = models::recipe(name)?;
     let bs = opts.batch_size.unwrap_or(recipe.batch_size).max(1);
-    let mut model = if models::is_zoo(name) {
-        models::build_for(name, &ds.x_train.shape()[1..], 10, opts.seed)?
-    } else {
-        models::build(name, opts.seed)?
+    let is_text = models::text::is_text_model(name);
+    let mut model = match built {
+        Some(m) => m,
+        None if models::is_zoo(name) => {
+            models::build_for(name, &ds.x_train.shape()[1..], 10, opts.seed)?
+        }
+        None => models::build(name, opts.seed)?,
     };
     model.compile(
         recipe.loss,
@@ -277,11 +344,16 @@ fn bench_one(
     let mut lat = Vec::with_capacity(LATENCY_RUNS);
     {
         let _g = no_grad();
+        // A user's small test split is cycled through.
+        let row = |i: usize| {
+            let i = i % n_test.max(1);
+            Var::constant(ds.x_test.slice_rows(i, i + 1))
+        };
         for i in 0..LATENCY_WARMUP {
-            model.forward(&Var::constant(ds.x_test.slice_rows(i, i + 1)), false)?;
+            model.forward(&row(i), false)?;
         }
         for i in 0..LATENCY_RUNS {
-            let x1 = Var::constant(ds.x_test.slice_rows(i, i + 1));
+            let x1 = row(i);
             let t = Instant::now();
             model.forward(&x1, false)?;
             lat.push(t.elapsed().as_secs_f64() * 1e3);
@@ -313,6 +385,7 @@ fn bench_one(
         "variant": "nabla",
         "model": name,
         "dataset": ds.name,
+        "samples": if is_text { "texts" } else { "images" },
         "batch": bs,
         "threads": nabla::ops::parallel::num_threads(),
         "params": params,
@@ -345,6 +418,7 @@ fn profile_json(p: &StepProfile, peak: f64) -> serde_json::Value {
         .iter()
         .map(|l| {
             json!({
+                "share_of_step": (l.forward_ms + l.backward_ms) / p.step_ms,
                 "name": l.name,
                 "class_name": l.class_name,
                 "output_shape": l.output_shape,
@@ -382,6 +456,12 @@ fn f(v: &serde_json::Value, key: &str) -> f64 {
 
 fn print_model(r: &serde_json::Value) {
     let peak = f(r, "gemm_peak_gflops");
+    // Rates count what the model reads: images, or texts for the text models.
+    let unit = if r["samples"] == "texts" {
+        "samples/s"
+    } else {
+        "img/s"
+    };
     println!(
         "{} ({}, batch {}, adam 1e-3, {} threads, seed {})",
         r["model"].as_str().unwrap_or("?"),
@@ -392,7 +472,7 @@ fn print_model(r: &serde_json::Value) {
     );
     let steps = r["steps"].as_u64().unwrap_or(0);
     println!(
-        "  training         {:>9.0} img/s  ({} steps, first {} excluded; {:.1} s; median step {:.0} img/s)",
+        "  training         {:>9.0} {unit}  ({} steps, first {} excluded; {:.1} s; median step {:.0} {unit})",
         f(r, "train_img_per_s"),
         steps,
         WARMUP_STEPS,
@@ -409,7 +489,7 @@ fn print_model(r: &serde_json::Value) {
         }
     );
     println!(
-        "  inference b1000  {:>9.0} img/s  (median of {INFER_PASSES} passes over the test set)",
+        "  inference b1000  {:>9.0} {unit}  (median of {INFER_PASSES} passes over the test set)",
         f(r, "infer_b1000_img_per_s")
     );
     println!(
@@ -437,9 +517,12 @@ fn print_model(r: &serde_json::Value) {
         p["batch"], p["steps"], PROFILE_WARMUP
     );
     println!(
-        "  {:<34}{:>10}{:>9}{:>9}{:>10}{:>8}{:>10}{:>8}",
-        "layer", "output", "fwd ms", "bwd ms", "fwd GF/s", "% peak", "bwd GF/s", "% peak"
+        "  {:<34}{:>10}{:>9}{:>9}{:>10}{:>8}{:>10}{:>8}{:>8}",
+        "layer", "output", "fwd ms", "bwd ms", "fwd GF/s", "% peak", "bwd GF/s", "% peak", "share"
     );
+    // Each row's share of the step's wall time.
+    let step_ms = f(p, "step_ms");
+    let share = |ms: f64| format!("{:.1}%", 100.0 * ms / step_ms);
     let gf = |v: &serde_json::Value| match v.as_f64() {
         Some(g) => format!("{g:.1}"),
         None => "-".into(),
@@ -458,7 +541,7 @@ fn print_model(r: &serde_json::Value) {
             .collect();
         sum += f(l, "forward_ms") + f(l, "backward_ms");
         println!(
-            "  {:<34}{:>10}{:>9.3}{:>9.3}{:>10}{:>8}{:>10}{:>8}",
+            "  {:<34}{:>10}{:>9.3}{:>9.3}{:>10}{:>8}{:>10}{:>8}{:>8}",
             format!(
                 "{} ({})",
                 l["name"].as_str().unwrap_or("?"),
@@ -471,14 +554,16 @@ fn print_model(r: &serde_json::Value) {
             pct(&l["forward_frac_of_peak"]),
             gf(&l["backward_gflops"]),
             pct(&l["backward_frac_of_peak"]),
+            share(f(l, "forward_ms") + f(l, "backward_ms")),
         );
     }
     let row = |label: &str, fwd: f64, bwd: Option<f64>| {
         println!(
-            "  {:<44}{:>9.3}{:>9}",
+            "  {:<44}{:>9.3}{:>9}{:>44}",
             label,
             fwd,
-            bwd.map(|b| format!("{b:.3}")).unwrap_or_default()
+            bwd.map(|b| format!("{b:.3}")).unwrap_or_default(),
+            share(fwd + bwd.unwrap_or(0.0))
         )
     };
     row(

@@ -1,6 +1,8 @@
 //! `nabla report DIR`: pictures of a trained model and one self-contained HTML page
 //! (curves, confusion matrix, per-class figures, misclassified images, filters, feature
-//! maps, summary), written into DIR/report (see `nabla::report`).
+//! maps, summary), written into DIR/report (see `nabla::report`). For a text run
+//! (DIR holds `vocabulary.json`) the test texts are read again as in `evaluate`, and
+//! the misclassified samples are shown as texts with their top 3 classes.
 
 use super::common::{self, EVAL_BATCH};
 use clap::Args;
@@ -40,23 +42,39 @@ pub fn run(a: ReportArgs) -> Result<i32> {
         image_index: a.image_index,
         batch_size: EVAL_BATCH,
     };
-    let ds = common::load_dataset(&name)?;
     let out = a.out.unwrap_or_else(|| a.dir.join(report::REPORT_DIR));
-    let page = write(&mut model, &a.dir, &ds, &out, &opts)?;
+    // A text run: its test texts through its saved vocabulary (as `evaluate` does),
+    // unless --dataset names another data set.
+    let text =
+        super::text::reload_test_texts(&a.dir, &model.name)?.filter(|(ds, _)| ds.name == name);
+    let page = match text {
+        Some((ds, texts)) => write(&mut model, &a.dir, &ds, Some(&texts), &out, &opts)?,
+        None => {
+            let ds = common::load_dataset(&name)?;
+            write(&mut model, &a.dir, &ds, None, &out, &opts)?
+        }
+    };
     println!("Wrote the report to {}", page.display());
     Ok(0)
 }
 
 /// Reports on `model` (saved in `dir`, with its history) on `ds`'s test split, into
-/// `out`. Shared with `nabla train --report`.
+/// `out`; `texts`: a text run's test texts (`ds` holds them vectorized). Shared with
+/// `nabla train --report`.
 pub fn write(
     model: &mut Sequential,
     dir: &Path,
     ds: &Dataset,
+    texts: Option<&[String]>,
     out: &Path,
     opts: &ReportOptions,
 ) -> Result<PathBuf> {
     common::check_fits(model, ds)?;
+    let history = report::load_history(dir)?;
+    if let Some(texts) = texts {
+        let r = report::build_text_report(model, history.as_ref(), ds, texts, opts)?;
+        return r.save(out);
+    }
     let n = ds.x_test.shape()[0];
     if opts.image_index >= n {
         return Err(Error::invalid(format!(
@@ -64,7 +82,6 @@ pub fn write(
             opts.image_index, ds.name
         )));
     }
-    let history = report::load_history(dir)?;
     let r = report::build_report(model, history.as_ref(), ds, opts)?;
     r.save(out)
 }

@@ -1,5 +1,5 @@
 //! Text classification on the command line: `nabla train --model
-//! text-bow|text-cnn|text-lstm|text-bilstm --dataset debian-sections|FILE.tsv`, and
+//! text-bow|text-cnn|text-lstm|text-bilstm|text-gru --dataset debian-sections|FILE.tsv`, and
 //! `evaluate`/`predict` of such a run.
 //!
 //! - The data: `debian-sections` by name (its own `test.tsv`), or one `label<TAB>text`
@@ -9,7 +9,7 @@
 //!   weights; `run.json` records under `"text"` how to find the test texts again.
 //! - `text-bow` reads bags of words (`multi_hot` by default, `--bag tf_idf`), the
 //!   others token ids cut at the end to `--sequence-length`; `text-cnn` pads them at
-//!   the end, `text-lstm` and `text-bilstm` at the start (`pad_at_start`: nothing is
+//!   the end, `text-lstm`, `text-bilstm` and `text-gru` at the start (`pad_at_start`: nothing is
 //!   masked yet, so the LSTM's last steps should be words, not padding).
 
 use clap::{Args, ValueEnum};
@@ -45,7 +45,7 @@ pub struct TextArgs {
     /// Default: 10000.
     #[arg(long, value_name = "N")]
     pub max_tokens: Option<usize>,
-    /// text-cnn, text-lstm, text-bilstm: tokens per text (cut at the end). Default: 16.
+    /// text-cnn, text-lstm, text-bilstm, text-gru: tokens per text (cut at the end). Default: 16.
     #[arg(long, value_name = "L")]
     pub sequence_length: Option<usize>,
     /// text-bow: the bag of words, multi_hot or tf_idf. Default: multi_hot.
@@ -193,7 +193,7 @@ pub fn load_texts(dataset: &str, test_split: f64, seed: u64) -> Result<(TextData
 pub fn vectorizer(model: &str, a: &TextArgs) -> Result<TextVectorization> {
     let max_tokens = a.max_tokens.unwrap_or(text_models::DEFAULT_MAX_TOKENS);
     let config = match model {
-        "text-cnn" | "text-lstm" | "text-bilstm" => TextVectorizationConfig {
+        "text-cnn" | "text-lstm" | "text-bilstm" | "text-gru" => TextVectorizationConfig {
             max_tokens: Some(max_tokens),
             output_mode: OutputMode::Int,
             output_sequence_length: Some(
@@ -288,6 +288,11 @@ pub fn load_vectorizer(dir: &Path) -> Result<Option<TextVectorization>> {
 /// The test split of the text run in `dir` as the inputs of `model` (its name), or
 /// `None` when `dir` is not a text run.
 pub fn reload_test(dir: &Path, model: &str) -> Result<Option<Dataset>> {
+    Ok(reload_test_texts(dir, model)?.map(|(ds, _)| ds))
+}
+
+/// `reload_test`, with the test texts themselves (in the same order), for the report.
+pub fn reload_test_texts(dir: &Path, model: &str) -> Result<Option<(Dataset, Vec<String>)>> {
     let Some(tv) = load_vectorizer(dir)? else {
         return Ok(None);
     };
@@ -303,7 +308,7 @@ pub fn reload_test(dir: &Path, model: &str) -> Result<Option<Dataset>> {
     })?;
     let (ds, _) = load_texts(&run.dataset, run.test_split.unwrap_or(0.2), run.seed)?;
     let x_test = model_input(model, tv.transform(&ds.test_texts)?);
-    Ok(Some(Dataset {
+    let vectorized = Dataset {
         // Only the sample shape of x_train is read (check_fits).
         x_train: x_test.clone(),
         y_train: ds.y_test(),
@@ -311,7 +316,8 @@ pub fn reload_test(dir: &Path, model: &str) -> Result<Option<Dataset>> {
         y_test: ds.y_test(),
         class_names: ds.class_names,
         name: ds.name,
-    }))
+    };
+    Ok(Some((vectorized, ds.test_texts)))
 }
 
 /// `nabla predict DIR "some text"`: the `top` classes with their probabilities, as lines

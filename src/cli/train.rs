@@ -20,7 +20,7 @@ pub struct TrainArgs {
     /// keras-cnn, mlp-bn), a deep net built for the data set's shape (vgg11/13/16/19,
     /// vgg-small, resnet18/34/50/101/152, resnet20/32/56, se-resnet18/50/20,
     /// inception-mini), a text model (text-bow, text-cnn, text-lstm,
-    /// text-bilstm), a JSON model config file, or
+    /// text-bilstm, text-gru), a JSON model config file, or
     /// a saved model's folder. With a data file (--dataset table.csv, .npz, .mat) it may
     /// be left out: an MLP with the task's output; with text data: text-bow.
     #[arg(long)]
@@ -221,9 +221,9 @@ fn train(a: TrainArgs, resumed_from: Option<Vec<String>>) -> Result<i32> {
         (None, Some(d)) if text::is_text_dataset(d) => Some("text-bow".to_string()),
         _ => None,
     };
-    if text_model.is_some() && (a.report || augmentation.is_some()) {
+    if text_model.is_some() && augmentation.is_some() {
         return Err(Error::invalid(
-            "--report and --augment are for image and table data, not text models",
+            "--augment is for image data, not text models",
         ));
     }
     let model_spec = model_spec.or_else(|| text_model.clone());
@@ -255,8 +255,13 @@ fn train(a: TrainArgs, resumed_from: Option<Vec<String>>) -> Result<i32> {
     // A text run: its vocabulary (adapted on the training texts) and where its test
     // texts come from, saved with the model.
     let mut text_run = None;
+    let mut test_texts: Option<Vec<String>> = None;
     let mut ds = if text_model.is_some() {
         let (texts, run) = text::load_texts(&dataset_name, a.test_split, a.seed)?;
+        // --report shows the misclassified test texts themselves.
+        if a.report {
+            test_texts = Some(texts.test_texts.clone());
+        }
         let mut tv = text::vectorizer(&model_spec, &a.text)?;
         let ds = text::vectorize(&model_spec, texts, &mut tv, a.limit)?;
         text_run = Some((tv, run));
@@ -578,7 +583,8 @@ fn train(a: TrainArgs, resumed_from: Option<Vec<String>>) -> Result<i32> {
             ..Default::default()
         };
         let dir = out.join(nabla::report::REPORT_DIR);
-        let page = super::report::write(&mut model, &out, &ds, &dir, &opts)?;
+        let texts = test_texts.as_deref();
+        let page = super::report::write(&mut model, &out, &ds, texts, &dir, &opts)?;
         if !a.json {
             println!("Wrote the report to {}", page.display());
         }

@@ -146,7 +146,7 @@ pub fn recipe(name: &str) -> Result<Recipe> {
         "keras-cnn" => r(64, "adam", 0.001, SPARSE_CE, "mnist"),
         "mlp-bn" => r(32, "adam", 0.001, SPARSE_CE, "fashion-mnist"),
         // Measured on debian-sections (README, "Text").
-        "text-bow" | "text-cnn" | "text-lstm" | "text-bilstm" => {
+        "text-bow" | "text-cnn" | "text-lstm" | "text-bilstm" | "text-gru" => {
             r(64, "adam", 0.001, SPARSE_CE, "debian-sections")
         }
         // The ResNet papers' recipe: SGD with momentum 0.9, lr 0.1, batch 128.

@@ -4,10 +4,11 @@
 //!   -> Dropout(0.5) -> Dense(classes, softmax);
 //! - `text-cnn`: token ids (`int`, `[N, L]`) -> Embedding(V, 64) -> Conv1D(128, 5, relu,
 //!   "same") -> GlobalMaxPooling1D -> Dropout(0.5) -> Dense(classes, softmax);
-//! - `text-lstm` / `text-bilstm`: token ids -> Embedding(V, 64) -> LSTM(64) or
-//!   Bidirectional(LSTM(64)) (concat: 128) -> Dropout(0.5) -> Dense(classes, softmax).
-//!   The recurrent recipes read their ids padded at the start (`is_recurrent`): with
-//!   no masking yet, padding at the end would be the last thing the LSTM reads.
+//! - `text-lstm` / `text-bilstm` / `text-gru`: token ids -> Embedding(V, 64) -> LSTM(64),
+//!   Bidirectional(LSTM(64)) (concat: 128) or GRU(64) (Keras' `reset_after=True`) ->
+//!   Dropout(0.5) -> Dense(classes, softmax). The recurrent recipes read their ids
+//!   padded at the start (`is_recurrent`): with no masking yet, padding at the end
+//!   would be the last thing the recurrent layer reads.
 //!
 //! Their widths were picked by measuring on `debian-sections` (README, "Text"). The
 //! vocabulary size and class count come from the data; `build_default` uses
@@ -19,7 +20,13 @@ use crate::nn::layers::Padding1D;
 use crate::training::Sequential;
 
 /// The built-in text models.
-pub const TEXT_MODELS: [&str; 4] = ["text-bow", "text-cnn", "text-lstm", "text-bilstm"];
+pub const TEXT_MODELS: [&str; 5] = [
+    "text-bow",
+    "text-cnn",
+    "text-lstm",
+    "text-bilstm",
+    "text-gru",
+];
 /// Vocabulary size (reserved tokens included) unless `--max-tokens` says otherwise.
 pub const DEFAULT_MAX_TOKENS: usize = 10_000;
 /// `text-cnn`'s sequence length unless `--sequence-length` says otherwise: debian-sections'
@@ -32,7 +39,7 @@ pub const BOW_HIDDEN: usize = 128;
 /// `text-cnn`'s embedding width and filter count.
 pub const CNN_EMBEDDING: usize = 64;
 pub const CNN_FILTERS: usize = 128;
-/// `text-lstm`'s and `text-bilstm`'s embedding width and LSTM units (per direction).
+/// The recurrent recipes' embedding width and units (per direction).
 pub const RNN_EMBEDDING: usize = 64;
 pub const RNN_UNITS: usize = 64;
 
@@ -69,30 +76,39 @@ pub fn text_cnn(vocabulary: usize, length: usize, classes: usize, seed: u64) -> 
 
 /// Whether `name` is a recurrent text model (reads ids padded at the start).
 pub fn is_recurrent(name: &str) -> bool {
-    matches!(name, "text-lstm" | "text-bilstm")
+    matches!(name, "text-lstm" | "text-bilstm" | "text-gru")
 }
 
-/// The LSTM (`bidirectional`: both ways, concatenated) on `length` token ids.
+/// The recurrent layer of a recurrent recipe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recurrent {
+    Lstm,
+    BiLstm,
+    Gru,
+}
+
+/// The recurrent recipe `cell` (`text-lstm`, `text-bilstm`, `text-gru`) on `length`
+/// token ids.
 pub fn text_rnn(
     vocabulary: usize,
     length: usize,
     classes: usize,
-    bidirectional: bool,
+    cell: Recurrent,
     seed: u64,
 ) -> Result<Sequential> {
     let mut m = Sequential::with_seed(&[length], seed);
-    m.name = if bidirectional {
-        "text-bilstm"
-    } else {
-        "text-lstm"
+    m.name = match cell {
+        Recurrent::Lstm => "text-lstm",
+        Recurrent::BiLstm => "text-bilstm",
+        Recurrent::Gru => "text-gru",
     }
     .into();
     m.add(Embedding(vocabulary, RNN_EMBEDDING))?; // [L, 64]
-    if bidirectional {
-        m.add(Bidirectional(LSTM(RNN_UNITS)))?; // [128]
-    } else {
-        m.add(LSTM(RNN_UNITS))?; // [64]
-    }
+    match cell {
+        Recurrent::Lstm => m.add(LSTM(RNN_UNITS))?, // [64]
+        Recurrent::BiLstm => m.add(Bidirectional(LSTM(RNN_UNITS)))?, // [128]
+        Recurrent::Gru => m.add(GRU(RNN_UNITS))?,   // [64]
+    };
     m.add(Dropout(0.5))?
         .add(Dense(classes).activation(Softmax))?; // [classes]
     Ok(m)
@@ -110,8 +126,9 @@ pub fn build(
     match name {
         "text-bow" => text_bow(vocabulary, classes, seed),
         "text-cnn" => text_cnn(vocabulary, length, classes, seed),
-        "text-lstm" => text_rnn(vocabulary, length, classes, false, seed),
-        "text-bilstm" => text_rnn(vocabulary, length, classes, true, seed),
+        "text-lstm" => text_rnn(vocabulary, length, classes, Recurrent::Lstm, seed),
+        "text-bilstm" => text_rnn(vocabulary, length, classes, Recurrent::BiLstm, seed),
+        "text-gru" => text_rnn(vocabulary, length, classes, Recurrent::Gru, seed),
         other => Err(Error::invalid(format!(
             "unknown text model '{other}'; text models: {}",
             TEXT_MODELS.join(", ")
@@ -153,6 +170,11 @@ mod tests {
             birnn.count_params(),
             (10_000 * 64 + 2 * lstm + (128 * 50 + 50), 0)
         );
+        // Keras' GRU with reset_after=True: 3 * (F*U + U*U + 2U) (two bias rows).
+        let gru = 3 * (64 * 64 + 64 * 64 + 2 * 64);
+        let g = build_default("text-gru", 0).unwrap();
+        assert_eq!(g.count_params(), (10_000 * 64 + gru + (64 * 50 + 50), 0));
+        assert_eq!(g.output_shape(), &[50]);
         let e = build("text-rnn", 10, 4, 2, 0).err().unwrap().to_string();
         assert!(e.contains("text-rnn") && e.contains("text-bow"), "{e}");
     }

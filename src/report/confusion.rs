@@ -185,9 +185,16 @@ fn blues(v: f64) -> RGBColor {
     RGBColor(mix(lo.0, hi.0), mix(lo.1, hi.1), mix(lo.2, hi.2))
 }
 
+/// Above this many classes the heat map writes each cell as a percentage of its true
+/// class (row), and leaves empty cells blank: at 50 classes, counts of three or four
+/// digits in every cell are unreadable, and a row's spread is what the reader wants.
+pub const PERCENT_ABOVE: usize = 20;
+
 struct HeatMap<'a> {
     cm: &'a ConfusionMatrix,
     names: Vec<String>,
+    /// Cells as row percentages, empty cells blank (`PERCENT_ABOVE`).
+    percent: bool,
 }
 
 impl Draw for HeatMap<'_> {
@@ -202,9 +209,14 @@ impl Draw for HeatMap<'_> {
         let mut chart = ChartBuilder::on(root)
             .caption(
                 format!(
-                    "Confusion matrix ({} test samples, {} misclassified)",
+                    "Confusion matrix ({} test samples, {} misclassified{})",
                     self.cm.total(),
-                    self.cm.misclassified()
+                    self.cm.misclassified(),
+                    if self.percent {
+                        "; cells: % of the true class"
+                    } else {
+                        ""
+                    }
                 ),
                 font(22.0),
             )
@@ -266,11 +278,14 @@ impl Draw for HeatMap<'_> {
                     .into_font()
                     .color(&colour)
                     .pos(Pos::new(HPos::Center, VPos::Center));
-                chart.draw_series(std::iter::once(Text::new(
-                    count.to_string(),
-                    (x + 0.5, y + 0.5),
-                    style,
-                )))?;
+                let text = match (self.percent, count) {
+                    (true, 0) => continue,
+                    // "0" would read as empty: a share under 0.5% shows as "<1".
+                    (true, _) if share < 0.005 => "<1".to_string(),
+                    (true, _) => format!("{:.0}", 100.0 * share),
+                    (false, _) => count.to_string(),
+                };
+                chart.draw_series(std::iter::once(Text::new(text, (x + 0.5, y + 0.5), style)))?;
             }
         }
         chart.draw_series(std::iter::once(Rectangle::new(
@@ -281,15 +296,27 @@ impl Draw for HeatMap<'_> {
     }
 }
 
-/// The confusion matrix as a heat map: counts in the cells, shaded by the share of the
-/// true class (row), class names on the axes. Saved as `confusion_matrix.png/.svg`.
+/// The confusion matrix as a heat map: counts in the cells (above `PERCENT_ABOVE`
+/// classes: percentages of the row), shaded by the share of the true class (row), class
+/// names on the axes. Saved as `confusion_matrix.png/.svg`.
 pub fn confusion_plot(cm: &ConfusionMatrix, class_names: &[String]) -> Result<Picture> {
     let k = cm.num_classes();
     let names = (0..k)
         .map(|i| class_names.get(i).cloned().unwrap_or_else(|| i.to_string()))
         .collect();
-    let side = (200 + 60 * k as u32).clamp(420, 1400);
-    render("confusion_matrix", (side, side), &HeatMap { cm, names })
+    let percent = k > PERCENT_ABOVE;
+    // Many classes: about 32 px a cell (two digits at 11 px), so 50 classes and their
+    // names stay legible at full size (1,920 px) instead of 24 px cells in 1,400.
+    let side = if percent {
+        (320 + 32 * k as u32).min(4000)
+    } else {
+        (200 + 60 * k as u32).clamp(420, 1400)
+    };
+    render(
+        "confusion_matrix",
+        (side, side),
+        &HeatMap { cm, names, percent },
+    )
 }
 
 struct PerClassPlot<'a> {
@@ -386,7 +413,9 @@ impl Draw for PerClassPlot<'_> {
 /// Per-class precision, recall and F1 as a dot plot (one column per class). Saved as
 /// `per_class.png/.svg`.
 pub fn per_class_plot(metrics: &[ClassMetrics]) -> Result<Picture> {
+    // About 36 px a class at 50 classes, so the three dots per class stay apart.
     let width = (240 + 70 * metrics.len() as u32).clamp(640, 1400);
+    let width = width.max((240 + 36 * metrics.len() as u32).min(4000));
     render("per_class", (width, 440), &PerClassPlot { metrics })
 }
 
@@ -470,5 +499,14 @@ mod tests {
         assert!(p.svg.contains("c1") && p.svg.contains("predicted class"));
         let p = per_class_plot(&cm.per_class(&names(3))).unwrap();
         assert!(p.svg.contains("precision"));
+        // 50 classes: cells as row percentages, blank when empty, every name shown.
+        let k = 50;
+        let labels: Vec<usize> = (0..200).map(|i| i % k).collect();
+        let preds: Vec<usize> = (0..200).map(|i| if i < 150 { i % k } else { 0 }).collect();
+        let cm = ConfusionMatrix::from_predictions(&labels, &preds, k).unwrap();
+        let p = confusion_plot(&cm, &names(k)).unwrap();
+        assert!(p.svg.contains("% of the true class"));
+        assert!(p.svg.contains("c49"));
+        assert!(p.width >= 32 * k as u32);
     }
 }

@@ -5,7 +5,8 @@
 //! Sections, each a `<section id=...>`: `overview`, `curves`, `confusion`,
 //! `per-class`, `misclassified`, `filters`, `feature-maps`, `summary`. A section whose
 //! picture does not apply (no history, no Conv2D layer, inputs that are not images)
-//! says why instead.
+//! says why instead. A text run's `misclassified` section is a table of texts, and it
+//! has no `filters` or `feature-maps` sections.
 
 use super::Report;
 
@@ -75,6 +76,125 @@ fn note(text: &str) -> String {
 
 fn pct(v: f64) -> String {
     format!("{:.2}%", 100.0 * v)
+}
+
+/// The misclassified grid, the filters and the feature maps (image runs).
+fn image_sections(report: &Report) -> String {
+    let d = &report.data;
+    let mut h = String::new();
+    // Misclassified.
+    h += "<section id=\"misclassified\">\n<h2>Misclassified test images</h2>\n";
+    h += &format!(
+        "<p>The first {} of {} misclassified test samples, in test-set order: \
+         label -&gt; prediction (confidence).</p>\n",
+        d.misclassified.len(),
+        d.test.misclassified
+    );
+    h += &figure(
+        report,
+        "misclassified",
+        "grid of misclassified test images",
+        "label -> prediction (confidence)",
+    );
+    if !d.misclassified.is_empty() {
+        h += "<details><summary>as a table</summary>\n<table>\n<thead><tr><th>test #</th>\
+              <th class=\"name\">label</th><th class=\"name\">prediction</th>\
+              <th>confidence</th></tr></thead>\n<tbody>\n";
+        for m in &d.misclassified {
+            h += &format!(
+                "<tr><td>{}</td><td class=\"name\">{}</td><td class=\"name\">{}</td>\
+                 <td>{:.2}</td></tr>\n",
+                m.index,
+                escape(&m.label_name),
+                escape(&m.prediction_name),
+                m.confidence
+            );
+        }
+        h += "</tbody>\n</table>\n</details>\n";
+    }
+    h += "</section>\n";
+
+    // Filters.
+    h += "<section id=\"filters\">\n<h2>First convolution layer's filters</h2>\n";
+    match &d.first_conv_layer {
+        Some(layer) => {
+            h += &figure(
+                report,
+                "filters",
+                "first conv layer filters",
+                &format!("layer '{layer}'"),
+            )
+        }
+        None => h += &note("The model has no Conv2D layer."),
+    }
+    h += "</section>\n";
+
+    // Feature maps.
+    h += "<section id=\"feature-maps\">\n<h2>Feature maps of one image</h2>\n";
+    match &d.feature_maps {
+        Some(f) => {
+            h += &format!(
+                "<p>Test image #{}: label {}, predicted {} ({:.2}); outputs of {}.</p>\n",
+                f.image_index,
+                escape(&f.label_name),
+                escape(&f.prediction_name),
+                f.confidence,
+                escape(&f.layers.join(", "))
+            );
+            h += &figure(
+                report,
+                "feature_maps",
+                "feature maps through every conv layer",
+                "every Conv2D layer's output (after its activation)",
+            );
+        }
+        None => {
+            h += &note(
+                "No feature maps: the model has no Conv2D layer or its inputs are not images.",
+            )
+        }
+    }
+    h += "</section>\n";
+
+    h
+}
+
+/// A text run's misclassified samples: one row per text, with its true class, the
+/// prediction and its probability, and the top classes.
+fn misclassified_texts(d: &super::ReportData) -> String {
+    let mut h = String::new();
+    h += "<section id=\"misclassified\">\n<h2>Misclassified test texts</h2>\n";
+    h += &format!(
+        "<p>The first {} of {} misclassified test texts, in test-set order.</p>\n",
+        d.misclassified_texts.len(),
+        d.test.misclassified
+    );
+    if d.misclassified_texts.is_empty() {
+        h += "</section>\n";
+        return h;
+    }
+    h += "<table>\n<thead><tr><th>test #</th><th class=\"name\">text</th>\
+          <th class=\"name\">true class</th><th class=\"name\">predicted</th>\
+          <th>probability</th><th class=\"name\">top 3</th></tr></thead>\n<tbody>\n";
+    for m in &d.misclassified_texts {
+        let top: Vec<String> = m
+            .top
+            .iter()
+            .map(|c| format!("{} {:.2}", escape(&c.name), c.probability))
+            .collect();
+        h += &format!(
+            "<tr><td>{}</td><td class=\"name\">{}</td><td class=\"name\">{}</td>\
+             <td class=\"name\">{}</td><td>{:.2}</td><td class=\"name\">{}</td></tr>\n",
+            m.index,
+            escape(&m.text),
+            escape(&m.label_name),
+            escape(&m.prediction_name),
+            m.confidence,
+            top.join(", ")
+        );
+    }
+    h += "</tbody>\n</table>\n</section>\n";
+    h
 }
 
 /// The whole page.
@@ -151,7 +271,12 @@ pub fn render(report: &Report) -> String {
         report,
         "confusion_matrix",
         "confusion matrix heat map",
-        "rows: true class, columns: predicted class; shading: share of the true class",
+        if d.class_names.len() > super::confusion::PERCENT_ABOVE {
+            "rows: true class, columns: predicted class; cells and shading: % of the true \
+             class (blank: none)"
+        } else {
+            "rows: true class, columns: predicted class; shading: share of the true class"
+        },
     );
     h += "</section>\n";
 
@@ -201,79 +326,11 @@ pub fn render(report: &Report) -> String {
     }
     h += "</tfoot>\n</table>\n</section>\n";
 
-    // Misclassified.
-    h += "<section id=\"misclassified\">\n<h2>Misclassified test images</h2>\n";
-    h += &format!(
-        "<p>The first {} of {} misclassified test samples, in test-set order: \
-         label -&gt; prediction (confidence).</p>\n",
-        d.misclassified.len(),
-        d.test.misclassified
-    );
-    h += &figure(
-        report,
-        "misclassified",
-        "grid of misclassified test images",
-        "label -> prediction (confidence)",
-    );
-    if !d.misclassified.is_empty() {
-        h += "<details><summary>as a table</summary>\n<table>\n<thead><tr><th>test #</th>\
-              <th class=\"name\">label</th><th class=\"name\">prediction</th>\
-              <th>confidence</th></tr></thead>\n<tbody>\n";
-        for m in &d.misclassified {
-            h += &format!(
-                "<tr><td>{}</td><td class=\"name\">{}</td><td class=\"name\">{}</td>\
-                 <td>{:.2}</td></tr>\n",
-                m.index,
-                escape(&m.label_name),
-                escape(&m.prediction_name),
-                m.confidence
-            );
-        }
-        h += "</tbody>\n</table>\n</details>\n";
+    if d.text {
+        h += &misclassified_texts(d);
+    } else {
+        h += &image_sections(report);
     }
-    h += "</section>\n";
-
-    // Filters.
-    h += "<section id=\"filters\">\n<h2>First convolution layer's filters</h2>\n";
-    match &d.first_conv_layer {
-        Some(layer) => {
-            h += &figure(
-                report,
-                "filters",
-                "first conv layer filters",
-                &format!("layer '{layer}'"),
-            )
-        }
-        None => h += &note("The model has no Conv2D layer."),
-    }
-    h += "</section>\n";
-
-    // Feature maps.
-    h += "<section id=\"feature-maps\">\n<h2>Feature maps of one image</h2>\n";
-    match &d.feature_maps {
-        Some(f) => {
-            h += &format!(
-                "<p>Test image #{}: label {}, predicted {} ({:.2}); outputs of {}.</p>\n",
-                f.image_index,
-                escape(&f.label_name),
-                escape(&f.prediction_name),
-                f.confidence,
-                escape(&f.layers.join(", "))
-            );
-            h += &figure(
-                report,
-                "feature_maps",
-                "feature maps through every conv layer",
-                "every Conv2D layer's output (after its activation)",
-            );
-        }
-        None => {
-            h += &note(
-                "No feature maps: the model has no Conv2D layer or its inputs are not images.",
-            )
-        }
-    }
-    h += "</section>\n";
 
     // Summary.
     h += "<section id=\"summary\">\n<h2>Model summary</h2>\n";

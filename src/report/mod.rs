@@ -8,11 +8,14 @@
 //! - [`confusion::per_class_plot`]: per-class precision, recall and F1 (the numbers are
 //!   plain data: [`confusion::ConfusionMatrix::per_class`]);
 //! - [`misclassified::misclassified_grid`]: the first misclassified test images,
-//!   captioned "label -> prediction (confidence)";
+//!   captioned "label -> prediction (confidence)"; for a text run
+//!   ([`build_text_report`]) the first misclassified texts instead, as a table
+//!   ([`misclassified_text`]: the text, its label, the prediction and the top 3);
 //! - [`filters::first_conv_filters`]: the first Conv2D layer's filters;
 //! - [`feature_maps::feature_maps_plot`]: one image through every Conv2D layer.
 //!
-//! [`build_report`] computes all of them for a model and a data set's test split;
+//! [`build_report`] computes all of them for a model and a data set's test split
+//! ([`build_text_report`]: with the test texts, for a text classifier);
 //! [`Report::save`] writes the pictures, `report.json` (the confusion matrix, per-class
 //! figures, the misclassified samples shown) and `report.html` (self-contained, see
 //! [`html`]). [`write_report`] does it for a model directory written by `nabla train`.
@@ -39,6 +42,7 @@ pub mod feature_maps;
 pub mod filters;
 pub mod html;
 pub mod misclassified;
+pub mod misclassified_text;
 pub mod picture;
 pub mod predictions;
 pub mod tensorboard;
@@ -52,6 +56,7 @@ use crate::training::{History, Sequential};
 use confusion::{Averages, ClassMetrics, ConfusionMatrix};
 use curves::BestEpoch;
 use misclassified::Misclassified;
+use misclassified_text::MisclassifiedText;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -126,8 +131,13 @@ pub struct ReportData {
     pub per_class: Vec<ClassMetrics>,
     pub macro_avg: Averages,
     pub weighted_avg: Averages,
-    /// The misclassified samples the grid shows.
+    /// The misclassified samples the grid (or, for texts, the table) shows.
     pub misclassified: Vec<Misclassified>,
+    /// A text run: the inputs are texts, shown as text (no image sections).
+    pub text: bool,
+    /// A text run's misclassified samples with their texts and top classes (the same
+    /// samples as `misclassified`); empty otherwise.
+    pub misclassified_texts: Vec<MisclassifiedText>,
     pub training: Option<TrainingInfo>,
     pub first_conv_layer: Option<String>,
     pub feature_maps: Option<FeatureMapInfo>,
@@ -143,6 +153,9 @@ pub struct Report {
     pub data: ReportData,
     pub pictures: Vec<Picture>,
     pub summary: String,
+    /// A text run: every test text's prediction, saved as `predictions.tsv`
+    /// ([`misclassified_text::predictions_tsv`]).
+    pub predictions_tsv: Option<String>,
 }
 
 impl Report {
@@ -155,7 +168,8 @@ impl Report {
         html::render(self)
     }
 
-    /// Writes every picture (PNG and SVG), `report.json` and `report.html` into `dir`
+    /// Writes every picture (PNG and SVG), `report.json`, `report.html` (and for a text
+    /// run `predictions.tsv`) into `dir`
     /// (created if needed); returns the page's path.
     pub fn save(&self, dir: &Path) -> Result<PathBuf> {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
@@ -164,6 +178,12 @@ impl Report {
         }
         let json = serde_json::to_string_pretty(&self.data).expect("report data serializes");
         crate::formats::atomic::write_bytes_atomic(dir.join("report.json"), json.as_bytes())?;
+        if let Some(tsv) = &self.predictions_tsv {
+            crate::formats::atomic::write_bytes_atomic(
+                dir.join("predictions.tsv"),
+                tsv.as_bytes(),
+            )?;
+        }
         let page = dir.join("report.html");
         crate::formats::atomic::write_bytes_atomic(&page, self.html().as_bytes())?;
         Ok(page)
@@ -186,6 +206,38 @@ pub fn build_report(
     model: &mut Sequential,
     history: Option<&History>,
     ds: &Dataset,
+    opts: &ReportOptions,
+) -> Result<Report> {
+    build(model, history, ds, None, opts)
+}
+
+/// The report of a text classifier: `ds` holds the vectorized test split (what the
+/// model reads) and `test_texts` the same samples as text, in the same order. The
+/// misclassified samples are shown as texts with their top classes, and the image
+/// sections (grid, filters, feature maps) are left out.
+pub fn build_text_report(
+    model: &mut Sequential,
+    history: Option<&History>,
+    ds: &Dataset,
+    test_texts: &[String],
+    opts: &ReportOptions,
+) -> Result<Report> {
+    let n = ds.x_test.shape().first().copied().unwrap_or(0);
+    if test_texts.len() != n {
+        return Err(Error::shape(format!(
+            "text report on '{}': {} test texts for {n} vectorized test samples",
+            ds.name,
+            test_texts.len()
+        )));
+    }
+    build(model, history, ds, Some(test_texts), opts)
+}
+
+fn build(
+    model: &mut Sequential,
+    history: Option<&History>,
+    ds: &Dataset,
+    texts: Option<&[String]>,
     opts: &ReportOptions,
 ) -> Result<Report> {
     let (x, y) = (&ds.x_test, &ds.y_test);
@@ -236,9 +288,22 @@ pub fn build_report(
     pictures.push(confusion::confusion_plot(&cm, &names)?);
     pictures.push(confusion::per_class_plot(&per_class)?);
 
-    let images = x.ndim() == 4 && matches!(x.shape()[1], 1 | 3);
+    let images = texts.is_none() && x.ndim() == 4 && matches!(x.shape()[1], 1 | 3);
     let wrong = misclassified::first_misclassified(&preds, &names, opts.misclassified);
-    if images && !wrong.is_empty() {
+    let misclassified_texts = match texts {
+        Some(texts) if !wrong.is_empty() => {
+            // Probabilities of the shown samples only: a bag-of-words test split can
+            // be hundreds of MB, the shown rows are a few.
+            let rows: Vec<usize> = wrong.iter().map(|m| m.index).collect();
+            let xw = x.gather_rows(&rows);
+            let (probs, k) = predictions::predict_probabilities(model, &xw, opts.batch_size)?;
+            misclassified_text::with_texts(&wrong, texts, &probs, &names, k)
+        }
+        _ => Vec::new(),
+    };
+    if texts.is_some() {
+        // The misclassified texts are a table, not a picture.
+    } else if images && !wrong.is_empty() {
         pictures.push(misclassified::misclassified_grid(
             x,
             &wrong,
@@ -249,6 +314,7 @@ pub fn build_report(
     }
 
     let first_conv_layer = match filters::first_conv_kernel(model) {
+        _ if texts.is_some() => None,
         Some((layer, kernel)) => {
             pictures.push(filters::conv_filters(&layer, &kernel)?);
             Some(layer)
@@ -281,6 +347,7 @@ pub fn build_report(
         None
     };
 
+    let predictions_tsv = texts.map(|t| misclassified_text::predictions_tsv(&preds, t, &names));
     let data = ReportData {
         model: model.name.clone(),
         dataset: ds.name.clone(),
@@ -297,6 +364,8 @@ pub fn build_report(
         weighted_avg: confusion::weighted_average(&per_class),
         per_class,
         misclassified: wrong,
+        text: texts.is_some(),
+        misclassified_texts,
         training,
         first_conv_layer,
         feature_maps,
@@ -308,6 +377,7 @@ pub fn build_report(
         data,
         pictures,
         summary: model.summary(),
+        predictions_tsv,
     })
 }
 
