@@ -75,3 +75,70 @@ fn masked_lstm_and_gru_match_keras() {
         }
     }
 }
+
+/// `cargo test --release --test rnn_mask -- --ignored --nocapture`: forward + backward
+/// of the LSTM and GRU ops at the text recipes' sizes (N=64, T=24, F=64, U=64), with
+/// no mask (every step runs) and with a mask of realistic sentence lengths (median 7
+/// of 24, post-padded): the packed execution skips the padding.
+#[test]
+#[ignore]
+fn time_masked_vs_unmasked() {
+    use nabla::ops::gru::gru;
+    use nabla::ops::lstm::lstm;
+    use nabla::Rng;
+    let (n, t, f, u) = (64, 24, 64, 64);
+    let mut rng = Rng::new(1);
+    let mut rand = |shape: &[usize], s: f32| {
+        let k: usize = shape.iter().product();
+        Var::parameter(Tensor::from_vec(
+            (0..k).map(|_| rng.uniform_range(-s, s)).collect(),
+            shape,
+        ))
+    };
+    // Lengths: 80% in 2..=10, 20% in 12..=24 (median 7).
+    let lens: Vec<usize> = (0..n)
+        .map(|s| {
+            let h = (s * 7919 + 13) % 101;
+            if s % 5 == 4 {
+                12 + h % 13
+            } else {
+                2 + h % 9
+            }
+        })
+        .collect();
+    let mut sorted = lens.clone();
+    sorted.sort();
+    let mask = Tensor::from_vec(
+        (0..n * t).map(|i| f32::from(i % t < lens[i / t])).collect(),
+        &[n, t],
+    );
+    let x = rand(&[n, t, f], 1.0);
+    for op in ["lstm", "gru"] {
+        let g = if op == "lstm" { 4 * u } else { 3 * u };
+        let w = rand(&[f, g], 0.1);
+        let rw = rand(&[u, g], 0.1);
+        let bshape = if op == "lstm" { vec![g] } else { vec![2, g] };
+        let b = rand(&bshape, 0.1);
+        for m in [None, Some(&mask)] {
+            let mut times = vec![];
+            for _ in 0..20 {
+                let start = std::time::Instant::now();
+                let y = match op {
+                    "lstm" => lstm(&x, &w, &rw, Some(&b), false, m),
+                    _ => gru(&x, &w, &rw, Some(&b), false, m),
+                }
+                .unwrap();
+                y.backward_with(Tensor::ones(&y.shape()));
+                times.push(start.elapsed().as_secs_f64() * 1e3);
+            }
+            times.sort_by(f64::total_cmp);
+            println!(
+                "{op} N={n} T={t} F={f} U={u} mask {} (median length {}): forward+backward \
+                 {:.2} ms (median of 20)",
+                m.is_some(),
+                sorted[n / 2],
+                times[10]
+            );
+        }
+    }
+}

@@ -39,9 +39,7 @@ pub fn exp(x: f32) -> f32 {
     let k = kr.to_bits().wrapping_sub(0x4B40_0000);
     let r = (xc - kf * LN2_HI) - kf * LN2_LO;
     let z = r * r;
-    let p = ((((1.987_569_2e-4 * r + 1.398_199_9e-3) * r + 8.333_452e-3) * r
-        + 4.166_579_6e-2)
-        * r
+    let p = ((((1.987_569_2e-4 * r + 1.398_199_9e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2) * r
         + 1.666_666_5e-1)
         * r
         + 5.000_000_1e-1;
@@ -69,13 +67,12 @@ pub fn tanh(x: f32) -> f32 {
     // Small |x|: x + x^3 P(x^2) (Cephes tanhf), exact to a couple of ulp near 0
     // where 1 - 2/(e^2x + 1) would cancel.
     let z = x * x;
-    let small = ((((-5.704_988_7e-3 * z + 2.063_908_9e-2) * z - 5.373_971_6e-2) * z
-        + 1.333_144_2e-1)
-        * z
-        - 3.333_328_2e-1)
-        * z
-        * x
-        + x;
+    let small =
+        ((((-5.704_988_7e-3 * z + 2.063_908_9e-2) * z - 5.373_971_6e-2) * z + 1.333_144_2e-1) * z
+            - 3.333_328_2e-1)
+            * z
+            * x
+            + x;
     let e = exp(2.0 * a);
     let large = (1.0 - 2.0 / (e + 1.0)).copysign(x);
     if a < 0.625 {

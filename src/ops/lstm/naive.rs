@@ -101,7 +101,11 @@ pub fn lstm_forward(
         };
         for t in steps {
             let shown = !(return_sequences && zero_output && !real(mask, s, t - 1, d));
-            y.extend(st.h[t][s].iter().map(|&v| if shown { v as f32 } else { 0.0 }));
+            y.extend(
+                st.h[t][s]
+                    .iter()
+                    .map(|&v| if shown { v as f32 } else { 0.0 }),
+            );
         }
     }
     y

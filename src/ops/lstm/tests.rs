@@ -53,8 +53,8 @@ fn fast_matches_naive() {
                     let rws = Var::parameter(Tensor::from_vec(rw.clone(), &[u, g]));
                     let bs = bias.map(|b| Var::parameter(Tensor::from_vec(b.to_vec(), &[g])));
                     let mt = mask.map(|m| Tensor::from_vec(m.to_vec(), &[n, t]));
-                    let y = lstm_masked(&xs, &ws, &rws, bs.as_ref(), seq, mt.as_ref(), zero)
-                        .unwrap();
+                    let y =
+                        lstm_masked(&xs, &ws, &rws, bs.as_ref(), seq, mt.as_ref(), zero).unwrap();
                     let want = naive::lstm_forward(&x, &w, &rw, bias, seq, mask, zero, &d);
                     close(&format!("{what} y"), &y.value().to_f32_vec(), &want);
                     let dy = random(want.len(), &mut rng, 1.0);
@@ -80,10 +80,20 @@ fn mask_shape_error() {
     let v = |s: &[usize]| Var::constant(Tensor::zeros(s));
     let g = 4 * 2;
     let bad = Tensor::zeros(&[2, 4]);
-    let msg = lstm(&v(&[2, 3, 4]), &v(&[4, g]), &v(&[2, g]), None, true, Some(&bad))
-        .unwrap_err()
-        .to_string();
-    assert!(msg.contains("mask [2, 4]") && msg.contains("[2, 3]"), "{msg}");
+    let msg = lstm(
+        &v(&[2, 3, 4]),
+        &v(&[4, g]),
+        &v(&[2, g]),
+        None,
+        true,
+        Some(&bad),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        msg.contains("mask [2, 4]") && msg.contains("[2, 3]"),
+        "{msg}"
+    );
 }
 
 /// Central differences with a mask (a hole, pre- and post-padding, an all-masked
@@ -155,17 +165,38 @@ fn gradcheck_all_inputs_both_outputs() {
 fn shape_errors_name_both_shapes() {
     let v = |s: &[usize]| Var::constant(Tensor::zeros(s));
     let e = |r: Result<Var>| r.unwrap_err().to_string();
-    let msg = e(lstm(&v(&[2, 3]), &v(&[3, 8]), &v(&[2, 8]), None, false, None));
+    let msg = e(lstm(
+        &v(&[2, 3]),
+        &v(&[3, 8]),
+        &v(&[2, 8]),
+        None,
+        false,
+        None,
+    ));
     assert!(
         msg.contains("[batch, steps, features], got [2, 3]"),
         "{msg}"
     );
-    let msg = e(lstm(&v(&[2, 3, 4]), &v(&[3, 8]), &v(&[2, 8]), None, false, None));
+    let msg = e(lstm(
+        &v(&[2, 3, 4]),
+        &v(&[3, 8]),
+        &v(&[2, 8]),
+        None,
+        false,
+        None,
+    ));
     assert!(
         msg.contains("kernel [3, 8] does not fit input [2, 3, 4]"),
         "{msg}"
     );
-    let msg = e(lstm(&v(&[2, 3, 4]), &v(&[4, 8]), &v(&[2, 6]), None, false, None));
+    let msg = e(lstm(
+        &v(&[2, 3, 4]),
+        &v(&[4, 8]),
+        &v(&[2, 6]),
+        None,
+        false,
+        None,
+    ));
     assert!(msg.contains("recurrent_kernel must be"), "{msg}");
     let msg = e(lstm(
         &v(&[2, 3, 4]),
@@ -176,6 +207,13 @@ fn shape_errors_name_both_shapes() {
         None,
     ));
     assert!(msg.contains("bias [4] for 2 units"), "{msg}");
-    let msg = e(lstm(&v(&[2, 0, 4]), &v(&[4, 8]), &v(&[2, 8]), None, true, None));
+    let msg = e(lstm(
+        &v(&[2, 0, 4]),
+        &v(&[4, 8]),
+        &v(&[2, 8]),
+        None,
+        true,
+        None,
+    ));
     assert!(msg.contains("no steps"), "{msg}");
 }
