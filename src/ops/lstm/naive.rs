@@ -18,7 +18,7 @@ struct States {
 
 /// Whether sample `s` is real at step `t` (no mask: every step).
 fn real(mask: Option<&[f32]>, s: usize, t: usize, d: &LstmDims) -> bool {
-    mask.map_or(true, |m| m[s * d.t + t] != 0.0)
+    mask.is_none_or(|m| m[s * d.t + t] != 0.0)
 }
 
 fn run(
