@@ -234,7 +234,7 @@ fn time_forward_backward() {
     let mut times = vec![];
     for _ in 0..6 {
         let start = std::time::Instant::now();
-        let y = gru(&x, &w, &rw, Some(&b), true).unwrap();
+        let y = gru(&x, &w, &rw, Some(&b), true, None).unwrap();
         let fwd = start.elapsed();
         y.backward_with(Tensor::ones(&y.shape()));
         times.push((fwd.as_secs_f64() * 1e3, start.elapsed().as_secs_f64() * 1e3));

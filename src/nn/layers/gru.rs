@@ -198,6 +198,7 @@ impl Layer for GRU {
             &self.recurrent_kernel,
             self.bias.as_ref(),
             self.cfg.return_sequences,
+            None,
         )
         .map_err(|e| e.context(&format!("layer '{}' (GRU)", self.name)))
     }

@@ -194,6 +194,7 @@ impl Layer for LSTM {
             &self.recurrent_kernel,
             self.bias.as_ref(),
             self.cfg.return_sequences,
+            None,
         )
         .map_err(|e| e.context(&format!("layer '{}' (LSTM)", self.name)))
     }

@@ -1,10 +1,10 @@
 //! GRU kernels (Keras' `GRU` with `reset_after=True`: gates z (update), r (reset) and
 //! h (candidate) in that column order; sigmoid for z and r, tanh for the candidate),
-//! forward and backward through time, over contiguous f32 slices.
+//! forward and backward through time over one packed group of sequences (`ops::rnn_pack`: the real steps
+//! only, time-major, the active rows of each step contiguous and longest sample first).
 //!
-//! Dims: `N` batch, `T` steps, `F` input features, `U` units, `G = 3U` gate columns.
-//! Layouts (row-major, batch-major like the input, so row `n*T + t` is sample `n` at
-//! step `t`): x `[N, T, F]`, kernel `[F, G]`, recurrent kernel `[U, G]`, bias `[2, G]`
+//! Dims: `R` packed rows (real steps of the group), `F` input features, `U` units,
+//! `G = 3U` gate columns; kernel `[F, G]`, recurrent kernel `[U, G]`, bias `[2, G]`
 //! (row 0 `b_i`, added to the input projection; row 1 `b_h`, added to the recurrent
 //! projection). One step, with `xz = x_t W + b_i` and `hz = h_{t-1} U + b_h`:
 //!
@@ -15,28 +15,35 @@
 //! h  = z * h_{t-1} + (1 - z) * hh
 //! ```
 //!
-//! Saved by the forward for the backward: `gates [N, T, G]` (z, r, hh after their
-//! activations), `hzh [N, T, U]` (`hz_h`, the candidate's recurrent term with its bias,
-//! which r multiplies) and `hprev [N, T, U]` (`h_{t-1}`, zeros at `t = 0`); `hseq
-//! [N, T, U]` is every step's h.
+//! Saved by the forward for the backward (`GruSaved`, all `[R, ...]` in packed row
+//! order): the input rows `x [R, F]`, `gates [R, G]` (z, r, hh after their
+//! activations), `hzh [R, U]` (`hz_h`, the candidate's recurrent term with its bias,
+//! which r multiplies), `h [R, U]` and `hprev [R, U]` (`h_{t-1}`, zeros at a sample's
+//! first real step).
 //!
 //! Fast paths:
-//! - forward: the input projection of all steps is ONE GEMM `[N*T, F] x [F, G]` (into
-//!   `gates`, pre-filled with `b_i`); each step is one GEMM `[N, U] x [U, G]` (onto
-//!   `b_h`) plus a fused gate kernel (`gate_step`: activations and the new h in one
-//!   pass).
-//! - backward: each step is a fused gate-gradient kernel (`gate_grad_step`) writing the
-//!   input-side gradients `dzx` and the recurrent-side ones `dzh` (they differ only in
-//!   the candidate block, `dzh_h = r * dzx_h`), and `dh_{t-1}` as `z * dh_t` plus one
-//!   GEMM `[N, G] x [G, U]` with the recurrent kernel transposed; then the recurrent
-//!   kernel's gradient is ONE GEMM `[U, N*T] x [N*T, G]` over all steps (with the stored
-//!   `h_{t-1}`), the kernel's one GEMM `[F, N*T] x [N*T, G]` and the input's one GEMM
-//!   `[N*T, G] x [G, F]`.
+//! - forward: the input projection of all real steps is ONE GEMM `[R, F] x [F, G]`
+//!   (into `gates`, pre-filled with `b_i`); each packed step `k` is one GEMM
+//!   `[n_k, U] x [U, G]` onto `b_h` (the previous h is the first `n_k` rows of step
+//!   `k - 1`, contiguous) plus a fused gate kernel over the `n_k` rows (`gate_rows`).
+//! - backward: each packed step is a fused gate-gradient kernel (`gate_grad_rows`)
+//!   writing the input-side gradients `dzx` and the recurrent-side ones `dzh` (they
+//!   differ only in the candidate block, `dzh_h = r * dzx_h`), and dL/dh of the
+//!   previous step as `z * dh` plus one GEMM `[n_k, G] x [G, U]` with the recurrent
+//!   kernel transposed; then the weights' gradients are ONE GEMM each over all real
+//!   rows (the recurrent kernel's skips the first step, whose `h_{t-1}` is zero) and
+//!   the input's is one GEMM `[R, G] x [G, F]`.
+//! - activations are `ops::fast_math` (no libm calls), in plain loops over contiguous
+//!   slices so they vectorise; the gate kernels are compiled a second time for AVX2
+//!   (8 lanes instead of SSE2's 4), picked at run time.
 //!
-//! Only the GEMMs use threads (the gate kernels are O(N*U) per step, the GEMMs
-//! O(N*U*G)). `naive.rs` is the reference: plain loops, f64 sums, one step at a time.
+//! The GEMMs run threaded only when `parallel` (the op gives each thread its own group
+//! instead when it splits the batch). `naive.rs` is the reference: plain loops, f64
+//! sums, one padded step at a time.
 
+use crate::ops::fast_math::{sigmoid, tanh};
 use crate::ops::matmul::sgemm;
+use crate::ops::rnn_pack::Group;
 
 /// The sizes of one GRU call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,72 +59,99 @@ impl GruDims {
     pub fn g(&self) -> usize {
         3 * self.u
     }
-    /// Rows of the all-steps matrices: `N * T`.
-    pub fn rows(&self) -> usize {
-        self.n * self.t
+}
+
+/// What the forward keeps for the backward, per group (see the module doc).
+pub struct GruSaved {
+    pub x: Vec<f32>,
+    pub gates: Vec<f32>,
+    pub hzh: Vec<f32>,
+    pub h: Vec<f32>,
+    pub hprev: Vec<f32>,
+}
+
+/// `gate_rows_body` (see there), through `gate_rows_avx2` where the CPU has AVX2.
+#[allow(clippy::too_many_arguments)]
+fn gate_rows(gates: &mut [f32], zh: &[f32], hp: &[f32], h: &mut [f32], hzh: &mut [f32], u: usize) {
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU was just checked for AVX2, all `gate_rows_avx2` requires.
+        return unsafe { gate_rows_avx2(gates, zh, hp, h, hzh, u) };
     }
-    /// Floats of forward scratch: `h` of the current step `[N, U]` and the recurrent
-    /// projection `[N, G]`.
-    pub fn forward_scratch(&self) -> usize {
-        self.n * (self.u + self.g())
-    }
-    /// Floats of backward scratch: `dh [N, U]` and one step's `dzx`, `dzh` `[N, G]`.
-    pub fn backward_scratch(&self) -> usize {
-        self.n * (self.u + 2 * self.g())
+    gate_rows_body(gates, zh, hp, h, hzh, u)
+}
+
+/// `gate_rows_body` compiled with AVX2 (8-wide; the crate's baseline is SSE2). The same
+/// operations element by element, so the result is the same bit for bit.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[allow(clippy::too_many_arguments)]
+fn gate_rows_avx2(
+    gates: &mut [f32],
+    zh: &[f32],
+    hp: &[f32],
+    h: &mut [f32],
+    hzh: &mut [f32],
+    u: usize,
+) {
+    gate_rows_body(gates, zh, hp, h, hzh, u)
+}
+
+/// One packed step's gates over its `n` active rows, fused: `gates` `[n, G]` holds
+/// the input projection (with `b_i`) and becomes the activated gates; `zh` `[n, G]` is
+/// the recurrent projection (with `b_h`); `hp` `[n, U]` is the previous h; writes `h`
+/// and `hzh` `[n, U]`.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn gate_rows_body(
+    gates: &mut [f32],
+    zh: &[f32],
+    hp: &[f32],
+    h: &mut [f32],
+    hzh: &mut [f32],
+    u: usize,
+) {
+    let g = 3 * u;
+    for ((((row, zh), hp), h), hzh) in gates
+        .chunks_exact_mut(g)
+        .zip(zh.chunks_exact(g))
+        .zip(hp.chunks_exact(u))
+        .zip(h.chunks_exact_mut(u))
+        .zip(hzh.chunks_exact_mut(u))
+    {
+        let (zr, hc) = row.split_at_mut(2 * u);
+        for (v, &b) in zr.iter_mut().zip(&zh[..2 * u]) {
+            *v = sigmoid(*v + b);
+        }
+        let rec = &zh[2 * u..];
+        hzh.copy_from_slice(rec);
+        let r = &zr[u..];
+        for ((v, &rj), &hj) in hc.iter_mut().zip(r).zip(rec) {
+            *v = tanh(*v + rj * hj);
+        }
+        let z = &zr[..u];
+        for j in 0..u {
+            h[j] = z[j] * hp[j] + (1.0 - z[j]) * hc[j];
+        }
     }
 }
 
-fn sigmoid(z: f32) -> f32 {
-    1.0 / (1.0 + (-z).exp())
-}
-
-/// The saved state of a forward pass (what the backward reads).
-pub struct GruSaved<'a> {
-    pub gates: &'a [f32], // [N, T, G]
-    pub hzh: &'a [f32],   // [N, T, U]
-    pub hprev: &'a [f32], // [N, T, U]
-}
-
-/// One step's gates for one sample, fused: `zx` holds the input projection of this
-/// step (with `b_i`) and is overwritten with the activated gates; `zh` is the
-/// recurrent projection (with `b_h`); `h` holds `h_{t-1}` and becomes `h_t`; `hzh`
-/// receives the candidate's recurrent term.
-fn gate_step(zx: &mut [f32], zh: &[f32], h: &mut [f32], hzh: &mut [f32], u: usize) {
-    let (zz, rest) = zx.split_at_mut(u);
-    let (zr, zc) = rest.split_at_mut(u);
-    for j in 0..u {
-        let z = sigmoid(zz[j] + zh[j]);
-        let r = sigmoid(zr[j] + zh[u + j]);
-        let rec = zh[2 * u + j];
-        let hh = (zc[j] + r * rec).tanh();
-        h[j] = z * h[j] + (1.0 - z) * hh;
-        hzh[j] = rec;
-        zz[j] = z;
-        zr[j] = r;
-        zc[j] = hh;
-    }
-}
-
-/// Forward over all steps. Writes `hseq`, `gates`, `hzh` and `hprev` (every element);
-/// `scratch` holds `d.forward_scratch()` floats.
+/// Forward over one group: `x` is its packed input `[R, F]`. Returns the saved state
+/// (whose `h` is every real step's h).
 #[allow(clippy::too_many_arguments)]
 pub fn gru_forward(
-    hseq: &mut [f32],  // [N, T, U]
-    gates: &mut [f32], // [N, T, G]
-    hzh: &mut [f32],   // [N, T, U]
-    hprev: &mut [f32], // [N, T, U]
-    scratch: &mut [f32],
-    x: &[f32],         // [N, T, F]
+    grp: &Group,
+    x: Vec<f32>,
     w: &[f32],         // [F, G]
     rw: &[f32],        // [U, G]
     b: Option<&[f32]>, // [2, G]
-    d: &GruDims,
-) {
-    let (n, t_len, f, u, g) = (d.n, d.t, d.f, d.u, d.g());
-    let rows = d.rows();
+    f: usize,
+    u: usize,
+    parallel: bool,
+) -> GruSaved {
+    let g = 3 * u;
+    let rows = grp.rows();
     debug_assert_eq!(x.len(), rows * f);
-    debug_assert_eq!(gates.len(), rows * g);
-    debug_assert!(scratch.len() >= d.forward_scratch());
     let (bi, bh) = match b {
         Some(b) => {
             let (bi, bh) = b.split_at(g);
@@ -125,50 +159,74 @@ pub fn gru_forward(
         }
         None => (None, None),
     };
-    // All steps' input projections at once: gates = x @ w + b_i.
+    let mut gates = vec![0.0f32; rows * g];
+    // All real steps' input projections at once: gates = x @ w + b_i.
     if let Some(bi) = bi {
         for row in gates.chunks_exact_mut(g) {
             row.copy_from_slice(bi);
         }
     }
-    sgemm(rows, f, g, x, false, w, false, gates, bi.is_some(), true);
-    let (hcur, rest) = scratch.split_at_mut(n * u);
-    let zh = &mut rest[..n * g];
-    hcur.fill(0.0);
-    for t in 0..t_len {
-        // zh = h_{t-1} @ rw + b_h (h_{-1} is zero at the first step: skip the GEMM).
+    sgemm(
+        rows,
+        f,
+        g,
+        &x,
+        false,
+        w,
+        false,
+        &mut gates,
+        bi.is_some(),
+        parallel,
+    );
+    let mut h = vec![0.0f32; rows * u];
+    let mut hzh = vec![0.0f32; rows * u];
+    let mut hprev = vec![0.0f32; rows * u];
+    let n0 = grp.batch_sizes.first().copied().unwrap_or(0);
+    let zeros = vec![0.0f32; n0 * u];
+    let mut zh = vec![0.0f32; n0 * g];
+    for (k, &nk) in grp.batch_sizes.iter().enumerate() {
+        let o = grp.offsets[k];
+        let (done_h, cur_h) = h.split_at_mut(o * u);
+        let zk = &mut zh[..nk * g];
+        // zh = h_{k-1} @ rw + b_h (h_{-1} is zero at the first step: skip the GEMM).
         match bh {
             Some(bh) => {
-                for row in zh.chunks_exact_mut(g) {
+                for row in zk.chunks_exact_mut(g) {
                     row.copy_from_slice(bh);
                 }
             }
-            None => zh.fill(0.0),
+            None => zk.fill(0.0),
         }
-        if t > 0 {
-            sgemm(n, u, g, hcur, false, rw, false, zh, true, true);
-        }
-        for s in 0..n {
-            let r = s * t_len + t;
-            let hs = &mut hcur[s * u..(s + 1) * u];
-            hprev[r * u..(r + 1) * u].copy_from_slice(hs);
-            gate_step(
-                &mut gates[r * g..(r + 1) * g],
-                &zh[s * g..(s + 1) * g],
-                hs,
-                &mut hzh[r * u..(r + 1) * u],
-                u,
-            );
-            hseq[r * u..(r + 1) * u].copy_from_slice(hs);
-        }
+        let hp = if k == 0 {
+            &zeros[..nk * u]
+        } else {
+            let p = grp.offsets[k - 1] * u;
+            let hp = &done_h[p..p + nk * u];
+            hprev[o * u..(o + nk) * u].copy_from_slice(hp);
+            sgemm(nk, u, g, hp, false, rw, false, zk, true, parallel);
+            hp
+        };
+        gate_rows(
+            &mut gates[o * g..(o + nk) * g],
+            zk,
+            hp,
+            &mut cur_h[..nk * u],
+            &mut hzh[o * u..(o + nk) * u],
+            u,
+        );
+    }
+    GruSaved {
+        x,
+        gates,
+        hzh,
+        h,
+        hprev,
     }
 }
 
-/// One step's gate gradients for one sample, fused. `dh` holds dL/dh_t (from the
-/// output and the next step) and becomes the direct part of dL/dh_{t-1}, `z * dh_t`
-/// (the recurrent GEMM adds the rest); writes the pre-activation gradients of the
-/// input side `dzx [G]` and of the recurrent side `dzh [G]`.
-fn gate_grad_step(
+/// `gate_grad_rows_body` (see there), through `gate_grad_rows_avx2` where the CPU has AVX2.
+#[allow(clippy::too_many_arguments)]
+fn gate_grad_rows(
     dzx: &mut [f32],
     dzh: &mut [f32],
     dh: &mut [f32],
@@ -177,92 +235,155 @@ fn gate_grad_step(
     hprev: &[f32],
     u: usize,
 ) {
-    for j in 0..u {
-        let (z, r, hh) = (gates[j], gates[u + j], gates[2 * u + j]);
-        let dhv = dh[j];
-        let dzp = dhv * (hprev[j] - hh) * z * (1.0 - z);
-        let dc = dhv * (1.0 - z) * (1.0 - hh * hh);
-        let drp = dc * hzh[j] * r * (1.0 - r);
-        dzx[j] = dzp;
-        dzx[u + j] = drp;
-        dzx[2 * u + j] = dc;
-        dzh[j] = dzp;
-        dzh[u + j] = drp;
-        dzh[2 * u + j] = dc * r;
-        dh[j] = dhv * z;
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU was just checked for AVX2, all `gate_grad_rows_avx2` requires.
+        return unsafe { gate_grad_rows_avx2(dzx, dzh, dh, gates, hzh, hprev, u) };
+    }
+    gate_grad_rows_body(dzx, dzh, dh, gates, hzh, hprev, u)
+}
+
+/// `gate_grad_rows_body` compiled with AVX2 (8-wide; the crate's baseline is SSE2). The same
+/// operations element by element, so the result is the same bit for bit.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[allow(clippy::too_many_arguments)]
+fn gate_grad_rows_avx2(
+    dzx: &mut [f32],
+    dzh: &mut [f32],
+    dh: &mut [f32],
+    gates: &[f32],
+    hzh: &[f32],
+    hprev: &[f32],
+    u: usize,
+) {
+    gate_grad_rows_body(dzx, dzh, dh, gates, hzh, hprev, u)
+}
+
+/// One packed step's gate gradients over its `n` active rows, fused. `dh` `[n, U]`
+/// holds dL/dh of the step and becomes the direct part of dL/dh of the previous one,
+/// `z * dh` (the recurrent GEMM adds the rest); writes the pre-activation gradients of
+/// the input side `dzx [n, G]` and of the recurrent side `dzh [n, G]`.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn gate_grad_rows_body(
+    dzx: &mut [f32],
+    dzh: &mut [f32],
+    dh: &mut [f32],
+    gates: &[f32],
+    hzh: &[f32],
+    hprev: &[f32],
+    u: usize,
+) {
+    let g = 3 * u;
+    for (((((dzx, dzh), dh), gt), hzh), hp) in dzx
+        .chunks_exact_mut(g)
+        .zip(dzh.chunks_exact_mut(g))
+        .zip(dh.chunks_exact_mut(u))
+        .zip(gates.chunks_exact(g))
+        .zip(hzh.chunks_exact(u))
+        .zip(hprev.chunks_exact(u))
+    {
+        let (gz, rest) = gt.split_at(u);
+        let (gr, gh) = rest.split_at(u);
+        let (xz, rest) = dzx.split_at_mut(u);
+        let (xr, xh) = rest.split_at_mut(u);
+        let (hz, rest) = dzh.split_at_mut(u);
+        let (hr, hh_) = rest.split_at_mut(u);
+        for j in 0..u {
+            let (z, r, hh) = (gz[j], gr[j], gh[j]);
+            let dhv = dh[j];
+            let dzp = dhv * (hp[j] - hh) * z * (1.0 - z);
+            let dc = dhv * (1.0 - z) * (1.0 - hh * hh);
+            let drp = dc * hzh[j] * r * (1.0 - r);
+            xz[j] = dzp;
+            xr[j] = drp;
+            xh[j] = dc;
+            hz[j] = dzp;
+            hr[j] = drp;
+            hh_[j] = dc * r;
+            dh[j] = dhv * z;
+        }
     }
 }
 
-/// Backward through time. `dy` is `[N, T, U]` with `return_sequences`, else `[N, U]`
-/// (the last step's h). Writes `dx`, `dw`, `drw`, `db` (every element) and fills `dzx`
-/// and `dzh` `[N, T, G]` with every step's pre-activation gate gradients (input and
-/// recurrent side); `scratch` holds `d.backward_scratch()` floats.
+/// The gradients of one group: `(dx [R, F], dw [F, G], drw [U, G], db [2, G] or
+/// empty)` for `dh_out [R, U]`, dL/dh of each packed row from the op's output.
 #[allow(clippy::too_many_arguments)]
 pub fn gru_backward(
-    dx: &mut [f32],         // [N, T, F]
-    dw: &mut [f32],         // [F, G]
-    drw: &mut [f32],        // [U, G]
-    db: Option<&mut [f32]>, // [2, G]
-    dzx: &mut [f32],        // [N, T, G]
-    dzh: &mut [f32],        // [N, T, G]
-    scratch: &mut [f32],
-    dy: &[f32],
-    return_sequences: bool,
+    grp: &Group,
     saved: &GruSaved,
-    x: &[f32],  // [N, T, F]
+    dh_out: &[f32],
     w: &[f32],  // [F, G]
     rw: &[f32], // [U, G]
-    d: &GruDims,
-) {
-    let (n, t_len, f, u, g) = (d.n, d.t, d.f, d.u, d.g());
-    let rows = d.rows();
-    debug_assert!(scratch.len() >= d.backward_scratch());
-    let (dh, rest) = scratch.split_at_mut(n * u);
-    let (dzxt, rest) = rest.split_at_mut(n * g);
-    let dzht = &mut rest[..n * g];
-    dh.fill(0.0);
-    for t in (0..t_len).rev() {
-        // dh = dL/dh_t: the recurrent part (already in dh) plus the output's.
-        if return_sequences {
-            for s in 0..n {
-                let r = s * t_len + t;
-                for (a, &b) in dh[s * u..(s + 1) * u].iter_mut().zip(&dy[r * u..]) {
-                    *a += b;
-                }
-            }
-        } else if t == t_len - 1 {
-            for (a, &b) in dh.iter_mut().zip(dy) {
-                *a += b;
-            }
+    has_bias: bool,
+    f: usize,
+    u: usize,
+    parallel: bool,
+) -> (Vec<f32>, Vec<f32>, Vec<f32>, Vec<f32>) {
+    let g = 3 * u;
+    let rows = grp.rows();
+    let n0 = grp.batch_sizes.first().copied().unwrap_or(0);
+    let mut dzx = vec![0.0f32; rows * g];
+    let mut dzh = vec![0.0f32; rows * g];
+    // dL/dh of the current step's rows (rows past n_k are still zero when a shorter
+    // step starts using them: no sample ended there yet).
+    let mut dh = vec![0.0f32; n0 * u];
+    for (k, &nk) in grp.batch_sizes.iter().enumerate().rev() {
+        let o = grp.offsets[k];
+        for (a, &b) in dh[..nk * u].iter_mut().zip(&dh_out[o * u..(o + nk) * u]) {
+            *a += b;
         }
-        for s in 0..n {
-            let r = s * t_len + t;
-            let (gx, gh) = (&mut dzxt[s * g..(s + 1) * g], &mut dzht[s * g..(s + 1) * g]);
-            gate_grad_step(
-                gx,
-                gh,
-                &mut dh[s * u..(s + 1) * u],
-                &saved.gates[r * g..(r + 1) * g],
-                &saved.hzh[r * u..(r + 1) * u],
-                &saved.hprev[r * u..(r + 1) * u],
+        let dzhk = &mut dzh[o * g..(o + nk) * g];
+        gate_grad_rows(
+            &mut dzx[o * g..(o + nk) * g],
+            dzhk,
+            &mut dh[..nk * u],
+            &saved.gates[o * g..(o + nk) * g],
+            &saved.hzh[o * u..(o + nk) * u],
+            &saved.hprev[o * u..(o + nk) * u],
+            u,
+        );
+        // dL/dh of the previous step = z * dh (in dh now) + dzh_k @ rw^T.
+        if k > 0 {
+            sgemm(
+                nk,
+                g,
                 u,
+                dzhk,
+                false,
+                rw,
+                true,
+                &mut dh[..nk * u],
+                true,
+                parallel,
             );
-            dzx[r * g..(r + 1) * g].copy_from_slice(gx);
-            dzh[r * g..(r + 1) * g].copy_from_slice(gh);
-        }
-        // dL/dh_{t-1} = z * dh_t (in dh now) + dzh_t @ rw^T.
-        if t > 0 {
-            sgemm(n, g, u, dzht, false, rw, true, dh, true, true);
         }
     }
-    // The weights' and input's gradients, each one GEMM over all steps.
-    sgemm(rows, g, f, dzx, false, w, true, dx, false, true);
-    sgemm(f, rows, g, x, true, dzx, false, dw, false, true);
-    sgemm(u, rows, g, saved.hprev, true, dzh, false, drw, false, true);
-    if let Some(db) = db {
-        db.fill(0.0);
+    // The weights' and input's gradients, each one GEMM over all real rows.
+    let mut dx = vec![0.0f32; rows * f];
+    let mut dw = vec![0.0f32; f * g];
+    let mut drw = vec![0.0f32; u * g];
+    sgemm(rows, g, f, &dzx, false, w, true, &mut dx, false, parallel);
+    sgemm(
+        f, rows, g, &saved.x, true, &dzx, false, &mut dw, false, parallel,
+    );
+    sgemm(
+        u,
+        rows - n0,
+        g,
+        &saved.hprev[n0 * u..],
+        true,
+        &dzh[n0 * g..],
+        false,
+        &mut drw,
+        false,
+        parallel,
+    );
+    let mut db = vec![0.0f32; if has_bias { 2 * g } else { 0 }];
+    if has_bias {
         let (dbi, dbh) = db.split_at_mut(g);
-        for (dbk, dz) in [(dbi, &*dzx), (dbh, &*dzh)] {
+        for (dbk, dz) in [(dbi, &dzx), (dbh, &dzh)] {
             for row in dz.chunks_exact(g) {
                 for (a, &b) in dbk.iter_mut().zip(row) {
                     *a += b;
@@ -270,4 +391,5 @@ pub fn gru_backward(
             }
         }
     }
+    (dx, dw, drw, db)
 }

@@ -17,7 +17,19 @@ struct States {
     h: Vec<Vec<Vec<f64>>>,
 }
 
-fn run(x: &[f32], w: &[f32], rw: &[f32], b: Option<&[f32]>, d: &GruDims) -> States {
+/// Whether sample `s` is real at step `t` (no mask: every step).
+fn real(mask: Option<&[f32]>, s: usize, t: usize, d: &GruDims) -> bool {
+    mask.is_none_or(|m| m[s * d.t + t] != 0.0)
+}
+
+fn run(
+    x: &[f32],
+    w: &[f32],
+    rw: &[f32],
+    b: Option<&[f32]>,
+    mask: Option<&[f32]>,
+    d: &GruDims,
+) -> States {
     let (n, t_len, f, u, g) = (d.n, d.t, d.f, d.u, d.g());
     let mut st = States {
         gates: vec![],
@@ -29,6 +41,11 @@ fn run(x: &[f32], w: &[f32], rw: &[f32], b: Option<&[f32]>, d: &GruDims) -> Stat
         let mut rt = vec![vec![0.0; u]; n];
         let mut ht = vec![vec![0.0; u]; n];
         for s in 0..n {
+            // A masked step carries the state (its gates stay zero, unused).
+            if !real(mask, s, t, d) {
+                ht[s] = st.h[t][s].clone();
+                continue;
+            }
             // xz = x_t W + b_i, hz = h_{t-1} U + b_h.
             let mut xz = vec![0.0f64; g];
             let mut hz = vec![0.0f64; g];
@@ -62,16 +79,21 @@ fn run(x: &[f32], w: &[f32], rw: &[f32], b: Option<&[f32]>, d: &GruDims) -> Stat
     st
 }
 
-/// `[N, T, U]` with `return_sequences`, else the last step `[N, U]`.
+/// `[N, T, U]` with `return_sequences`, else the last step `[N, U]`. `mask` `[N, T]`
+/// (nonzero = real step) carries the state over masked steps, which show the carried
+/// h, or zeros with `zero_output`; the last output is the carried h after step T.
+#[allow(clippy::too_many_arguments)]
 pub fn gru_forward(
     x: &[f32],
     w: &[f32],
     rw: &[f32],
     b: Option<&[f32]>,
     return_sequences: bool,
+    mask: Option<&[f32]>,
+    zero_output: bool,
     d: &GruDims,
 ) -> Vec<f32> {
-    let st = run(x, w, rw, b, d);
+    let st = run(x, w, rw, b, mask, d);
     let mut y = vec![];
     for s in 0..d.n {
         let steps = if return_sequences {
@@ -80,14 +102,20 @@ pub fn gru_forward(
             d.t..d.t + 1
         };
         for t in steps {
-            y.extend(st.h[t][s].iter().map(|&v| v as f32));
+            let shown = !(return_sequences && zero_output && !real(mask, s, t - 1, d));
+            y.extend(
+                st.h[t][s]
+                    .iter()
+                    .map(|&v| if shown { v as f32 } else { 0.0 }),
+            );
         }
     }
     y
 }
 
 /// Gradients `(dx [N,T,F], dw [F,G], drw [U,G], db [2,G])` for the output gradient
-/// `dy` (shaped as `gru_forward`'s output).
+/// `dy` (shaped as `gru_forward`'s output), with the same `mask` and `zero_output`.
+#[allow(clippy::too_many_arguments)]
 pub fn gru_backward(
     dy: &[f32],
     x: &[f32],
@@ -95,10 +123,12 @@ pub fn gru_backward(
     rw: &[f32],
     b: Option<&[f32]>,
     return_sequences: bool,
+    mask: Option<&[f32]>,
+    zero_output: bool,
     d: &GruDims,
 ) -> (Vec<f32>, Vec<f32>, Vec<f32>, Vec<f32>) {
     let (n, t_len, f, u, g) = (d.n, d.t, d.f, d.u, d.g());
-    let st = run(x, w, rw, b, d);
+    let st = run(x, w, rw, b, mask, d);
     let mut dx = vec![0.0f64; n * t_len * f];
     let mut dw = vec![0.0f64; f * g];
     let mut drw = vec![0.0f64; u * g];
@@ -107,6 +137,20 @@ pub fn gru_backward(
     for t in (0..t_len).rev() {
         let mut dh_prev = vec![vec![0.0f64; u]; n];
         for s in 0..n {
+            // A masked step passes dL/dh (plus its carried output's) and dL/dc through.
+            if !real(mask, s, t, d) {
+                for j in 0..u {
+                    let out = if return_sequences && !zero_output {
+                        dy[(s * t_len + t) * u + j] as f64
+                    } else if !return_sequences && t == t_len - 1 {
+                        dy[s * u + j] as f64
+                    } else {
+                        0.0
+                    };
+                    dh_prev[s][j] = out + dh_next[s][j];
+                }
+                continue;
+            }
             // Pre-activation gradients, input side (dxz) and recurrent side (dhz).
             let mut dxz = vec![0.0f64; g];
             let mut dhz = vec![0.0f64; g];

@@ -1,28 +1,37 @@
 //! LSTM kernels (Keras' `LSTM`: gates i, f, c, o in that column order; tanh for the
 //! cell candidate and the output, sigmoid for the three gates), forward and backward
-//! through time, over contiguous f32 slices.
+//! through time over one packed group of sequences (`ops::rnn_pack`: the real steps
+//! only, time-major, the active rows of each step contiguous and longest sample first).
 //!
-//! Dims: `N` batch, `T` steps, `F` input features, `U` units, `G = 4U` gate columns.
-//! Layouts (row-major, batch-major like the input, so row `n*T + t` is sample `n` at
-//! step `t`): x `[N, T, F]`, kernel `[F, G]`, recurrent kernel `[U, G]`, bias `[G]`.
-//! Saved by the forward for the backward: `gates [N, T, G]` (i, f, g, o after their
-//! activations), `c [N, T, U]` (the cell state after each step) and
-//! `hprev [N, T, U]` (`h_{t-1}`, zeros at `t = 0`); `hseq [N, T, U]` is every step's h.
+//! Dims: `R` packed rows (real steps of the group), `F` input features, `U` units,
+//! `G = 4U` gate columns; kernel `[F, G]`, recurrent kernel `[U, G]`, bias `[G]`.
+//! Saved by the forward for the backward (`LstmSaved`, all `[R, ...]` in packed row
+//! order): the input rows `x [R, F]`, `gates [R, G]` (i, f, g, o after their
+//! activations), `c [R, U]` (the cell state after each step), `h [R, U]` and `hprev
+//! [R, U]` (`h_{t-1}`, zeros at a sample's first real step).
 //!
 //! Fast paths:
-//! - forward: the input projection of all steps is ONE GEMM `[N*T, F] x [F, G]` (into
-//!   `gates`, pre-filled with the bias); each step is one GEMM `[N, U] x [U, G]` plus a
-//!   fused gate kernel (`gate_step`: activations, cell and hidden state in one pass).
-//! - backward: each step is a fused gate-gradient kernel (`gate_grad_step`) and
-//!   `dh_{t-1}` as one GEMM `[N, G] x [G, U]` with the recurrent kernel transposed; then
-//!   the recurrent kernel's gradient is ONE GEMM `[U, N*T] x [N*T, G]` over all steps
-//!   (with the stored `h_{t-1}`), the kernel's one GEMM `[F, N*T] x [N*T, G]` and the
-//!   input's one GEMM `[N*T, G] x [G, F]`.
+//! - forward: the input projection of all real steps is ONE GEMM `[R, F] x [F, G]`
+//!   (into `gates`, pre-filled with the bias); each packed step `k` is one GEMM
+//!   `[n_k, U] x [U, G]` accumulated onto its gate rows (the previous h is the first
+//!   `n_k` rows of step `k - 1`, contiguous) plus a fused gate kernel over the `n_k`
+//!   rows (`gate_rows`: activations, cell and hidden state).
+//! - backward: each packed step is a fused gate-gradient kernel (`gate_grad_rows`) and
+//!   `dh` of the previous step as one GEMM `[n_k, G] x [G, U]` with the recurrent kernel
+//!   transposed; then the weights' gradients are ONE GEMM each over all real rows (the
+//!   recurrent kernel's skips the first step, whose `h_{t-1}` is zero) and the input's
+//!   is one GEMM `[R, G] x [G, F]`.
+//! - activations are `ops::fast_math` (no libm calls), in plain loops over contiguous
+//!   slices so they vectorise; the gate kernels are compiled a second time for AVX2
+//!   (8 lanes instead of SSE2's 4), picked at run time.
 //!
-//! Only the GEMMs use threads (the gate kernels are O(N*U) per step, the GEMMs
-//! O(N*U*G)). `naive.rs` is the reference: plain loops, f64 sums, one step at a time.
+//! The GEMMs run threaded only when `parallel` (the op gives each thread its own group
+//! instead when it splits the batch). `naive.rs` is the reference: plain loops, f64
+//! sums, one padded step at a time.
 
+use crate::ops::fast_math::{sigmoid, tanh};
 use crate::ops::matmul::sgemm;
+use crate::ops::rnn_pack::Group;
 
 /// The sizes of one LSTM call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,210 +47,310 @@ impl LstmDims {
     pub fn g(&self) -> usize {
         4 * self.u
     }
-    /// Rows of the all-steps matrices: `N * T`.
-    pub fn rows(&self) -> usize {
-        self.n * self.t
+}
+
+/// What the forward keeps for the backward, per group (see the module doc).
+pub struct LstmSaved {
+    pub x: Vec<f32>,
+    pub gates: Vec<f32>,
+    pub c: Vec<f32>,
+    pub h: Vec<f32>,
+    pub hprev: Vec<f32>,
+}
+
+/// `gate_rows_body` (see there), through `gate_rows_avx2` where the CPU has AVX2.
+#[allow(clippy::too_many_arguments)]
+fn gate_rows(gates: &mut [f32], c_prev: &[f32], c: &mut [f32], h: &mut [f32], u: usize) {
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU was just checked for AVX2, all `gate_rows_avx2` requires.
+        return unsafe { gate_rows_avx2(gates, c_prev, c, h, u) };
     }
-    /// Floats of forward scratch: `h` and `c` of the current step `[N, U]` each, and
-    /// the recurrent projection `[N, G]`.
-    pub fn forward_scratch(&self) -> usize {
-        self.n * (2 * self.u + self.g())
-    }
-    /// Floats of backward scratch: `dh`, `dc` `[N, U]` and one step's `dz [N, G]`.
-    pub fn backward_scratch(&self) -> usize {
-        self.forward_scratch()
+    gate_rows_body(gates, c_prev, c, h, u)
+}
+
+/// `gate_rows_body` compiled with AVX2 (8-wide; the crate's baseline is SSE2). The same
+/// operations element by element, so the result is the same bit for bit.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[allow(clippy::too_many_arguments)]
+fn gate_rows_avx2(gates: &mut [f32], c_prev: &[f32], c: &mut [f32], h: &mut [f32], u: usize) {
+    gate_rows_body(gates, c_prev, c, h, u)
+}
+
+/// One packed step's gates over its `n` active rows, fused: `gates` `[n, G]` holds the
+/// pre-activations and becomes the activated gates; `c_prev` `[n, U]` is the previous
+/// cell state; writes `c` and `h` `[n, U]`.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn gate_rows_body(gates: &mut [f32], c_prev: &[f32], c: &mut [f32], h: &mut [f32], u: usize) {
+    let g = 4 * u;
+    for (((row, cp), c), h) in gates
+        .chunks_exact_mut(g)
+        .zip(c_prev.chunks_exact(u))
+        .zip(c.chunks_exact_mut(u))
+        .zip(h.chunks_exact_mut(u))
+    {
+        let (ifg, rest) = row.split_at_mut(2 * u);
+        let (gg, o) = rest.split_at_mut(u);
+        for v in ifg.iter_mut() {
+            *v = sigmoid(*v);
+        }
+        for v in gg.iter_mut() {
+            *v = tanh(*v);
+        }
+        for v in o.iter_mut() {
+            *v = sigmoid(*v);
+        }
+        let (i, f) = ifg.split_at(u);
+        for j in 0..u {
+            let cj = f[j] * cp[j] + i[j] * gg[j];
+            c[j] = cj;
+            h[j] = cj;
+        }
+        for v in h.iter_mut() {
+            *v = tanh(*v);
+        }
+        for (hj, &oj) in h.iter_mut().zip(o.iter()) {
+            *hj *= oj;
+        }
     }
 }
 
-pub(crate) fn sigmoid(z: f32) -> f32 {
-    1.0 / (1.0 + (-z).exp())
-}
-
-/// The saved state of a forward pass (what the backward reads).
-pub struct LstmSaved<'a> {
-    pub gates: &'a [f32], // [N, T, G]
-    pub c: &'a [f32],     // [N, T, U]
-    pub hprev: &'a [f32], // [N, T, U]
-}
-
-/// One step's gates for one sample, fused: `zx` holds the input projection of this
-/// step (with the bias) and is overwritten with the activated gates; `zh` is the
-/// recurrent projection; `c` holds `c_{t-1}` and becomes `c_t`; `h` becomes `h_t`.
-fn gate_step(zx: &mut [f32], zh: &[f32], c: &mut [f32], h: &mut [f32], u: usize) {
-    let (zi, rest) = zx.split_at_mut(u);
-    let (zf, rest) = rest.split_at_mut(u);
-    let (zg, zo) = rest.split_at_mut(u);
-    for j in 0..u {
-        let i = sigmoid(zi[j] + zh[j]);
-        let f = sigmoid(zf[j] + zh[u + j]);
-        let g = (zg[j] + zh[2 * u + j]).tanh();
-        let o = sigmoid(zo[j] + zh[3 * u + j]);
-        let cj = f * c[j] + i * g;
-        c[j] = cj;
-        h[j] = o * cj.tanh();
-        zi[j] = i;
-        zf[j] = f;
-        zg[j] = g;
-        zo[j] = o;
-    }
-}
-
-/// Forward over all steps. Writes `hseq`, `gates`, `c` and `hprev` (every element);
-/// `scratch` holds `d.forward_scratch()` floats.
+/// Forward over one group: `x` is its packed input `[R, F]`. Returns the saved state
+/// (whose `h` is every real step's h).
 #[allow(clippy::too_many_arguments)]
 pub fn lstm_forward(
-    hseq: &mut [f32],  // [N, T, U]
-    gates: &mut [f32], // [N, T, G]
-    c: &mut [f32],     // [N, T, U]
-    hprev: &mut [f32], // [N, T, U]
-    scratch: &mut [f32],
-    x: &[f32],         // [N, T, F]
+    grp: &Group,
+    x: Vec<f32>,
     w: &[f32],         // [F, G]
     rw: &[f32],        // [U, G]
     b: Option<&[f32]>, // [G]
-    d: &LstmDims,
-) {
-    let (n, t_len, f, u, g) = (d.n, d.t, d.f, d.u, d.g());
-    let rows = d.rows();
+    f: usize,
+    u: usize,
+    parallel: bool,
+) -> LstmSaved {
+    let g = 4 * u;
+    let rows = grp.rows();
     debug_assert_eq!(x.len(), rows * f);
-    debug_assert_eq!(gates.len(), rows * g);
-    debug_assert!(scratch.len() >= d.forward_scratch());
-    // All steps' input projections at once: gates = x @ w + b.
+    let mut gates = vec![0.0f32; rows * g];
+    // All real steps' input projections at once: gates = x @ w + b.
     if let Some(b) = b {
         for row in gates.chunks_exact_mut(g) {
             row.copy_from_slice(b);
         }
     }
-    sgemm(rows, f, g, x, false, w, false, gates, b.is_some(), true);
-    let (hcur, rest) = scratch.split_at_mut(n * u);
-    let (ccur, rest) = rest.split_at_mut(n * u);
-    let zh = &mut rest[..n * g];
-    hcur.fill(0.0);
-    ccur.fill(0.0);
-    for t in 0..t_len {
-        // zh = h_{t-1} @ rw (zero at the first step: skip the GEMM).
-        if t == 0 {
-            zh.fill(0.0);
+    sgemm(
+        rows,
+        f,
+        g,
+        &x,
+        false,
+        w,
+        false,
+        &mut gates,
+        b.is_some(),
+        parallel,
+    );
+    let mut c = vec![0.0f32; rows * u];
+    let mut h = vec![0.0f32; rows * u];
+    let mut hprev = vec![0.0f32; rows * u];
+    let zeros = vec![0.0f32; grp.batch_sizes.first().copied().unwrap_or(0) * u];
+    for (k, &nk) in grp.batch_sizes.iter().enumerate() {
+        let o = grp.offsets[k];
+        let (done_h, cur_h) = h.split_at_mut(o * u);
+        let (done_c, cur_c) = c.split_at_mut(o * u);
+        let gk = &mut gates[o * g..(o + nk) * g];
+        let c_prev = if k == 0 {
+            &zeros[..nk * u]
         } else {
-            sgemm(n, u, g, hcur, false, rw, false, zh, false, true);
-        }
-        for s in 0..n {
-            let r = s * t_len + t;
-            let hs = &mut hcur[s * u..(s + 1) * u];
-            hprev[r * u..(r + 1) * u].copy_from_slice(hs);
-            let cs = &mut ccur[s * u..(s + 1) * u];
-            gate_step(
-                &mut gates[r * g..(r + 1) * g],
-                &zh[s * g..(s + 1) * g],
-                cs,
-                hs,
-                u,
-            );
-            c[r * u..(r + 1) * u].copy_from_slice(cs);
-            hseq[r * u..(r + 1) * u].copy_from_slice(hs);
-        }
+            let p = grp.offsets[k - 1] * u;
+            // gates += h_{k-1} @ rw (the first n_k rows of the previous step).
+            let hp = &done_h[p..p + nk * u];
+            hprev[o * u..(o + nk) * u].copy_from_slice(hp);
+            sgemm(nk, u, g, hp, false, rw, false, gk, true, parallel);
+            &done_c[p..p + nk * u]
+        };
+        gate_rows(gk, c_prev, &mut cur_c[..nk * u], &mut cur_h[..nk * u], u);
+    }
+    LstmSaved {
+        x,
+        gates,
+        c,
+        h,
+        hprev,
     }
 }
 
-/// One step's gate gradients for one sample, fused. `dh` is dL/dh_t (from the output
-/// and the next step), `dc` holds dL/dc_t from the next step and becomes dL/dc_{t-1};
-/// writes the pre-activation gradients `dz [G]`.
+/// `gate_grad_rows_body` (see there), through `gate_grad_rows_avx2` where the CPU has AVX2.
 #[allow(clippy::too_many_arguments)]
-fn gate_grad_step(
+fn gate_grad_rows(
     dz: &mut [f32],
     dh: &[f32],
     dc: &mut [f32],
     gates: &[f32],
     c: &[f32],
-    c_prev: Option<&[f32]>,
+    c_prev: &[f32],
     u: usize,
 ) {
-    for j in 0..u {
-        let (i, f, g, o) = (gates[j], gates[u + j], gates[2 * u + j], gates[3 * u + j]);
-        let tc = c[j].tanh();
-        let cp = c_prev.map_or(0.0, |cp| cp[j]);
-        let dcv = dc[j] + dh[j] * o * (1.0 - tc * tc);
-        let do_ = dh[j] * tc;
-        dz[j] = dcv * g * i * (1.0 - i);
-        dz[u + j] = dcv * cp * f * (1.0 - f);
-        dz[2 * u + j] = dcv * i * (1.0 - g * g);
-        dz[3 * u + j] = do_ * o * (1.0 - o);
-        dc[j] = dcv * f;
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU was just checked for AVX2, all `gate_grad_rows_avx2` requires.
+        return unsafe { gate_grad_rows_avx2(dz, dh, dc, gates, c, c_prev, u) };
+    }
+    gate_grad_rows_body(dz, dh, dc, gates, c, c_prev, u)
+}
+
+/// `gate_grad_rows_body` compiled with AVX2 (8-wide; the crate's baseline is SSE2). The same
+/// operations element by element, so the result is the same bit for bit.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[allow(clippy::too_many_arguments)]
+fn gate_grad_rows_avx2(
+    dz: &mut [f32],
+    dh: &[f32],
+    dc: &mut [f32],
+    gates: &[f32],
+    c: &[f32],
+    c_prev: &[f32],
+    u: usize,
+) {
+    gate_grad_rows_body(dz, dh, dc, gates, c, c_prev, u)
+}
+
+/// One packed step's gate gradients over its `n` active rows, fused. `dh` `[n, U]` is
+/// dL/dh of the step, `dc` `[n, U]` holds dL/dc from the next step and becomes dL/dc of
+/// the previous one; writes the pre-activation gradients `dz [n, G]`.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn gate_grad_rows_body(
+    dz: &mut [f32],
+    dh: &[f32],
+    dc: &mut [f32],
+    gates: &[f32],
+    c: &[f32],
+    c_prev: &[f32],
+    u: usize,
+) {
+    let g = 4 * u;
+    let mut tc = vec![0.0f32; u];
+    for (((((dz, dh), dc), gt), c), cp) in dz
+        .chunks_exact_mut(g)
+        .zip(dh.chunks_exact(u))
+        .zip(dc.chunks_exact_mut(u))
+        .zip(gates.chunks_exact(g))
+        .zip(c.chunks_exact(u))
+        .zip(c_prev.chunks_exact(u))
+    {
+        for (t, &cj) in tc.iter_mut().zip(c) {
+            *t = tanh(cj);
+        }
+        let (gi, rest) = gt.split_at(u);
+        let (gf, rest) = rest.split_at(u);
+        let (gg, go) = rest.split_at(u);
+        let (dzi, rest) = dz.split_at_mut(u);
+        let (dzf, rest) = rest.split_at_mut(u);
+        let (dzg, dzo) = rest.split_at_mut(u);
+        for j in 0..u {
+            let (i, f, gv, o) = (gi[j], gf[j], gg[j], go[j]);
+            let t = tc[j];
+            let dcv = dc[j] + dh[j] * o * (1.0 - t * t);
+            dzi[j] = dcv * gv * i * (1.0 - i);
+            dzf[j] = dcv * cp[j] * f * (1.0 - f);
+            dzg[j] = dcv * i * (1.0 - gv * gv);
+            dzo[j] = dh[j] * t * o * (1.0 - o);
+            dc[j] = dcv * f;
+        }
     }
 }
 
-/// Backward through time. `dy` is `[N, T, U]` with `return_sequences`, else `[N, U]`
-/// (the last step's h). Writes `dx`, `dw`, `drw`, `db` (every element) and fills `dz`
-/// `[N, T, G]` with every step's pre-activation gate gradients; `scratch` holds
-/// `d.backward_scratch()` floats.
+/// The gradients of one group: `(dx [R, F], dw [F, G], drw [U, G], db [G] or empty)`
+/// for `dh_out [R, U]`, dL/dh of each packed row from the op's output.
 #[allow(clippy::too_many_arguments)]
 pub fn lstm_backward(
-    dx: &mut [f32],         // [N, T, F]
-    dw: &mut [f32],         // [F, G]
-    drw: &mut [f32],        // [U, G]
-    db: Option<&mut [f32]>, // [G]
-    dz: &mut [f32],         // [N, T, G]
-    scratch: &mut [f32],
-    dy: &[f32],
-    return_sequences: bool,
+    grp: &Group,
     saved: &LstmSaved,
-    x: &[f32],  // [N, T, F]
+    dh_out: &[f32],
     w: &[f32],  // [F, G]
     rw: &[f32], // [U, G]
-    d: &LstmDims,
-) {
-    let (n, t_len, f, u, g) = (d.n, d.t, d.f, d.u, d.g());
-    let rows = d.rows();
-    debug_assert!(scratch.len() >= d.backward_scratch());
-    let (dh, rest) = scratch.split_at_mut(n * u);
-    let (dc, rest) = rest.split_at_mut(n * u);
-    let dzt = &mut rest[..n * g];
-    dh.fill(0.0);
-    dc.fill(0.0);
-    for t in (0..t_len).rev() {
-        // dh = dL/dh_t: the recurrent part (already in dh) plus the output's.
-        if return_sequences {
-            for s in 0..n {
-                let r = s * t_len + t;
-                for (a, &b) in dh[s * u..(s + 1) * u].iter_mut().zip(&dy[r * u..]) {
-                    *a += b;
-                }
-            }
-        } else if t == t_len - 1 {
-            for (a, &b) in dh.iter_mut().zip(dy) {
-                *a += b;
-            }
+    has_bias: bool,
+    f: usize,
+    u: usize,
+    parallel: bool,
+) -> (Vec<f32>, Vec<f32>, Vec<f32>, Vec<f32>) {
+    let g = 4 * u;
+    let rows = grp.rows();
+    let n0 = grp.batch_sizes.first().copied().unwrap_or(0);
+    let mut dz = vec![0.0f32; rows * g];
+    // dL/dh and dL/dc of the current step's rows (rows past n_k are still zero when a
+    // shorter step starts using them: no sample ended there yet).
+    let mut dh = vec![0.0f32; n0 * u];
+    let mut dc = vec![0.0f32; n0 * u];
+    let zeros = vec![0.0f32; n0 * u];
+    for (k, &nk) in grp.batch_sizes.iter().enumerate().rev() {
+        let o = grp.offsets[k];
+        for (a, &b) in dh[..nk * u].iter_mut().zip(&dh_out[o * u..(o + nk) * u]) {
+            *a += b;
         }
-        for s in 0..n {
-            let r = s * t_len + t;
-            let c_prev = (t > 0).then(|| &saved.c[(r - 1) * u..r * u]);
-            let dzs = &mut dzt[s * g..(s + 1) * g];
-            gate_grad_step(
-                dzs,
-                &dh[s * u..(s + 1) * u],
-                &mut dc[s * u..(s + 1) * u],
-                &saved.gates[r * g..(r + 1) * g],
-                &saved.c[r * u..(r + 1) * u],
-                c_prev,
+        let c_prev = if k == 0 {
+            &zeros[..nk * u]
+        } else {
+            let p = grp.offsets[k - 1] * u;
+            &saved.c[p..p + nk * u]
+        };
+        let dzk = &mut dz[o * g..(o + nk) * g];
+        gate_grad_rows(
+            dzk,
+            &dh[..nk * u],
+            &mut dc[..nk * u],
+            &saved.gates[o * g..(o + nk) * g],
+            &saved.c[o * u..(o + nk) * u],
+            c_prev,
+            u,
+        );
+        // dL/dh of the previous step through the recurrence: dz_k @ rw^T.
+        if k > 0 {
+            sgemm(
+                nk,
+                g,
                 u,
+                dzk,
+                false,
+                rw,
+                true,
+                &mut dh[..nk * u],
+                false,
+                parallel,
             );
-            dz[r * g..(r + 1) * g].copy_from_slice(dzs);
-        }
-        // dL/dh_{t-1} through the recurrence: dz_t @ rw^T.
-        if t > 0 {
-            sgemm(n, g, u, dzt, false, rw, true, dh, false, true);
         }
     }
-    // The weights' and input's gradients, each one GEMM over all steps.
-    sgemm(rows, g, f, dz, false, w, true, dx, false, true);
-    sgemm(f, rows, g, x, true, dz, false, dw, false, true);
-    sgemm(u, rows, g, saved.hprev, true, dz, false, drw, false, true);
-    if let Some(db) = db {
-        db.fill(0.0);
+    // The weights' and input's gradients, each one GEMM over all real rows.
+    let mut dx = vec![0.0f32; rows * f];
+    let mut dw = vec![0.0f32; f * g];
+    let mut drw = vec![0.0f32; u * g];
+    sgemm(rows, g, f, &dz, false, w, true, &mut dx, false, parallel);
+    sgemm(
+        f, rows, g, &saved.x, true, &dz, false, &mut dw, false, parallel,
+    );
+    sgemm(
+        u,
+        rows - n0,
+        g,
+        &saved.hprev[n0 * u..],
+        true,
+        &dz[n0 * g..],
+        false,
+        &mut drw,
+        false,
+        parallel,
+    );
+    let mut db = vec![0.0f32; if has_bias { g } else { 0 }];
+    if has_bias {
         for row in dz.chunks_exact(g) {
             for (a, &b) in db.iter_mut().zip(row) {
                 *a += b;
             }
         }
     }
+    (dx, dw, drw, db)
 }

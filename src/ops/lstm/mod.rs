@@ -4,7 +4,9 @@
 //! Dims: `N` batch, `T` steps, `F` input features, `U` units, `G = 4U`. Inputs: x
 //! `[N, T, F]`, kernel `[F, G]`, recurrent kernel `[U, G]`, bias `[G]` (Keras' layouts
 //! and gate order i, f, c, o). Output: every step's h `[N, T, U]` with
-//! `return_sequences`, else the last step's `[N, U]`. Zero initial state.
+//! `return_sequences`, else the last step's `[N, U]`. Zero initial state. An optional
+//! mask `[N, T]` skips padded steps with Keras' semantics (see `lstm`); the op runs on
+//! the real steps only, packed (`ops::rnn_pack`), with the batch split between threads.
 //! Kernels (and their fast paths) in `cpu.rs`; `naive.rs` is the reference.
 
 pub mod cpu;
@@ -14,8 +16,12 @@ mod tests;
 
 pub use cpu::LstmDims;
 
+use std::sync::Arc;
+
 use crate::engine::{Tensor, Var};
 use crate::error::{Error, Result};
+use crate::ops::parallel::par_map_ranges;
+use crate::ops::rnn_pack::{self, rnn_threads, Plan};
 
 /// Checks the shapes of an LSTM call and returns its dims.
 fn dims_of(x: &[usize], w: &[usize], rw: &[usize], b: Option<&[usize]>) -> Result<LstmDims> {
@@ -56,13 +62,41 @@ fn dims_of(x: &[usize], w: &[usize], rw: &[usize], b: Option<&[usize]>) -> Resul
 }
 
 /// `LSTM(x; kernel, recurrent_kernel, bias)`: `[N, T, U]` if `return_sequences`, else
-/// `[N, U]`.
+/// `[N, U]`. `mask` `[N, T]` (nonzero = real step) gives Keras' masking: a masked step
+/// carries h and c unchanged and shows the carried h (zeros before a sample's first
+/// real step); the last output is h after the last real step (zeros for a sample
+/// with none). Padded steps cost nothing (the op packs them away).
 pub fn lstm(
     x: &Var,
     kernel: &Var,
     recurrent_kernel: &Var,
     bias: Option<&Var>,
     return_sequences: bool,
+    mask: Option<&Tensor>,
+) -> Result<Var> {
+    lstm_masked(
+        x,
+        kernel,
+        recurrent_kernel,
+        bias,
+        return_sequences,
+        mask,
+        false,
+    )
+}
+
+/// `lstm` with Keras' `zero_output_for_mask`: with `return_sequences`, masked steps
+/// output zeros instead of the carried h (what Keras' `Bidirectional` forces on its
+/// layers when it returns sequences). The last output (`return_sequences` off) is h
+/// after the last real step either way.
+pub fn lstm_masked(
+    x: &Var,
+    kernel: &Var,
+    recurrent_kernel: &Var,
+    bias: Option<&Var>,
+    return_sequences: bool,
+    mask: Option<&Tensor>,
+    zero_output_for_mask: bool,
 ) -> Result<Var> {
     let bshape = bias.map(|b| b.shape());
     let d = dims_of(
@@ -72,71 +106,97 @@ pub fn lstm(
         bshape.as_deref(),
     )?;
     let (n, t, f, u, g) = (d.n, d.t, d.f, d.u, d.g());
+    let maskv = match mask {
+        Some(m) => {
+            rnn_pack::check_mask("lstm", m.shape(), n, t)?;
+            Some(m.to_f32_vec())
+        }
+        None => None,
+    };
     let xv = x.value().contiguous_f32();
     let wv = kernel.value().contiguous_f32();
     let rwv = recurrent_kernel.value().contiguous_f32();
     let bv = bias.map(|b| b.value().contiguous_f32());
-    let rows = d.rows();
-    let mut hseq = vec![0.0f32; rows * u];
-    let mut gates = vec![0.0f32; rows * g];
-    let mut c = vec![0.0f32; rows * u];
-    let mut hprev = vec![0.0f32; rows * u];
-    let mut scratch = vec![0.0f32; d.forward_scratch()];
-    cpu::lstm_forward(
-        &mut hseq,
-        &mut gates,
-        &mut c,
-        &mut hprev,
-        &mut scratch,
-        xv.data(),
-        wv.data(),
-        rwv.data(),
-        bv.as_ref().map(|b| b.data()),
-        &d,
-    );
+    let parts = rnn_threads(n, t, u);
+    let plan = Arc::new(Plan::new(maskv.as_deref(), n, t, parts));
+    // One group per thread, each with single-threaded GEMMs; one group uses them all.
+    let parallel = plan.groups.len() == 1;
+    let saved: Vec<cpu::LstmSaved> = par_map_ranges(plan.groups.len(), 1, |r| {
+        r.map(|i| {
+            let grp = &plan.groups[i];
+            let xg = rnn_pack::gather(xv.data(), f, t, grp);
+            let b = bv.as_ref().map(|b| b.data());
+            cpu::lstm_forward(grp, xg, wv.data(), rwv.data(), b, f, u, parallel)
+        })
+        .collect::<Vec<_>>()
+    })
+    .into_iter()
+    .flatten()
+    .collect();
+    let out_len = if return_sequences { n * t * u } else { n * u };
+    let mut out = vec![0.0f32; out_len];
+    for (grp, s) in plan.groups.iter().zip(&saved) {
+        rnn_pack::scatter_output(
+            &mut out,
+            &s.h,
+            u,
+            t,
+            grp,
+            return_sequences,
+            zero_output_for_mask,
+        );
+    }
     let out = if return_sequences {
-        Tensor::from_vec(hseq, &[n, t, u])
+        Tensor::from_vec(out, &[n, t, u])
     } else {
-        // The last step of each sample.
-        let last: Vec<f32> = (0..n)
-            .flat_map(|s| {
-                let r = s * t + t - 1;
-                hseq[r * u..(r + 1) * u].to_vec()
-            })
-            .collect();
-        Tensor::from_vec(last, &[n, u])
+        Tensor::from_vec(out, &[n, u])
     };
     let has_bias = bias.is_some();
     let mut parents = vec![x, kernel, recurrent_kernel];
     parents.extend(bias);
     Ok(Var::from_op(out, "lstm", &parents, move |dy| {
         let dy = dy.contiguous_f32();
-        let saved = cpu::LstmSaved {
-            gates: &gates,
-            c: &c,
-            hprev: &hprev,
-        };
-        let mut dx = vec![0.0f32; rows * f];
+        let per_group: Vec<_> = par_map_ranges(plan.groups.len(), 1, |r| {
+            r.map(|i| {
+                let grp = &plan.groups[i];
+                let dh = rnn_pack::gather_output_grad(
+                    dy.data(),
+                    u,
+                    t,
+                    grp,
+                    return_sequences,
+                    zero_output_for_mask,
+                );
+                cpu::lstm_backward(
+                    grp,
+                    &saved[i],
+                    &dh,
+                    wv.data(),
+                    rwv.data(),
+                    has_bias,
+                    f,
+                    u,
+                    parallel,
+                )
+            })
+            .collect::<Vec<_>>()
+        })
+        .into_iter()
+        .flatten()
+        .collect();
+        // Summed in group order: reproducible for a given thread count.
+        let mut dx = vec![0.0f32; n * t * f];
         let mut dw = vec![0.0f32; f * g];
         let mut drw = vec![0.0f32; u * g];
         let mut db = vec![0.0f32; if has_bias { g } else { 0 }];
-        let mut dz = vec![0.0f32; rows * g];
-        let mut scratch = vec![0.0f32; d.backward_scratch()];
-        cpu::lstm_backward(
-            &mut dx,
-            &mut dw,
-            &mut drw,
-            has_bias.then_some(&mut db[..]),
-            &mut dz,
-            &mut scratch,
-            dy.data(),
-            return_sequences,
-            &saved,
-            xv.data(),
-            wv.data(),
-            rwv.data(),
-            &d,
-        );
+        for (grp, (gx, gw, grw, gb)) in plan.groups.iter().zip(&per_group) {
+            rnn_pack::scatter(&mut dx, gx, f, t, grp);
+            for (acc, part) in [(&mut dw, gw), (&mut drw, grw), (&mut db, gb)] {
+                for (a, &b) in acc.iter_mut().zip(part) {
+                    *a += b;
+                }
+            }
+        }
         let mut grads = vec![
             Some(Tensor::from_vec(dx, &[n, t, f])),
             Some(Tensor::from_vec(dw, &[f, g])),
