@@ -256,9 +256,14 @@ fn train(a: TrainArgs, resumed_from: Option<Vec<String>>) -> Result<i32> {
     // texts come from, saved with the model.
     let mut text_run = None;
     let mut ds = if text_model.is_some() {
-        let (texts, run) = text::load_texts(&dataset_name, a.test_split, a.seed)?;
-        let mut tv = text::vectorizer(&model_spec, &a.text)?;
-        let ds = text::vectorize(&model_spec, texts, &mut tv, a.limit)?;
+        let (ds, tv, run) = text::load_run(
+            &model_spec,
+            &dataset_name,
+            &a.text,
+            a.test_split,
+            a.seed,
+            a.limit,
+        )?;
         text_run = Some((tv, run));
         ds
     } else if let Some(file) = &user_file {
