@@ -14,8 +14,8 @@ fn root() -> PathBuf {
 }
 
 fn golden() -> Value {
-    let text = std::fs::read_to_string(root().join("tests/golden/keras_text_datasets.json"))
-        .unwrap();
+    let text =
+        std::fs::read_to_string(root().join("tests/golden/keras_text_datasets.json")).unwrap();
     serde_json::from_str(&text).unwrap()
 }
 
@@ -23,12 +23,22 @@ fn seqs(v: &Value) -> Vec<Vec<i64>> {
     v.as_array()
         .unwrap()
         .iter()
-        .map(|s| s.as_array().unwrap().iter().map(|w| w.as_i64().unwrap()).collect())
+        .map(|s| {
+            s.as_array()
+                .unwrap()
+                .iter()
+                .map(|w| w.as_i64().unwrap())
+                .collect()
+        })
         .collect()
 }
 
 fn ints(v: &Value) -> Vec<i64> {
-    v.as_array().unwrap().iter().map(|w| w.as_i64().unwrap()).collect()
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w.as_i64().unwrap())
+        .collect()
 }
 
 fn options(o: &Value) -> KerasTextOptions {
@@ -39,10 +49,16 @@ fn options(o: &Value) -> KerasTextOptions {
         None => def,
     };
     KerasTextOptions {
-        num_words: o.get("num_words").and_then(Value::as_u64).map(|v| v as usize),
+        num_words: o
+            .get("num_words")
+            .and_then(Value::as_u64)
+            .map(|v| v as usize),
         skip_top: o.get("skip_top").and_then(Value::as_u64).unwrap_or(0) as usize,
         maxlen: o.get("maxlen").and_then(Value::as_u64).map(|v| v as usize),
-        test_split: o.get("test_split").and_then(Value::as_f64).unwrap_or(d.test_split),
+        test_split: o
+            .get("test_split")
+            .and_then(Value::as_f64)
+            .unwrap_or(d.test_split),
         seed: o.get("seed").and_then(Value::as_u64).unwrap_or(113) as u32,
         start_char: opt("start_char", d.start_char),
         oov_char: opt("oov_char", d.oov_char),
@@ -91,7 +107,9 @@ fn corrupt_and_truncated_files_are_errors_not_panics() {
     let mut rng = 1u64;
     for _ in 0..2000 {
         let mut b = bytes.clone();
-        rng = rng.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        rng = rng
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         let i = (rng >> 33) as usize % b.len();
         b[i] ^= (rng >> 20) as u8 | 1;
         let _ = load_ids("imdb", &b, &o);
@@ -103,12 +121,10 @@ fn corrupt_and_truncated_files_are_errors_not_panics() {
 
 #[test]
 fn word_index_is_a_keras_id_vocabulary() {
-    let words: std::collections::HashMap<String, i64> =
-        serde_json::from_str(
-            &std::fs::read_to_string(root().join("tests/fixtures/tiny_imdb_word_index.json"))
-                .unwrap(),
-        )
-        .unwrap();
+    let words: std::collections::HashMap<String, i64> = serde_json::from_str(
+        &std::fs::read_to_string(root().join("tests/fixtures/tiny_imdb_word_index.json")).unwrap(),
+    )
+    .unwrap();
     let tv = vocabulary(
         &words,
         10,

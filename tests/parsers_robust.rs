@@ -136,7 +136,9 @@ fn the_keras_npz_fuzz_seeds_parse() {
         let bytes = std::fs::read(corpus.join(seed)).unwrap();
         let members = read_members(&bytes).unwrap_or_else(|e| panic!("{seed}: {e}"));
         assert!(
-            members.values().any(|m| matches!(m, Member::Sequences(s) if !s.is_empty())),
+            members
+                .values()
+                .any(|m| matches!(m, Member::Sequences(s) if !s.is_empty())),
             "{seed}"
         );
     }

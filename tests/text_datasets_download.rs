@@ -14,16 +14,26 @@ use std::path::PathBuf;
 use std::process::Command;
 
 fn fixture(name: &str) -> Vec<u8> {
-    std::fs::read(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name))
-        .unwrap()
+    std::fs::read(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures")
+            .join(name),
+    )
+    .unwrap()
 }
 
 fn sha256(b: &[u8]) -> String {
-    sha2::Sha256::digest(b).iter().map(|x| format!("{x:02x}")).collect()
+    sha2::Sha256::digest(b)
+        .iter()
+        .map(|x| format!("{x:02x}"))
+        .collect()
 }
 
 fn md5(b: &[u8]) -> String {
-    md5::Md5::digest(b).iter().map(|x| format!("{x:02x}")).collect()
+    md5::Md5::digest(b)
+        .iter()
+        .map(|x| format!("{x:02x}"))
+        .collect()
 }
 
 /// A mirror serving `npz` and the tiny word index as `name`'s files under `/good/`.
@@ -61,7 +71,11 @@ fn downloads_verify_cache_and_load() {
         let m = mirror(name, npz.clone());
         let cache = setup(name, &m, &checksums(name, &npz));
         let (data, words) = load_keras_text(name, &KerasTextOptions::default()).unwrap();
-        assert_eq!((data.x_train.len(), data.x_test.len()), (train, test), "{name}");
+        assert_eq!(
+            (data.x_train.len(), data.x_test.len()),
+            (train, test),
+            "{name}"
+        );
         assert!(data.x_train.iter().all(|x| x[0] == 1), "{name}: start_char");
         assert_eq!(words["the"], 1);
         assert_eq!(
@@ -95,7 +109,10 @@ fn a_wrong_checksum_is_refused_with_the_file_named() {
     let e = load_keras_text("imdb", &KerasTextOptions::default())
         .unwrap_err()
         .to_string();
-    assert!(e.contains("NABLA_IMDB_CHECKSUMS is set but NABLA_MIRROR is not"), "{e}");
+    assert!(
+        e.contains("NABLA_IMDB_CHECKSUMS is set but NABLA_MIRROR is not"),
+        "{e}"
+    );
     std::env::remove_var("NABLA_IMDB_CHECKSUMS");
 }
 
@@ -153,11 +170,21 @@ fn cli_trains_one_epoch_on_tiny_imdb_and_predicts() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(o.status.success(), "{err}");
     let vocab = std::fs::read_to_string(out.join("vocabulary.json")).unwrap();
-    assert!(vocab.contains("\"keras_ids\": true") && vocab.contains("[START]"), "{vocab}");
+    assert!(
+        vocab.contains("\"keras_ids\": true") && vocab.contains("[START]"),
+        "{vocab}"
+    );
     let o = run(&["evaluate", out.to_str().unwrap()]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let o = run(&["predict", out.to_str().unwrap(), "a good film, great acting"]);
+    let o = run(&[
+        "predict",
+        out.to_str().unwrap(),
+        "a good film, great acting",
+    ]);
     let text = String::from_utf8_lossy(&o.stdout);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    assert!(text.contains("positive") && text.contains("negative"), "{text}");
+    assert!(
+        text.contains("positive") && text.contains("negative"),
+        "{text}"
+    );
 }

@@ -1,9 +1,10 @@
 //! Text classification on the command line: `nabla train --model
-//! text-bow|text-cnn|text-lstm|text-bilstm --dataset debian-sections|FILE.tsv`, and
-//! `evaluate`/`predict` of such a run.
+//! text-bow|text-cnn|text-lstm|text-bilstm --dataset debian-sections|reuters|imdb|FILE.tsv`,
+//! and `evaluate`/`predict` of such a run.
 //!
 //! - The data: `debian-sections` by name (its own `test.tsv`), or one `label<TAB>text`
-//!   file split by `--test-split` (seeded by `--seed`, stratified by class).
+//!   file split by `--test-split` (seeded by `--seed`, stratified by class), or Keras'
+//!   `reuters`/`imdb` ids with their word index as the vocabulary ([`load_run`]).
 //! - The vocabulary (`TextVectorization`) is adapted on the training texts only (after
 //!   `--limit`), and saved as `vocabulary.json` in the same all-or-nothing save as the
 //!   weights; `run.json` records under `"text"` how to find the test texts again.
@@ -137,7 +138,13 @@ pub fn load_run(
 /// end, or `[N, V]` bags of the ids.
 fn ids_tensor(tv: &TextVectorization, seqs: &[Vec<i64>]) -> Tensor {
     let v = tv.vocabulary_size();
-    let id = |w: i64| if (0..v as i64).contains(&w) { w as usize } else { tv.oov_index() };
+    let id = |w: i64| {
+        if (0..v as i64).contains(&w) {
+            w as usize
+        } else {
+            tv.oov_index()
+        }
+    };
     let n = seqs.len();
     match (tv.config().output_mode, tv.config().output_sequence_length) {
         (OutputMode::Int, len) => {
@@ -185,8 +192,9 @@ pub fn check_pairing(model: Option<&str>, dataset: Option<&str>, a: &TextArgs) -
         (Some(m), Some(_), Some(d), None) => {
             return Err(Error::invalid(format!(
                 "model '{m}' is a text model, but data set '{d}' is not text; text data \
-                 sets: {} or a label<TAB>text .tsv file",
-                TEXT_DATASETS.join(", ")
+                 sets: {}, {} or a label<TAB>text .tsv file",
+                TEXT_DATASETS.join(", "),
+                KERAS_TEXT_DATASETS.join(", ")
             )))
         }
         (Some(m), None, _, Some(d)) => {

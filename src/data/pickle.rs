@@ -219,7 +219,9 @@ pub fn parse_pickle(bytes: &[u8]) -> std::result::Result<Pickle, String> {
             b'I' | b'L' => {
                 // INT, LONG (text, protocol 0 leftovers some writers still use)
                 let line = r.line("INT", at)?;
-                let text = std::str::from_utf8(line).unwrap_or("").trim_end_matches('L');
+                let text = std::str::from_utf8(line)
+                    .unwrap_or("")
+                    .trim_end_matches('L');
                 let node = match text {
                     "00" => Node::Bool(false),
                     "01" => Node::Bool(true),
@@ -445,12 +447,17 @@ pub fn object_array_of_int_lists(bytes: &[u8]) -> std::result::Result<Vec<Vec<i6
         _ => return Err(not_array("its root is not numpy's _reconstruct")),
     }
     match n(*args) {
-        Node::Tuple(a) if matches!(a.first().map(|&i| n(i)), Some(Node::Global(m, g)) if m == "numpy" && g == "ndarray") => {}
+        Node::Tuple(a) if matches!(a.first().map(|&i| n(i)), Some(Node::Global(m, g)) if m == "numpy" && g == "ndarray") =>
+            {}
         _ => return Err(not_array("it does not reconstruct an ndarray")),
     }
     let state = match state.map(n) {
         Some(Node::Tuple(s)) if s.len() == 5 => s,
-        _ => return Err(not_array("no array state (version, shape, dtype, order, data)")),
+        _ => {
+            return Err(not_array(
+                "no array state (version, shape, dtype, order, data)",
+            ))
+        }
     };
     let len = match n(state[1]) {
         Node::Tuple(dims) if dims.len() == 1 => match n(dims[0]) {
@@ -540,14 +547,29 @@ mod tests {
         b.extend([0x93, 0x94]);
         s(&mut b, "numpy");
         s(&mut b, "ndarray");
-        b.extend([0x93, 0x94, b'K', 0, 0x85, 0x94, b'C', 1, b'b', 0x94, 0x87, 0x94, b'R']);
-        b.extend([0x94, b'(', b'K', 1, b'K', lists.len() as u8, 0x85, 0x94, b'h', 3]);
+        b.extend([
+            0x93, 0x94, b'K', 0, 0x85, 0x94, b'C', 1, b'b', 0x94, 0x87, 0x94, b'R',
+        ]);
+        b.extend([
+            0x94,
+            b'(',
+            b'K',
+            1,
+            b'K',
+            lists.len() as u8,
+            0x85,
+            0x94,
+            b'h',
+            3,
+        ]);
         s(&mut b, "dtype");
         b.extend([0x93, 0x94]);
         s(&mut b, "O8");
         b.extend([0x89, 0x88, 0x87, 0x94, b'R', 0x94, b'(', b'K', 3]);
         s(&mut b, "|");
-        b.extend([b'N', b'N', b'N', b'J', 255, 255, 255, 255, b'J', 255, 255, 255, 255]);
+        b.extend([
+            b'N', b'N', b'N', b'J', 255, 255, 255, 255, b'J', 255, 255, 255, 255,
+        ]);
         b.extend([b'K', 63, b't', 0x94, b'b', 0x89, b']', 0x94, b'(']);
         for l in lists {
             b.extend([b']', 0x94, b'(']);
@@ -583,7 +605,7 @@ mod tests {
     fn globals_are_inert_and_other_objects_refused() {
         // os.system("echo hi"): parsed as a name and an object, never called, and not
         // an array.
-        let evil = b"\x80\x02cos\nsystem\nq\x00X\x07\x00\x00\x00echo hit\x85R.";
+        let evil = b"\x80\x02cos\nsystem\nq\x00X\x07\x00\x00\x00echo hi\x85R.";
         let p = parse_pickle(evil).unwrap();
         assert!(matches!(p.nodes[p.root], Node::Object { .. }));
         let e = object_array_of_int_lists(evil).unwrap_err();

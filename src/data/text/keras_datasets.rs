@@ -30,9 +30,9 @@
 use super::vocabulary::{TextVectorization, TextVectorizationConfig, KERAS_RESERVED};
 use crate::data::datasets::cache_dir;
 use crate::data::download;
+use crate::data::npy::parse_npy;
 use crate::data::numpy_random::Mt19937;
 use crate::data::pickle::object_array_of_int_lists;
-use crate::data::npy::parse_npy;
 use crate::error::{Error, Result};
 use std::collections::HashMap;
 use std::io::{Cursor, Read};
@@ -84,12 +84,52 @@ pub fn files(name: &str) -> Option<[KerasFile; 2]> {
 
 /// Keras' 46 Reuters topics, by label (`keras.datasets.reuters.get_label_names`).
 pub const REUTERS_LABELS: [&str; 46] = [
-    "cocoa", "grain", "veg-oil", "earn", "acq", "wheat", "copper", "housing",
-    "money-supply", "coffee", "sugar", "trade", "reserves", "ship", "cotton", "carcass",
-    "crude", "nat-gas", "cpi", "money-fx", "interest", "gnp", "meal-feed", "alum",
-    "oilseed", "gold", "tin", "strategic-metal", "livestock", "retail", "ipi",
-    "iron-steel", "rubber", "heat", "jobs", "lei", "bop", "zinc", "orange", "pet-chem",
-    "dlr", "gas", "silver", "wpi", "hog", "lead",
+    "cocoa",
+    "grain",
+    "veg-oil",
+    "earn",
+    "acq",
+    "wheat",
+    "copper",
+    "housing",
+    "money-supply",
+    "coffee",
+    "sugar",
+    "trade",
+    "reserves",
+    "ship",
+    "cotton",
+    "carcass",
+    "crude",
+    "nat-gas",
+    "cpi",
+    "money-fx",
+    "interest",
+    "gnp",
+    "meal-feed",
+    "alum",
+    "oilseed",
+    "gold",
+    "tin",
+    "strategic-metal",
+    "livestock",
+    "retail",
+    "ipi",
+    "iron-steel",
+    "rubber",
+    "heat",
+    "jobs",
+    "lei",
+    "bop",
+    "zinc",
+    "orange",
+    "pet-chem",
+    "dlr",
+    "gas",
+    "silver",
+    "wpi",
+    "hog",
+    "lead",
 ];
 /// IMDB's two classes, by label.
 pub const IMDB_LABELS: [&str; 2] = ["negative", "positive"];
@@ -170,9 +210,10 @@ pub fn read_members(bytes: &[u8]) -> Result<HashMap<String, Member>> {
                 "npz member '{name}' expands past {limit} bytes"
             )));
         }
-        out.insert(key, parse_member(&data).map_err(|e| {
-            Error::invalid(format!("npz member '{name}': {e}"))
-        })?);
+        out.insert(
+            key,
+            parse_member(&data).map_err(|e| Error::invalid(format!("npz member '{name}': {e}")))?,
+        );
     }
     Ok(out)
 }
@@ -339,10 +380,16 @@ pub fn load_word_index(path: &Path) -> Result<HashMap<String, i64>> {
         .read_to_string(&mut text)
         .map_err(|e| Error::format(path, format!("not UTF-8 text ({e})")))?;
     let map: HashMap<String, i64> = serde_json::from_str(&text).map_err(|e| {
-        Error::format(path, format!("not a word index (a JSON object of word: rank): {e}"))
+        Error::format(
+            path,
+            format!("not a word index (a JSON object of word: rank): {e}"),
+        )
     })?;
     if let Some((w, r)) = map.iter().find(|(_, &r)| r < 1) {
-        return Err(Error::format(path, format!("word {w:?} has rank {r}, ranks start at 1")));
+        return Err(Error::format(
+            path,
+            format!("word {w:?} has rank {r}, ranks start at 1"),
+        ));
     }
     Ok(map)
 }
@@ -453,9 +500,9 @@ fn checksum_overrides(name: &str) -> Result<HashMap<String, String>> {
     v.split(',')
         .filter(|p| !p.trim().is_empty())
         .map(|p| {
-            let (f, h) = p.split_once('=').ok_or_else(|| {
-                Error::invalid(format!("{var}: {p:?} is not file=hex"))
-            })?;
+            let (f, h) = p
+                .split_once('=')
+                .ok_or_else(|| Error::invalid(format!("{var}: {p:?} is not file=hex")))?;
             let h = h.trim().to_ascii_lowercase();
             if !(h.len() == 32 || h.len() == 64) || !h.bytes().all(|b| b.is_ascii_hexdigit()) {
                 return Err(Error::invalid(format!(

@@ -244,10 +244,7 @@ impl TextVectorization {
                 *counts.entry(t).or_insert(0) += 1;
             }
         }
-        for special in [PAD_TOKEN, OOV_TOKEN]
-            .iter()
-            .chain(self.config.reserved())
-        {
+        for special in [PAD_TOKEN, OOV_TOKEN].iter().chain(self.config.reserved()) {
             counts.remove(*special);
         }
         let mut learned: Vec<(String, u64)> = counts.into_iter().collect();
