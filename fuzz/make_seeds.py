@@ -160,3 +160,16 @@ def vocabulary(mode, tokens, idf=None, length=None):
 
 put("vocabulary_json", "int", vocabulary("int", ["the", "fox", "jumps"], length=4))
 put("vocabulary_json", "tf_idf", vocabulary("tf_idf", ["the", "fox"], idf=[0.9, 0.7, 1.1]))
+
+# Keras' text data set files: the tiny npz files scripts/golden/keras_text_datasets.py
+# writes (object arrays pickled by numpy), and the bare pickle of one member.
+FIXTURES = os.path.join(os.path.dirname(ROOT), "..", "tests", "fixtures")
+for name in ["imdb", "reuters"]:
+    with open(os.path.join(FIXTURES, f"tiny_{name}.npz"), "rb") as f:
+        raw = f.read()
+    put("keras_npz", name, raw)
+import zipfile
+with zipfile.ZipFile(os.path.join(FIXTURES, "tiny_reuters.npz")) as z:
+    member = z.read("x.npy")
+header_len = struct.unpack("<H", member[8:10])[0]
+put("keras_npz", "pickle", member[10 + header_len:])

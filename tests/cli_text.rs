@@ -403,3 +403,145 @@ fn a_text_run_resumes_and_a_later_save_drops_its_vocabulary() {
     ]);
     assert!(!full.join("vocabulary.json").exists());
 }
+
+// Bad text input through the CLI, one case each: a clear error naming the file and line
+// (or, for an empty text in a file, the documented keep), never a panic.
+
+/// A `label<TAB>text` file of `rows` (after the header) in `dir`.
+fn tsv_file(dir: &Path, name: &str, rows: &[u8]) -> std::path::PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, [b"label\ttext\n".as_slice(), rows].concat()).unwrap();
+    path
+}
+
+/// 12 rows of two classes, enough for a split.
+const GOOD_ROWS: &str = "games\tplay a game\nnet\tweb server\ngames\tchess game\n\
+net\tmail server\ngames\tarcade game\nnet\tdns server\ngames\tcard game\nnet\tftp server\n\
+games\tpuzzle game\nnet\tproxy server\ngames\tboard game\nnet\tssh server\n";
+
+fn no_panic(err: &str) {
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn bad_text_an_empty_text_is_kept_in_a_file_and_refused_by_predict() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = tsv_file(
+        dir.path(),
+        "data.tsv",
+        format!("{GOOD_ROWS}games\t\nnet\t\n").as_bytes(),
+    );
+    let out = dir.path().join("run");
+    ok(&[
+        "train",
+        "--model",
+        "text-bow",
+        "--dataset",
+        data.to_str().unwrap(),
+        "--epochs",
+        "1",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    for text in ["", "  ...!  "] {
+        let e = fails(&["predict", out.to_str().unwrap(), text]);
+        no_panic(&e);
+        assert!(e.contains("has no words after standardization"), "{e}");
+    }
+}
+
+#[test]
+fn bad_text_a_row_without_a_tab_names_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = tsv_file(
+        dir.path(),
+        "data.tsv",
+        format!("{GOOD_ROWS}games a row without a tab\n").as_bytes(),
+    );
+    let e = fails(&[
+        "train",
+        "--model",
+        "text-cnn",
+        "--dataset",
+        data.to_str().unwrap(),
+    ]);
+    no_panic(&e);
+    assert!(
+        e.contains(&format!("{}: line 14: no tab", data.display())),
+        "{e}"
+    );
+}
+
+#[test]
+fn bad_text_an_unknown_label_at_test_time_names_file_line_and_label() {
+    let root = tempfile::tempdir().unwrap();
+    let ds = root.path().join("debian-sections");
+    std::fs::create_dir(&ds).unwrap();
+    tsv_file(&ds, "train.tsv", GOOD_ROWS.as_bytes());
+    let test = tsv_file(&ds, "test.tsv", b"games\tgo game\nsound\tmp3 player\n");
+    let out = Command::new(env!("CARGO_BIN_EXE_nabla"))
+        .args(["--threads", "2", "train", "--model", "text-bow"])
+        .args(["--dataset", "debian-sections", "--epochs", "1"])
+        .env("NABLA_DATA", root.path())
+        .output()
+        .unwrap();
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    no_panic(&e);
+    assert!(
+        e.contains(&format!(
+            "{}: line 3: label \"sound\" is not one of the 2 classes",
+            test.display()
+        )),
+        "{e}"
+    );
+}
+
+#[test]
+fn bad_text_a_non_utf8_file_names_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = tsv_file(
+        dir.path(),
+        "latin1.tsv",
+        [GOOD_ROWS.as_bytes(), b"games\tcaf\xe9 game\n"]
+            .concat()
+            .as_slice(),
+    );
+    let e = fails(&[
+        "train",
+        "--model",
+        "text-bow",
+        "--dataset",
+        data.to_str().unwrap(),
+    ]);
+    no_panic(&e);
+    assert!(
+        e.contains(&format!("{}: line 14: not UTF-8", data.display())),
+        "{e}"
+    );
+}
+
+#[test]
+fn bad_text_a_10_mb_single_line_names_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut rows = GOOD_ROWS.as_bytes().to_vec();
+    rows.extend_from_slice(b"games\t");
+    rows.extend(std::iter::repeat_n(b'w', 10 << 20));
+    rows.push(b'\n');
+    let data = tsv_file(dir.path(), "long.tsv", &rows);
+    let e = fails(&[
+        "train",
+        "--model",
+        "text-lstm",
+        "--dataset",
+        data.to_str().unwrap(),
+    ]);
+    no_panic(&e);
+    assert!(
+        e.contains(&format!(
+            "{}: line 14: longer than 1048576 bytes",
+            data.display()
+        )),
+        "{e}"
+    );
+}

@@ -125,3 +125,24 @@ fn the_text_fuzz_seeds_parse() {
         assert!(parsed.texts.len() >= 2, "{seed}");
     }
 }
+
+/// The Keras text data set seeds (tiny npz files of pickled object arrays, and one bare
+/// pickle) parse, so the keras_npz target starts deep in the pickle reader.
+#[test]
+fn the_keras_npz_fuzz_seeds_parse() {
+    use nabla::data::text::keras_datasets::{read_members, Member};
+    let corpus = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/keras_npz");
+    for seed in ["seed-imdb", "seed-reuters"] {
+        let bytes = std::fs::read(corpus.join(seed)).unwrap();
+        let members = read_members(&bytes).unwrap_or_else(|e| panic!("{seed}: {e}"));
+        assert!(
+            members
+                .values()
+                .any(|m| matches!(m, Member::Sequences(s) if !s.is_empty())),
+            "{seed}"
+        );
+    }
+    let pickle = std::fs::read(corpus.join("seed-pickle")).unwrap();
+    let lists = nabla::data::pickle::object_array_of_int_lists(&pickle).unwrap();
+    assert_eq!(lists.len(), 30);
+}

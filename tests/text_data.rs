@@ -257,6 +257,7 @@ fn text_vectorization_matches_keras() {
             output_mode: serde_json::from_value(s["output_mode"].clone()).unwrap(),
             output_sequence_length: s["output_sequence_length"].as_u64().map(|m| m as usize),
             pad_to_max_tokens: s["pad_to_max_tokens"].as_bool().unwrap_or(false),
+            keras_ids: false,
         };
         let mut tv = TextVectorization::new(config).unwrap();
         tv.adapt(&corpus);

@@ -1,9 +1,10 @@
 //! Text classification on the command line: `nabla train --model
-//! text-bow|text-cnn|text-lstm|text-bilstm|text-gru --dataset debian-sections|FILE.tsv`, and
-//! `evaluate`/`predict` of such a run.
+//! text-bow|text-cnn|text-lstm|text-bilstm|text-gru --dataset
+//! debian-sections|reuters|imdb|FILE.tsv`, and `evaluate`/`predict` of such a run.
 //!
 //! - The data: `debian-sections` by name (its own `test.tsv`), or one `label<TAB>text`
-//!   file split by `--test-split` (seeded by `--seed`, stratified by class).
+//!   file split by `--test-split` (seeded by `--seed`, stratified by class), or Keras'
+//!   `reuters`/`imdb` ids with their word index as the vocabulary ([`load_run`]).
 //! - The vocabulary (`TextVectorization`) is adapted on the training texts only (after
 //!   `--limit`), and saved as `vocabulary.json` in the same all-or-nothing save as the
 //!   weights; `run.json` records under `"text"` how to find the test texts again.
@@ -15,6 +16,7 @@
 use clap::{Args, ValueEnum};
 use nabla::data::datasets::Dataset;
 use nabla::data::split::train_test_split;
+use nabla::data::text::keras_datasets::{self as keras_text, KERAS_TEXT_DATASETS};
 use nabla::data::text::tsv::TEXT_DATASETS;
 use nabla::data::text::{
     load_text_data, read_labelled_tsv, tokenize, OutputMode, TextDataset, TextVectorization,
@@ -67,7 +69,134 @@ pub struct TextRun {
 /// Whether `--dataset NAME` is text: a known text data set or a `.tsv` file.
 pub fn is_text_dataset(name: &str) -> bool {
     let wanted = name.trim().to_ascii_lowercase().replace('_', "-");
-    TEXT_DATASETS.contains(&wanted.as_str()) || is_tsv(name)
+    TEXT_DATASETS.contains(&wanted.as_str()) || is_keras(name) || is_tsv(name)
+}
+
+/// Whether `--dataset NAME` is one of Keras' id-sequence data sets (`reuters`, `imdb`).
+fn is_keras(name: &str) -> bool {
+    KERAS_TEXT_DATASETS.contains(&name.trim().to_ascii_lowercase().as_str())
+}
+
+/// Loads the data of a text run and its vectorizer: strings adapted as usual, or Keras'
+/// `reuters`/`imdb` ids with the word index as the vocabulary
+/// (`--max-tokens` = `num_words`, `--sequence-length` = the padded length, cut and
+/// padded at the end as the other text data; Keras' shuffle seed 113; Reuters' test
+/// fraction `--test-split`).
+pub fn load_run(
+    model: &str,
+    dataset: &str,
+    a: &TextArgs,
+    test_split: f64,
+    seed: u64,
+    limit: Option<usize>,
+) -> Result<(Dataset, TextVectorization, TextRun, Vec<String>)> {
+    if !is_keras(dataset) {
+        let (texts, run) = load_texts(dataset, test_split, seed)?;
+        let test_texts = texts.test_texts.clone();
+        let mut tv = vectorizer(model, a)?;
+        let ds = vectorize(model, texts, &mut tv, limit)?;
+        return Ok((ds, tv, run, test_texts));
+    }
+    let name = dataset.trim().to_ascii_lowercase();
+    if a.bag == Some(Bag::TfIdf) {
+        return Err(Error::invalid(format!(
+            "--bag tf_idf needs texts to count; {name} comes as word ids: use multi_hot"
+        )));
+    }
+    let num_words = a.max_tokens.unwrap_or(text_models::DEFAULT_MAX_TOKENS);
+    let (mut data, words) = keras_text::load_keras_text(
+        &name,
+        &keras_text::KerasTextOptions {
+            num_words: Some(num_words),
+            test_split,
+            ..Default::default()
+        },
+    )?;
+    if let Some(n) = limit {
+        data.x_train.truncate(n);
+        data.y_train.truncate(n);
+    }
+    let mut config = vectorizer(model, a)?.config().clone();
+    config.max_tokens = None;
+    let tv = keras_text::vocabulary(&words, num_words, config)?;
+    let run = TextRun {
+        dataset: name.clone(),
+        test_split: (name == "reuters").then_some(test_split),
+        seed,
+    };
+    let ds = Dataset {
+        x_train: model_input(model, ids_tensor(&tv, &data.x_train)),
+        y_train: labels_tensor(&data.y_train),
+        x_test: model_input(model, ids_tensor(&tv, &data.x_test)),
+        y_test: labels_tensor(&data.y_test),
+        class_names: keras_text::class_names(&name),
+        name,
+    };
+    let test_texts = decode_ids(&tv, &data.x_test);
+    Ok((ds, tv, run, test_texts))
+}
+
+/// Id sequences back to words (Keras' `reverse_word_index` recipe), for the report's
+/// misclassified texts: the vocabulary's word for each id, padding left out.
+fn decode_ids(tv: &TextVectorization, seqs: &[Vec<i64>]) -> Vec<String> {
+    let vocab = tv.vocabulary();
+    let word = |w: i64| {
+        usize::try_from(w)
+            .ok()
+            .and_then(|i| vocab.get(i))
+            .map_or_else(|| vocab[tv.oov_index()].as_str(), String::as_str)
+    };
+    seqs.iter()
+        .map(|s| {
+            s.iter()
+                .filter(|&&w| w != 0)
+                .map(|&w| word(w))
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .collect()
+}
+
+/// Id sequences as `tv` would give them for texts: `[N, L]` ids cut and padded at the
+/// end, or `[N, V]` bags of the ids.
+fn ids_tensor(tv: &TextVectorization, seqs: &[Vec<i64>]) -> Tensor {
+    let v = tv.vocabulary_size();
+    let id = |w: i64| {
+        if (0..v as i64).contains(&w) {
+            w as usize
+        } else {
+            tv.oov_index()
+        }
+    };
+    let n = seqs.len();
+    match (tv.config().output_mode, tv.config().output_sequence_length) {
+        (OutputMode::Int, len) => {
+            let l = len.unwrap_or_else(|| seqs.iter().map(Vec::len).max().unwrap_or(0));
+            let mut out = vec![0.0f32; n * l];
+            for (row, s) in out.chunks_mut(l.max(1)).zip(seqs) {
+                for (o, &w) in row.iter_mut().zip(s) {
+                    *o = id(w) as f32;
+                }
+            }
+            Tensor::from_vec(out, &[n, l])
+        }
+        (mode, _) => {
+            let mut out = vec![0.0f32; n * v];
+            for (row, s) in out.chunks_mut(v.max(1)).zip(seqs) {
+                for &w in s {
+                    match mode {
+                        OutputMode::MultiHot => row[id(w)] = 1.0,
+                        _ => row[id(w)] += 1.0,
+                    }
+                }
+            }
+            Tensor::from_vec(out, &[n, v])
+        }
+    }
+}
+
+fn labels_tensor(y: &[i64]) -> Tensor {
+    Tensor::from_vec(y.iter().map(|&v| v as f32).collect(), &[y.len()])
 }
 
 fn is_tsv(name: &str) -> bool {
@@ -86,8 +215,9 @@ pub fn check_pairing(model: Option<&str>, dataset: Option<&str>, a: &TextArgs) -
         (Some(m), Some(_), Some(d), None) => {
             return Err(Error::invalid(format!(
                 "model '{m}' is a text model, but data set '{d}' is not text; text data \
-                 sets: {} or a label<TAB>text .tsv file",
-                TEXT_DATASETS.join(", ")
+                 sets: {}, {} or a label<TAB>text .tsv file",
+                TEXT_DATASETS.join(", "),
+                KERAS_TEXT_DATASETS.join(", ")
             )))
         }
         (Some(m), None, _, Some(d)) => {
@@ -306,6 +436,28 @@ pub fn reload_test_texts(dir: &Path, model: &str) -> Result<Option<(Dataset, Vec
             format!("no readable \"text\" record of the data set ({e})"),
         )
     })?;
+    if is_keras(&run.dataset) {
+        // The ids again, with the saved vocabulary's size as num_words.
+        let (data, _) = keras_text::load_keras_text(
+            &run.dataset,
+            &keras_text::KerasTextOptions {
+                num_words: Some(tv.vocabulary_size()),
+                test_split: run.test_split.unwrap_or(0.2),
+                ..Default::default()
+            },
+        )?;
+        let x_test = model_input(model, ids_tensor(&tv, &data.x_test));
+        let texts = decode_ids(&tv, &data.x_test);
+        let ds = Dataset {
+            x_train: x_test.clone(),
+            y_train: labels_tensor(&data.y_test),
+            x_test,
+            y_test: labels_tensor(&data.y_test),
+            class_names: keras_text::class_names(&run.dataset),
+            name: run.dataset,
+        };
+        return Ok(Some((ds, texts)));
+    }
     let (ds, _) = load_texts(&run.dataset, run.test_split.unwrap_or(0.2), run.seed)?;
     let x_test = model_input(model, tv.transform(&ds.test_texts)?);
     let vectorized = Dataset {

@@ -257,13 +257,18 @@ fn train(a: TrainArgs, resumed_from: Option<Vec<String>>) -> Result<i32> {
     let mut text_run = None;
     let mut test_texts: Option<Vec<String>> = None;
     let mut ds = if text_model.is_some() {
-        let (texts, run) = text::load_texts(&dataset_name, a.test_split, a.seed)?;
+        let (ds, tv, run, texts) = text::load_run(
+            &model_spec,
+            &dataset_name,
+            &a.text,
+            a.test_split,
+            a.seed,
+            a.limit,
+        )?;
         // --report shows the misclassified test texts themselves.
         if a.report {
-            test_texts = Some(texts.test_texts.clone());
+            test_texts = Some(texts);
         }
-        let mut tv = text::vectorizer(&model_spec, &a.text)?;
-        let ds = text::vectorize(&model_spec, texts, &mut tv, a.limit)?;
         text_run = Some((tv, run));
         ds
     } else if let Some(file) = &user_file {

@@ -15,6 +15,8 @@
 //!   `csv_table`: numeric tables (one-hot text columns, a schema to encode new rows).
 //!   Each has a plain parser over bytes (no panic, no allocation beyond what the bytes
 //!   can hold) and a path wrapper naming the file in errors.
+//! - `pickle`: a restricted pickle reader (nothing is called) for numpy's object
+//!   arrays; `numpy_random`: numpy's legacy `RandomState` shuffle, for Keras' order.
 //! - `split`: the seeded (stratified) train/test split; `standardize`: feature scaling.
 //! - `text`: texts to token ids or bags of words (Keras' `TextVectorization`,
 //!   `pad_sequences`) and `label<TAB>text` classification files (`debian-sections`).
@@ -34,6 +36,8 @@ pub mod ndarray;
 pub mod normalize;
 pub mod npy;
 pub mod npz;
+pub mod numpy_random;
+pub mod pickle;
 pub mod split;
 pub mod standardize;
 pub mod text;

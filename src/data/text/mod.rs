@@ -7,6 +7,8 @@
 //!   `int`, `multi_hot`, `count` or `tf_idf` modes, save and load it as JSON.
 //! - `pad`: [`pad_sequences`], as `keras.utils.pad_sequences`.
 //! - `tsv`: `label<TAB>text` files, the `debian-sections` data set by name.
+//! - `keras_datasets`: Keras' `reuters` and `imdb` as id sequences, downloaded and
+//!   checked as Keras does, with the word index as a vocabulary.
 //!
 //! ```no_run
 //! use nabla::data::text::{load_text_data, TextVectorization, TextVectorizationConfig};
@@ -25,6 +27,7 @@
 //! # }
 //! ```
 
+pub mod keras_datasets;
 pub mod pad;
 pub mod standardize;
 pub mod tsv;

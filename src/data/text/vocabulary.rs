@@ -56,8 +56,16 @@ use std::path::Path;
 
 /// The padding token (index 0 in `int` mode).
 pub const PAD_TOKEN: &str = "";
-/// The out-of-vocabulary token (index 1 in `int` mode, 0 in the bag modes).
+/// The out-of-vocabulary token (index 1 in `int` mode, 0 in the bag modes; 2 with
+/// Keras' data set ids).
 pub const OOV_TOKEN: &str = "[UNK]";
+/// The start-of-text token of Keras' data set ids (`start_char`).
+pub const START_TOKEN: &str = "[START]";
+/// The id Keras' data sets leave unused (`index_from` = 3, the first word is 4).
+pub const UNUSED_TOKEN: &str = "[UNUSED]";
+/// The reserved entries of a vocabulary laid out as Keras' `imdb`/`reuters` ids:
+/// 0 padding, 1 `start_char`, 2 `oov_char`, 3 unused, word of rank r at r + 3.
+pub const KERAS_RESERVED: &[&str] = &[PAD_TOKEN, START_TOKEN, OOV_TOKEN, UNUSED_TOKEN];
 /// Most entries a vocabulary may have (also bounds `max_tokens` and
 /// `output_sequence_length`), so a config cannot ask for absurd tensors.
 pub const MAX_VOCABULARY: usize = 1 << 24;
@@ -93,6 +101,11 @@ pub struct TextVectorizationConfig {
     pub output_sequence_length: Option<usize>,
     /// Bag modes only: `max_tokens` columns even if the vocabulary is smaller.
     pub pad_to_max_tokens: bool,
+    /// Ids as Keras' `imdb`/`reuters` data sets number words (see [`KERAS_RESERVED`]):
+    /// every text starts with id 1, unknown words are 2. The vocabulary then comes from
+    /// the data set's word index ([`TextVectorization::with_vocabulary`]), not `adapt`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub keras_ids: bool,
 }
 
 impl Default for TextVectorizationConfig {
@@ -103,6 +116,7 @@ impl Default for TextVectorizationConfig {
             output_mode: OutputMode::Int,
             output_sequence_length: None,
             pad_to_max_tokens: false,
+            keras_ids: false,
         }
     }
 }
@@ -110,6 +124,9 @@ impl Default for TextVectorizationConfig {
 impl TextVectorizationConfig {
     /// The reserved tokens at the front of the vocabulary in this mode.
     pub fn reserved(&self) -> &'static [&'static str] {
+        if self.keras_ids {
+            return KERAS_RESERVED;
+        }
         match self.output_mode {
             OutputMode::Int => &[PAD_TOKEN, OOV_TOKEN],
             _ => &[OOV_TOKEN],
@@ -139,6 +156,9 @@ impl TextVectorizationConfig {
                     "output_sequence_length must be at most {MAX_VOCABULARY}, got {l}"
                 ));
             }
+        }
+        if self.keras_ids && self.output_mode == OutputMode::TfIdf {
+            return Err("keras_ids has no idf weights: use int, multi_hot or count".into());
         }
         if self.pad_to_max_tokens {
             if self.output_mode == OutputMode::Int {
@@ -224,8 +244,8 @@ impl TextVectorization {
                 *counts.entry(t).or_insert(0) += 1;
             }
         }
-        for special in [PAD_TOKEN, OOV_TOKEN] {
-            counts.remove(special);
+        for special in [PAD_TOKEN, OOV_TOKEN].iter().chain(self.config.reserved()) {
+            counts.remove(*special);
         }
         let mut learned: Vec<(String, u64)> = counts.into_iter().collect();
         // Count descending, then the token's bytes descending: Keras'
@@ -269,6 +289,9 @@ impl TextVectorization {
 
     /// The OOV token's index in this mode.
     pub fn oov_index(&self) -> usize {
+        if self.config.keras_ids {
+            return 2;
+        }
         match self.config.output_mode {
             OutputMode::Int => 1,
             _ => 0,
@@ -286,9 +309,15 @@ impl TextVectorization {
 
     /// The indices of `text`'s tokens, unpadded.
     pub fn encode(&self, text: &str) -> Vec<usize> {
-        tokenize(text, self.config.standardize)
-            .iter()
-            .map(|t| self.token_index(t))
+        // Keras' data sets start every text with start_char.
+        let start = self.config.keras_ids.then_some(1);
+        start
+            .into_iter()
+            .chain(
+                tokenize(text, self.config.standardize)
+                    .iter()
+                    .map(|t| self.token_index(t)),
+            )
             .collect()
     }
 
@@ -398,9 +427,18 @@ impl TextVectorization {
                 saved.format, saved.version
             ));
         }
-        let config = saved.config;
+        Self::with_vocabulary(saved.config, saved.vocabulary, saved.idf_weights)
+    }
+
+    /// A layer with a given vocabulary (reserved tokens first), checked as
+    /// [`Self::from_json`] checks a saved one: how Keras' data sets' word indexes
+    /// become a vocabulary (`keras_ids`).
+    pub fn with_vocabulary(
+        config: TextVectorizationConfig,
+        vocabulary: Vec<String>,
+        idf_weights: Option<Vec<f32>>,
+    ) -> std::result::Result<TextVectorization, String> {
         config.check()?;
-        let vocabulary = saved.vocabulary;
         let reserved = config.reserved();
         if vocabulary.len() < reserved.len()
             || vocabulary[..reserved.len()]
@@ -435,7 +473,7 @@ impl TextVectorization {
                 return Err(format!("token {t:?} appears twice (again at index {i})"));
             }
         }
-        let idf_weights = match (config.output_mode, saved.idf_weights) {
+        let idf_weights = match (config.output_mode, idf_weights) {
             (OutputMode::TfIdf, Some(w)) => {
                 if w.len() != vocabulary.len() {
                     return Err(format!(
