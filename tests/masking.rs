@@ -106,11 +106,15 @@ fn seen() -> Vec<(String, Option<Vec<f32>>)> {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 struct ProbeConfig {
     name: String,
+    /// Only set to wrap the probe in Bidirectional (which reads this field).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    return_sequences: Option<bool>,
 }
 
 fn probe(name: &str) -> LayerConfig {
     LayerConfig::new(ProbeConfig {
         name: name.to_string(),
+        return_sequences: None,
     })
 }
 
@@ -128,12 +132,16 @@ impl LayerKind for ProbeConfig {
         Ok(inputs[0].to_vec())
     }
     fn build(&self, name: String, _: &[&[Dim]], _: &mut Rng) -> Result<Box<dyn Layer>> {
-        Ok(Box::new(Probe { name }))
+        Ok(Box::new(Probe {
+            name,
+            cfg: self.clone(),
+        }))
     }
 }
 
 struct Probe {
     name: String,
+    cfg: ProbeConfig,
 }
 
 impl Layer for Probe {
@@ -160,7 +168,10 @@ impl Layer for Probe {
         vec![]
     }
     fn config(&self) -> LayerConfig {
-        probe(&self.name)
+        LayerConfig::new(ProbeConfig {
+            name: self.name.clone(),
+            ..self.cfg.clone()
+        })
     }
 }
 
@@ -295,4 +306,26 @@ fn mask_zero_round_trips_through_the_model_json() {
     );
     assert_eq!(a, b);
     assert_eq!(a, w[0].to_f32_vec()[12..15]);
+}
+
+#[test]
+fn bidirectional_reverses_the_mask_for_its_backward_copy() {
+    let inner = LayerConfig::new(ProbeConfig {
+        name: "p".into(),
+        return_sequences: Some(true),
+    });
+    let mut m = Sequential::new(&[None][..]);
+    m.add(Embedding(8, 3).mask_zero(true)).unwrap();
+    m.add(Bidirectional(inner)).unwrap();
+    m.add(probe("after_bidirectional")).unwrap();
+    m.forward(&ids(), false).unwrap();
+    // Each row's steps reversed, as the backward copy's input is.
+    let reversed: Vec<f32> = MASK.chunks(4).flat_map(|r| r.iter().rev().copied()).collect();
+    let got = seen();
+    assert_eq!(got.len(), 3, "{got:?}");
+    assert!(got[0].0.ends_with("forward_p"), "{got:?}");
+    assert_eq!(got[0].1.as_deref(), Some(&MASK[..]));
+    assert!(got[1].0.ends_with("backward_p"), "{got:?}");
+    assert_eq!(got[1].1.as_deref(), Some(&reversed[..]));
+    assert_eq!(got[2], masked("after_bidirectional"));
 }
