@@ -320,7 +320,10 @@ fn bidirectional_reverses_the_mask_for_its_backward_copy() {
     m.add(probe("after_bidirectional")).unwrap();
     m.forward(&ids(), false).unwrap();
     // Each row's steps reversed, as the backward copy's input is.
-    let reversed: Vec<f32> = MASK.chunks(4).flat_map(|r| r.iter().rev().copied()).collect();
+    let reversed: Vec<f32> = MASK
+        .chunks(4)
+        .flat_map(|r| r.iter().rev().copied())
+        .collect();
     let got = seen();
     assert_eq!(got.len(), 3, "{got:?}");
     assert!(got[0].0.ends_with("forward_p"), "{got:?}");
