@@ -21,6 +21,17 @@ use super::naming::Walk;
 use crate::engine::{no_grad, DType, Rng, Tensor, Var};
 use crate::error::{Error, Result};
 
+/// How `Graph::run_masked` runs: training mode, which outputs return logits (one flag
+/// per output, or empty for none), the generator for dropout (default: the model's),
+/// whether to time layers, and where to collect every layer's output.
+pub(crate) struct RunArgs<'r, 't> {
+    pub training: bool,
+    pub output_logits: &'r [bool],
+    pub rng: Option<&'r mut Rng>,
+    pub profile: bool,
+    pub trace: Option<&'t mut Vec<(String, Tensor)>>,
+}
+
 /// A model graph: inputs, layers wired into a graph, outputs. See the module docs.
 pub struct Graph {
     pub name: String,
@@ -38,6 +49,10 @@ pub struct Graph {
     /// Element type of the weights and of the activations between layers (f32, or
     /// f16/bf16 for inference; see `precision.rs`).
     pub(super) dtype: DType,
+    /// The output mask of the last run as a nested model (`nested.rs`): Keras computes
+    /// a model's output mask by running it, so `compute_mask` returns what the forward
+    /// found.
+    pub(super) out_mask: Option<Tensor>,
 }
 
 impl std::fmt::Debug for Graph {
@@ -80,6 +95,7 @@ impl Graph {
             rng: Rng::new(seed),
             class_names: Vec::new(),
             dtype: DType::F32,
+            out_mask: None,
         }
     }
 
@@ -451,8 +467,35 @@ impl Graph {
         output_logits: &[bool],
         rng: Option<&mut Rng>,
         profile: bool,
-        mut trace: Option<&mut Vec<(String, Tensor)>>,
+        trace: Option<&mut Vec<(String, Tensor)>>,
     ) -> Result<Vec<Var>> {
+        let run = RunArgs {
+            training,
+            output_logits,
+            rng,
+            profile,
+            trace,
+        };
+        Ok(self.run_masked(xs, &[], run)?.0)
+    }
+
+    /// `run` with a mask (or none) per input (`[N, T]`, 1 = real step; empty: none),
+    /// returning each output's mask too. Every tensor of the graph carries its mask:
+    /// a layer receives its inputs' masks (`Layer::forward_many_masked`) and says its
+    /// output's (`Layer::compute_mask_many`); see `Layer` for Keras' rules.
+    pub(crate) fn run_masked(
+        &mut self,
+        xs: &[Var],
+        input_masks: &[Option<&Tensor>],
+        run: RunArgs<'_, '_>,
+    ) -> Result<(Vec<Var>, Vec<Option<Tensor>>)> {
+        let RunArgs {
+            training,
+            output_logits,
+            rng,
+            profile,
+            mut trace,
+        } = run;
         let shapes: Vec<Vec<usize>> = xs.iter().map(|x| x.shape()).collect();
         self.check_inputs(&shapes)?;
         let dtype = self.dtype;
@@ -499,6 +542,13 @@ impl Graph {
             })
             .collect();
         values.resize(n_in + layers.len(), None);
+        let mut masks: Vec<Option<Tensor>> = vec![None; n_in + layers.len()];
+        for (t, m) in input_masks.iter().enumerate().take(n_in) {
+            if let Some(m) = m {
+                crate::ops::mask::check_mask("model input", m, &xs[t].shape())?;
+            }
+            masks[t] = m.cloned();
+        }
         // Read once per call: off, profiling costs nothing per layer.
         let profiling = profile && super::layer_timing::is_profiling();
         for (i, layer) in layers.iter_mut().enumerate() {
@@ -506,31 +556,42 @@ impl Graph {
                 .iter()
                 .map(|&t| values[t].clone().expect("inputs come first"))
                 .collect();
+            let arg_masks: Vec<Option<Tensor>> =
+                inbound[i].iter().map(|&t| masks[t].clone()).collect();
             for &t in &inbound[i] {
                 if last_use[t] == i && !outputs.contains(&t) {
                     values[t] = None;
+                    masks[t] = None;
                 }
             }
+            let arg_masks: Vec<Option<&Tensor>> = arg_masks.iter().map(Option::as_ref).collect();
             let mut ctx = ForwardCtx {
                 training,
                 rng,
                 output_logits: logits_of.contains(&(n_in + i)),
             };
             let h = if profiling {
-                super::layer_timing::time_layer(i, || layer.forward_many(&args, &mut ctx))?
+                super::layer_timing::time_layer(i, || {
+                    layer.forward_many_masked(&args, &arg_masks, &mut ctx)
+                })?
             } else {
-                layer.forward_many(&args, &mut ctx)?
+                layer.forward_many_masked(&args, &arg_masks, &mut ctx)?
             };
+            // Asked after the forward: a nested model learns its output mask by running.
+            masks[n_in + i] = layer.compute_mask_many(&args, &arg_masks)?;
             let h = super::precision::round_activation(h, dtype);
             if let Some(t) = trace.as_deref_mut() {
                 t.push((layer.name().to_string(), h.value()));
             }
             values[n_in + i] = Some(h);
         }
-        Ok(outputs
-            .iter()
-            .map(|&t| values[t].clone().expect("outputs are kept"))
-            .collect())
+        Ok((
+            outputs
+                .iter()
+                .map(|&t| values[t].clone().expect("outputs are kept"))
+                .collect(),
+            outputs.iter().map(|&t| masks[t].clone()).collect(),
+        ))
     }
 
     /// Runs the layers of a one-input, one-output model. `output_logits` asks the output

@@ -1,12 +1,13 @@
 //! Nested models: a whole model graph used as one layer of another. Its config is the
 //! model's (`ModelConfig`, class name `Model`); its forward runs the inner graph; its
-//! weights are named `MODEL/LAYER/WEIGHT`.
+//! weights are named `MODEL/LAYER/WEIGHT`. Masks flow through it as through any
+//! graph: the outer masks enter the inner inputs, the inner output's mask leaves.
 
-use super::graph::Graph;
+use super::graph::{Graph, RunArgs};
 use super::layers::dims::Dim;
 use super::layers::{Activation, ForwardCtx, Layer, LayerConfig, LayerKind, LayerType, Param};
 use super::model_config::ModelConfig;
-use crate::engine::{Rng, Var};
+use crate::engine::{Rng, Tensor, Var};
 use crate::error::{Error, Result};
 
 /// The registry line of a whole model used as a layer (nested models): its config is
@@ -77,15 +78,40 @@ impl Layer for Graph {
         self.forward_many(std::slice::from_ref(x), ctx)
     }
     fn forward_many(&mut self, xs: &[Var], ctx: &mut ForwardCtx) -> Result<Var> {
-        let mut out = self.run(
-            xs,
-            ctx.training,
-            &[ctx.output_logits],
-            Some(&mut *ctx.rng),
-            false,
-            None,
-        )?;
+        self.forward_many_masked(xs, &[], ctx)
+    }
+    /// The inner graph runs with the outer masks on its inputs; its output mask is kept
+    /// for `compute_mask_many` (Keras also runs the inner graph to find it).
+    fn forward_many_masked(
+        &mut self,
+        xs: &[Var],
+        masks: &[Option<&Tensor>],
+        ctx: &mut ForwardCtx,
+    ) -> Result<Var> {
+        let run = RunArgs {
+            training: ctx.training,
+            output_logits: &[ctx.output_logits],
+            rng: Some(&mut *ctx.rng),
+            profile: false,
+            trace: None,
+        };
+        let (mut out, mut out_masks) = self.run_masked(xs, masks, run)?;
+        self.out_mask = out_masks.remove(0);
         Ok(out.remove(0))
+    }
+    fn forward_masked(
+        &mut self,
+        x: &Var,
+        mask: Option<&Tensor>,
+        ctx: &mut ForwardCtx,
+    ) -> Result<Var> {
+        self.forward_many_masked(std::slice::from_ref(x), &[mask], ctx)
+    }
+    fn compute_mask(&self, _x: &Var, _mask: Option<&Tensor>) -> Result<Option<Tensor>> {
+        Ok(self.out_mask.clone())
+    }
+    fn compute_mask_many(&self, _xs: &[Var], _masks: &[Option<&Tensor>]) -> Result<Option<Tensor>> {
+        Ok(self.out_mask.clone())
     }
     /// The inner weights, named `MODEL/LAYER/WEIGHT`.
     fn params(&self) -> Vec<Param> {

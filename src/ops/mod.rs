@@ -20,6 +20,7 @@ pub mod index;
 pub mod loss;
 pub mod loss_more;
 pub mod lstm;
+pub mod mask;
 pub mod matmul;
 pub mod parallel;
 pub mod permute;

@@ -1,9 +1,11 @@
 //! The `Activation` enum (used by `Dense`, `Conv2D` and the `Activation` layer) and the
 //! `Activation` layer itself.
+//!
+//! Masks: the layer passes its input's mask through unchanged (as in Keras).
 
 use super::dims::Dim;
 use super::{ForwardCtx, Layer, LayerConfig, LayerKind, LayerType, Param};
-use crate::engine::{Rng, Var};
+use crate::engine::{Rng, Tensor, Var};
 use crate::error::Result;
 use crate::ops::activation as act;
 use serde::{Deserialize, Serialize};
@@ -169,6 +171,10 @@ impl LayerKind for ActivationConfig {
 }
 
 impl Layer for ActivationLayer {
+    /// Keras: the mask passes through unchanged (see `Layer`).
+    fn compute_mask(&self, _x: &Var, mask: Option<&Tensor>) -> Result<Option<Tensor>> {
+        Ok(mask.cloned())
+    }
     fn name(&self) -> &str {
         &self.name
     }

@@ -5,6 +5,10 @@
 //! 0.99, epsilon 1e-3). Inference: normalizes with the moving statistics.
 //! gamma and beta are trainable; the moving mean and variance are saved weights that
 //! optimizers leave alone (Keras' "non-trainable params").
+//!
+//! Masks: passed through unchanged. Keras 3 also leaves masked steps out of the batch
+//! statistics in training; nabla does not (its BatchNormalization normalizes channels
+//! of `[N, F]` and images, not sequences).
 
 use super::dims::{batch_shape_str, Dim};
 use super::registry::needs_known;
@@ -99,6 +103,10 @@ impl LayerKind for BatchNormalizationConfig {
 }
 
 impl Layer for BatchNormalization {
+    /// Keras: the mask passes through unchanged (see `Layer`).
+    fn compute_mask(&self, _x: &Var, mask: Option<&Tensor>) -> Result<Option<Tensor>> {
+        Ok(mask.cloned())
+    }
     fn name(&self) -> &str {
         &self.name
     }

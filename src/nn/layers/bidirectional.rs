@@ -19,6 +19,11 @@
 //! `{"class_name": "Bidirectional", "config": {"layer": {"class_name": "LSTM",
 //! "config": {"units": 64}}, "merge_mode": "concat"}}`.
 //!
+//! Masks: the forward copy gets the input's mask, the backward copy the mask reversed
+//! along `T` as its input is; the output keeps the mask with `return_sequences`, else
+//! has none (Keras). The wrapped layers accept the mask but do not apply it yet (see
+//! `MASK-WIRING` in lstm.rs and gru.rs).
+//!
 //! Not supported (refused, never ignored): Keras' `backward_layer` (a different
 //! backward layer) and `merge_mode: null` (two outputs).
 
@@ -27,6 +32,7 @@ use super::registry::rank_is;
 use super::{ForwardCtx, Layer, LayerConfig, LayerKind, LayerType, Param};
 use crate::engine::{Rng, Tensor, Var};
 use crate::error::{Error, Result};
+use crate::ops::mask::{self, check_mask};
 use crate::ops::{elementwise, index, shape};
 use serde::{Deserialize, Serialize};
 
@@ -162,11 +168,26 @@ impl Layer for Bidirectional {
         &self.name
     }
     fn forward(&mut self, x: &Var, ctx: &mut ForwardCtx) -> Result<Var> {
-        // x: [N, T, F]
+        self.forward_masked(x, None, ctx)
+    }
+    fn forward_masked(
+        &mut self,
+        x: &Var,
+        mask: Option<&Tensor>,
+        ctx: &mut ForwardCtx,
+    ) -> Result<Var> {
+        // x: [N, T, F]; mask: [N, T], 1 = real step.
         let context = |e: Error| e.context(&format!("layer '{}' (Bidirectional)", self.name));
-        let yf = self.forward.forward(x, ctx)?; // [N, T, U] or [N, U]
+        if let Some(m) = mask {
+            check_mask("mask", m, &x.shape()).map_err(context)?;
+        }
+        // The backward copy reads the mask reversed exactly as it reads x reversed.
+        let mask_r = mask.map(mask::reverse_steps).transpose().map_err(context)?;
+        // MASK-WIRING: nothing to change here; each copy hands its mask to its op in
+        // its own `forward_masked` (lstm.rs, gru.rs).
+        let yf = self.forward.forward_masked(x, mask, ctx)?; // [N, T, U] or [N, U]
         let xr = reverse_steps(x).map_err(context)?; // [N, T, F], step T-1 first
-        let mut yb = self.backward.forward(&xr, ctx)?;
+        let mut yb = self.backward.forward_masked(&xr, mask_r.as_ref(), ctx)?;
         if self.return_sequences {
             yb = reverse_steps(&yb).map_err(context)?; // step t of the input at t
         }
@@ -177,6 +198,10 @@ impl Layer for Bidirectional {
             MergeMode::Mul => elementwise::mul(&yf, &yb),
         };
         merged.map_err(context)
+    }
+    /// Keras: the input's mask with `return_sequences` (the steps stay), else none.
+    fn compute_mask(&self, _x: &Var, mask: Option<&Tensor>) -> Result<Option<Tensor>> {
+        Ok(mask.filter(|_| self.return_sequences).cloned())
     }
     fn params(&self) -> Vec<Param> {
         let mut p = self.forward.params();

@@ -11,6 +11,9 @@
 //! TensorFlow's rule (`T' = ceil(T / stride)`, the odd cell after); `"causal"` pads
 //! `(K-1)*dilation` zeros before the sequence only, so step `t` sees no later step.
 //!
+//! Masks: dropped, and padded steps are convolved like real ones (Keras 3's `Conv1D`
+//! does not support masking; it warns and destroys the mask).
+//!
 //! No kernel of its own: the forward is the conv2d op on the sequence seen as a one-row
 //! image, `x [N, T, C] -> [N, C, 1, T]` and the kernel `[K, C, F] -> [F, C, 1, K]`, so it
 //! runs the conv2d fast paths (and their backward kernels) with `(1, K)` windows, stride

@@ -7,6 +7,8 @@
 //! asymmetrically when needed (TensorFlow's rule, extra row/column after). The padding
 //! is worked out from each input the layer receives, so `H` and `W` may be unknown
 //! (`None`) at build time; the channels `C` must be known.
+//!
+//! Masks: dropped (Keras' convolutions do not support masking).
 
 use super::dims::{batch_shape_str, Dim};
 use super::registry::{needs_known, rank_is};

@@ -9,6 +9,8 @@
 //! TensorFlow does: the padding a "same" conv2d with this kernel and stride would put
 //! around an `OH x OW` input (the extra row/column after). `H` and `W` may be unknown
 //! (`None`); the cropping is worked out at each call. No `output_padding`, no dilation.
+//!
+//! Masks: dropped (Keras' convolutions do not support masking).
 
 use super::conv2d::{pair, PaddingMode};
 use super::dims::Dim;

@@ -6,12 +6,14 @@
 //! `[units]`, output `[N, units]` or `[N, T, units]`. `T` may be unknown (`None`); `in`
 //! must be known. Images (`[N, C, H, W]`, channels-first) need a Flatten first: their last
 //! axis is the width, not Keras' channels.
+//!
+//! Masks: passed through unchanged (Keras' `Dense` supports masking), not read.
 
 use super::dims::Dim;
 use super::registry::needs_known;
 use super::{Activation, ForwardCtx, Initializer, Layer, LayerConfig, LayerKind, LayerType};
 use super::{Param, Regularizer};
-use crate::engine::{Rng, Var};
+use crate::engine::{Rng, Tensor, Var};
 use crate::error::{Error, Result};
 use crate::ops::matmul::linear;
 use crate::ops::shape::reshape;
@@ -144,6 +146,10 @@ impl LayerKind for DenseConfig {
 }
 
 impl Layer for Dense {
+    /// Keras: the mask passes through unchanged (see `Layer`).
+    fn compute_mask(&self, _x: &Var, mask: Option<&Tensor>) -> Result<Option<Tensor>> {
+        Ok(mask.cloned())
+    }
     fn name(&self) -> &str {
         &self.name
     }

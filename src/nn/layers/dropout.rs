@@ -1,9 +1,11 @@
 //! `Dropout(rate)`: inverted dropout while training (survivors scaled by 1/(1-rate)),
 //! the identity at inference, as in Keras.
+//!
+//! Masks: passed through unchanged, not read (as in Keras).
 
 use super::dims::Dim;
 use super::{ForwardCtx, Layer, LayerConfig, LayerKind, LayerType, Param};
-use crate::engine::{Rng, Var};
+use crate::engine::{Rng, Tensor, Var};
 use crate::error::Result;
 use serde::{Deserialize, Serialize};
 
@@ -52,6 +54,10 @@ pub struct Dropout {
 }
 
 impl Layer for Dropout {
+    /// Keras: the mask passes through unchanged (see `Layer`).
+    fn compute_mask(&self, _x: &Var, mask: Option<&Tensor>) -> Result<Option<Tensor>> {
+        Ok(mask.cloned())
+    }
     fn name(&self) -> &str {
         &self.name
     }

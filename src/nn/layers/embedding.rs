@@ -8,15 +8,22 @@
 //! whole number in `0..input_dim` is an error naming the layer, the id and its position
 //! (never clamped).
 //!
-//! Not supported yet: `mask_zero` (masks are not propagated between layers), so the JSON
-//! field is refused like any unknown field; `embeddings_regularizer`.
+//! Masks: with `mask_zero` (Keras' config key, `.mask_zero(true)`) id 0 is padding: the
+//! output's mask (`[N, T]`, see `Layer`) is 1 where the id is not 0, for the layers
+//! after it. As in Keras, id 0 still has its row in the table (so `input_dim` counts
+//! it: a vocabulary of V words with 0 kept for padding needs `input_dim = V + 1`) and
+//! its vector is still output; only the mask marks it. Without `mask_zero` the layer
+//! makes no mask (and any incoming one is dropped).
+//!
+//! Not supported yet: `embeddings_regularizer`.
 
 use super::dims::Dim;
 use super::registry::rank_is;
 use super::{ForwardCtx, Initializer, Layer, LayerConfig, LayerKind, LayerType, Param};
-use crate::engine::{Rng, Var};
+use crate::engine::{Rng, Tensor, Var};
 use crate::error::{Error, Result};
 use crate::ops::index::embedding;
+use crate::ops::mask::nonzero_mask;
 use serde::{Deserialize, Serialize};
 
 fn keras_uniform() -> Initializer {
@@ -38,6 +45,14 @@ pub struct EmbeddingConfig {
     /// Keras' default: uniform in [-0.05, 0.05].
     #[serde(default = "keras_uniform")]
     pub embeddings_initializer: Initializer,
+    /// Id 0 is padding: the output carries a mask, 1 where the id is not 0 (Keras'
+    /// `mask_zero`, default false; written to JSON only when true).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub mask_zero: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 impl EmbeddingConfig {
@@ -47,7 +62,13 @@ impl EmbeddingConfig {
             input_dim,
             output_dim,
             embeddings_initializer: keras_uniform(),
+            mask_zero: false,
         }
+    }
+    /// `Embedding(V + 1, D).mask_zero(true)`: id 0 marks padding (see the module docs).
+    pub fn mask_zero(mut self, on: bool) -> Self {
+        self.mask_zero = on;
+        self
     }
     pub fn embeddings_initializer(mut self, i: Initializer) -> Self {
         self.embeddings_initializer = i;
@@ -119,6 +140,11 @@ impl Layer for Embedding {
     fn reads_indices(&self) -> bool {
         true
     }
+    /// With `mask_zero`: 1 where the id is not 0. Keras' Embedding has no input mask to
+    /// keep, so without `mask_zero` there is none.
+    fn compute_mask(&self, x: &Var, _mask: Option<&Tensor>) -> Result<Option<Tensor>> {
+        Ok(self.cfg.mask_zero.then(|| nonzero_mask(&x.value())))
+    }
     fn params(&self) -> Vec<Param> {
         vec![Param {
             name: format!("{}/embeddings", self.name),
@@ -139,7 +165,6 @@ impl Layer for Embedding {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::Tensor;
 
     fn ctx(rng: &mut Rng) -> ForwardCtx<'_> {
         ForwardCtx {
@@ -166,8 +191,9 @@ mod tests {
             json.contains(r#""embeddings_initializer":{"uniform":{"minval":-0.05,"maxval":0.05}}"#),
             "{json}"
         );
+        assert!(!json.contains("mask_zero"), "{json}");
         for bad in [
-            r#"{"input_dim": 10, "output_dim": 4, "mask_zero": true}"#,
+            r#"{"input_dim": 10, "output_dim": 4, "mask_zero": 1}"#,
             r#"{"input_dim": 10}"#,
         ] {
             let text = format!(r#"{{"class_name": "Embedding", "config": {bad}}}"#);
@@ -194,5 +220,25 @@ mod tests {
             e.contains("layer 'emb' (Embedding)") && e.contains("id 10 at [0, 1]"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn mask_zero_makes_a_mask_and_round_trips() {
+        let text = r#"{"class_name": "Embedding", "config": {"input_dim": 10, "output_dim": 4, "mask_zero": true}}"#;
+        let c: LayerConfig = serde_json::from_str(text).unwrap();
+        let json = serde_json::to_string(&c).unwrap();
+        assert!(json.contains(r#""mask_zero":true"#), "{json}");
+        assert_eq!(serde_json::from_str::<LayerConfig>(&json).unwrap(), c);
+        let mut rng = Rng::new(1);
+        let layer = c.build("emb".into(), &[Dim::NONE], &mut rng).unwrap();
+        let ids = Var::constant(Tensor::from_vec(vec![4., 0., 0., 7., 2., 0.], &[2, 3]));
+        let m = layer.compute_mask(&ids, None).unwrap().unwrap();
+        assert_eq!(m.to_f32_vec(), [1., 0., 0., 1., 1., 0.]);
+        assert_eq!(m.shape(), [2, 3]);
+        // Without mask_zero: no mask, even if one came in.
+        let plain = LayerConfig::from(EmbeddingConfig::new(10, 4))
+            .build("e2".into(), &[Dim::NONE], &mut rng)
+            .unwrap();
+        assert!(plain.compute_mask(&ids, Some(&m)).unwrap().is_none());
     }
 }

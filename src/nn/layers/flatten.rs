@@ -1,5 +1,7 @@
 //! `Flatten`: `[N, d1, d2, ...] -> [N, d1*d2*...]`, a free view. An unknown (`None`)
 //! axis gives an unknown size, which a following Dense layer refuses at build.
+//!
+//! Masks: dropped (Keras' `Flatten` does not support masking).
 
 use super::dims::{numel, Dim};
 use super::{ForwardCtx, Layer, LayerConfig, LayerKind, LayerType, Param};

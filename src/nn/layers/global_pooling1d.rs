@@ -4,13 +4,21 @@
 //! `[N, T, F] -> [N, F]`, channels-last as in Keras (sequences keep features last, so a
 //! Dense layer applies per step). `T` may be unknown (`None`): each batch may have its
 //! own length.
+//!
+//! Masks (Keras 3, checked against it in tests/masking.rs): `GlobalAveragePooling1D`
+//! reads its input's mask and averages over the real steps only; a sequence with no
+//! real step gives zeros (Keras divides 0 by 0 and returns NaN there, which would make
+//! the loss NaN). `GlobalMaxPooling1D` does not support masking in Keras 3 (its `call`
+//! takes no mask): the max runs over every step, padded ones included, so an all-padded
+//! sequence gives the max of its padding vectors, never -inf or NaN. Both output no
+//! mask.
 
 use super::dims::Dim;
 use super::registry::rank_is;
 use super::{ForwardCtx, Layer, LayerConfig, LayerKind, LayerType, Param, PoolKind};
-use crate::engine::{Rng, Var};
+use crate::engine::{Rng, Tensor, Var};
 use crate::error::Result;
-use crate::ops::global_pool1d::{global_avg_pool1d, global_max_pool1d};
+use crate::ops::global_pool1d::{global_avg_pool1d, global_masked_avg_pool1d, global_max_pool1d};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
@@ -90,10 +98,22 @@ impl Layer for GlobalPooling1D {
     fn name(&self) -> &str {
         &self.name
     }
-    fn forward(&mut self, x: &Var, _ctx: &mut ForwardCtx) -> Result<Var> {
-        match self.kind {
-            PoolKind::Average => global_avg_pool1d(x), // [N, F]
-            PoolKind::Max => global_max_pool1d(x),
+    fn forward(&mut self, x: &Var, ctx: &mut ForwardCtx) -> Result<Var> {
+        self.forward_masked(x, None, ctx)
+    }
+    fn forward_masked(
+        &mut self,
+        x: &Var,
+        mask: Option<&Tensor>,
+        _ctx: &mut ForwardCtx,
+    ) -> Result<Var> {
+        // x: [N, T, F], mask: [N, T] -> [N, F]
+        match (self.kind, mask) {
+            (PoolKind::Average, None) => global_avg_pool1d(x),
+            (PoolKind::Average, Some(m)) => global_masked_avg_pool1d(x, m)
+                .map_err(|e| e.context(&format!("layer '{}'", self.name))),
+            // Keras 3's GlobalMaxPooling1D ignores the mask (see the module docs).
+            (PoolKind::Max, _) => global_max_pool1d(x),
         }
     }
     fn params(&self) -> Vec<Param> {

@@ -24,8 +24,12 @@
 //! zeros. Parameters: `3 * (F*U + U*U + 2U)` (Keras' count with `reset_after`; without
 //! bias `3 * (F*U + U*U)`).
 //!
+//! Masks: accepted (`forward_masked`) but not applied yet: the op does not take one
+//! (see `MASK-WIRING`). The output keeps the input's mask with `return_sequences`, else
+//! has none (Keras' `compute_mask`).
+//!
 //! Not supported yet (the JSON fields are refused like any unknown field, never
-//! ignored): masking, `dropout`, `recurrent_dropout`, `return_state`, `go_backwards`,
+//! ignored): `dropout`, `recurrent_dropout`, `return_state`, `go_backwards`,
 //! `stateful`; `reset_after=False` and activations other than tanh / sigmoid are
 //! refused with a message.
 
@@ -33,7 +37,7 @@ use super::dims::Dim;
 use super::registry::{needs_known, rank_is};
 use super::Param;
 use super::{Activation, ForwardCtx, Initializer, Layer, LayerConfig, LayerKind, LayerType};
-use crate::engine::{Rng, Var};
+use crate::engine::{Rng, Tensor, Var};
 use crate::error::{Error, Result};
 use crate::ops::gru::gru;
 use serde::{Deserialize, Serialize};
@@ -190,8 +194,22 @@ impl Layer for GRU {
     fn name(&self) -> &str {
         &self.name
     }
-    fn forward(&mut self, x: &Var, _ctx: &mut ForwardCtx) -> Result<Var> {
-        // x: [N, T, F] -> [N, T, U] or [N, U]
+    fn forward(&mut self, x: &Var, ctx: &mut ForwardCtx) -> Result<Var> {
+        self.forward_masked(x, None, ctx)
+    }
+    fn forward_masked(
+        &mut self,
+        x: &Var,
+        mask: Option<&Tensor>,
+        _ctx: &mut ForwardCtx,
+    ) -> Result<Var> {
+        // x: [N, T, F] -> [N, T, U] or [N, U]; mask: [N, T], 1 = real step.
+        if let Some(m) = mask {
+            crate::ops::mask::check_mask(&format!("layer '{}' (GRU)", self.name), m, &x.shape())?;
+        }
+        // MASK-WIRING: pass `mask` to the op here once `ops::gru::gru` takes it as its
+        // trailing argument; until then a mask is accepted and ignored.
+        let _ = mask;
         gru(
             x,
             &self.kernel,
@@ -201,6 +219,10 @@ impl Layer for GRU {
             None,
         )
         .map_err(|e| e.context(&format!("layer '{}' (GRU)", self.name)))
+    }
+    /// Keras: the input's mask with `return_sequences` (the steps stay), else none.
+    fn compute_mask(&self, _x: &Var, mask: Option<&Tensor>) -> Result<Option<Tensor>> {
+        Ok(mask.filter(|_| self.cfg.return_sequences).cloned())
     }
     fn params(&self) -> Vec<Param> {
         let param = |what: &str, var: &Var| Param {

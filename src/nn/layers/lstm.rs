@@ -14,8 +14,12 @@
 //! zeros with the forget gate's block set to 1 (`unit_forget_bias`).
 //! Parameters: `4 * (F*U + U*U + U)` (Keras' count; without bias `4 * (F*U + U*U)`).
 //!
+//! Masks: accepted (`forward_masked`) but not applied yet: the op does not take one
+//! (see `MASK-WIRING`). The output keeps the input's mask with `return_sequences`, else
+//! has none (Keras' `compute_mask`).
+//!
 //! Not supported yet (the JSON fields are refused like any unknown field, never
-//! ignored): masking, `dropout`, `recurrent_dropout`, `return_state`, `go_backwards`,
+//! ignored): `dropout`, `recurrent_dropout`, `return_state`, `go_backwards`,
 //! `stateful`; activations other than tanh / sigmoid.
 
 use super::dims::Dim;
@@ -186,8 +190,22 @@ impl Layer for LSTM {
     fn name(&self) -> &str {
         &self.name
     }
-    fn forward(&mut self, x: &Var, _ctx: &mut ForwardCtx) -> Result<Var> {
-        // x: [N, T, F] -> [N, T, U] or [N, U]
+    fn forward(&mut self, x: &Var, ctx: &mut ForwardCtx) -> Result<Var> {
+        self.forward_masked(x, None, ctx)
+    }
+    fn forward_masked(
+        &mut self,
+        x: &Var,
+        mask: Option<&Tensor>,
+        _ctx: &mut ForwardCtx,
+    ) -> Result<Var> {
+        // x: [N, T, F] -> [N, T, U] or [N, U]; mask: [N, T], 1 = real step.
+        if let Some(m) = mask {
+            crate::ops::mask::check_mask(&format!("layer '{}' (LSTM)", self.name), m, &x.shape())?;
+        }
+        // MASK-WIRING: pass `mask` to the op here once `ops::lstm::lstm` takes it as its
+        // trailing argument; until then a mask is accepted and ignored.
+        let _ = mask;
         lstm(
             x,
             &self.kernel,
@@ -197,6 +215,10 @@ impl Layer for LSTM {
             None,
         )
         .map_err(|e| e.context(&format!("layer '{}' (LSTM)", self.name)))
+    }
+    /// Keras: the input's mask with `return_sequences` (the steps stay), else none.
+    fn compute_mask(&self, _x: &Var, mask: Option<&Tensor>) -> Result<Option<Tensor>> {
+        Ok(mask.filter(|_| self.cfg.return_sequences).cloned())
     }
     fn params(&self) -> Vec<Param> {
         let param = |what: &str, var: &Var| Param {

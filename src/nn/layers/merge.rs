@@ -4,11 +4,17 @@
 //! lets an input broadcast, for a channel rescale `[C, H, W] * [C, 1, 1]`), `Subtract`
 //! takes exactly two inputs, and `Concatenate` joins along `axis` (counted with the batch
 //! axis, as in Keras; nabla is channels-first, so the default 1 is the channel axis).
+//!
+//! Masks: the arithmetic merges pass on the OR of their inputs' masks, or none if any
+//! input has none (Keras' `Merge.compute_mask`); the values are merged as they are
+//! (Keras' `Maximum`/`Minimum` also swap a masked step's value for the other input's:
+//! not done here). `Concatenate` drops masks for now (Keras joins them).
 
 use super::dims::{batch_shape_str, Dim};
 use super::{ForwardCtx, Layer, LayerConfig, LayerKind, LayerType, Param};
-use crate::engine::{Rng, Var};
+use crate::engine::{Rng, Tensor, Var};
 use crate::error::{Error, Result};
+use crate::ops::mask::or_masks;
 use crate::ops::{elementwise, shape};
 use serde::{Deserialize, Serialize};
 
@@ -322,6 +328,23 @@ impl Layer for Merge {
                 shape::concat(&refs, axis + 1)
             }
         }
+    }
+    /// Keras' arithmetic merges: the OR of the inputs' masks, none if any input has
+    /// none. `Concatenate` drops masks (not supported yet).
+    fn compute_mask_many(&self, _xs: &[Var], masks: &[Option<&Tensor>]) -> Result<Option<Tensor>> {
+        if matches!(self.kind, MergeKind::Concatenate(_)) {
+            return Ok(None);
+        }
+        let Some(all) = masks.iter().copied().collect::<Option<Vec<&Tensor>>>() else {
+            return Ok(None);
+        };
+        let Some((first, rest)) = all.split_first() else {
+            return Ok(None);
+        };
+        rest.iter()
+            .try_fold((*first).clone(), |acc, m| or_masks(&acc, m))
+            .map(Some)
+            .map_err(|e| e.context(&format!("layer '{}'", self.name)))
     }
     fn params(&self) -> Vec<Param> {
         vec![]

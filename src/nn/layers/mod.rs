@@ -67,7 +67,7 @@ pub use shared::{SharedConfig, SharedLayer};
 pub use upsampling::{InterpolationMode, UpSampling2D, UpSampling2DConfig};
 pub use zero_padding::{Padding2D, ZeroPadding2D, ZeroPadding2DConfig};
 
-use crate::engine::{Rng, Var};
+use crate::engine::{Rng, Tensor, Var};
 use crate::error::Result;
 
 /// A named weight of a layer. Names are layer-qualified (`conv2d_1/kernel`), as in Keras,
@@ -110,6 +110,23 @@ pub struct ForwardCtx<'a> {
     pub output_logits: bool,
 }
 
+/// A layer: a forward pass over a batch, its weights, its config.
+///
+/// # Masks (Keras 3's semantics)
+/// A mask marks which steps of a sequence are real: a `[N, T]` f32 tensor, 1 for a real
+/// step and 0 for padding, beside a `[N, T, ...]` value. A model carries one mask (or
+/// none) beside every tensor, from layer to layer (`Graph::run`, nested models too). A
+/// layer touches it in two places, both default methods: `forward_masked` *consumes*
+/// its input's mask (Keras' `call(x, mask=...)`; the default ignores it and calls
+/// `forward`), and `compute_mask` *produces* the mask of its output (Keras'
+/// `compute_mask`). The default `compute_mask` drops the mask (returns `None`): in
+/// Keras 3 a layer that does not declare `supports_masking` destroys the mask (Conv1D,
+/// pooling, Flatten, Reshape, ...). Layers that keep the time axis step for step
+/// (Dense, Dropout, Activation, ReLU, BatchNormalization) override it to pass the mask
+/// through; `Embedding(mask_zero)` makes one (ids != 0); `GlobalAveragePooling1D`
+/// consumes it and outputs none; a recurrent layer passes it on only when it returns
+/// sequences. Layers with several inputs (merges, nested models) use the `_many`
+/// forms, whose defaults fall back to the one-input methods.
 pub trait Layer {
     fn name(&self) -> &str;
     /// `x` has a batch axis first; the model has already checked the rest of its shape.
@@ -124,6 +141,43 @@ pub trait Layer {
                 self.name(),
                 xs.len()
             ))),
+        }
+    }
+    /// The forward given the input's mask (`[N, T]`, 1 = real step; see the trait
+    /// docs). Default: the mask is not read.
+    fn forward_masked(
+        &mut self,
+        x: &Var,
+        mask: Option<&Tensor>,
+        ctx: &mut ForwardCtx,
+    ) -> Result<Var> {
+        let _ = mask;
+        self.forward(x, ctx)
+    }
+    /// The mask of this layer's output, given its input `x` and the input's mask.
+    /// Default: `None`, Keras 3's rule for a layer that does not support masking.
+    fn compute_mask(&self, x: &Var, mask: Option<&Tensor>) -> Result<Option<Tensor>> {
+        let _ = (x, mask);
+        Ok(None)
+    }
+    /// `forward_masked` for any number of inputs, one mask (or none) per input.
+    fn forward_many_masked(
+        &mut self,
+        xs: &[Var],
+        masks: &[Option<&Tensor>],
+        ctx: &mut ForwardCtx,
+    ) -> Result<Var> {
+        match (xs, masks) {
+            ([x], [mask]) => self.forward_masked(x, *mask, ctx),
+            _ => self.forward_many(xs, ctx),
+        }
+    }
+    /// `compute_mask` for any number of inputs. Default: a one-input layer's
+    /// `compute_mask`; no mask from several inputs.
+    fn compute_mask_many(&self, xs: &[Var], masks: &[Option<&Tensor>]) -> Result<Option<Tensor>> {
+        match (xs, masks) {
+            ([x], [mask]) => self.compute_mask(x, *mask),
+            _ => Ok(None),
         }
     }
     /// All weights, trainable and not, in a fixed order.

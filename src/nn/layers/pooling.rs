@@ -4,6 +4,9 @@
 //! # Shapes
 //! `[N, C, H, W] -> [N, C, OH, OW]`; global: `[N, C, H, W] -> [N, C]`.
 //! Keras' default stride is the pool size.
+//!
+//! Masks: dropped (Keras' pooling layers do not support masking; only
+//! `GlobalAveragePooling1D` reads one, see `global_pooling1d.rs`).
 
 use super::conv2d::{pair, window_axis, PaddingMode};
 use super::dims::{batch_shape_str, Dim};

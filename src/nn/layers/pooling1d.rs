@@ -10,6 +10,9 @@
 //! No kernel of its own: the sequence is seen as a one-row image, `[N, T, C] -> [N, C,
 //! 1, T]`, and pooled by the 2-D pool ops with a `(1, pool_size)` window, which bring
 //! their backward (the recorded argmax for max) and their tests.
+//!
+//! Masks: dropped, padded steps pooled like real ones (Keras' pools do not support
+//! masking).
 
 use super::conv1d::single;
 use super::conv2d::{window_axis, PaddingMode};

@@ -11,10 +11,12 @@
 //!
 //! Like Keras, both reject negative parameters (a negative slope or threshold is almost
 //! certainly a typo, and a negative `max_value` would clip everything below zero).
+//!
+//! Masks: both pass their input's mask through unchanged (as in Keras).
 
 use super::dims::Dim;
 use super::{ForwardCtx, Layer, LayerConfig, LayerKind, LayerType, Param};
-use crate::engine::{Rng, Var};
+use crate::engine::{Rng, Tensor, Var};
 use crate::error::{Error, Result};
 use crate::ops::activation as act;
 use serde::{Deserialize, Serialize};
@@ -165,6 +167,10 @@ pub struct ReLU {
 }
 
 impl Layer for ReLU {
+    /// Keras: the mask passes through unchanged (see `Layer`).
+    fn compute_mask(&self, _x: &Var, mask: Option<&Tensor>) -> Result<Option<Tensor>> {
+        Ok(mask.cloned())
+    }
     fn name(&self) -> &str {
         &self.name
     }
@@ -196,6 +202,10 @@ pub struct LeakyReLU {
 }
 
 impl Layer for LeakyReLU {
+    /// Keras: the mask passes through unchanged (see `Layer`).
+    fn compute_mask(&self, _x: &Var, mask: Option<&Tensor>) -> Result<Option<Tensor>> {
+        Ok(mask.cloned())
+    }
     fn name(&self) -> &str {
         &self.name
     }

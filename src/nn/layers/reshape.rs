@@ -1,6 +1,8 @@
 //! `Reshape`: `[N, ...] -> [N, target_shape...]`, a free view. One entry of
 //! `target_shape` may be -1 (inferred), as in Keras. Used to turn a squeeze-and-excitation
 //! vector `[C]` into `[C, 1, 1]` so that `Multiply` rescales channels.
+//!
+//! Masks: dropped (Keras' `Reshape` does not support masking).
 
 use super::dims::{dims, known, Dim};
 use super::{ForwardCtx, Layer, LayerConfig, LayerKind, LayerType, Param};

@@ -10,7 +10,7 @@
 
 use super::dims::Dim;
 use super::{Activation, ForwardCtx, Layer, LayerConfig, LayerKind, LayerType, Param};
-use crate::engine::{Rng, Var};
+use crate::engine::{Rng, Tensor, Var};
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
 use std::cell::RefCell;
@@ -117,6 +117,28 @@ impl Layer for SharedLayer {
     }
     fn forward_many(&mut self, xs: &[Var], ctx: &mut ForwardCtx) -> Result<Var> {
         self.layer.borrow_mut().forward_many(xs, ctx)
+    }
+    fn forward_masked(
+        &mut self,
+        x: &Var,
+        mask: Option<&Tensor>,
+        ctx: &mut ForwardCtx,
+    ) -> Result<Var> {
+        self.layer.borrow_mut().forward_masked(x, mask, ctx)
+    }
+    fn forward_many_masked(
+        &mut self,
+        xs: &[Var],
+        masks: &[Option<&Tensor>],
+        ctx: &mut ForwardCtx,
+    ) -> Result<Var> {
+        self.layer.borrow_mut().forward_many_masked(xs, masks, ctx)
+    }
+    fn compute_mask(&self, x: &Var, mask: Option<&Tensor>) -> Result<Option<Tensor>> {
+        self.layer.borrow().compute_mask(x, mask)
+    }
+    fn compute_mask_many(&self, xs: &[Var], masks: &[Option<&Tensor>]) -> Result<Option<Tensor>> {
+        self.layer.borrow().compute_mask_many(xs, masks)
     }
     /// Listed by the first call only, so the model counts, saves and trains them once.
     fn params(&self) -> Vec<Param> {

@@ -3,6 +3,8 @@
 //!
 //! # Shapes
 //! `[N, C, H, W] -> [N, C, H*size_h, W*size_w]`; `H` and `W` may be unknown (`None`).
+//!
+//! Masks: dropped (Keras' `UpSampling2D` does not support masking).
 
 use super::conv2d::pair;
 use super::dims::Dim;

@@ -3,6 +3,8 @@
 //! `padding` takes Keras' three forms: `1` (all four sides), `[top_bottom, left_right]`
 //! (symmetric per axis) or `[[top, bottom], [left, right]]`. Configs are written back in
 //! the last, explicit form (as Keras' `get_config` does).
+//!
+//! Masks: dropped (Keras' `ZeroPadding2D` does not support masking).
 
 use super::dims::Dim;
 use super::registry::rank_is;
