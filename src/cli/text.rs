@@ -10,8 +10,10 @@
 //!   weights; `run.json` records under `"text"` how to find the test texts again.
 //! - `text-bow` reads bags of words (`multi_hot` by default, `--bag tf_idf`), the
 //!   others token ids cut at the end to `--sequence-length`; `text-cnn` pads them at
-//!   the end, `text-lstm`, `text-bilstm` and `text-gru` at the start (`pad_at_start`: nothing is
-//!   masked yet, so the LSTM's last steps should be words, not padding).
+//!   the end, `text-lstm`, `text-bilstm` and `text-gru` at the start (`pad_at_start`).
+//!   The recurrent recipes mask the padding (Embedding `mask_zero`), so the side makes
+//!   no difference to them; runs saved before masking were trained on ids padded at the
+//!   start and still get them.
 
 use clap::{Args, ValueEnum};
 use nabla::data::datasets::Dataset;

@@ -21,8 +21,9 @@
 //!
 //! Masks: the forward copy gets the input's mask, the backward copy the mask reversed
 //! along `T` as its input is; the output keeps the mask with `return_sequences`, else
-//! has none (Keras). The wrapped layers accept the mask but do not apply it yet (see
-//! `MASK-WIRING` in lstm.rs and gru.rs).
+//! has none (Keras). With `return_sequences` and a mask, both halves are zero at masked
+//! steps (Keras' Bidirectional sets `zero_output_for_mask` on its layers, so the two
+//! halves line up on real steps only; checked against Keras in tests/rnn_mask.rs).
 //!
 //! Not supported (refused, never ignored): Keras' `backward_layer` (a different
 //! backward layer) and `merge_mode: null` (two outputs).
@@ -183,13 +184,22 @@ impl Layer for Bidirectional {
         }
         // The backward copy reads the mask reversed exactly as it reads x reversed.
         let mask_r = mask.map(mask::reverse_steps).transpose().map_err(context)?;
-        // MASK-WIRING: nothing to change here; each copy hands its mask to its op in
-        // its own `forward_masked` (lstm.rs, gru.rs).
-        let yf = self.forward.forward_masked(x, mask, ctx)?; // [N, T, U] or [N, U]
+        let mut yf = self.forward.forward_masked(x, mask, ctx)?; // [N, T, U] or [N, U]
         let xr = reverse_steps(x).map_err(context)?; // [N, T, F], step T-1 first
         let mut yb = self.backward.forward_masked(&xr, mask_r.as_ref(), ctx)?;
         if self.return_sequences {
             yb = reverse_steps(&yb).map_err(context)?; // step t of the input at t
+            if let Some(m) = mask {
+                // Keras' zero_output_for_mask: a masked step's carried h becomes zeros
+                // (and passes no gradient), the same as the op's zero-output mode.
+                let m =
+                    Var::constant(
+                        m.contiguous_f32()
+                            .reshape(&[m.shape()[0], m.shape()[1], 1])?,
+                    );
+                yf = elementwise::mul_broadcast(&yf, &m).map_err(context)?;
+                yb = elementwise::mul_broadcast(&yb, &m).map_err(context)?;
+            }
         }
         let merged = match self.cfg.merge_mode {
             MergeMode::Concat => shape::concat(&[&yf, &yb], yf.shape().len() - 1),

@@ -14,9 +14,11 @@
 //! zeros with the forget gate's block set to 1 (`unit_forget_bias`).
 //! Parameters: `4 * (F*U + U*U + U)` (Keras' count; without bias `4 * (F*U + U*U)`).
 //!
-//! Masks: accepted (`forward_masked`) but not applied yet: the op does not take one
-//! (see `MASK-WIRING`). The output keeps the input's mask with `return_sequences`, else
-//! has none (Keras' `compute_mask`).
+//! Masks (Keras 3): a masked step leaves h and c unchanged, so the last output is h after
+//! the last real step (zeros for a sample with none) and, with `return_sequences`, a
+//! masked step outputs the carried h. The op runs the real steps only (packed, as
+//! PyTorch's packed sequences), so padding costs nothing. The output keeps the input's
+//! mask with `return_sequences`, else has none (Keras' `compute_mask`).
 //!
 //! Not supported yet (the JSON fields are refused like any unknown field, never
 //! ignored): `dropout`, `recurrent_dropout`, `return_state`, `go_backwards`,
@@ -203,16 +205,14 @@ impl Layer for LSTM {
         if let Some(m) = mask {
             crate::ops::mask::check_mask(&format!("layer '{}' (LSTM)", self.name), m, &x.shape())?;
         }
-        // MASK-WIRING: pass `mask` to the op here once `ops::lstm::lstm` takes it as its
-        // trailing argument; until then a mask is accepted and ignored.
-        let _ = mask;
+        // Masked steps carry the state and cost nothing (the op packs the real steps).
         lstm(
             x,
             &self.kernel,
             &self.recurrent_kernel,
             self.bias.as_ref(),
             self.cfg.return_sequences,
-            None,
+            mask,
         )
         .map_err(|e| e.context(&format!("layer '{}' (LSTM)", self.name)))
     }
