@@ -1,13 +1,16 @@
 //! Keras 3 masks through models: `Embedding(mask_zero=True)` makes one, layers pass it
 //! on or drop it, `GlobalAveragePooling1D` reads it.
 //! - Golden values from real Keras 3 (torch backend): `tests/golden/masking.json`, written
-//!   by `scripts/golden/masking.py` (see there for the three models and the batch).
+//!   by `scripts/golden/masking.py` (see there for the models and the batches): three
+//!   pooling models, and four with recurrent layers (LSTM, GRU, Bidirectional LSTM with
+//!   sequences then an average, Bidirectional GRU summed), whose batch also has a row
+//!   with a hole in the middle.
 //! - A probe layer (defined here, not registered) records the mask each call receives,
 //!   so the tests see where a mask arrives: in a Sequential model, in a functional model
 //!   with branches and merges, and inside and after a nested model.
 
 use nabla::layers::keras::*;
-use nabla::layers::{Dim, ForwardCtx, Layer, LayerConfig, LayerKind, Param};
+use nabla::layers::{Dim, ForwardCtx, Layer, LayerConfig, LayerKind, MergeMode, Param};
 use nabla::ops::elementwise::{mul, sum};
 use nabla::training::{Model, Sequential};
 use nabla::{Result, Rng, Tensor, Var};
@@ -88,6 +91,64 @@ fn embedding_mask_zero_pools_match_keras() {
                 &format!("{kind} d{name}"),
                 &p.var.grad().unwrap().to_f32_vec(),
                 &floats(&g[name]),
+            );
+        }
+    }
+}
+
+#[test]
+fn embedding_mask_zero_recurrent_models_match_keras() {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/golden/masking.json"
+    ))
+    .unwrap();
+    let golden: Value = serde_json::from_str(&text).unwrap();
+    let cases = golden["rnn_cases"].as_array().unwrap();
+    assert_eq!(cases.len(), 4);
+    for c in cases {
+        let kind = c["model"].as_str().unwrap();
+        let int = |k: &str| c[k].as_u64().unwrap() as usize;
+        let (v, d, u) = (int("vocab"), int("dim"), int("units"));
+        let mut m = Sequential::new(&[None][..]);
+        m.add(Embedding(v, d).mask_zero(true)).unwrap();
+        let layers: Vec<LayerConfig> = match kind {
+            "lstm" => vec![LSTM(u).into()],
+            "gru" => vec![GRU(u).into()],
+            "bilstm_gap" => vec![
+                Bidirectional(LSTM(u).return_sequences(true)).into(),
+                GlobalAveragePooling1D(),
+            ],
+            "bigru_sum" => vec![Bidirectional(GRU(u)).merge_mode(MergeMode::Sum).into()],
+            _ => panic!("unknown model {kind}"),
+        };
+        for l in layers {
+            m.add(l).unwrap();
+        }
+        // Keras' trainable_weights order, which is nabla's params() order.
+        let entries = c["params"].as_array().unwrap();
+        let weights: Vec<Tensor> = entries
+            .iter()
+            .map(|e| Tensor::from_vec(floats(&e["value"]), &shape(&e["shape"])))
+            .collect();
+        m.set_weights(&weights).unwrap();
+        let ids = Var::constant(Tensor::from_vec(floats(&c["ids"]), &shape(&c["ids_shape"])));
+        let y = m.forward(&ids, true).unwrap();
+        assert_eq!(y.shape(), shape(&c["y_shape"]), "{kind}");
+        let yv = y.value().to_f32_vec();
+        assert!(yv.iter().all(|v| v.is_finite()), "{kind}: {yv:?}");
+        close(&format!("{kind} y"), &yv, &floats(&c["y"]));
+        let r = Var::constant(Tensor::from_vec(floats(&c["r"]), &y.shape()));
+        sum(&mul(&y, &r).unwrap()).backward();
+        let params = m.params();
+        assert_eq!(params.len(), entries.len(), "{kind}");
+        for (p, e) in params.iter().zip(entries) {
+            let name = e["name"].as_str().unwrap();
+            assert_eq!(p.var.shape(), shape(&e["shape"]), "{kind} {name}");
+            close(
+                &format!("{kind} d{name} (nabla {})", p.name),
+                &p.var.grad().unwrap().to_f32_vec(),
+                &floats(&e["grad"]),
             );
         }
     }
