@@ -123,12 +123,7 @@ fn bad_gru_configs_are_clear_errors() {
         let e = e.to_string();
         assert!(e.contains(needle), "{needle:?} not in: {e}");
     }
-    for field in [
-        "dropout",
-        "recurrent_dropout",
-        "return_state",
-        "unit_forget_bias",
-    ] {
+    for field in ["recurrent_dropout", "return_state", "unit_forget_bias"] {
         let cfg = format!(
             r#"{{"input_shape": [null, 3], "layers": [{{"class_name": "GRU", "config":
             {{"units": 4, "{field}": 0}}}}]}}"#

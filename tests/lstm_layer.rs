@@ -111,7 +111,7 @@ fn bad_lstm_configs_are_clear_errors() {
         let e = e.to_string();
         assert!(e.contains(needle), "{needle:?} not in: {e}");
     }
-    for field in ["dropout", "recurrent_dropout", "return_state"] {
+    for field in ["recurrent_dropout", "return_state"] {
         let cfg = format!(
             r#"{{"input_shape": [null, 3], "layers": [{{"class_name": "LSTM", "config":
             {{"units": 4, "{field}": 0}}}}]}}"#
@@ -296,4 +296,48 @@ fn time_forward_backward() {
         "LSTM N={n} T={t} F={f} U={u}: forward {:.1} ms, forward+backward {:.1} ms (best of 6)",
         times[0].0, times[0].1
     );
+}
+
+/// Keras' `dropout` of LSTM and GRU: training forwards differ from inference (and from
+/// each other), inference equals the same weights without dropout, out-of-range rates
+/// are refused, and the rate round-trips through the JSON.
+#[test]
+fn recurrent_input_dropout_trains_only() {
+    for class in ["LSTM", "GRU"] {
+        let json = TEXT_LSTM.replace(
+            r#""class_name": "LSTM""#,
+            &format!(r#""class_name": "{class}""#),
+        );
+        let with = json.replace(r#""units": 6}"#, r#""units": 6, "dropout": 0.5}"#);
+        assert_ne!(with, json, "{class}: the test's JSON changed");
+        let mut plain = build(&json).unwrap();
+        let mut dropped = build(&with).unwrap();
+        let saved = |m: &Sequential| serde_json::to_string(&m.config()).unwrap();
+        assert!(saved(&dropped).contains(r#""dropout":0.5"#), "{class}");
+        assert!(!saved(&plain).contains(r#""dropout""#), "{class}");
+        let x = nabla::Var::constant(ids(4, 7));
+        let eval_plain = plain.forward(&x, false).unwrap().value().to_f32_vec();
+        let eval_dropped = dropped.forward(&x, false).unwrap().value().to_f32_vec();
+        assert_eq!(
+            eval_plain, eval_dropped,
+            "{class}: inference ignores dropout"
+        );
+        let a = dropped.forward(&x, true).unwrap().value().to_f32_vec();
+        let b = dropped.forward(&x, true).unwrap().value().to_f32_vec();
+        assert_ne!(a, eval_dropped, "{class}: training drops");
+        assert_ne!(a, b, "{class}: a new mask each call");
+        for bad in ["1.0", "-0.1"] {
+            let e = build(&json.replace(
+                r#""units": 6}"#,
+                &format!(r#""units": 6, "dropout": {bad}}}"#),
+            ))
+            .err()
+            .unwrap()
+            .to_string();
+            assert!(
+                e.contains("dropout must be in [0, 1)"),
+                "{class} {bad}: {e}"
+            );
+        }
+    }
 }

@@ -3,6 +3,7 @@
 //! identity and needs no rescaling.
 
 use crate::engine::{Rng, Tensor, Var};
+use crate::error::{Error, Result};
 
 pub fn dropout(x: &Var, rate: f32, rng: &mut Rng) -> Var {
     if rate <= 0.0 {
@@ -19,6 +20,29 @@ pub fn dropout(x: &Var, rate: f32, rng: &mut Rng) -> Var {
     Var::from_op(y, "dropout", &[x], move |dy| {
         vec![Some(dy.zip_map(&mask, |g, m| g * m))]
     })
+}
+
+/// A recurrent layer's input dropout (Keras' `dropout` argument of LSTM/GRU/SimpleRNN):
+/// `x` is `[N, T, F]` and one mask `[N, 1, F]` is drawn per call, so a sample loses the
+/// same features at every step (Keras' cells draw the mask once per batch and reuse it
+/// at each step; Gal and Ghahramani, 2016).
+pub fn dropout_steps(x: &Var, rate: f32, rng: &mut Rng) -> Result<Var> {
+    let shape = x.shape();
+    let &[n, _t, f] = shape.as_slice() else {
+        return Err(Error::shape(format!(
+            "dropout over steps: input must be [batch, steps, features], got {shape:?}"
+        )));
+    };
+    if rate <= 0.0 {
+        return Ok(x.clone());
+    }
+    let keep = 1.0 - rate;
+    let scale = if keep > 0.0 { 1.0 / keep } else { 0.0 };
+    let mask: Vec<f32> = (0..n * f)
+        .map(|_| if rng.uniform() < keep { scale } else { 0.0 })
+        .collect();
+    let mask = Var::constant(Tensor::from_vec(mask, &[n, 1, f]));
+    super::elementwise::mul_broadcast(x, &mask)
 }
 
 #[cfg(test)]
@@ -93,5 +117,36 @@ mod tests {
         let x = Var::constant(Tensor::from_vec(vec![1.0, -2.0, 3.0], &[3]));
         let y = dropout(&x, 0.0, &mut Rng::new(5));
         assert_eq!(y.value().data(), x.value().data());
+    }
+
+    #[test]
+    fn step_dropout_drops_the_same_features_at_every_step() {
+        let mut rng = Rng::new(5);
+        let x = Var::constant(Tensor::from_vec(vec![1.0; 3 * 4 * 50], &[3, 4, 50]));
+        let y = dropout_steps(&x, 0.4, &mut rng)
+            .unwrap()
+            .value()
+            .to_f32_vec();
+        let mut dropped = 0;
+        for n in 0..3 {
+            for f in 0..50 {
+                let at = |t: usize| y[(n * 4 + t) * 50 + f];
+                assert!(at(0) == 0.0 || (at(0) - 1.0 / 0.6).abs() < 1e-6);
+                for t in 1..4 {
+                    assert_eq!(at(t), at(0), "sample {n} feature {f} step {t}");
+                }
+                dropped += usize::from(at(0) == 0.0);
+            }
+        }
+        // 150 draws at p = 0.4: 60 expected, 40..80 is about 4 standard deviations.
+        assert!((40..80).contains(&dropped), "{dropped}");
+        assert!(dropout_steps(&Var::constant(Tensor::zeros(&[2, 3])), 0.5, &mut rng).is_err());
+        let r = gradcheck::check(
+            |v| dropout_steps(&v[0], 0.3, &mut Rng::new(42)).unwrap(),
+            &[gradcheck::random_away_from_zero(&[2, 3, 4], &mut rng, 0.1)],
+            gradcheck::DEFAULT_STEP,
+            1,
+        );
+        assert!(r.worst() < gradcheck::DEFAULT_TOLERANCE, "{r:?}");
     }
 }

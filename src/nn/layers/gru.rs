@@ -30,8 +30,11 @@
 //! PyTorch's packed sequences), so padding costs nothing. The output keeps the input's
 //! mask with `return_sequences`, else has none (Keras' `compute_mask`).
 //!
+//! `dropout` (Keras'): while training, one mask of input features per sample, the
+//! same at every step; inference is unaffected.
+//!
 //! Not supported yet (the JSON fields are refused like any unknown field, never
-//! ignored): `dropout`, `recurrent_dropout`, `return_state`, `go_backwards`,
+//! ignored): `recurrent_dropout`, `return_state`, `go_backwards`,
 //! `stateful`; `reset_after=False` and activations other than tanh / sigmoid are
 //! refused with a message.
 
@@ -41,6 +44,7 @@ use super::Param;
 use super::{Activation, ForwardCtx, Initializer, Layer, LayerConfig, LayerKind, LayerType};
 use crate::engine::{Rng, Tensor, Var};
 use crate::error::{Error, Result};
+use crate::ops::dropout::dropout_steps;
 use crate::ops::gru::gru;
 use serde::{Deserialize, Serialize};
 
@@ -52,6 +56,10 @@ fn sigmoid() -> Activation {
 }
 fn orthogonal() -> Initializer {
     Initializer::Orthogonal
+}
+
+fn is_zero(x: &f32) -> bool {
+    *x == 0.0
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -72,6 +80,10 @@ pub struct GRUConfig {
     /// Every step's output `[T, U]` (true) or only the last step's `[U]` (false).
     #[serde(default)]
     pub return_sequences: bool,
+    /// Keras' `dropout`: while training, the fraction of input features dropped, one
+    /// mask per sample for all steps (`ops::dropout::dropout_steps`). In [0, 1).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub dropout: f32,
     #[serde(default)]
     pub kernel_initializer: Initializer,
     #[serde(default = "orthogonal")]
@@ -93,6 +105,7 @@ impl GRUConfig {
             recurrent_activation: Activation::Sigmoid,
             use_bias: true,
             return_sequences: false,
+            dropout: 0.0,
             kernel_initializer: Initializer::GlorotUniform,
             recurrent_initializer: Initializer::Orthogonal,
             bias_initializer: Initializer::Zeros,
@@ -101,6 +114,11 @@ impl GRUConfig {
     }
     pub fn return_sequences(mut self, r: bool) -> Self {
         self.return_sequences = r;
+        self
+    }
+    /// Keras' `dropout` (of the inputs, the same features at every step).
+    pub fn dropout(mut self, rate: f32) -> Self {
+        self.dropout = rate;
         self
     }
     pub fn use_bias(mut self, b: bool) -> Self {
@@ -132,6 +150,12 @@ impl LayerKind for GRUConfig {
         if self.units == 0 {
             return Err(Error::invalid(format!(
                 "layer '{name}' (GRU): units (0) must be positive"
+            )));
+        }
+        if !(0.0..1.0).contains(&self.dropout) {
+            return Err(Error::invalid(format!(
+                "layer '{name}' (GRU): dropout must be in [0, 1), got {}",
+                self.dropout
             )));
         }
         if self.activation != Activation::Tanh || self.recurrent_activation != Activation::Sigmoid {
@@ -203,12 +227,20 @@ impl Layer for GRU {
         &mut self,
         x: &Var,
         mask: Option<&Tensor>,
-        _ctx: &mut ForwardCtx,
+        ctx: &mut ForwardCtx,
     ) -> Result<Var> {
         // x: [N, T, F] -> [N, T, U] or [N, U]; mask: [N, T], 1 = real step.
         if let Some(m) = mask {
             crate::ops::mask::check_mask(&format!("layer '{}' (GRU)", self.name), m, &x.shape())?;
         }
+        let dropped;
+        let x = if ctx.training && self.cfg.dropout > 0.0 {
+            dropped = dropout_steps(x, self.cfg.dropout, ctx.rng)
+                .map_err(|e| e.context(&format!("layer '{}' (GRU)", self.name)))?;
+            &dropped
+        } else {
+            x
+        };
         // Masked steps carry the state and cost nothing (the op packs the real steps).
         gru(
             x,
@@ -297,7 +329,6 @@ mod tests {
         let e = err(GRUConfig::new(2).into(), &[Dim::known(5), Dim::NONE]);
         assert!(e.contains("number of features"), "{e}");
         for bad in [
-            r#"{"units": 2, "dropout": 0.5}"#,
             r#"{"units": 2, "recurrent_dropout": 0.1}"#,
             r#"{"units": 2, "return_state": true}"#,
             r#"{"units": 2, "unit_forget_bias": true}"#,
