@@ -129,7 +129,18 @@ pub fn simple_rnn_forward(
             row.copy_from_slice(b);
         }
     }
-    sgemm(rows, f, u, &x, false, w, false, &mut h, b.is_some(), parallel);
+    sgemm(
+        rows,
+        f,
+        u,
+        &x,
+        false,
+        w,
+        false,
+        &mut h,
+        b.is_some(),
+        parallel,
+    );
     let mut hprev = vec![0.0f32; rows * u];
     for (k, &nk) in grp.batch_sizes.iter().enumerate() {
         let o = grp.offsets[k];

@@ -25,12 +25,7 @@ use crate::ops::parallel::par_map_ranges;
 use crate::ops::rnn_pack::{self, rnn_threads, Plan};
 
 /// Checks the shapes of a SimpleRNN call and returns its dims.
-fn dims_of(
-    x: &[usize],
-    w: &[usize],
-    rw: &[usize],
-    b: Option<&[usize]>,
-) -> Result<SimpleRnnDims> {
+fn dims_of(x: &[usize], w: &[usize], rw: &[usize], b: Option<&[usize]>) -> Result<SimpleRnnDims> {
     let &[n, t, f] = x else {
         return Err(Error::shape(format!(
             "simple_rnn: input must be [batch, steps, features], got {x:?}"

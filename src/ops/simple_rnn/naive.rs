@@ -47,7 +47,9 @@ fn run(
 /// `[N, T, U]` with `return_sequences`, else the last step `[N, U]`. `mask` `[N, T]`
 /// (nonzero = real step) carries the state over masked steps, which show the carried
 /// h, or zeros with `zero_output`; the last output is the carried h after step T.
-#[allow(clippy::too_many_arguments)]
+// `s` indexes the states `[T+1][N][U]` on their second axis and the mask too: a range
+// reads plainer than an iterator here.
+#[allow(clippy::too_many_arguments, clippy::needless_range_loop)]
 pub fn simple_rnn_forward(
     x: &[f32],
     w: &[f32],
@@ -68,11 +70,7 @@ pub fn simple_rnn_forward(
         };
         for t in steps {
             let shown = !(return_sequences && zero_output && !real(mask, s, t - 1, d));
-            y.extend(
-                h[t][s]
-                    .iter()
-                    .map(|&v| if shown { v as f32 } else { 0.0 }),
-            );
+            y.extend(h[t][s].iter().map(|&v| if shown { v as f32 } else { 0.0 }));
         }
     }
     y

@@ -53,8 +53,8 @@ fn fast_matches_naive() {
                     let rws = Var::parameter(Tensor::from_vec(rw.clone(), &[u, g]));
                     let bs = bias.map(|b| Var::parameter(Tensor::from_vec(b.to_vec(), &[g])));
                     let mt = mask.map(|m| Tensor::from_vec(m.to_vec(), &[n, t]));
-                    let y =
-                        simple_rnn_masked(&xs, &ws, &rws, bs.as_ref(), seq, mt.as_ref(), zero).unwrap();
+                    let y = simple_rnn_masked(&xs, &ws, &rws, bs.as_ref(), seq, mt.as_ref(), zero)
+                        .unwrap();
                     let want = naive::simple_rnn_forward(&x, &w, &rw, bias, seq, mask, zero, &d);
                     close(&format!("{what} y"), &y.value().to_f32_vec(), &want);
                     let dy = random(want.len(), &mut rng, 1.0);
