@@ -1,4 +1,4 @@
-//! Masked LSTM and GRU ops against real Keras 3 (torch backend): outputs and gradients
+//! Masked LSTM, GRU and SimpleRNN ops against real Keras 3 (torch backend): outputs and gradients
 //! from `tests/golden/rnn_mask.json`, written by `scripts/golden/rnn_mask.py` (see there
 //! for the cases: post-padding, pre-padding, a hole and an all-masked sample; both
 //! output forms; `zero_output_for_mask` as Keras' Bidirectional sets it).
@@ -6,6 +6,7 @@
 use nabla::ops::elementwise::{mul, sum};
 use nabla::ops::gru::gru_masked;
 use nabla::ops::lstm::lstm_masked;
+use nabla::ops::simple_rnn::simple_rnn_masked;
 use nabla::{Tensor, Var};
 use serde_json::Value;
 
@@ -29,7 +30,7 @@ fn close(what: &str, got: &[f32], want: &[f32]) {
 }
 
 #[test]
-fn masked_lstm_and_gru_match_keras() {
+fn masked_lstm_gru_and_simple_rnn_match_keras() {
     let text = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/tests/golden/rnn_mask.json"
@@ -37,7 +38,7 @@ fn masked_lstm_and_gru_match_keras() {
     .unwrap();
     let golden: Value = serde_json::from_str(&text).unwrap();
     let cases = golden["cases"].as_array().unwrap();
-    assert_eq!(cases.len(), 6);
+    assert_eq!(cases.len(), 9);
     let int = |c: &Value, k: &str| c[k].as_u64().unwrap() as usize;
     for (k, c) in cases.iter().enumerate() {
         let (n, t, f, u) = (int(c, "n"), int(c, "t"), int(c, "f"), int(c, "units"));
@@ -45,8 +46,12 @@ fn masked_lstm_and_gru_match_keras() {
         let seq = c["return_sequences"].as_bool().unwrap();
         let zero = c["zero_output_for_mask"].as_bool().unwrap();
         let what = format!("case {k} ({op}, seq {seq}, zero_output {zero})");
-        let g = if op == "lstm" { 4 * u } else { 3 * u };
-        let bshape: &[usize] = if op == "lstm" { &[g] } else { &[2, g] };
+        let g = match op {
+            "lstm" => 4 * u,
+            "gru" => 3 * u,
+            _ => u,
+        };
+        let bshape: &[usize] = if op == "gru" { &[2, g] } else { &[g] };
         let x = Var::parameter(Tensor::from_vec(floats(&c["x"]), &[n, t, f]));
         let w = Var::parameter(Tensor::from_vec(floats(&c["kernel"]), &[f, g]));
         let rw = Var::parameter(Tensor::from_vec(floats(&c["recurrent_kernel"]), &[u, g]));
@@ -54,7 +59,8 @@ fn masked_lstm_and_gru_match_keras() {
         let mask = Tensor::from_vec(floats(&c["mask"]), &[n, t]);
         let y = match op {
             "lstm" => lstm_masked(&x, &w, &rw, Some(&b), seq, Some(&mask), zero),
-            _ => gru_masked(&x, &w, &rw, Some(&b), seq, Some(&mask), zero),
+            "gru" => gru_masked(&x, &w, &rw, Some(&b), seq, Some(&mask), zero),
+            _ => simple_rnn_masked(&x, &w, &rw, Some(&b), seq, Some(&mask), zero),
         }
         .unwrap();
         close(

@@ -1,4 +1,5 @@
-"""Golden values for masked LSTM and GRU (reset_after=True) from real Keras 3.
+"""Golden values for masked LSTM, GRU (reset_after=True) and SimpleRNN (tanh) from real
+Keras 3.
 
 Writes tests/golden/rnn_mask.json, read by tests/rnn_mask.rs (which needs no Python).
 Run: KERAS_BACKEND=torch /tmp/peers-venv/bin/python scripts/golden/rnn_mask.py
@@ -14,7 +15,7 @@ after the last real step (zeros for a sample with no real step).
 Weights are in Keras' own layouts (what nabla stores): LSTM kernel [F, 4U],
 recurrent_kernel [U, 4U], bias [4U] (gates i, f, c, o); GRU kernel [F, 3U],
 recurrent_kernel [U, 3U], bias [2, 3U] (gates z, r, h; row 0 input bias, row 1
-recurrent bias). The mask [N, T] has a post-padded sample, a pre-padded one, one with a
+recurrent bias); SimpleRNN kernel [F, U], recurrent_kernel [U, U], bias [U]. The mask [N, T] has a post-padded sample, a pre-padded one, one with a
 hole in the middle and one all masked. Gradients are of loss = sum(y * R) for a fixed
 random R, w.r.t. the input and every weight. Computed in float64.
 """
@@ -46,14 +47,17 @@ MASK = np.array([
 ], dtype=bool)
 
 cases = []
-for op in ["lstm", "gru"]:
+# SimpleRNN last: the earlier cases keep their random draws.
+for op in ["lstm", "gru", "simple_rnn"]:
     for seq, zero_output in [(True, False), (False, False), (True, True)]:
-        gates = 4 if op == "lstm" else 3
+        gates = {"lstm": 4, "gru": 3, "simple_rnn": 1}[op]
         kernel = 0.5 * rng.standard_normal((F, gates * U))
         recurrent = 0.5 * rng.standard_normal((U, gates * U))
-        bias = 0.3 * rng.standard_normal((gates * U,) if op == "lstm" else (2, gates * U))
+        bias = 0.3 * rng.standard_normal((gates * U,) if op != "gru" else (2, gates * U))
         if op == "lstm":
             layer = keras.layers.LSTM(U, return_sequences=seq)
+        elif op == "simple_rnn":
+            layer = keras.layers.SimpleRNN(U, return_sequences=seq)
         else:
             layer = keras.layers.GRU(U, return_sequences=seq, reset_after=True)
         layer.build((N, T, F))

@@ -29,6 +29,7 @@ pub mod reduce;
 pub mod rnn_pack;
 pub mod select;
 pub mod shape;
+pub mod simple_rnn;
 pub mod unary;
 pub mod update;
 pub mod upsample;

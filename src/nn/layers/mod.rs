@@ -38,6 +38,7 @@ pub mod regularizers;
 pub mod relu;
 pub mod reshape;
 pub mod shared;
+pub mod simple_rnn;
 pub mod upsampling;
 pub mod zero_padding;
 
@@ -64,6 +65,7 @@ pub use regularizers::Regularizer;
 pub use relu::{LeakyReLU, LeakyReLUConfig, ReLU, ReLUConfig};
 pub use reshape::{Reshape, ReshapeConfig};
 pub use shared::{SharedConfig, SharedLayer};
+pub use simple_rnn::{SimpleRNN, SimpleRNNConfig};
 pub use upsampling::{InterpolationMode, UpSampling2D, UpSampling2DConfig};
 pub use zero_padding::{Padding2D, ZeroPadding2D, ZeroPadding2DConfig};
 
@@ -241,6 +243,7 @@ pub const LAYER_TYPES: &[LayerType] = &[
     pooling1d::AVERAGE_POOLING_1D,
     lstm::LSTM_LAYER,
     gru::GRU_LAYER,
+    simple_rnn::SIMPLE_RNN_LAYER,
     bidirectional::BIDIRECTIONAL,
 ];
 
@@ -291,6 +294,11 @@ pub mod keras {
     #[allow(non_snake_case)]
     pub fn GRU(units: usize) -> GRUConfig {
         GRUConfig::new(units)
+    }
+    /// `SimpleRNN(64).return_sequences(true)` on `[N, T, F]` (activation tanh).
+    #[allow(non_snake_case)]
+    pub fn SimpleRNN(units: usize) -> SimpleRNNConfig {
+        SimpleRNNConfig::new(units)
     }
     /// `Bidirectional(LSTM(64))`: the layer run both ways, concatenated (see
     /// `BidirectionalConfig::merge_mode`).
