@@ -33,6 +33,7 @@ pub mod lstm;
 pub mod merge;
 pub mod pooling;
 pub mod pooling1d;
+pub mod recurrent;
 pub mod registry;
 pub mod regularizers;
 pub mod relu;
