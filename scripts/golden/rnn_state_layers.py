@@ -8,7 +8,9 @@ needs no Python). Run with Keras 3 on its torch backend (keras, torch, numpy):
 
 Every model reads token ids `[N, T]` through Embedding(V, D, mask_zero=True), so the
 masks of padded steps flow too (rows: full, post-padded, pre-padded, a hole, all
-padding). Computed in float64 from float32 weights (the reference adds no float32
+padding). Keras 3 drops that mask when a layer gets `initial_state` as tensors (its
+`Layer.__call__` passes a mask on by itself only to calls with one tensor argument), so
+the script passes `mask=` explicitly there; nabla always carries the sequence's mask. Computed in float64 from float32 weights (the reference adds no float32
 error of its own). Models:
 - `lstm_states`: LSTM(U, return_sequences=True, return_state=True) with
   initial_state=[h0, c0] from two more model inputs; outputs [sequence, h, c].
@@ -73,25 +75,30 @@ def build(kind):
     """(model, list of (input name, kind, value)) for one case."""
     x = keras.Input((T,), dtype="int32", name="ids")
     e = emb("embedding")(x)
+    # Keras 3 forwards a mask on its own only to a call with one tensor argument: with
+    # initial_state it silently drops the sequence's mask. nabla keeps it (what a user
+    # of mask_zero means), so the mask goes in explicitly here.
+    mask = keras.ops.not_equal(x, 0)
     if kind == "lstm_states":
         h0, c0 = keras.Input((U,), dtype=F64, name="h0"), keras.Input((U,), dtype=F64, name="c0")
         rnn = L.LSTM(U, return_sequences=True, return_state=True, dtype=F64, name="lstm")
-        outs = rnn(e, initial_state=[h0, c0])
+        outs = rnn(e, initial_state=[h0, c0], mask=mask)
         return keras.Model([x, h0, c0], outs), ["h0", "c0"]
     if kind == "gru_states":
         h0 = keras.Input((U,), dtype=F64, name="h0")
-        outs = L.GRU(U, return_state=True, dtype=F64, name="gru")(e, initial_state=[h0])
+        outs = L.GRU(U, return_state=True, dtype=F64, name="gru")(e, initial_state=[h0], mask=mask)
         return keras.Model([x, h0], outs), ["h0"]
     if kind == "simple_rnn_states":
         h0 = keras.Input((U,), dtype=F64, name="h0")
         rnn = L.SimpleRNN(U, return_sequences=True, return_state=True, dtype=F64, name="simple_rnn")
-        outs = rnn(e, initial_state=[h0])
+        outs = rnn(e, initial_state=[h0], mask=mask)
         return keras.Model([x, h0], outs), ["h0"]
     if kind == "encoder_decoder":
         y = keras.Input((T,), dtype="int32", name="ids2")
         _, h, c = L.LSTM(U, return_state=True, dtype=F64, name="encoder")(e)
         d = emb("embedding_1")(y)
-        s = L.LSTM(U, return_sequences=True, dtype=F64, name="decoder")(d, initial_state=[h, c])
+        dec = L.LSTM(U, return_sequences=True, dtype=F64, name="decoder")
+        s = dec(d, initial_state=[h, c], mask=keras.ops.not_equal(y, 0))
         out = L.Dense(K, dtype=F64, name="dense")(s)
         return keras.Model([x, y], [out]), []
     if kind == "bilstm_states":
@@ -101,7 +108,8 @@ def build(kind):
         fh0, bh0 = keras.Input((U,), dtype=F64, name="fh0"), keras.Input((U,), dtype=F64, name="bh0")
         gru = L.GRU(U, return_sequences=True, return_state=True, dtype=F64)
         bi = L.Bidirectional(gru, merge_mode="sum", dtype=F64, name="bidirectional")
-        return keras.Model([x, fh0, bh0], bi(e, initial_state=[fh0, bh0])), ["fh0", "bh0"]
+        outs = bi(e, initial_state=[fh0, bh0], mask=mask)
+        return keras.Model([x, fh0, bh0], outs), ["fh0", "bh0"]
     raise ValueError(kind)
 
 

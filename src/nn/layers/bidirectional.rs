@@ -121,7 +121,7 @@ impl LayerKind for BidirectionalConfig {
     fn output_shape(&self, name: &str, inputs: &[&[Dim]]) -> Result<Vec<Dim>> {
         Ok(self.output_shapes(name, inputs)?.remove(0))
     }
-    fn output_shapes(&self, name: &str, inputs: &[&[Dim]]) -> Result<Vec<Vec<Dim>>> {
+    fn output_shapes<'a>(&self, name: &str, inputs: &[&'a [Dim]]) -> Result<Vec<Vec<Dim>>> {
         self.return_sequences(name)?;
         rank_is(
             name,
@@ -140,9 +140,7 @@ impl LayerKind for BidirectionalConfig {
         }
         let (fwd, bwd) = states.split_at(states.len() / 2);
         let inner = self.inner_name();
-        let with = |half: &[&'_ [Dim]]| -> Vec<&[Dim]> {
-            std::iter::once(inputs[0]).chain(half.iter().copied()).collect()
-        };
+        let with = |half: &[&'a [Dim]]| with_states(inputs[0], half);
         let mut outs = self
             .layer
             .output_shapes_of(&format!("{name}/forward_{inner}"), &with(fwd))?;
@@ -158,21 +156,24 @@ impl LayerKind for BidirectionalConfig {
         outs.extend(states);
         Ok(outs)
     }
-    fn build(&self, name: String, inputs: &[&[Dim]], rng: &mut Rng) -> Result<Box<dyn Layer>> {
+    fn build<'a>(
+        &self,
+        name: String,
+        inputs: &[&'a [Dim]],
+        rng: &mut Rng,
+    ) -> Result<Box<dyn Layer>> {
         let inner = self.inner_name();
         // Forward first, then backward: the order Keras draws their weights in. Each
         // copy is built for the sequence and its half of the initial states.
         let states = &inputs[1..];
         let (fwd, bwd) = states.split_at(states.len() / 2);
-        let with = |half: &[&'_ [Dim]]| -> Vec<&[Dim]> {
-            std::iter::once(inputs[0]).chain(half.iter().copied()).collect()
-        };
+        let with = |half: &[&'a [Dim]]| with_states(inputs[0], half);
         let forward = self
             .layer
             .build_from(format!("{name}/forward_{inner}"), &with(fwd), rng)?;
-        let backward = self
-            .layer
-            .build_from(format!("{name}/backward_{inner}"), &with(bwd), rng)?;
+        let backward =
+            self.layer
+                .build_from(format!("{name}/backward_{inner}"), &with(bwd), rng)?;
         Ok(Box::new(Bidirectional {
             return_sequences: self.return_sequences(&name)?,
             name,
@@ -192,6 +193,11 @@ pub struct Bidirectional {
     pub forward: Box<dyn Layer>,
     pub backward: Box<dyn Layer>,
     return_sequences: bool,
+}
+
+/// The shapes one direction's copy reads: the sequence's, then its half of the states.
+fn with_states<'a>(x: &'a [Dim], half: &[&'a [Dim]]) -> Vec<&'a [Dim]> {
+    std::iter::once(x).chain(half.iter().copied()).collect()
 }
 
 /// `x` reversed along axis 1 (the steps).
@@ -214,7 +220,9 @@ impl Layer for Bidirectional {
         mask: Option<&Tensor>,
         ctx: &mut ForwardCtx,
     ) -> Result<Var> {
-        Ok(self.forward_outputs(std::slice::from_ref(x), &[mask], ctx)?.remove(0))
+        Ok(self
+            .forward_outputs(std::slice::from_ref(x), &[mask], ctx)?
+            .remove(0))
     }
     fn forward_many_masked(
         &mut self,
@@ -242,7 +250,9 @@ impl Layer for Bidirectional {
         }
         let (fwd, bwd) = states.split_at(states.len() / 2);
         let with = |first: &Var, half: &[Var]| -> Vec<Var> {
-            std::iter::once(first.clone()).chain(half.iter().cloned()).collect()
+            std::iter::once(first.clone())
+                .chain(half.iter().cloned())
+                .collect()
         };
         // The backward copy reads the mask reversed exactly as it reads x reversed.
         let mask_r = mask.map(mask::reverse_steps).transpose().map_err(context)?;

@@ -30,11 +30,11 @@
 //! ignored): `go_backwards`, `stateful`; activations other than tanh / sigmoid.
 
 use super::dims::Dim;
+use super::recurrent::Recurrent;
 use super::Param;
 use super::{Activation, ForwardCtx, Initializer, Layer, LayerConfig, LayerKind, LayerType};
 use crate::engine::{Rng, Tensor, Var};
 use crate::error::{Error, Result};
-use super::recurrent::Recurrent;
 use crate::ops::lstm::lstm_call;
 use serde::{Deserialize, Serialize};
 
@@ -242,7 +242,9 @@ impl Layer for LSTM {
         mask: Option<&Tensor>,
         ctx: &mut ForwardCtx,
     ) -> Result<Var> {
-        Ok(self.forward_outputs(std::slice::from_ref(x), &[mask], ctx)?.remove(0))
+        Ok(self
+            .forward_outputs(std::slice::from_ref(x), &[mask], ctx)?
+            .remove(0))
     }
     fn forward_many_masked(
         &mut self,
@@ -351,9 +353,7 @@ mod tests {
         );
         let e = err(LSTMConfig::new(2).into(), &[Dim::known(5), Dim::NONE]);
         assert!(e.contains("number of features"), "{e}");
-        for bad in [
-            r#"{"return_sequences": true}"#,
-        ] {
+        for bad in [r#"{"return_sequences": true}"#] {
             let text = format!(r#"{{"class_name": "LSTM", "config": {bad}}}"#);
             assert!(serde_json::from_str::<LayerConfig>(&text).is_err(), "{bad}");
         }

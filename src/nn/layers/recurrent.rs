@@ -42,13 +42,7 @@ impl Recurrent {
     /// Checks the options and the inputs' shapes; the shape of each output.
     pub fn output_shapes(&self, name: &str, inputs: &[&[Dim]]) -> Result<Vec<Vec<Dim>>> {
         let class = self.class;
-        let input = rank_is(
-            name,
-            class,
-            inputs,
-            2,
-            "sequences [batch, steps, features]",
-        )?;
+        let input = rank_is(name, class, inputs, 2, "sequences [batch, steps, features]")?;
         needs_known(name, class, "number of features", input[1], input)?;
         if self.units == 0 {
             return Err(Error::invalid(format!(
@@ -137,7 +131,11 @@ impl Recurrent {
         };
         let recurrent_mask = (ctx.training && self.recurrent_dropout > 0.0).then(|| {
             let n = x.shape()[0];
-            keep_mask(&[n, self.gates * self.units], self.recurrent_dropout, ctx.rng)
+            keep_mask(
+                &[n, self.gates * self.units],
+                self.recurrent_dropout,
+                ctx.rng,
+            )
         });
         let args = RnnArgs {
             return_sequences: self.return_sequences,

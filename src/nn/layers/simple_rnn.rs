@@ -217,7 +217,9 @@ impl Layer for SimpleRNN {
         mask: Option<&Tensor>,
         ctx: &mut ForwardCtx,
     ) -> Result<Var> {
-        Ok(self.forward_outputs(std::slice::from_ref(x), &[mask], ctx)?.remove(0))
+        Ok(self
+            .forward_outputs(std::slice::from_ref(x), &[mask], ctx)?
+            .remove(0))
     }
     fn forward_many_masked(
         &mut self,
