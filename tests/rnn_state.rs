@@ -59,9 +59,8 @@ fn initial_states_final_states_and_recurrent_dropout_match_keras() {
             _ => u,
         };
         let bshape: &[usize] = if op == "gru" { &[2, g] } else { &[g] };
-        let p = |key: &str, shape: &[usize]| {
-            Var::parameter(Tensor::from_vec(floats(&c[key]), shape))
-        };
+        let p =
+            |key: &str, shape: &[usize]| Var::parameter(Tensor::from_vec(floats(&c[key]), shape));
         let x = p("x", &[n, t, f]);
         let w = p("kernel", &[f, g]);
         let rw = p("recurrent_kernel", &[u, g]);
@@ -95,7 +94,11 @@ fn initial_states_final_states_and_recurrent_dropout_match_keras() {
         assert_eq!(outs.len(), want.len(), "{what}: outputs");
         let mut loss: Option<Var> = None;
         for (i, (o, (wv, r))) in outs.iter().zip(want.iter().zip(rs)).enumerate() {
-            close(&format!("{what} output {i}"), &o.value().to_f32_vec(), &floats(wv));
+            close(
+                &format!("{what} output {i}"),
+                &o.value().to_f32_vec(),
+                &floats(wv),
+            );
             let r = Var::constant(Tensor::from_vec(floats(r), &o.shape()));
             let term = sum(&mul(o, &r).unwrap());
             loss = Some(match loss {
@@ -118,7 +121,11 @@ fn initial_states_final_states_and_recurrent_dropout_match_keras() {
             .zip(c["dinitial_state"].as_array().unwrap())
             .enumerate()
         {
-            close(&format!("{what} dinitial_state {i}"), &grad(s), &floats(want));
+            close(
+                &format!("{what} dinitial_state {i}"),
+                &grad(s),
+                &floats(want),
+            );
         }
     }
     assert_eq!(with_dropout, 12);

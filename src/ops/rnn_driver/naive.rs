@@ -88,6 +88,8 @@ pub struct RefGrads {
 
 /// The output of a reference run from its per-step h `[T+1][N][U]` (index 0 the
 /// initial state).
+// `s` indexes the states on their second axis and the mask too: a range reads plainer.
+#[allow(clippy::needless_range_loop)]
 pub fn output(h: &[Vec<Vec<f64>>], a: &RefArgs, n: usize, t_len: usize) -> Vec<f32> {
     let mut y = vec![];
     for s in 0..n {
