@@ -130,3 +130,66 @@ fn initial_states_final_states_and_recurrent_dropout_match_keras() {
     }
     assert_eq!(with_dropout, 12);
 }
+
+/// `cargo test --release --test rnn_state -- --ignored --nocapture`: forward + backward
+/// of the three ops at the text recipes' sizes (N=64, T=24, F=64, U=64, no mask): plain
+/// (the path every layer takes today), with initial states, with final states too, and with
+/// recurrent dropout (one GEMM per gate instead of one in all).
+#[test]
+#[ignore]
+fn time_options() {
+    use nabla::ops::rnn_driver::{rnn_call, Cell};
+    use nabla::Rng;
+    let (n, t, f, u) = (64, 24, 64, 64);
+    let mut rng = Rng::new(1);
+    let mut rand = |shape: &[usize], s: f32| {
+        let k: usize = shape.iter().product();
+        Tensor::from_vec((0..k).map(|_| rng.uniform_range(-s, s)).collect(), shape)
+    };
+    let x = Var::parameter(rand(&[n, t, f], 1.0));
+    for cell in [Cell::Lstm, Cell::Gru, Cell::SimpleRnn] {
+        let g = cell.gates() * u;
+        let w = Var::parameter(rand(&[f, g], 0.1));
+        let rw = Var::parameter(rand(&[u, g], 0.1));
+        let init: Vec<Var> = (0..cell.states())
+            .map(|_| Var::parameter(rand(&[n, u], 0.5)))
+            .collect();
+        let rd = Tensor::from_vec(
+            (0..n * g)
+                .map(|i| if i % 3 == 0 { 0.0 } else { 1.5 })
+                .collect(),
+            &[n, g],
+        );
+        for (name, with_init, drop, rs) in [
+            ("plain", false, false, false),
+            ("h0", true, false, false),
+            ("h0 + return_state", true, false, true),
+            ("recurrent dropout", false, true, false),
+        ] {
+            let args = RnnArgs {
+                return_sequences: true,
+                initial_state: if with_init { &init } else { &[] },
+                recurrent_dropout: drop.then_some(&rd),
+                return_state: rs,
+                ..RnnArgs::default()
+            };
+            let mut times = vec![];
+            for _ in 0..20 {
+                let start = std::time::Instant::now();
+                let outs = rnn_call(cell, &x, &w, &rw, None, &args).unwrap();
+                let mut loss = sum(&outs[0]);
+                for o in &outs[1..] {
+                    loss = add(&loss, &sum(o)).unwrap();
+                }
+                loss.backward();
+                times.push(start.elapsed().as_secs_f64() * 1e3);
+            }
+            times.sort_by(f64::total_cmp);
+            println!(
+                "{} N={n} T={t} F={f} U={u} {name}: forward+backward {:.2} ms (median of 20)",
+                cell.name(),
+                times[10]
+            );
+        }
+    }
+}
