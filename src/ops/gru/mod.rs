@@ -14,8 +14,6 @@
 
 pub mod cpu;
 pub mod naive;
-#[cfg(test)]
-mod tests;
 
 pub use cpu::GruDims;
 

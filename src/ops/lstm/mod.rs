@@ -12,8 +12,6 @@
 
 pub mod cpu;
 pub mod naive;
-#[cfg(test)]
-mod tests;
 
 pub use cpu::LstmDims;
 

@@ -15,6 +15,7 @@
 //! (`[output, h_T, (c_T)]`), which `ops::index::split` views as separate Vars, so the
 //! single-output autograd carries gradients from all of them.
 
+pub mod naive;
 #[cfg(test)]
 mod tests;
 

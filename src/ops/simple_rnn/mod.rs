@@ -13,8 +13,6 @@
 
 pub mod cpu;
 pub mod naive;
-#[cfg(test)]
-mod tests;
 
 pub use cpu::SimpleRnnDims;
 
