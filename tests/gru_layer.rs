@@ -123,7 +123,8 @@ fn bad_gru_configs_are_clear_errors() {
         let e = e.to_string();
         assert!(e.contains(needle), "{needle:?} not in: {e}");
     }
-    for field in ["recurrent_dropout", "return_state", "unit_forget_bias"] {
+    // Options nabla does not have yet are refused, never ignored.
+    for field in ["go_backwards", "stateful", "unit_forget_bias"] {
         let cfg = format!(
             r#"{{"input_shape": [null, 3], "layers": [{{"class_name": "GRU", "config":
             {{"units": 4, "{field}": 0}}}}]}}"#

@@ -111,7 +111,8 @@ fn bad_lstm_configs_are_clear_errors() {
         let e = e.to_string();
         assert!(e.contains(needle), "{needle:?} not in: {e}");
     }
-    for field in ["recurrent_dropout", "return_state"] {
+    // Options nabla does not have yet are refused, never ignored.
+    for field in ["go_backwards", "stateful"] {
         let cfg = format!(
             r#"{{"input_shape": [null, 3], "layers": [{{"class_name": "LSTM", "config":
             {{"units": 4, "{field}": 0}}}}]}}"#

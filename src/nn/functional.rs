@@ -42,6 +42,11 @@
 //!
 //! Models with several inputs and outputs train with `compile_outputs` and `fit_many`
 //! (see `tests/multi_io.rs`), or with a loop of one's own over `call_many`.
+//!
+//! A layer that returns several tensors (a recurrent layer with `return_state`, as
+//! Keras' `out, h, c = LSTM(8, return_state=True)(x)`) is called with `call_outputs`,
+//! which gives one symbolic tensor per output; its initial states are further inputs
+//! (`LSTM(8).call_outputs(&[&x, &h0, &c0])`, Keras' `initial_state=[h0, c0]`).
 
 use super::graph::Graph;
 use super::layers::dims::{Dim, IntoDims};
@@ -65,6 +70,7 @@ enum Source {
     Input {
         name: Option<String>,
     },
+    /// A layer call; the tensor is its (first) output.
     Layer {
         config: LayerConfig,
         inputs: Vec<SymbolicTensor>,
@@ -72,6 +78,11 @@ enum Source {
         weights: Option<Vec<crate::engine::Tensor>>,
         /// The shared layer this is a call of, if any (its identity).
         shared: Option<Rc<LayerConfig>>,
+    },
+    /// Output `index` (>= 1) of the layer call `call` (a `Source::Layer` tensor).
+    Output {
+        call: SymbolicTensor,
+        index: usize,
     },
 }
 
@@ -114,24 +125,54 @@ pub fn NamedInput(name: &str, shape: impl IntoDims) -> SymbolicTensor {
     }))
 }
 
-fn apply(
+/// A layer call: one symbolic tensor per output of the layer.
+fn apply_outputs(
     config: LayerConfig,
     inputs: &[&SymbolicTensor],
     weights: Option<Vec<crate::engine::Tensor>>,
     shared: Option<Rc<LayerConfig>>,
-) -> Result<SymbolicTensor> {
+) -> Result<Vec<SymbolicTensor>> {
     let shapes: Vec<&[Dim]> = inputs.iter().map(|t| t.shape()).collect();
     let name = config.name().unwrap_or(config.base_name()).to_string();
-    let shape = config.output_shape_of(&name, &shapes)?;
-    Ok(SymbolicTensor(Rc::new(Symbol {
-        shape,
+    let mut shapes = config.output_shapes_of(&name, &shapes)?.into_iter();
+    let call = SymbolicTensor(Rc::new(Symbol {
+        shape: shapes.next().expect("at least one output"),
         source: Source::Layer {
             config,
             inputs: inputs.iter().map(|&t| t.clone()).collect(),
             weights,
             shared,
         },
-    })))
+    }));
+    let further = shapes.enumerate().map(|(k, shape)| {
+        SymbolicTensor(Rc::new(Symbol {
+            shape,
+            source: Source::Output {
+                call: call.clone(),
+                index: k + 1,
+            },
+        }))
+    });
+    Ok(std::iter::once(call.clone()).chain(further).collect())
+}
+
+/// A layer call with one output.
+fn apply(
+    config: LayerConfig,
+    inputs: &[&SymbolicTensor],
+    weights: Option<Vec<crate::engine::Tensor>>,
+    shared: Option<Rc<LayerConfig>>,
+) -> Result<SymbolicTensor> {
+    let name = config.name().unwrap_or(config.base_name()).to_string();
+    let class = config.class_name();
+    let mut outs = apply_outputs(config, inputs, weights, shared)?;
+    if outs.len() != 1 {
+        return Err(Error::invalid(format!(
+            "layer '{name}' ({class}) returns {} tensors; call it with call_outputs",
+            outs.len()
+        )));
+    }
+    Ok(outs.remove(0))
 }
 
 /// Calling a layer config on symbolic tensors, as in Keras: `Dense(10).call(&x)?`.
@@ -147,6 +188,12 @@ pub trait Call: Into<LayerConfig> + Sized {
     /// Applies a merge layer (`Add`, `Concatenate`, ...) to several tensors.
     fn call_many(self, xs: &[&SymbolicTensor]) -> Result<SymbolicTensor> {
         apply(self.into(), xs, None, None)
+    }
+    /// Applies the layer to its inputs (for a recurrent layer: the sequence, then any
+    /// initial states) and returns every output (with `return_state`: the output,
+    /// then the final states), as Keras' `out, h, c = lstm(x, initial_state=[h0, c0])`.
+    fn call_outputs(self, xs: &[&SymbolicTensor]) -> Result<Vec<SymbolicTensor>> {
+        apply_outputs(self.into(), xs, None, None)
     }
     /// A layer to call on several tensors with one set of weights (Keras' shared
     /// layers): `let tower = Dense(64).shared(); tower.call(&a)?; tower.call(&b)?`.
@@ -170,6 +217,10 @@ impl Shared {
     /// Calls a merge layer on several tensors.
     pub fn call_many(&self, xs: &[&SymbolicTensor]) -> Result<SymbolicTensor> {
         apply((*self.0).clone(), xs, None, Some(Rc::clone(&self.0)))
+    }
+    /// Calls the layer and returns every output (see `Call::call_outputs`).
+    pub fn call_outputs(&self, xs: &[&SymbolicTensor]) -> Result<Vec<SymbolicTensor>> {
+        apply_outputs((*self.0).clone(), xs, None, Some(Rc::clone(&self.0)))
     }
 }
 
@@ -224,6 +275,11 @@ impl Graph {
         // The name of the layer each shared layer's first call built.
         let mut shared_names: HashMap<*const LayerConfig, String> = HashMap::new();
         for t in &order {
+            if let Source::Output { call, index } = &t.0.source {
+                // Its call was ordered (and given an id) before it.
+                ids.insert(t.id(), ids[&call.id()] + index);
+                continue;
+            }
             let Source::Layer {
                 config,
                 inputs,
@@ -253,7 +309,7 @@ impl Graph {
             if let Some(w) = weights {
                 model.set_layer_weights(node, w)?;
             }
-            ids.insert(t.id(), model.inputs().len() + node);
+            ids.insert(t.id(), model.layer_outputs(node).start);
         }
         let outs = outputs.iter().map(|t| ids[&t.id()]).collect();
         model.set_outputs(outs);
@@ -271,6 +327,14 @@ impl Graph {
         let cfg = self.config();
         let weights = self.get_weights();
         apply(LayerConfig::new(cfg), xs, Some(weights), None)
+    }
+
+    /// Uses this model as one layer and returns each of its outputs (a model with
+    /// several outputs).
+    pub fn call_outputs(&self, xs: &[&SymbolicTensor]) -> Result<Vec<SymbolicTensor>> {
+        let cfg = self.config();
+        let weights = self.get_weights();
+        apply_outputs(LayerConfig::new(cfg), xs, Some(weights), None)
     }
 }
 
@@ -296,6 +360,12 @@ fn visit(
             name.as_deref().map_or(String::new(), |n| format!("'{n}'")),
             t.shape()
         ))),
+        Source::Output { call, .. } => {
+            visit(call, inputs, seen, order)?;
+            seen.insert(t.id(), true);
+            order.push(t.clone());
+            Ok(())
+        }
         Source::Layer { inputs: reads, .. } => {
             seen.insert(t.id(), false);
             for r in reads {

@@ -10,9 +10,11 @@
 //! (`naming.rs`).
 //!
 //! The graph is plain data: node `i` holds a layer and the ids of the tensors it reads.
-//! Tensor ids `0..inputs` are the model's inputs; tensor `inputs + i` is node `i`'s
-//! output. Nodes are stored in an order where every node comes after its inputs, so a
-//! forward pass is one loop over them.
+//! Tensor ids `0..inputs` are the model's inputs; then come the nodes' outputs, in node
+//! order: one per node, or several for a layer that returns several tensors (a
+//! recurrent layer with `return_state`; see `naming::Walk`). Nodes are stored in an
+//! order where every node comes after its inputs, so a forward pass is one loop over
+//! them.
 
 use super::layers::dims::{batch_shape_str, Dim, IntoDims};
 use super::layers::{ForwardCtx, Layer, LayerConfig, Param, SharedLayer};
@@ -49,10 +51,10 @@ pub struct Graph {
     /// Element type of the weights and of the activations between layers (f32, or
     /// f16/bf16 for inference; see `precision.rs`).
     pub(super) dtype: DType,
-    /// The output mask of the last run as a nested model (`nested.rs`): Keras computes
-    /// a model's output mask by running it, so `compute_mask` returns what the forward
-    /// found.
-    pub(super) out_mask: Option<Tensor>,
+    /// The output masks of the last run as a nested model (`nested.rs`): Keras computes
+    /// a model's output masks by running it, so `compute_masks` returns what the
+    /// forward found.
+    pub(super) out_masks: Vec<Option<Tensor>>,
 }
 
 impl std::fmt::Debug for Graph {
@@ -95,7 +97,7 @@ impl Graph {
             rng: Rng::new(seed),
             class_names: Vec::new(),
             dtype: DType::F32,
-            out_mask: None,
+            out_masks: Vec::new(),
         }
     }
 
@@ -135,8 +137,9 @@ impl Graph {
                 .enumerate()
                 .map(|(i, (l, ids))| NodeConfig {
                     layer: l.config(),
-                    // Written out unless the layer reads the tensor just before it.
-                    inbound: if chain || ids[..] == [self.inputs.len() + i - 1] {
+                    // Written out unless the layer reads the previous layer's (first)
+                    // output, or the input for the first layer (`Walk::last`).
+                    inbound: if chain || ids[..] == [self.default_read(i)] {
                         Vec::new()
                     } else {
                         ids.iter()
@@ -161,6 +164,7 @@ impl Graph {
     /// Whether the layers form one chain from the single input to the single output.
     pub fn is_sequential(&self) -> bool {
         self.inputs.len() == 1
+            && self.walk.single_outputs()
             && self.outputs[..] == [self.num_tensors() - 1]
             && self
                 .inbound
@@ -224,7 +228,28 @@ impl Graph {
     }
 
     fn num_tensors(&self) -> usize {
-        self.inputs.len() + self.layers.len()
+        self.walk.num_tensors()
+    }
+
+    /// The tensor ids of layer `i`'s outputs (one, unless it returns several).
+    pub(crate) fn layer_outputs(&self, i: usize) -> std::ops::Range<usize> {
+        self.walk.node_outputs(i)
+    }
+
+    /// What layer `i` reads when its config names nothing: the previous layer's (first)
+    /// output, or the last input.
+    fn default_read(&self, i: usize) -> usize {
+        match i {
+            0 => self.inputs.len() - 1,
+            _ => self.layer_outputs(i - 1).start,
+        }
+    }
+
+    /// The shape (without batch) of each output of layer `i`.
+    pub fn layer_output_shapes_all(&self, i: usize) -> Vec<&[Dim]> {
+        self.layer_outputs(i)
+            .map(|t| self.tensor_shape(t))
+            .collect()
     }
 
     fn tensor_shape(&self, t: usize) -> &[Dim] {
@@ -251,8 +276,19 @@ impl Graph {
                 self.outputs.len()
             )));
         }
-        let node = self.add_node(layer.into(), vec![self.outputs[0]])?;
-        self.outputs = vec![self.inputs.len() + node];
+        let layer = layer.into();
+        let step = self.walk.resolve(&self.name, &layer, &self.outputs)?;
+        if step.shapes.len() != 1 {
+            // As Keras' Sequential: the next layer would not know which to read.
+            return Err(Error::invalid(format!(
+                "layer '{}' returns {} tensors; a sequential model takes layers with one \
+                 output (build a functional model and pick the outputs)",
+                step.name,
+                step.shapes.len()
+            )));
+        }
+        let node = self.add_node(layer, vec![self.outputs[0]])?;
+        self.outputs = vec![self.layer_outputs(node).start];
         Ok(self)
     }
 
@@ -382,9 +418,14 @@ impl Graph {
     }
 
     /// The layer producing tensor `t`, unless `t` is an input.
+    /// The layer whose first output is tensor `t` (`None` for an input, or for a
+    /// further output of a layer that returns several, which is no layer's own output
+    /// to fuse an activation into).
     pub(crate) fn tensor_layer(&self, t: usize) -> Option<&dyn Layer> {
-        t.checked_sub(self.inputs.len())
-            .map(|i| self.layers[i].as_ref())
+        match self.walk.producer(t) {
+            Some((i, 0)) => Some(self.layers[i].as_ref()),
+            _ => None,
+        }
     }
 
     /// Whether a layer of the model reads tensor `t`.
@@ -501,10 +542,12 @@ impl Graph {
         let dtype = self.dtype;
         super::precision::check_can_train(self, training)?;
         let n_in = self.inputs.len();
+        let n_tensors = self.num_tensors();
         let Graph {
             layers,
             inbound,
             outputs,
+            walk,
             rng: own_rng,
             ..
         } = self;
@@ -520,7 +563,7 @@ impl Graph {
             .collect();
         // Each tensor is dropped after its last reader, so inference holds only the
         // live branch values.
-        let mut last_use = vec![usize::MAX; n_in + layers.len()];
+        let mut last_use = vec![usize::MAX; n_tensors];
         for (i, ids) in inbound.iter().enumerate() {
             for &t in ids {
                 last_use[t] = i;
@@ -541,8 +584,8 @@ impl Graph {
                 })
             })
             .collect();
-        values.resize(n_in + layers.len(), None);
-        let mut masks: Vec<Option<Tensor>> = vec![None; n_in + layers.len()];
+        values.resize(n_tensors, None);
+        let mut masks: Vec<Option<Tensor>> = vec![None; n_tensors];
         for (t, m) in input_masks.iter().enumerate().take(n_in) {
             if let Some(m) = m {
                 crate::ops::mask::check_mask("model input", m, &xs[t].shape())?;
@@ -565,25 +608,43 @@ impl Graph {
                 }
             }
             let arg_masks: Vec<Option<&Tensor>> = arg_masks.iter().map(Option::as_ref).collect();
+            let out_ids = walk.node_outputs(i);
             let mut ctx = ForwardCtx {
                 training,
                 rng,
-                output_logits: logits_of.contains(&(n_in + i)),
+                output_logits: out_ids.len() == 1 && logits_of.contains(&out_ids.start),
             };
-            let h = if profiling {
+            let hs = if profiling {
                 super::layer_timing::time_layer(i, || {
-                    layer.forward_many_masked(&args, &arg_masks, &mut ctx)
+                    layer.forward_outputs(&args, &arg_masks, &mut ctx)
                 })?
             } else {
-                layer.forward_many_masked(&args, &arg_masks, &mut ctx)?
+                layer.forward_outputs(&args, &arg_masks, &mut ctx)?
             };
             // Asked after the forward: a nested model learns its output mask by running.
-            masks[n_in + i] = layer.compute_mask_many(&args, &arg_masks)?;
-            let h = super::precision::round_activation(h, dtype);
-            if let Some(t) = trace.as_deref_mut() {
-                t.push((layer.name().to_string(), h.value()));
+            let hs_masks = layer.compute_masks(&args, &arg_masks)?;
+            if hs.len() != out_ids.len() || hs_masks.len() != out_ids.len() {
+                return Err(Error::invalid(format!(
+                    "layer '{}' returned {} tensors and {} masks, but its config says it \
+                     has {} outputs",
+                    layer.name(),
+                    hs.len(),
+                    hs_masks.len(),
+                    out_ids.len()
+                )));
             }
-            values[n_in + i] = Some(h);
+            for ((t, h), m) in out_ids.zip(hs).zip(hs_masks) {
+                let h = super::precision::round_activation(h, dtype);
+                // One entry per layer: its first output.
+                if let Some(trace) = trace
+                    .as_deref_mut()
+                    .filter(|_| t == walk.node_outputs(i).start)
+                {
+                    trace.push((layer.name().to_string(), h.value()));
+                }
+                masks[t] = m;
+                values[t] = Some(h);
+            }
         }
         Ok((
             outputs

@@ -1,7 +1,8 @@
 //! Nested models: a whole model graph used as one layer of another. Its config is the
 //! model's (`ModelConfig`, class name `Model`); its forward runs the inner graph; its
 //! weights are named `MODEL/LAYER/WEIGHT`. Masks flow through it as through any
-//! graph: the outer masks enter the inner inputs, the inner output's mask leaves.
+//! graph: the outer masks enter the inner inputs, the inner outputs' masks leave. A
+//! model with several outputs is a layer with several outputs (`call_outputs`).
 
 use super::graph::{Graph, RunArgs};
 use super::layers::dims::Dim;
@@ -31,7 +32,10 @@ impl LayerKind for ModelConfig {
         self.input_shapes().len() > 1
     }
     fn output_shape(&self, name: &str, inputs: &[&[Dim]]) -> Result<Vec<Dim>> {
-        nested_output_shape(self, name, inputs)
+        Ok(nested_output_shapes(self, name, inputs)?.remove(0))
+    }
+    fn output_shapes(&self, name: &str, inputs: &[&[Dim]]) -> Result<Vec<Vec<Dim>>> {
+        nested_output_shapes(self, name, inputs)
     }
     fn build(&self, name: String, _inputs: &[&[Dim]], rng: &mut Rng) -> Result<Box<dyn Layer>> {
         let seed = rng.next_u64();
@@ -41,12 +45,12 @@ impl LayerKind for ModelConfig {
     }
 }
 
-/// Output shape of a nested model for the given input shapes.
-pub(crate) fn nested_output_shape(
+/// Output shapes of a nested model for the given input shapes.
+pub(crate) fn nested_output_shapes(
     cfg: &ModelConfig,
     name: &str,
     inputs: &[&[Dim]],
-) -> Result<Vec<Dim>> {
+) -> Result<Vec<Vec<Dim>>> {
     let want = cfg.input_shapes();
     // An axis the inner model leaves open takes anything; a known one must match.
     let fits = |w: &[Dim], i: &[Dim]| {
@@ -59,14 +63,7 @@ pub(crate) fn nested_output_shape(
     }
     // A walk over the layer configs: no weights are built (building a large pretrained
     // base such as resnet50 takes about a second).
-    let mut outs = cfg.output_shapes()?;
-    if outs.len() != 1 {
-        return Err(Error::invalid(format!(
-            "layer '{name}' (Model): a nested model must have one output, it has {}",
-            outs.len()
-        )));
-    }
-    Ok(outs.remove(0))
+    cfg.output_shapes()
 }
 
 /// A model inside a model: one layer whose forward runs the inner graph.
@@ -80,24 +77,45 @@ impl Layer for Graph {
     fn forward_many(&mut self, xs: &[Var], ctx: &mut ForwardCtx) -> Result<Var> {
         self.forward_many_masked(xs, &[], ctx)
     }
-    /// The inner graph runs with the outer masks on its inputs; its output mask is kept
-    /// for `compute_mask_many` (Keras also runs the inner graph to find it).
     fn forward_many_masked(
         &mut self,
         xs: &[Var],
         masks: &[Option<&Tensor>],
         ctx: &mut ForwardCtx,
     ) -> Result<Var> {
+        Ok(self.forward_outputs(xs, masks, ctx)?.remove(0))
+    }
+    /// The inner graph runs with the outer masks on its inputs; its output masks are
+    /// kept for `compute_masks` (Keras also runs the inner graph to find them).
+    fn forward_outputs(
+        &mut self,
+        xs: &[Var],
+        masks: &[Option<&Tensor>],
+        ctx: &mut ForwardCtx,
+    ) -> Result<Vec<Var>> {
+        // The outer graph asks for logits only from a layer with one output.
+        let logits = [ctx.output_logits];
         let run = RunArgs {
             training: ctx.training,
-            output_logits: &[ctx.output_logits],
+            output_logits: if self.output_ids().len() == 1 {
+                &logits
+            } else {
+                &[]
+            },
             rng: Some(&mut *ctx.rng),
             profile: false,
             trace: None,
         };
-        let (mut out, mut out_masks) = self.run_masked(xs, masks, run)?;
-        self.out_mask = out_masks.remove(0);
-        Ok(out.remove(0))
+        let (out, out_masks) = self.run_masked(xs, masks, run)?;
+        self.out_masks = out_masks;
+        Ok(out)
+    }
+    fn compute_masks(
+        &self,
+        _xs: &[Var],
+        _masks: &[Option<&Tensor>],
+    ) -> Result<Vec<Option<Tensor>>> {
+        Ok(self.out_masks.clone())
     }
     fn forward_masked(
         &mut self,
@@ -108,10 +126,10 @@ impl Layer for Graph {
         self.forward_many_masked(std::slice::from_ref(x), &[mask], ctx)
     }
     fn compute_mask(&self, _x: &Var, _mask: Option<&Tensor>) -> Result<Option<Tensor>> {
-        Ok(self.out_mask.clone())
+        Ok(self.out_masks.first().cloned().flatten())
     }
     fn compute_mask_many(&self, _xs: &[Var], _masks: &[Option<&Tensor>]) -> Result<Option<Tensor>> {
-        Ok(self.out_mask.clone())
+        Ok(self.out_masks.first().cloned().flatten())
     }
     /// The inner weights, named `MODEL/LAYER/WEIGHT`.
     fn params(&self) -> Vec<Param> {

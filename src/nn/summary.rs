@@ -61,7 +61,17 @@ pub fn summary(model: &Graph) -> String {
                 ),
                 None => format!("{} ({})", layer.name(), layer.config().class_name()),
             },
-            shape_str(shape),
+            // Keras lists every output of a layer that returns several.
+            match model.layer_output_shapes_all(i)[..] {
+                [_] | [] => shape_str(shape),
+                ref all => format!(
+                    "[{}]",
+                    all.iter()
+                        .map(|s| shape_str(s))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            },
             thousands(params),
             model.layer_inbound_names(i).join(", "),
         ]);

@@ -22,6 +22,18 @@ pub fn dropout(x: &Var, rate: f32, rng: &mut Rng) -> Var {
     })
 }
 
+/// A dropout mask of `shape`: each value `1 / (1 - rate)` with probability `1 - rate`,
+/// else 0 (what the recurrent ops take as Keras' `recurrent_dropout` masks).
+pub fn keep_mask(shape: &[usize], rate: f32, rng: &mut Rng) -> Tensor {
+    let keep = 1.0 - rate;
+    let scale = if keep > 0.0 { 1.0 / keep } else { 0.0 };
+    let n = shape.iter().product();
+    let mask: Vec<f32> = (0..n)
+        .map(|_| if rng.uniform() < keep { scale } else { 0.0 })
+        .collect();
+    Tensor::from_vec(mask, shape)
+}
+
 /// A recurrent layer's input dropout (Keras' `dropout` argument of LSTM/GRU/SimpleRNN):
 /// `x` is `[N, T, F]` and one mask `[N, 1, F]` is drawn per call, so a sample loses the
 /// same features at every step (Keras' cells draw the mask once per batch and reuse it

@@ -19,6 +19,7 @@
 
 use crate::error::{Error, Result};
 use crate::ops::parallel::num_threads;
+use crate::ops::rnn_recurrent::RecDrop;
 
 /// One thread's share of a batch, packed (see the module doc).
 #[derive(Debug, Clone)]
@@ -54,6 +55,36 @@ impl Group {
                     .map(move |(k, &t)| (self.offsets[k] + p, s, t))
             })
     }
+}
+
+/// What a cell's kernels get of one group besides its input rows and the weights: the
+/// initial state (rows in the group's sample order, `[n0, U]` each; `None` = zeros)
+/// and the recurrent dropout (`None` = off).
+#[derive(Clone, Copy, Default)]
+pub struct GroupExtras<'a> {
+    pub h0: Option<&'a [f32]>,
+    /// LSTM only.
+    pub c0: Option<&'a [f32]>,
+    pub drop: Option<RecDrop<'a>>,
+}
+
+impl<'a> GroupExtras<'a> {
+    /// The dropout masks of packed rows `from .. from + n` (width `g`).
+    pub fn drop_rows(&self, from: usize, n: usize, g: usize) -> Option<RecDrop<'a>> {
+        self.drop.map(|d| d.rows(from, n, g))
+    }
+}
+
+/// The gradients of one group from a cell's backward: `dx [R, F]`, `dw`, `drw`, `db`
+/// (empty without bias) in the weights' shapes, and `dh0`, `dc0` `[n0, U]` (empty
+/// when the group had no such initial state).
+pub struct GroupGrads {
+    pub dx: Vec<f32>,
+    pub dw: Vec<f32>,
+    pub drw: Vec<f32>,
+    pub db: Vec<f32>,
+    pub dh0: Vec<f32>,
+    pub dc0: Vec<f32>,
 }
 
 /// How many groups (threads) to split a batch of `n` samples into: with small

@@ -25,6 +25,11 @@
 //! steps (Keras' Bidirectional sets `zero_output_for_mask` on its layers, so the two
 //! halves line up on real steps only; checked against Keras in tests/rnn_mask.rs).
 //!
+//! States (Keras'): with the inner layer's `return_state`, the outputs are the merged
+//! output, then the forward layer's final states, then the backward layer's (an LSTM:
+//! `[y, h_f, c_f, h_b, c_b]`); initial states come as further inputs, the first half
+//! to the forward layer and the second half to the backward one.
+//!
 //! Not supported (refused, never ignored): Keras' `backward_layer` (a different
 //! backward layer) and `merge_mode: null` (two outputs).
 
@@ -109,7 +114,14 @@ impl LayerKind for BidirectionalConfig {
     fn name(&self) -> Option<&str> {
         self.name.as_deref()
     }
+    /// The sequence, then optionally the initial states of both directions.
+    fn takes_many_inputs(&self) -> bool {
+        true
+    }
     fn output_shape(&self, name: &str, inputs: &[&[Dim]]) -> Result<Vec<Dim>> {
+        Ok(self.output_shapes(name, inputs)?.remove(0))
+    }
+    fn output_shapes<'a>(&self, name: &str, inputs: &[&'a [Dim]]) -> Result<Vec<Vec<Dim>>> {
         self.return_sequences(name)?;
         rank_is(
             name,
@@ -118,24 +130,50 @@ impl LayerKind for BidirectionalConfig {
             2,
             "sequences [batch, steps, features]",
         )?;
-        let inner = format!("{name}/forward_{}", self.inner_name());
-        let mut out = self.layer.output_shape_of(&inner, inputs)?;
+        let states = &inputs[1..];
+        if states.len() % 2 != 0 {
+            return Err(Error::invalid(format!(
+                "layer '{name}' (Bidirectional): the initial states come in two equal \
+                 halves (forward, then backward), got {}",
+                states.len()
+            )));
+        }
+        let (fwd, bwd) = states.split_at(states.len() / 2);
+        let inner = self.inner_name();
+        let with = |half: &[&'a [Dim]]| with_states(inputs[0], half);
+        let mut outs = self
+            .layer
+            .output_shapes_of(&format!("{name}/forward_{inner}"), &with(fwd))?;
+        self.layer
+            .output_shapes_of(&format!("{name}/backward_{inner}"), &with(bwd))?;
         if self.merge_mode == MergeMode::Concat {
-            let last = out.last_mut().expect("a recurrent output has an axis");
+            let last = outs[0].last_mut().expect("a recurrent output has an axis");
             let width = last.get().expect("a recurrent layer's width is known");
             *last = Dim::known(2 * width);
         }
-        Ok(out)
+        // The states: the forward layer's, then the backward layer's (the same shapes).
+        let states: Vec<Vec<Dim>> = outs[1..].to_vec();
+        outs.extend(states);
+        Ok(outs)
     }
-    fn build(&self, name: String, inputs: &[&[Dim]], rng: &mut Rng) -> Result<Box<dyn Layer>> {
+    fn build<'a>(
+        &self,
+        name: String,
+        inputs: &[&'a [Dim]],
+        rng: &mut Rng,
+    ) -> Result<Box<dyn Layer>> {
         let inner = self.inner_name();
-        // Forward first, then backward: the order Keras draws their weights in.
+        // Forward first, then backward: the order Keras draws their weights in. Each
+        // copy is built for the sequence and its half of the initial states.
+        let states = &inputs[1..];
+        let (fwd, bwd) = states.split_at(states.len() / 2);
+        let with = |half: &[&'a [Dim]]| with_states(inputs[0], half);
         let forward = self
             .layer
-            .build_from(format!("{name}/forward_{inner}"), inputs, rng)?;
-        let backward = self
-            .layer
-            .build_from(format!("{name}/backward_{inner}"), inputs, rng)?;
+            .build_from(format!("{name}/forward_{inner}"), &with(fwd), rng)?;
+        let backward =
+            self.layer
+                .build_from(format!("{name}/backward_{inner}"), &with(bwd), rng)?;
         Ok(Box::new(Bidirectional {
             return_sequences: self.return_sequences(&name)?,
             name,
@@ -155,6 +193,11 @@ pub struct Bidirectional {
     pub forward: Box<dyn Layer>,
     pub backward: Box<dyn Layer>,
     return_sequences: bool,
+}
+
+/// The shapes one direction's copy reads: the sequence's, then its half of the states.
+fn with_states<'a>(x: &'a [Dim], half: &[&'a [Dim]]) -> Vec<&'a [Dim]> {
+    std::iter::once(x).chain(half.iter().copied()).collect()
 }
 
 /// `x` reversed along axis 1 (the steps).
@@ -177,16 +220,49 @@ impl Layer for Bidirectional {
         mask: Option<&Tensor>,
         ctx: &mut ForwardCtx,
     ) -> Result<Var> {
-        // x: [N, T, F]; mask: [N, T], 1 = real step.
+        Ok(self
+            .forward_outputs(std::slice::from_ref(x), &[mask], ctx)?
+            .remove(0))
+    }
+    fn forward_many_masked(
+        &mut self,
+        xs: &[Var],
+        masks: &[Option<&Tensor>],
+        ctx: &mut ForwardCtx,
+    ) -> Result<Var> {
+        Ok(self.forward_outputs(xs, masks, ctx)?.remove(0))
+    }
+    fn forward_outputs(
+        &mut self,
+        xs: &[Var],
+        masks: &[Option<&Tensor>],
+        ctx: &mut ForwardCtx,
+    ) -> Result<Vec<Var>> {
+        // xs: the sequence [N, T, F], then the initial states (forward half, backward
+        // half); mask: the sequence's [N, T], 1 = real step.
         let context = |e: Error| e.context(&format!("layer '{}' (Bidirectional)", self.name));
+        let Some((x, states)) = xs.split_first() else {
+            return Err(context(Error::invalid("no input")));
+        };
+        let mask = masks.first().copied().flatten();
         if let Some(m) = mask {
             check_mask("mask", m, &x.shape()).map_err(context)?;
         }
+        let (fwd, bwd) = states.split_at(states.len() / 2);
+        let with = |first: &Var, half: &[Var]| -> Vec<Var> {
+            std::iter::once(first.clone())
+                .chain(half.iter().cloned())
+                .collect()
+        };
         // The backward copy reads the mask reversed exactly as it reads x reversed.
         let mask_r = mask.map(mask::reverse_steps).transpose().map_err(context)?;
-        let mut yf = self.forward.forward_masked(x, mask, ctx)?; // [N, T, U] or [N, U]
+        let mut outs_f = self.forward.forward_outputs(&with(x, fwd), &[mask], ctx)?;
         let xr = reverse_steps(x).map_err(context)?; // [N, T, F], step T-1 first
-        let mut yb = self.backward.forward_masked(&xr, mask_r.as_ref(), ctx)?;
+        let mut outs_b = self
+            .backward
+            .forward_outputs(&with(&xr, bwd), &[mask_r.as_ref()], ctx)?;
+        let mut yf = outs_f.remove(0); // [N, T, U] or [N, U]
+        let mut yb = outs_b.remove(0);
         if self.return_sequences {
             yb = reverse_steps(&yb).map_err(context)?; // step t of the input at t
             if let Some(m) = mask {
@@ -207,11 +283,26 @@ impl Layer for Bidirectional {
             MergeMode::Ave => elementwise::add(&yf, &yb).map(|s| elementwise::scale(&s, 0.5)),
             MergeMode::Mul => elementwise::mul(&yf, &yb),
         };
-        merged.map_err(context)
+        // Then the final states: the forward layer's, then the backward layer's.
+        Ok(std::iter::once(merged.map_err(context)?)
+            .chain(outs_f)
+            .chain(outs_b)
+            .collect())
     }
     /// Keras: the input's mask with `return_sequences` (the steps stay), else none.
     fn compute_mask(&self, _x: &Var, mask: Option<&Tensor>) -> Result<Option<Tensor>> {
         Ok(mask.filter(|_| self.return_sequences).cloned())
+    }
+    fn compute_mask_many(&self, xs: &[Var], masks: &[Option<&Tensor>]) -> Result<Option<Tensor>> {
+        Ok(self.compute_masks(xs, masks)?.remove(0))
+    }
+    /// The output's mask as `compute_mask`; the states have none.
+    fn compute_masks(&self, xs: &[Var], masks: &[Option<&Tensor>]) -> Result<Vec<Option<Tensor>>> {
+        let mask = masks.first().copied().flatten();
+        let states = self.forward.compute_masks(&xs[..1], &[None])?.len() - 1;
+        let mut out = vec![mask.filter(|_| self.return_sequences).cloned()];
+        out.extend((0..2 * states).map(|_| None));
+        Ok(out)
     }
     fn params(&self) -> Vec<Param> {
         let mut p = self.forward.params();

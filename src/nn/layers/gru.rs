@@ -8,8 +8,9 @@
 //! kernel `[F, 3U]`, recurrent_kernel `[U, 3U]`, bias `[2, 3U]` (row 0 the input bias,
 //! row 1 the recurrent bias), gate column blocks in Keras' order z (update), r (reset),
 //! h (candidate), so saved weights read as Keras writes them. Output `[N, T, U]` with
-//! `return_sequences`, else the last step's `[N, U]`. The state starts at zero for every
-//! batch. One step: `z = sigmoid(x W_z + b_iz + h U_z + b_hz)`, `r` likewise,
+//! `return_sequences`, else the last step's `[N, U]`; with `return_state` also the final
+//! h `[N, U]`. The state starts at zero for every batch, or at the initial state given
+//! as a second input (Keras' `initial_state=[h0]`; `call_outputs(&[&x, &h0])`). One step: `z = sigmoid(x W_z + b_iz + h U_z + b_hz)`, `r` likewise,
 //! `hh = tanh(x W_h + b_ih + r * (h U_h + b_hh))`, `h' = z * h + (1 - z) * hh`.
 //!
 //! # PyTorch's `torch.nn.GRU`
@@ -25,27 +26,27 @@
 //! bias `3 * (F*U + U*U)`).
 //!
 //! Masks (Keras 3): a masked step leaves h unchanged, so the last output is h after
-//! the last real step (zeros for a sample with none) and, with `return_sequences`, a
+//! the last real step (the initial state, zeros by default, for a sample with none) and, with `return_sequences`, a
 //! masked step outputs the carried h. The op runs the real steps only (packed, as
 //! PyTorch's packed sequences), so padding costs nothing. The output keeps the input's
 //! mask with `return_sequences`, else has none (Keras' `compute_mask`).
 //!
 //! `dropout` (Keras'): while training, one mask of input features per sample, the
-//! same at every step; inference is unaffected.
+//! same at every step; `recurrent_dropout`: one mask of h per sample and gate, the same
+//! at every step (the final `z * h` uses h undropped, as Keras); inference is
+//! unaffected (see `recurrent.rs`).
 //!
 //! Not supported yet (the JSON fields are refused like any unknown field, never
-//! ignored): `recurrent_dropout`, `return_state`, `go_backwards`,
-//! `stateful`; `reset_after=False` and activations other than tanh / sigmoid are
+//! ignored): `go_backwards`, `stateful`; `reset_after=False` and activations other than tanh / sigmoid are
 //! refused with a message.
 
 use super::dims::Dim;
-use super::registry::{needs_known, rank_is};
+use super::recurrent::Recurrent;
 use super::Param;
 use super::{Activation, ForwardCtx, Initializer, Layer, LayerConfig, LayerKind, LayerType};
 use crate::engine::{Rng, Tensor, Var};
 use crate::error::{Error, Result};
-use crate::ops::dropout::dropout_steps;
-use crate::ops::gru::gru;
+use crate::ops::gru::gru_call;
 use serde::{Deserialize, Serialize};
 
 fn tanh() -> Activation {
@@ -84,6 +85,13 @@ pub struct GRUConfig {
     /// mask per sample for all steps (`ops::dropout::dropout_steps`). In [0, 1).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub dropout: f32,
+    /// Keras' `recurrent_dropout`: while training, the fraction of `h_{t-1}` dropped
+    /// before the recurrent kernel, one mask per sample and gate for all steps. In [0, 1).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub recurrent_dropout: f32,
+    /// Also return the final h (Keras' `return_state`): two outputs.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub return_state: bool,
     #[serde(default)]
     pub kernel_initializer: Initializer,
     #[serde(default = "orthogonal")]
@@ -106,6 +114,8 @@ impl GRUConfig {
             use_bias: true,
             return_sequences: false,
             dropout: 0.0,
+            recurrent_dropout: 0.0,
+            return_state: false,
             kernel_initializer: Initializer::GlorotUniform,
             recurrent_initializer: Initializer::Orthogonal,
             bias_initializer: Initializer::Zeros,
@@ -121,6 +131,16 @@ impl GRUConfig {
         self.dropout = rate;
         self
     }
+    /// Keras' `recurrent_dropout` (of h, the same units at every step).
+    pub fn recurrent_dropout(mut self, rate: f32) -> Self {
+        self.recurrent_dropout = rate;
+        self
+    }
+    /// Keras' `return_state`: the layer returns `[output, h]` (`call_outputs`).
+    pub fn return_state(mut self, r: bool) -> Self {
+        self.return_state = r;
+        self
+    }
     pub fn use_bias(mut self, b: bool) -> Self {
         self.use_bias = b;
         self
@@ -128,6 +148,19 @@ impl GRUConfig {
     pub fn name(mut self, n: &str) -> Self {
         self.name = Some(n.to_string());
         self
+    }
+
+    fn recurrent(&self) -> Recurrent {
+        Recurrent {
+            class: "GRU",
+            units: self.units,
+            states: 1,
+            gates: 3,
+            return_sequences: self.return_sequences,
+            return_state: self.return_state,
+            dropout: self.dropout,
+            recurrent_dropout: self.recurrent_dropout,
+        }
     }
 }
 
@@ -144,20 +177,15 @@ impl LayerKind for GRUConfig {
     fn name(&self) -> Option<&str> {
         self.name.as_deref()
     }
+    /// The sequence, then optionally the initial h.
+    fn takes_many_inputs(&self) -> bool {
+        true
+    }
     fn output_shape(&self, name: &str, inputs: &[&[Dim]]) -> Result<Vec<Dim>> {
-        let input = rank_is(name, "GRU", inputs, 2, "sequences [batch, steps, features]")?;
-        needs_known(name, "GRU", "number of features", input[1], input)?;
-        if self.units == 0 {
-            return Err(Error::invalid(format!(
-                "layer '{name}' (GRU): units (0) must be positive"
-            )));
-        }
-        if !(0.0..1.0).contains(&self.dropout) {
-            return Err(Error::invalid(format!(
-                "layer '{name}' (GRU): dropout must be in [0, 1), got {}",
-                self.dropout
-            )));
-        }
+        Ok(self.output_shapes(name, inputs)?.remove(0))
+    }
+    fn output_shapes(&self, name: &str, inputs: &[&[Dim]]) -> Result<Vec<Vec<Dim>>> {
+        let outs = self.recurrent().output_shapes(name, inputs)?;
         if self.activation != Activation::Tanh || self.recurrent_activation != Activation::Sigmoid {
             return Err(Error::invalid(format!(
                 "layer '{name}' (GRU): only activation \"tanh\" and recurrent_activation \
@@ -171,12 +199,7 @@ impl LayerKind for GRUConfig {
                  PyTorch form, bias [2, 3 * units]) is supported, got reset_after=false"
             )));
         }
-        let u = Dim::known(self.units);
-        Ok(if self.return_sequences {
-            vec![input[0], u]
-        } else {
-            vec![u]
-        })
+        Ok(outs)
     }
     fn build(&self, name: String, inputs: &[&[Dim]], rng: &mut Rng) -> Result<Box<dyn Layer>> {
         let f = inputs[0][1].get().expect("checked");
@@ -229,32 +252,44 @@ impl Layer for GRU {
         mask: Option<&Tensor>,
         ctx: &mut ForwardCtx,
     ) -> Result<Var> {
-        // x: [N, T, F] -> [N, T, U] or [N, U]; mask: [N, T], 1 = real step.
-        if let Some(m) = mask {
-            crate::ops::mask::check_mask(&format!("layer '{}' (GRU)", self.name), m, &x.shape())?;
-        }
-        let dropped;
-        let x = if ctx.training && self.cfg.dropout > 0.0 {
-            dropped = dropout_steps(x, self.cfg.dropout, ctx.rng)
-                .map_err(|e| e.context(&format!("layer '{}' (GRU)", self.name)))?;
-            &dropped
-        } else {
-            x
-        };
-        // Masked steps carry the state and cost nothing (the op packs the real steps).
-        gru(
-            x,
-            &self.kernel,
-            &self.recurrent_kernel,
-            self.bias.as_ref(),
-            self.cfg.return_sequences,
-            mask,
-        )
-        .map_err(|e| e.context(&format!("layer '{}' (GRU)", self.name)))
+        Ok(self
+            .forward_outputs(std::slice::from_ref(x), &[mask], ctx)?
+            .remove(0))
+    }
+    fn forward_many_masked(
+        &mut self,
+        xs: &[Var],
+        masks: &[Option<&Tensor>],
+        ctx: &mut ForwardCtx,
+    ) -> Result<Var> {
+        Ok(self.forward_outputs(xs, masks, ctx)?.remove(0))
+    }
+    /// xs: the sequence `[N, T, F]`, then optionally h0 `[N, U]`; masks: the sequence's
+    /// `[N, T]` (1 = real step). Returns the output, then (with `return_state`) the
+    /// final h.
+    fn forward_outputs(
+        &mut self,
+        xs: &[Var],
+        masks: &[Option<&Tensor>],
+        ctx: &mut ForwardCtx,
+    ) -> Result<Vec<Var>> {
+        let what = format!("layer '{}' (GRU)", self.name);
+        let (k, rk, b) = (&self.kernel, &self.recurrent_kernel, self.bias.as_ref());
+        self.cfg
+            .recurrent()
+            .forward(&what, xs, masks, ctx, false, |x, args| {
+                gru_call(x, k, rk, b, args)
+            })
     }
     /// Keras: the input's mask with `return_sequences` (the steps stay), else none.
     fn compute_mask(&self, _x: &Var, mask: Option<&Tensor>) -> Result<Option<Tensor>> {
-        Ok(mask.filter(|_| self.cfg.return_sequences).cloned())
+        Ok(self.cfg.recurrent().output_masks(&[mask]).remove(0))
+    }
+    fn compute_mask_many(&self, _xs: &[Var], masks: &[Option<&Tensor>]) -> Result<Option<Tensor>> {
+        Ok(self.cfg.recurrent().output_masks(masks).remove(0))
+    }
+    fn compute_masks(&self, _xs: &[Var], masks: &[Option<&Tensor>]) -> Result<Vec<Option<Tensor>>> {
+        Ok(self.cfg.recurrent().output_masks(masks))
     }
     fn params(&self) -> Vec<Param> {
         let param = |what: &str, var: &Var| Param {
@@ -329,8 +364,6 @@ mod tests {
         let e = err(GRUConfig::new(2).into(), &[Dim::known(5), Dim::NONE]);
         assert!(e.contains("number of features"), "{e}");
         for bad in [
-            r#"{"units": 2, "recurrent_dropout": 0.1}"#,
-            r#"{"units": 2, "return_state": true}"#,
             r#"{"units": 2, "unit_forget_bias": true}"#,
             r#"{"return_sequences": true}"#,
         ] {

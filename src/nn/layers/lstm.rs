@@ -8,33 +8,34 @@
 //! Keras' order i, f, c, o (so saved weights read as Keras writes them; PyTorch's
 //! `weight_ih` is the kernel transposed, its gates i, f, g, o in the same order, and its
 //! two biases sum to this one). Output `[N, T, U]` with `return_sequences`, else the
-//! last step's `[N, U]`. The state starts at zero for every batch.
+//! last step's `[N, U]`; with `return_state` also the final h and c, `[N, U]` each.
+//! The state starts at zero for every batch, or at the initial states given as two
+//! more inputs (Keras' `initial_state=[h0, c0]`; `call_outputs(&[&x, &h0, &c0])`).
 //!
 //! Initial weights as Keras: kernel glorot_uniform, recurrent_kernel orthogonal, bias
 //! zeros with the forget gate's block set to 1 (`unit_forget_bias`).
 //! Parameters: `4 * (F*U + U*U + U)` (Keras' count; without bias `4 * (F*U + U*U)`).
 //!
 //! Masks (Keras 3): a masked step leaves h and c unchanged, so the last output is h after
-//! the last real step (zeros for a sample with none) and, with `return_sequences`, a
+//! the last real step (the initial state, zeros by default, for a sample with none) and, with `return_sequences`, a
 //! masked step outputs the carried h. The op runs the real steps only (packed, as
 //! PyTorch's packed sequences), so padding costs nothing. The output keeps the input's
 //! mask with `return_sequences`, else has none (Keras' `compute_mask`).
 //!
 //! `dropout` (Keras'): while training, one mask of input features per sample, the
-//! same at every step; inference is unaffected.
+//! same at every step; `recurrent_dropout`: one mask of h per sample and gate, the same
+//! at every step; inference is unaffected (see `recurrent.rs`).
 //!
 //! Not supported yet (the JSON fields are refused like any unknown field, never
-//! ignored): `recurrent_dropout`, `return_state`, `go_backwards`,
-//! `stateful`; activations other than tanh / sigmoid.
+//! ignored): `go_backwards`, `stateful`; activations other than tanh / sigmoid.
 
 use super::dims::Dim;
-use super::registry::{needs_known, rank_is};
+use super::recurrent::Recurrent;
 use super::Param;
 use super::{Activation, ForwardCtx, Initializer, Layer, LayerConfig, LayerKind, LayerType};
 use crate::engine::{Rng, Tensor, Var};
 use crate::error::{Error, Result};
-use crate::ops::dropout::dropout_steps;
-use crate::ops::lstm::lstm;
+use crate::ops::lstm::lstm_call;
 use serde::{Deserialize, Serialize};
 
 fn tanh() -> Activation {
@@ -73,6 +74,13 @@ pub struct LSTMConfig {
     /// mask per sample for all steps (`ops::dropout::dropout_steps`). In [0, 1).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub dropout: f32,
+    /// Keras' `recurrent_dropout`: while training, the fraction of `h_{t-1}` dropped
+    /// before the recurrent kernel, one mask per sample and gate for all steps. In [0, 1).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub recurrent_dropout: f32,
+    /// Also return the final h and c (Keras' `return_state`): three outputs.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub return_state: bool,
     #[serde(default)]
     pub kernel_initializer: Initializer,
     #[serde(default = "orthogonal")]
@@ -94,6 +102,8 @@ impl LSTMConfig {
             use_bias: true,
             return_sequences: false,
             dropout: 0.0,
+            recurrent_dropout: 0.0,
+            return_state: false,
             kernel_initializer: Initializer::GlorotUniform,
             recurrent_initializer: Initializer::Orthogonal,
             bias_initializer: Initializer::Zeros,
@@ -109,6 +119,16 @@ impl LSTMConfig {
         self.dropout = rate;
         self
     }
+    /// Keras' `recurrent_dropout` (of h, the same units at every step).
+    pub fn recurrent_dropout(mut self, rate: f32) -> Self {
+        self.recurrent_dropout = rate;
+        self
+    }
+    /// Keras' `return_state`: the layer returns `[output, h, c]` (`call_outputs`).
+    pub fn return_state(mut self, r: bool) -> Self {
+        self.return_state = r;
+        self
+    }
     pub fn use_bias(mut self, b: bool) -> Self {
         self.use_bias = b;
         self
@@ -120,6 +140,19 @@ impl LSTMConfig {
     pub fn name(mut self, n: &str) -> Self {
         self.name = Some(n.to_string());
         self
+    }
+
+    fn recurrent(&self) -> Recurrent {
+        Recurrent {
+            class: "LSTM",
+            units: self.units,
+            states: 2,
+            gates: 4,
+            return_sequences: self.return_sequences,
+            return_state: self.return_state,
+            dropout: self.dropout,
+            recurrent_dropout: self.recurrent_dropout,
+        }
     }
 }
 
@@ -136,26 +169,15 @@ impl LayerKind for LSTMConfig {
     fn name(&self) -> Option<&str> {
         self.name.as_deref()
     }
+    /// The sequence, then optionally the initial h and c.
+    fn takes_many_inputs(&self) -> bool {
+        true
+    }
     fn output_shape(&self, name: &str, inputs: &[&[Dim]]) -> Result<Vec<Dim>> {
-        let input = rank_is(
-            name,
-            "LSTM",
-            inputs,
-            2,
-            "sequences [batch, steps, features]",
-        )?;
-        needs_known(name, "LSTM", "number of features", input[1], input)?;
-        if self.units == 0 {
-            return Err(Error::invalid(format!(
-                "layer '{name}' (LSTM): units (0) must be positive"
-            )));
-        }
-        if !(0.0..1.0).contains(&self.dropout) {
-            return Err(Error::invalid(format!(
-                "layer '{name}' (LSTM): dropout must be in [0, 1), got {}",
-                self.dropout
-            )));
-        }
+        Ok(self.output_shapes(name, inputs)?.remove(0))
+    }
+    fn output_shapes(&self, name: &str, inputs: &[&[Dim]]) -> Result<Vec<Vec<Dim>>> {
+        let outs = self.recurrent().output_shapes(name, inputs)?;
         if self.activation != Activation::Tanh || self.recurrent_activation != Activation::Sigmoid {
             return Err(Error::invalid(format!(
                 "layer '{name}' (LSTM): only activation \"tanh\" and recurrent_activation \
@@ -163,12 +185,7 @@ impl LayerKind for LSTMConfig {
                 self.activation, self.recurrent_activation
             )));
         }
-        let u = Dim::known(self.units);
-        Ok(if self.return_sequences {
-            vec![input[0], u]
-        } else {
-            vec![u]
-        })
+        Ok(outs)
     }
     fn build(&self, name: String, inputs: &[&[Dim]], rng: &mut Rng) -> Result<Box<dyn Layer>> {
         let f = inputs[0][1].get().expect("checked");
@@ -225,32 +242,44 @@ impl Layer for LSTM {
         mask: Option<&Tensor>,
         ctx: &mut ForwardCtx,
     ) -> Result<Var> {
-        // x: [N, T, F] -> [N, T, U] or [N, U]; mask: [N, T], 1 = real step.
-        if let Some(m) = mask {
-            crate::ops::mask::check_mask(&format!("layer '{}' (LSTM)", self.name), m, &x.shape())?;
-        }
-        let dropped;
-        let x = if ctx.training && self.cfg.dropout > 0.0 {
-            dropped = dropout_steps(x, self.cfg.dropout, ctx.rng)
-                .map_err(|e| e.context(&format!("layer '{}' (LSTM)", self.name)))?;
-            &dropped
-        } else {
-            x
-        };
-        // Masked steps carry the state and cost nothing (the op packs the real steps).
-        lstm(
-            x,
-            &self.kernel,
-            &self.recurrent_kernel,
-            self.bias.as_ref(),
-            self.cfg.return_sequences,
-            mask,
-        )
-        .map_err(|e| e.context(&format!("layer '{}' (LSTM)", self.name)))
+        Ok(self
+            .forward_outputs(std::slice::from_ref(x), &[mask], ctx)?
+            .remove(0))
+    }
+    fn forward_many_masked(
+        &mut self,
+        xs: &[Var],
+        masks: &[Option<&Tensor>],
+        ctx: &mut ForwardCtx,
+    ) -> Result<Var> {
+        Ok(self.forward_outputs(xs, masks, ctx)?.remove(0))
+    }
+    /// xs: the sequence `[N, T, F]`, then optionally h0 and c0 `[N, U]`; masks: the
+    /// sequence's `[N, T]` (1 = real step). Returns the output, then (with
+    /// `return_state`) the final h and c.
+    fn forward_outputs(
+        &mut self,
+        xs: &[Var],
+        masks: &[Option<&Tensor>],
+        ctx: &mut ForwardCtx,
+    ) -> Result<Vec<Var>> {
+        let what = format!("layer '{}' (LSTM)", self.name);
+        let (k, rk, b) = (&self.kernel, &self.recurrent_kernel, self.bias.as_ref());
+        self.cfg
+            .recurrent()
+            .forward(&what, xs, masks, ctx, false, |x, args| {
+                lstm_call(x, k, rk, b, args)
+            })
     }
     /// Keras: the input's mask with `return_sequences` (the steps stay), else none.
     fn compute_mask(&self, _x: &Var, mask: Option<&Tensor>) -> Result<Option<Tensor>> {
-        Ok(mask.filter(|_| self.cfg.return_sequences).cloned())
+        Ok(self.cfg.recurrent().output_masks(&[mask]).remove(0))
+    }
+    fn compute_mask_many(&self, _xs: &[Var], masks: &[Option<&Tensor>]) -> Result<Option<Tensor>> {
+        Ok(self.cfg.recurrent().output_masks(masks).remove(0))
+    }
+    fn compute_masks(&self, _xs: &[Var], masks: &[Option<&Tensor>]) -> Result<Vec<Option<Tensor>>> {
+        Ok(self.cfg.recurrent().output_masks(masks))
     }
     fn params(&self) -> Vec<Param> {
         let param = |what: &str, var: &Var| Param {
@@ -324,11 +353,7 @@ mod tests {
         );
         let e = err(LSTMConfig::new(2).into(), &[Dim::known(5), Dim::NONE]);
         assert!(e.contains("number of features"), "{e}");
-        for bad in [
-            r#"{"units": 2, "recurrent_dropout": 0.1}"#,
-            r#"{"units": 2, "return_state": true}"#,
-            r#"{"return_sequences": true}"#,
-        ] {
+        for bad in [r#"{"return_sequences": true}"#] {
             let text = format!(r#"{{"class_name": "LSTM", "config": {bad}}}"#);
             assert!(serde_json::from_str::<LayerConfig>(&text).is_err(), "{bad}");
         }

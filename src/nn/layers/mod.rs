@@ -33,6 +33,7 @@ pub mod lstm;
 pub mod merge;
 pub mod pooling;
 pub mod pooling1d;
+pub mod recurrent;
 pub mod registry;
 pub mod regularizers;
 pub mod relu;
@@ -181,6 +182,22 @@ pub trait Layer {
             ([x], [mask]) => self.compute_mask(x, *mask),
             _ => Ok(None),
         }
+    }
+    /// The forward of a layer that returns several tensors (`LayerKind::output_shapes`
+    /// says how many): a recurrent layer with `return_state` returns its output and
+    /// its final states. Default: the one output of `forward_many_masked`.
+    fn forward_outputs(
+        &mut self,
+        xs: &[Var],
+        masks: &[Option<&Tensor>],
+        ctx: &mut ForwardCtx,
+    ) -> Result<Vec<Var>> {
+        Ok(vec![self.forward_many_masked(xs, masks, ctx)?])
+    }
+    /// The mask of each output of `forward_outputs`, asked after it. Default: the one
+    /// mask of `compute_mask_many`.
+    fn compute_masks(&self, xs: &[Var], masks: &[Option<&Tensor>]) -> Result<Vec<Option<Tensor>>> {
+        Ok(vec![self.compute_mask_many(xs, masks)?])
     }
     /// All weights, trainable and not, in a fixed order.
     fn params(&self) -> Vec<Param>;

@@ -36,6 +36,12 @@ pub trait LayerKind: fmt::Debug + 'static {
     /// and the shapes. An axis the layer needs to know (a Dense layer's features) must
     /// not be `None`.
     fn output_shape(&self, name: &str, inputs: &[&[Dim]]) -> Result<Vec<Dim>>;
+    /// Every output's shape, for a layer that returns several tensors (a recurrent
+    /// layer with `return_state`: the output, then its final states). Default: the one
+    /// `output_shape`.
+    fn output_shapes(&self, name: &str, inputs: &[&[Dim]]) -> Result<Vec<Vec<Dim>>> {
+        Ok(vec![self.output_shape(name, inputs)?])
+    }
     /// A layer with fresh weights for inputs of these shapes (already checked by
     /// `output_shape`).
     fn build(&self, name: String, inputs: &[&[Dim]], rng: &mut Rng) -> Result<Box<dyn Layer>>;
@@ -172,14 +178,28 @@ impl LayerConfig {
         Ok(())
     }
 
-    /// Output shape (without batch) for the shapes of all inputs, for any layer.
+    /// Output shape (without batch) for the shapes of all inputs, for any layer; the
+    /// first output's for a layer with several (see `output_shapes_of`).
     pub fn output_shape_of(&self, name: &str, inputs: &[&[Dim]]) -> Result<Vec<Dim>> {
+        Ok(self.output_shapes_of(name, inputs)?.remove(0))
+    }
+
+    /// The shape (without batch) of each output, for the shapes of all inputs.
+    pub fn output_shapes_of(&self, name: &str, inputs: &[&[Dim]]) -> Result<Vec<Vec<Dim>>> {
         self.check_arity(name, inputs.len())?;
         // Before the layer's own arithmetic, which these bounds keep from overflowing.
         super::limits::check_config(name, self)?;
-        let out = self.0.output_shape(name, inputs)?;
-        super::limits::check_output(name, self.class_name(), &out)?;
-        Ok(out)
+        let outs = self.0.output_shapes(name, inputs)?;
+        if outs.is_empty() {
+            return Err(Error::invalid(format!(
+                "layer '{name}' ({}) has no output",
+                self.class_name()
+            )));
+        }
+        for out in &outs {
+            super::limits::check_output(name, self.class_name(), out)?;
+        }
+        Ok(outs)
     }
 
     /// A layer with fresh weights for inputs of these shapes, for any layer.
@@ -189,7 +209,7 @@ impl LayerConfig {
         inputs: &[&[Dim]],
         rng: &mut Rng,
     ) -> Result<Box<dyn Layer>> {
-        self.output_shape_of(&name, inputs)?;
+        self.output_shapes_of(&name, inputs)?;
         self.0.build(name, inputs, rng)
     }
 

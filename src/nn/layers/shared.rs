@@ -140,6 +140,17 @@ impl Layer for SharedLayer {
     fn compute_mask_many(&self, xs: &[Var], masks: &[Option<&Tensor>]) -> Result<Option<Tensor>> {
         self.layer.borrow().compute_mask_many(xs, masks)
     }
+    fn forward_outputs(
+        &mut self,
+        xs: &[Var],
+        masks: &[Option<&Tensor>],
+        ctx: &mut ForwardCtx,
+    ) -> Result<Vec<Var>> {
+        self.layer.borrow_mut().forward_outputs(xs, masks, ctx)
+    }
+    fn compute_masks(&self, xs: &[Var], masks: &[Option<&Tensor>]) -> Result<Vec<Option<Tensor>>> {
+        self.layer.borrow().compute_masks(xs, masks)
+    }
     /// Listed by the first call only, so the model counts, saves and trains them once.
     fn params(&self) -> Vec<Param> {
         if self.first {

@@ -6,29 +6,34 @@
 //! input `[N, T, F]` (`T` may be unknown, `None`: each batch may have its own length),
 //! kernel `[F, U]`, recurrent_kernel `[U, U]`, bias `[U]` (Keras' layouts, so saved
 //! weights read as Keras writes them). Output `[N, T, U]` with `return_sequences`, else
-//! the last step's `[N, U]`. The state starts at zero for every batch. One step:
+//! the last step's `[N, U]`; with `return_state` also the final h `[N, U]`. The state
+//! starts at zero for every batch, or at the initial state given as a second input
+//! (Keras' `initial_state=[h0]`; `call_outputs(&[&x, &h0])`). One step:
 //! `h' = tanh(x W + h R + b)`.
 //!
 //! Initial weights as Keras: kernel glorot_uniform, recurrent_kernel orthogonal, bias
 //! zeros. Parameters: `F*U + U*U + U` (without bias `F*U + U*U`).
 //!
 //! Masks (Keras 3): a masked step leaves h unchanged, so the last output is h after
-//! the last real step (zeros for a sample with none) and, with `return_sequences`, a
+//! the last real step (the initial state, zeros by default, for a sample with none) and, with `return_sequences`, a
 //! masked step outputs the carried h. The op runs the real steps only (packed), so
 //! padding costs nothing. The output keeps the input's mask with `return_sequences`,
 //! else has none (Keras' `compute_mask`).
 //!
+//! `dropout` (Keras'): while training, one mask of input features per sample, the
+//! same at every step; `recurrent_dropout`: one mask of h per sample, the same at every
+//! step; inference is unaffected (see `recurrent.rs`).
+//!
 //! Not supported yet (the JSON fields are refused like any unknown field, never
-//! ignored): `dropout`, `recurrent_dropout`, `return_state`, `go_backwards`,
-//! `stateful`; activations other than Keras' default tanh are refused with a message.
+//! ignored): `go_backwards`, `stateful`; activations other than Keras' default tanh are refused with a message.
 
 use super::dims::Dim;
-use super::registry::{needs_known, rank_is};
+use super::recurrent::Recurrent;
 use super::Param;
 use super::{Activation, ForwardCtx, Initializer, Layer, LayerConfig, LayerKind, LayerType};
 use crate::engine::{Rng, Tensor, Var};
 use crate::error::{Error, Result};
-use crate::ops::simple_rnn::simple_rnn;
+use crate::ops::simple_rnn::simple_rnn_call;
 use serde::{Deserialize, Serialize};
 
 fn tanh() -> Activation {
@@ -36,6 +41,10 @@ fn tanh() -> Activation {
 }
 fn orthogonal() -> Initializer {
     Initializer::Orthogonal
+}
+
+fn is_zero(x: &f32) -> bool {
+    *x == 0.0
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -53,6 +62,17 @@ pub struct SimpleRNNConfig {
     /// Every step's output `[T, U]` (true) or only the last step's `[U]` (false).
     #[serde(default)]
     pub return_sequences: bool,
+    /// Keras' `dropout`: while training, the fraction of input features dropped, one
+    /// mask per sample for all steps (`ops::dropout::dropout_steps`). In [0, 1).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub dropout: f32,
+    /// Keras' `recurrent_dropout`: while training, the fraction of `h_{t-1}` dropped
+    /// before the recurrent kernel, one mask per sample for all steps. In [0, 1).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub recurrent_dropout: f32,
+    /// Also return the final h (Keras' `return_state`): two outputs.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub return_state: bool,
     #[serde(default)]
     pub kernel_initializer: Initializer,
     #[serde(default = "orthogonal")]
@@ -69,6 +89,9 @@ impl SimpleRNNConfig {
             activation: Activation::Tanh,
             use_bias: true,
             return_sequences: false,
+            dropout: 0.0,
+            recurrent_dropout: 0.0,
+            return_state: false,
             kernel_initializer: Initializer::GlorotUniform,
             recurrent_initializer: Initializer::Orthogonal,
             bias_initializer: Initializer::Zeros,
@@ -78,6 +101,21 @@ impl SimpleRNNConfig {
         self.return_sequences = r;
         self
     }
+    /// Keras' `dropout` (of the inputs, the same features at every step).
+    pub fn dropout(mut self, rate: f32) -> Self {
+        self.dropout = rate;
+        self
+    }
+    /// Keras' `recurrent_dropout` (of h, the same units at every step).
+    pub fn recurrent_dropout(mut self, rate: f32) -> Self {
+        self.recurrent_dropout = rate;
+        self
+    }
+    /// Keras' `return_state`: the layer returns `[output, h]` (`call_outputs`).
+    pub fn return_state(mut self, r: bool) -> Self {
+        self.return_state = r;
+        self
+    }
     pub fn use_bias(mut self, b: bool) -> Self {
         self.use_bias = b;
         self
@@ -85,6 +123,19 @@ impl SimpleRNNConfig {
     pub fn name(mut self, n: &str) -> Self {
         self.name = Some(n.to_string());
         self
+    }
+
+    fn recurrent(&self) -> Recurrent {
+        Recurrent {
+            class: "SimpleRNN",
+            units: self.units,
+            states: 1,
+            gates: 1,
+            return_sequences: self.return_sequences,
+            return_state: self.return_state,
+            dropout: self.dropout,
+            recurrent_dropout: self.recurrent_dropout,
+        }
     }
 }
 
@@ -101,20 +152,15 @@ impl LayerKind for SimpleRNNConfig {
     fn name(&self) -> Option<&str> {
         self.name.as_deref()
     }
+    /// The sequence, then optionally the initial h.
+    fn takes_many_inputs(&self) -> bool {
+        true
+    }
     fn output_shape(&self, name: &str, inputs: &[&[Dim]]) -> Result<Vec<Dim>> {
-        let input = rank_is(
-            name,
-            "SimpleRNN",
-            inputs,
-            2,
-            "sequences [batch, steps, features]",
-        )?;
-        needs_known(name, "SimpleRNN", "number of features", input[1], input)?;
-        if self.units == 0 {
-            return Err(Error::invalid(format!(
-                "layer '{name}' (SimpleRNN): units (0) must be positive"
-            )));
-        }
+        Ok(self.output_shapes(name, inputs)?.remove(0))
+    }
+    fn output_shapes(&self, name: &str, inputs: &[&[Dim]]) -> Result<Vec<Vec<Dim>>> {
+        let outs = self.recurrent().output_shapes(name, inputs)?;
         if self.activation != Activation::Tanh {
             return Err(Error::invalid(format!(
                 "layer '{name}' (SimpleRNN): only activation \"tanh\" (Keras' default) is \
@@ -122,12 +168,7 @@ impl LayerKind for SimpleRNNConfig {
                 self.activation
             )));
         }
-        let u = Dim::known(self.units);
-        Ok(if self.return_sequences {
-            vec![input[0], u]
-        } else {
-            vec![u]
-        })
+        Ok(outs)
     }
     fn build(&self, name: String, inputs: &[&[Dim]], rng: &mut Rng) -> Result<Box<dyn Layer>> {
         let f = inputs[0][1].get().expect("checked");
@@ -174,27 +215,46 @@ impl Layer for SimpleRNN {
         &mut self,
         x: &Var,
         mask: Option<&Tensor>,
-        _ctx: &mut ForwardCtx,
+        ctx: &mut ForwardCtx,
     ) -> Result<Var> {
-        // x: [N, T, F] -> [N, T, U] or [N, U]; mask: [N, T], 1 = real step.
+        Ok(self
+            .forward_outputs(std::slice::from_ref(x), &[mask], ctx)?
+            .remove(0))
+    }
+    fn forward_many_masked(
+        &mut self,
+        xs: &[Var],
+        masks: &[Option<&Tensor>],
+        ctx: &mut ForwardCtx,
+    ) -> Result<Var> {
+        Ok(self.forward_outputs(xs, masks, ctx)?.remove(0))
+    }
+    /// xs: the sequence `[N, T, F]`, then optionally h0 `[N, U]`; masks: the sequence's
+    /// `[N, T]` (1 = real step). Returns the output, then (with `return_state`) the
+    /// final h.
+    fn forward_outputs(
+        &mut self,
+        xs: &[Var],
+        masks: &[Option<&Tensor>],
+        ctx: &mut ForwardCtx,
+    ) -> Result<Vec<Var>> {
         let what = format!("layer '{}' (SimpleRNN)", self.name);
-        if let Some(m) = mask {
-            crate::ops::mask::check_mask(&what, m, &x.shape())?;
-        }
-        // Masked steps carry the state and cost nothing (the op packs the real steps).
-        simple_rnn(
-            x,
-            &self.kernel,
-            &self.recurrent_kernel,
-            self.bias.as_ref(),
-            self.cfg.return_sequences,
-            mask,
-        )
-        .map_err(|e| e.context(&what))
+        let (k, rk, b) = (&self.kernel, &self.recurrent_kernel, self.bias.as_ref());
+        self.cfg
+            .recurrent()
+            .forward(&what, xs, masks, ctx, false, |x, args| {
+                simple_rnn_call(x, k, rk, b, args)
+            })
     }
     /// Keras: the input's mask with `return_sequences` (the steps stay), else none.
     fn compute_mask(&self, _x: &Var, mask: Option<&Tensor>) -> Result<Option<Tensor>> {
-        Ok(mask.filter(|_| self.cfg.return_sequences).cloned())
+        Ok(self.cfg.recurrent().output_masks(&[mask]).remove(0))
+    }
+    fn compute_mask_many(&self, _xs: &[Var], masks: &[Option<&Tensor>]) -> Result<Option<Tensor>> {
+        Ok(self.cfg.recurrent().output_masks(masks).remove(0))
+    }
+    fn compute_masks(&self, _xs: &[Var], masks: &[Option<&Tensor>]) -> Result<Vec<Option<Tensor>>> {
+        Ok(self.cfg.recurrent().output_masks(masks))
     }
     fn params(&self) -> Vec<Param> {
         let param = |what: &str, var: &Var| Param {
@@ -276,9 +336,6 @@ mod tests {
         let e = err(SimpleRNNConfig::new(2).into(), &[Dim::known(5), Dim::NONE]);
         assert!(e.contains("number of features"), "{e}");
         for bad in [
-            r#"{"units": 2, "dropout": 0.5}"#,
-            r#"{"units": 2, "recurrent_dropout": 0.1}"#,
-            r#"{"units": 2, "return_state": true}"#,
             r#"{"units": 2, "go_backwards": true}"#,
             r#"{"return_sequences": true}"#,
         ] {

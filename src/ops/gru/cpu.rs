@@ -43,7 +43,8 @@
 
 use crate::ops::fast_math::{sigmoid, tanh};
 use crate::ops::matmul::sgemm;
-use crate::ops::rnn_pack::Group;
+use crate::ops::rnn_pack::{Group, GroupExtras, GroupGrads};
+use crate::ops::rnn_recurrent::{rec_product, rec_product_t, rec_weight_grad};
 
 /// The sizes of one GRU call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -148,6 +149,7 @@ pub fn gru_forward(
     f: usize,
     u: usize,
     parallel: bool,
+    ex: &GroupExtras,
 ) -> GruSaved {
     let g = 3 * u;
     let rows = grp.rows();
@@ -197,14 +199,23 @@ pub fn gru_forward(
             }
             None => zk.fill(0.0),
         }
+        // h_{k-1}: the first n_k rows of the previous step, or the initial state
+        // (zeros, whose recurrent GEMM is skipped).
         let hp = if k == 0 {
-            &zeros[..nk * u]
+            ex.h0
         } else {
             let p = grp.offsets[k - 1] * u;
-            let hp = &done_h[p..p + nk * u];
-            hprev[o * u..(o + nk) * u].copy_from_slice(hp);
-            sgemm(nk, u, g, hp, false, rw, false, zk, true, parallel);
-            hp
+            Some(&done_h[p..p + nk * u])
+        };
+        let hp = match hp {
+            Some(hp) => {
+                let hp = &hp[..nk * u];
+                hprev[o * u..(o + nk) * u].copy_from_slice(hp);
+                let drop = ex.drop_rows(o, nk, g);
+                rec_product(nk, u, 3, hp, rw, drop, zk, true, parallel);
+                hp
+            }
+            None => &zeros[..nk * u],
         };
         gate_rows(
             &mut gates[o * g..(o + nk) * g],
@@ -307,8 +318,8 @@ fn gate_grad_rows_body(
     }
 }
 
-/// The gradients of one group: `(dx [R, F], dw [F, G], drw [U, G], db [2, G] or
-/// empty)` for `dh_out [R, U]`, dL/dh of each packed row from the op's output.
+/// The gradients of one group (`GroupGrads`: `dw [F, G]`, `drw [U, G]`, `db [2, G]`)
+/// for `dh_out [R, U]`, dL/dh of each packed row from the op's outputs.
 #[allow(clippy::too_many_arguments)]
 pub fn gru_backward(
     grp: &Group,
@@ -320,7 +331,8 @@ pub fn gru_backward(
     f: usize,
     u: usize,
     parallel: bool,
-) -> (Vec<f32>, Vec<f32>, Vec<f32>, Vec<f32>) {
+    ex: &GroupExtras,
+) -> GroupGrads {
     let g = 3 * u;
     let rows = grp.rows();
     let n0 = grp.batch_sizes.first().copied().unwrap_or(0);
@@ -344,20 +356,11 @@ pub fn gru_backward(
             &saved.hprev[o * u..(o + nk) * u],
             u,
         );
-        // dL/dh of the previous step = z * dh (in dh now) + dzh_k @ rw^T.
-        if k > 0 {
-            sgemm(
-                nk,
-                g,
-                u,
-                dzhk,
-                false,
-                rw,
-                true,
-                &mut dh[..nk * u],
-                true,
-                parallel,
-            );
+        // dL/dh of the previous step = z * dh (in dh now) + dzh_k @ rw^T (at the first
+        // step, dL/dh0 when there is an initial state).
+        if k > 0 || ex.h0.is_some() {
+            let drop = ex.drop_rows(o, nk, g);
+            rec_product_t(nk, u, 3, dzhk, rw, drop, &mut dh[..nk * u], true, parallel);
         }
     }
     // The weights' and input's gradients, each one GEMM over all real rows.
@@ -368,16 +371,16 @@ pub fn gru_backward(
     sgemm(
         f, rows, g, &saved.x, true, &dzx, false, &mut dw, false, parallel,
     );
-    sgemm(
+    // The first step's h_{t-1} is zero without an initial state: skip its rows.
+    let skip = if ex.h0.is_some() { 0 } else { n0 };
+    rec_weight_grad(
+        rows - skip,
         u,
-        rows - n0,
-        g,
-        &saved.hprev[n0 * u..],
-        true,
-        &dzh[n0 * g..],
-        false,
+        3,
+        &saved.hprev[skip * u..],
+        &dzh[skip * g..],
+        ex.drop_rows(skip, rows - skip, g),
         &mut drw,
-        false,
         parallel,
     );
     let mut db = vec![0.0f32; if has_bias { 2 * g } else { 0 }];
@@ -391,5 +394,12 @@ pub fn gru_backward(
             }
         }
     }
-    (dx, dw, drw, db)
+    GroupGrads {
+        dx,
+        dw,
+        drw,
+        db,
+        dh0: if ex.h0.is_some() { dh } else { vec![] },
+        dc0: vec![],
+    }
 }

@@ -3,38 +3,27 @@
 //! of `cpu.rs` (same dims, layouts and equations; see there), used by the tests.
 
 use super::cpu::GruDims;
+use crate::ops::rnn_driver::naive::{flat, output, RefArgs, RefGrads, RefOut};
 
 fn sig(z: f64) -> f64 {
     1.0 / (1.0 + (-z).exp())
 }
 
 /// Every step's state in f64: activated gates z, r, hh `[T][N][G]`, the candidate's
-/// recurrent term `hz_h` `[T][N][U]`, and `h` `[T+1][N][U]` (index 0 is the zero
-/// initial state).
+/// recurrent term `hz_h` `[T][N][U]`, and `h` `[T+1][N][U]` (index 0 is the initial
+/// state).
 struct States {
     gates: Vec<Vec<Vec<f64>>>,
     hzh: Vec<Vec<Vec<f64>>>,
     h: Vec<Vec<Vec<f64>>>,
 }
 
-/// Whether sample `s` is real at step `t` (no mask: every step).
-fn real(mask: Option<&[f32]>, s: usize, t: usize, d: &GruDims) -> bool {
-    mask.is_none_or(|m| m[s * d.t + t] != 0.0)
-}
-
-fn run(
-    x: &[f32],
-    w: &[f32],
-    rw: &[f32],
-    b: Option<&[f32]>,
-    mask: Option<&[f32]>,
-    d: &GruDims,
-) -> States {
+fn run(x: &[f32], w: &[f32], rw: &[f32], b: Option<&[f32]>, a: &RefArgs, d: &GruDims) -> States {
     let (n, t_len, f, u, g) = (d.n, d.t, d.f, d.u, d.g());
     let mut st = States {
         gates: vec![],
         hzh: vec![],
-        h: vec![vec![vec![0.0; u]; n]],
+        h: vec![RefArgs::state0(a.h0, n, u)],
     };
     for t in 0..t_len {
         let mut gt = vec![vec![0.0; g]; n];
@@ -42,11 +31,12 @@ fn run(
         let mut ht = vec![vec![0.0; u]; n];
         for s in 0..n {
             // A masked step carries the state (its gates stay zero, unused).
-            if !real(mask, s, t, d) {
+            if !a.real(s, t, t_len) {
                 ht[s] = st.h[t][s].clone();
                 continue;
             }
-            // xz = x_t W + b_i, hz = h_{t-1} U + b_h.
+            // xz = x_t W + b_i, hz = h_{t-1} U + b_h (per gate h * m_k under recurrent
+            // dropout).
             let mut xz = vec![0.0f64; g];
             let mut hz = vec![0.0f64; g];
             for k in 0..g {
@@ -57,7 +47,7 @@ fn run(
                 xz[k] = acc;
                 let mut acc = b.map_or(0.0, |b| b[g + k] as f64);
                 for q in 0..u {
-                    acc += st.h[t][s][q] * rw[q * g + k] as f64;
+                    acc += st.h[t][s][q] * a.drop(s, k, q, u, g) * rw[q * g + k] as f64;
                 }
                 hz[k] = acc;
             }
@@ -65,6 +55,7 @@ fn run(
                 let z = sig(xz[j] + hz[j]);
                 let r = sig(xz[u + j] + hz[u + j]);
                 let hh = (xz[2 * u + j] + r * hz[2 * u + j]).tanh();
+                // The unmasked h_{t-1} here (Keras too).
                 ht[s][j] = z * st.h[t][s][j] + (1.0 - z) * hh;
                 rt[s][j] = hz[2 * u + j];
                 gt[s][j] = z;
@@ -79,75 +70,52 @@ fn run(
     st
 }
 
-/// `[N, T, U]` with `return_sequences`, else the last step `[N, U]`. `mask` `[N, T]`
-/// (nonzero = real step) carries the state over masked steps, which show the carried
-/// h, or zeros with `zero_output`; the last output is the carried h after step T.
-#[allow(clippy::too_many_arguments)]
+/// The output (`[N, T, U]` with `a.seq`, else `[N, U]`) and final h `[N, U]`, with
+/// Keras' masking (see `rnn_driver::naive`), initial state and recurrent dropout.
 pub fn gru_forward(
     x: &[f32],
     w: &[f32],
     rw: &[f32],
     b: Option<&[f32]>,
-    return_sequences: bool,
-    mask: Option<&[f32]>,
-    zero_output: bool,
+    a: &RefArgs,
     d: &GruDims,
-) -> Vec<f32> {
-    let st = run(x, w, rw, b, mask, d);
-    let mut y = vec![];
-    for s in 0..d.n {
-        let steps = if return_sequences {
-            1..d.t + 1
-        } else {
-            d.t..d.t + 1
-        };
-        for t in steps {
-            let shown = !(return_sequences && zero_output && !real(mask, s, t - 1, d));
-            y.extend(
-                st.h[t][s]
-                    .iter()
-                    .map(|&v| if shown { v as f32 } else { 0.0 }),
-            );
-        }
+) -> RefOut {
+    let st = run(x, w, rw, b, a, d);
+    RefOut {
+        y: output(&st.h, a, d.n, d.t),
+        h: flat(&st.h[d.t]),
+        c: vec![],
     }
-    y
 }
 
-/// Gradients `(dx [N,T,F], dw [F,G], drw [U,G], db [2,G])` for the output gradient
-/// `dy` (shaped as `gru_forward`'s output), with the same `mask` and `zero_output`.
+/// Gradients of the input, weights (`drw [U,G]`, `db [2,G]`) and initial state for the
+/// output gradient `dy` (shaped as `gru_forward`'s output) and the final state's
+/// `dh_t` `[N, U]`.
 #[allow(clippy::too_many_arguments)]
 pub fn gru_backward(
     dy: &[f32],
+    dh_t: &[f32],
     x: &[f32],
     w: &[f32],
     rw: &[f32],
     b: Option<&[f32]>,
-    return_sequences: bool,
-    mask: Option<&[f32]>,
-    zero_output: bool,
+    a: &RefArgs,
     d: &GruDims,
-) -> (Vec<f32>, Vec<f32>, Vec<f32>, Vec<f32>) {
+) -> RefGrads {
     let (n, t_len, f, u, g) = (d.n, d.t, d.f, d.u, d.g());
-    let st = run(x, w, rw, b, mask, d);
+    let st = run(x, w, rw, b, a, d);
     let mut dx = vec![0.0f64; n * t_len * f];
     let mut dw = vec![0.0f64; f * g];
     let mut drw = vec![0.0f64; u * g];
     let mut db = vec![0.0f64; 2 * g];
-    let mut dh_next = vec![vec![0.0f64; u]; n];
+    let mut dh_next = RefArgs::state0(Some(dh_t), n, u);
     for t in (0..t_len).rev() {
         let mut dh_prev = vec![vec![0.0f64; u]; n];
         for s in 0..n {
-            // A masked step passes dL/dh (plus its carried output's) and dL/dc through.
-            if !real(mask, s, t, d) {
+            // A masked step passes dL/dh (plus its carried output's) through.
+            if !a.real(s, t, t_len) {
                 for j in 0..u {
-                    let out = if return_sequences && !zero_output {
-                        dy[(s * t_len + t) * u + j] as f64
-                    } else if !return_sequences && t == t_len - 1 {
-                        dy[s * u + j] as f64
-                    } else {
-                        0.0
-                    };
-                    dh_prev[s][j] = out + dh_next[s][j];
+                    dh_prev[s][j] = a.out_grad(dy, s, t, j, t_len, u) + dh_next[s][j];
                 }
                 continue;
             }
@@ -155,14 +123,7 @@ pub fn gru_backward(
             let mut dxz = vec![0.0f64; g];
             let mut dhz = vec![0.0f64; g];
             for j in 0..u {
-                let out = if return_sequences {
-                    dy[(s * t_len + t) * u + j] as f64
-                } else if t == t_len - 1 {
-                    dy[s * u + j] as f64
-                } else {
-                    0.0
-                };
-                let dh = out + dh_next[s][j];
+                let dh = a.out_grad(dy, s, t, j, t_len, u) + dh_next[s][j];
                 let gt = &st.gates[t][s];
                 let (z, r, hh) = (gt[j], gt[u + j], gt[2 * u + j]);
                 let hp = st.h[t][s][j];
@@ -187,13 +148,21 @@ pub fn gru_backward(
                     dx[xi] += w[q * g + k] as f64 * dxz[k];
                 }
                 for q in 0..u {
-                    drw[q * g + k] += st.h[t][s][q] * dhz[k];
-                    dh_prev[s][q] += rw[q * g + k] as f64 * dhz[k];
+                    let m = a.drop(s, k, q, u, g);
+                    drw[q * g + k] += st.h[t][s][q] * m * dhz[k];
+                    dh_prev[s][q] += rw[q * g + k] as f64 * m * dhz[k];
                 }
             }
         }
         dh_next = dh_prev;
     }
     let f32s = |v: Vec<f64>| v.into_iter().map(|a| a as f32).collect::<Vec<f32>>();
-    (f32s(dx), f32s(dw), f32s(drw), f32s(db))
+    RefGrads {
+        dx: f32s(dx),
+        dw: f32s(dw),
+        drw: f32s(drw),
+        db: f32s(db),
+        dh0: flat(&dh_next),
+        dc0: vec![],
+    }
 }

@@ -31,7 +31,8 @@
 
 use crate::ops::fast_math::{sigmoid, tanh};
 use crate::ops::matmul::sgemm;
-use crate::ops::rnn_pack::Group;
+use crate::ops::rnn_pack::{Group, GroupExtras, GroupGrads};
+use crate::ops::rnn_recurrent::{rec_product, rec_product_t, rec_weight_grad};
 
 /// The sizes of one LSTM call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -129,6 +130,7 @@ pub fn lstm_forward(
     f: usize,
     u: usize,
     parallel: bool,
+    ex: &GroupExtras,
 ) -> LstmSaved {
     let g = 4 * u;
     let rows = grp.rows();
@@ -161,17 +163,28 @@ pub fn lstm_forward(
         let (done_h, cur_h) = h.split_at_mut(o * u);
         let (done_c, cur_c) = c.split_at_mut(o * u);
         let gk = &mut gates[o * g..(o + nk) * g];
-        let c_prev = if k == 0 {
-            &zeros[..nk * u]
+        // h_{k-1}, c_{k-1}: the first n_k rows of the previous step, or the initial
+        // state (zeros, whose recurrent GEMM is skipped).
+        let (hp, c_prev) = if k == 0 {
+            (ex.h0, ex.c0.unwrap_or(&zeros))
         } else {
             let p = grp.offsets[k - 1] * u;
-            // gates += h_{k-1} @ rw (the first n_k rows of the previous step).
-            let hp = &done_h[p..p + nk * u];
-            hprev[o * u..(o + nk) * u].copy_from_slice(hp);
-            sgemm(nk, u, g, hp, false, rw, false, gk, true, parallel);
-            &done_c[p..p + nk * u]
+            (Some(&done_h[p..p + nk * u]), &done_c[p..p + nk * u])
         };
-        gate_rows(gk, c_prev, &mut cur_c[..nk * u], &mut cur_h[..nk * u], u);
+        if let Some(hp) = hp {
+            let hp = &hp[..nk * u];
+            hprev[o * u..(o + nk) * u].copy_from_slice(hp);
+            // gates += h_{k-1} @ rw (per gate with its mask under recurrent dropout).
+            let drop = ex.drop_rows(o, nk, g);
+            rec_product(nk, u, 4, hp, rw, drop, gk, true, parallel);
+        }
+        gate_rows(
+            gk,
+            &c_prev[..nk * u],
+            &mut cur_c[..nk * u],
+            &mut cur_h[..nk * u],
+            u,
+        );
     }
     LstmSaved {
         x,
@@ -264,20 +277,23 @@ fn gate_grad_rows_body(
     }
 }
 
-/// The gradients of one group: `(dx [R, F], dw [F, G], drw [U, G], db [G] or empty)`
-/// for `dh_out [R, U]`, dL/dh of each packed row from the op's output.
+/// The gradients of one group (`GroupGrads`: `dw [F, G]`, `drw [U, G]`, `db [G]`) for
+/// `dh_out [R, U]` and `dc_out [R, U]`, dL/dh and dL/dc of each packed row from the
+/// op's outputs (`dc_out` only from the final state).
 #[allow(clippy::too_many_arguments)]
 pub fn lstm_backward(
     grp: &Group,
     saved: &LstmSaved,
     dh_out: &[f32],
+    dc_out: Option<&[f32]>,
     w: &[f32],  // [F, G]
     rw: &[f32], // [U, G]
     has_bias: bool,
     f: usize,
     u: usize,
     parallel: bool,
-) -> (Vec<f32>, Vec<f32>, Vec<f32>, Vec<f32>) {
+    ex: &GroupExtras,
+) -> GroupGrads {
     let g = 4 * u;
     let rows = grp.rows();
     let n0 = grp.batch_sizes.first().copied().unwrap_or(0);
@@ -292,8 +308,13 @@ pub fn lstm_backward(
         for (a, &b) in dh[..nk * u].iter_mut().zip(&dh_out[o * u..(o + nk) * u]) {
             *a += b;
         }
+        if let Some(dc_out) = dc_out {
+            for (a, &b) in dc[..nk * u].iter_mut().zip(&dc_out[o * u..(o + nk) * u]) {
+                *a += b;
+            }
+        }
         let c_prev = if k == 0 {
-            &zeros[..nk * u]
+            &ex.c0.unwrap_or(&zeros)[..nk * u]
         } else {
             let p = grp.offsets[k - 1] * u;
             &saved.c[p..p + nk * u]
@@ -308,20 +329,11 @@ pub fn lstm_backward(
             c_prev,
             u,
         );
-        // dL/dh of the previous step through the recurrence: dz_k @ rw^T.
-        if k > 0 {
-            sgemm(
-                nk,
-                g,
-                u,
-                dzk,
-                false,
-                rw,
-                true,
-                &mut dh[..nk * u],
-                false,
-                parallel,
-            );
+        // dL/dh of the previous step through the recurrence: dz_k @ rw^T (at the first
+        // step, dL/dh0 when there is an initial state).
+        if k > 0 || ex.h0.is_some() {
+            let drop = ex.drop_rows(o, nk, g);
+            rec_product_t(nk, u, 4, dzk, rw, drop, &mut dh[..nk * u], false, parallel);
         }
     }
     // The weights' and input's gradients, each one GEMM over all real rows.
@@ -332,16 +344,16 @@ pub fn lstm_backward(
     sgemm(
         f, rows, g, &saved.x, true, &dz, false, &mut dw, false, parallel,
     );
-    sgemm(
+    // The first step's h_{t-1} is zero without an initial state: skip its rows.
+    let skip = if ex.h0.is_some() { 0 } else { n0 };
+    rec_weight_grad(
+        rows - skip,
         u,
-        rows - n0,
-        g,
-        &saved.hprev[n0 * u..],
-        true,
-        &dz[n0 * g..],
-        false,
+        4,
+        &saved.hprev[skip * u..],
+        &dz[skip * g..],
+        ex.drop_rows(skip, rows - skip, g),
         &mut drw,
-        false,
         parallel,
     );
     let mut db = vec![0.0f32; if has_bias { g } else { 0 }];
@@ -352,5 +364,12 @@ pub fn lstm_backward(
             }
         }
     }
-    (dx, dw, drw, db)
+    GroupGrads {
+        dx,
+        dw,
+        drw,
+        db,
+        dh0: if ex.h0.is_some() { dh } else { vec![] },
+        dc0: if ex.c0.is_some() { dc } else { vec![] },
+    }
 }

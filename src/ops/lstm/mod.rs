@@ -4,61 +4,32 @@
 //! Dims: `N` batch, `T` steps, `F` input features, `U` units, `G = 4U`. Inputs: x
 //! `[N, T, F]`, kernel `[F, G]`, recurrent kernel `[U, G]`, bias `[G]` (Keras' layouts
 //! and gate order i, f, c, o). Output: every step's h `[N, T, U]` with
-//! `return_sequences`, else the last step's `[N, U]`. Zero initial state. An optional
+//! `return_sequences`, else the last step's `[N, U]`. An optional
 //! mask `[N, T]` skips padded steps with Keras' semantics (see `lstm`); the op runs on
-//! the real steps only, packed (`ops::rnn_pack`), with the batch split between threads.
+//! the real steps only, packed (`ops::rnn_pack`), with the batch split between threads;
+//! `ops::rnn_driver` runs it (and the other recurrent cells).
 //! Kernels (and their fast paths) in `cpu.rs`; `naive.rs` is the reference.
 
 pub mod cpu;
 pub mod naive;
-#[cfg(test)]
-mod tests;
 
 pub use cpu::LstmDims;
 
-use std::sync::Arc;
-
 use crate::engine::{Tensor, Var};
-use crate::error::{Error, Result};
-use crate::ops::parallel::par_map_ranges;
-use crate::ops::rnn_pack::{self, rnn_threads, Plan};
+use crate::error::Result;
+use crate::ops::rnn_driver::{rnn_call, Cell, RnnArgs};
 
-/// Checks the shapes of an LSTM call and returns its dims.
-fn dims_of(x: &[usize], w: &[usize], rw: &[usize], b: Option<&[usize]>) -> Result<LstmDims> {
-    let &[n, t, f] = x else {
-        return Err(Error::shape(format!(
-            "lstm: input must be [batch, steps, features], got {x:?}"
-        )));
-    };
-    let &[u, g] = rw else {
-        return Err(Error::shape(format!(
-            "lstm: recurrent_kernel must be [units, 4 * units], got {rw:?}"
-        )));
-    };
-    if g != 4 * u || u == 0 {
-        return Err(Error::shape(format!(
-            "lstm: recurrent_kernel must be [units, 4 * units] with units > 0, got {rw:?}"
-        )));
-    }
-    if w != [f, g] {
-        return Err(Error::shape(format!(
-            "lstm: kernel {w:?} does not fit input {x:?} and recurrent_kernel {rw:?} \
-             (expected [{f}, {g}])"
-        )));
-    }
-    if let Some(b) = b {
-        if b != [g] {
-            return Err(Error::shape(format!(
-                "lstm: bias {b:?} for {u} units (expected [{g}])"
-            )));
-        }
-    }
-    if t == 0 {
-        return Err(Error::shape(format!(
-            "lstm: input {x:?} has no steps (at least one is needed)"
-        )));
-    }
-    Ok(LstmDims { n, t, f, u })
+/// `LSTM(x; kernel, recurrent_kernel, bias)` with every option of `RnnArgs` (initial
+/// states, recurrent dropout, final states): `[output]`, or with `return_state`
+/// `[output, h_T, c_T]`. See `rnn_driver::rnn_call` for the semantics.
+pub fn lstm_call(
+    x: &Var,
+    kernel: &Var,
+    recurrent_kernel: &Var,
+    bias: Option<&Var>,
+    args: &RnnArgs,
+) -> Result<Vec<Var>> {
+    rnn_call(Cell::Lstm, x, kernel, recurrent_kernel, bias, args)
 }
 
 /// `LSTM(x; kernel, recurrent_kernel, bias)`: `[N, T, U]` if `return_sequences`, else
@@ -98,113 +69,12 @@ pub fn lstm_masked(
     mask: Option<&Tensor>,
     zero_output_for_mask: bool,
 ) -> Result<Var> {
-    let bshape = bias.map(|b| b.shape());
-    let d = dims_of(
-        &x.shape(),
-        &kernel.shape(),
-        &recurrent_kernel.shape(),
-        bshape.as_deref(),
-    )?;
-    let (n, t, f, u, g) = (d.n, d.t, d.f, d.u, d.g());
-    let maskv = match mask {
-        Some(m) => {
-            rnn_pack::check_mask("lstm", m.shape(), n, t)?;
-            Some(m.to_f32_vec())
-        }
-        None => None,
+    let args = RnnArgs {
+        return_sequences,
+        mask,
+        zero_output_for_mask,
+        ..RnnArgs::default()
     };
-    let xv = x.value().contiguous_f32();
-    let wv = kernel.value().contiguous_f32();
-    let rwv = recurrent_kernel.value().contiguous_f32();
-    let bv = bias.map(|b| b.value().contiguous_f32());
-    let parts = rnn_threads(n, t, u);
-    let plan = Arc::new(Plan::new(maskv.as_deref(), n, t, parts));
-    // One group per thread, each with single-threaded GEMMs; one group uses them all.
-    let parallel = plan.groups.len() == 1;
-    let saved: Vec<cpu::LstmSaved> = par_map_ranges(plan.groups.len(), 1, |r| {
-        r.map(|i| {
-            let grp = &plan.groups[i];
-            let xg = rnn_pack::gather(xv.data(), f, t, grp);
-            let b = bv.as_ref().map(|b| b.data());
-            cpu::lstm_forward(grp, xg, wv.data(), rwv.data(), b, f, u, parallel)
-        })
-        .collect::<Vec<_>>()
-    })
-    .into_iter()
-    .flatten()
-    .collect();
-    let out_len = if return_sequences { n * t * u } else { n * u };
-    let mut out = vec![0.0f32; out_len];
-    for (grp, s) in plan.groups.iter().zip(&saved) {
-        rnn_pack::scatter_output(
-            &mut out,
-            &s.h,
-            u,
-            t,
-            grp,
-            return_sequences,
-            zero_output_for_mask,
-        );
-    }
-    let out = if return_sequences {
-        Tensor::from_vec(out, &[n, t, u])
-    } else {
-        Tensor::from_vec(out, &[n, u])
-    };
-    let has_bias = bias.is_some();
-    let mut parents = vec![x, kernel, recurrent_kernel];
-    parents.extend(bias);
-    Ok(Var::from_op(out, "lstm", &parents, move |dy| {
-        let dy = dy.contiguous_f32();
-        let per_group: Vec<_> = par_map_ranges(plan.groups.len(), 1, |r| {
-            r.map(|i| {
-                let grp = &plan.groups[i];
-                let dh = rnn_pack::gather_output_grad(
-                    dy.data(),
-                    u,
-                    t,
-                    grp,
-                    return_sequences,
-                    zero_output_for_mask,
-                );
-                cpu::lstm_backward(
-                    grp,
-                    &saved[i],
-                    &dh,
-                    wv.data(),
-                    rwv.data(),
-                    has_bias,
-                    f,
-                    u,
-                    parallel,
-                )
-            })
-            .collect::<Vec<_>>()
-        })
-        .into_iter()
-        .flatten()
-        .collect();
-        // Summed in group order: reproducible for a given thread count.
-        let mut dx = vec![0.0f32; n * t * f];
-        let mut dw = vec![0.0f32; f * g];
-        let mut drw = vec![0.0f32; u * g];
-        let mut db = vec![0.0f32; if has_bias { g } else { 0 }];
-        for (grp, (gx, gw, grw, gb)) in plan.groups.iter().zip(&per_group) {
-            rnn_pack::scatter(&mut dx, gx, f, t, grp);
-            for (acc, part) in [(&mut dw, gw), (&mut drw, grw), (&mut db, gb)] {
-                for (a, &b) in acc.iter_mut().zip(part) {
-                    *a += b;
-                }
-            }
-        }
-        let mut grads = vec![
-            Some(Tensor::from_vec(dx, &[n, t, f])),
-            Some(Tensor::from_vec(dw, &[f, g])),
-            Some(Tensor::from_vec(drw, &[u, g])),
-        ];
-        if has_bias {
-            grads.push(Some(Tensor::from_vec(db, &[g])));
-        }
-        grads
-    }))
+    let mut out = lstm_call(x, kernel, recurrent_kernel, bias, &args)?;
+    Ok(out.remove(0))
 }

@@ -3,37 +3,26 @@
 //! dims and layouts; see there), used by the tests.
 
 use super::cpu::LstmDims;
+use crate::ops::rnn_driver::naive::{flat, output, RefArgs, RefGrads, RefOut};
 
 fn sig(z: f64) -> f64 {
     1.0 / (1.0 + (-z).exp())
 }
 
 /// Every step's state in f64: activated gates `[T][N][G]`, `c` and `h` `[T+1][N][U]`
-/// (index 0 is the zero initial state).
+/// (index 0 is the initial state).
 struct States {
     gates: Vec<Vec<Vec<f64>>>,
     c: Vec<Vec<Vec<f64>>>,
     h: Vec<Vec<Vec<f64>>>,
 }
 
-/// Whether sample `s` is real at step `t` (no mask: every step).
-fn real(mask: Option<&[f32]>, s: usize, t: usize, d: &LstmDims) -> bool {
-    mask.is_none_or(|m| m[s * d.t + t] != 0.0)
-}
-
-fn run(
-    x: &[f32],
-    w: &[f32],
-    rw: &[f32],
-    b: Option<&[f32]>,
-    mask: Option<&[f32]>,
-    d: &LstmDims,
-) -> States {
+fn run(x: &[f32], w: &[f32], rw: &[f32], b: Option<&[f32]>, a: &RefArgs, d: &LstmDims) -> States {
     let (n, t_len, f, u, g) = (d.n, d.t, d.f, d.u, d.g());
     let mut st = States {
         gates: vec![],
-        c: vec![vec![vec![0.0; u]; n]],
-        h: vec![vec![vec![0.0; u]; n]],
+        c: vec![RefArgs::state0(a.c0, n, u)],
+        h: vec![RefArgs::state0(a.h0, n, u)],
     };
     for t in 0..t_len {
         let mut gt = vec![vec![0.0; g]; n];
@@ -41,7 +30,7 @@ fn run(
         let mut ht = vec![vec![0.0; u]; n];
         for s in 0..n {
             // A masked step carries the state (its gates stay zero, unused).
-            if !real(mask, s, t, d) {
+            if !a.real(s, t, t_len) {
                 ct[s] = st.c[t][s].clone();
                 ht[s] = st.h[t][s].clone();
                 continue;
@@ -52,8 +41,9 @@ fn run(
                 for q in 0..f {
                     acc += x[(s * t_len + t) * f + q] as f64 * w[q * g + k] as f64;
                 }
+                // Recurrent dropout: gate k's block sees h * m_k.
                 for q in 0..u {
-                    acc += st.h[t][s][q] * rw[q * g + k] as f64;
+                    acc += st.h[t][s][q] * a.drop(s, k, q, u, g) * rw[q * g + k] as f64;
                 }
                 *zk = acc;
             }
@@ -77,89 +67,60 @@ fn run(
     st
 }
 
-/// `[N, T, U]` with `return_sequences`, else the last step `[N, U]`. `mask` `[N, T]`
-/// (nonzero = real step) carries the state over masked steps, which show the carried
-/// h, or zeros with `zero_output`; the last output is the carried h after step T.
-#[allow(clippy::too_many_arguments)]
+/// The output (`[N, T, U]` with `a.seq`, else `[N, U]`) and final h, c `[N, U]`, with
+/// Keras' masking (see `rnn_driver::naive`), initial states and recurrent dropout.
 pub fn lstm_forward(
     x: &[f32],
     w: &[f32],
     rw: &[f32],
     b: Option<&[f32]>,
-    return_sequences: bool,
-    mask: Option<&[f32]>,
-    zero_output: bool,
+    a: &RefArgs,
     d: &LstmDims,
-) -> Vec<f32> {
-    let st = run(x, w, rw, b, mask, d);
-    let mut y = vec![];
-    for s in 0..d.n {
-        let steps = if return_sequences {
-            1..d.t + 1
-        } else {
-            d.t..d.t + 1
-        };
-        for t in steps {
-            let shown = !(return_sequences && zero_output && !real(mask, s, t - 1, d));
-            y.extend(
-                st.h[t][s]
-                    .iter()
-                    .map(|&v| if shown { v as f32 } else { 0.0 }),
-            );
-        }
+) -> RefOut {
+    let st = run(x, w, rw, b, a, d);
+    RefOut {
+        y: output(&st.h, a, d.n, d.t),
+        h: flat(&st.h[d.t]),
+        c: flat(&st.c[d.t]),
     }
-    y
 }
 
-/// Gradients `(dx [N,T,F], dw [F,G], drw [U,G], db [G])` for the output gradient `dy`
-/// (shaped as `lstm_forward`'s output), with the same `mask` and `zero_output`.
+/// Gradients of the input, weights (`drw [U,G]`, `db [G]`) and initial states for the
+/// output gradient `dy` (shaped as `lstm_forward`'s output) and the final states'
+/// `dh_t`, `dc_t` `[N, U]` (zeros when unused).
 #[allow(clippy::too_many_arguments)]
 pub fn lstm_backward(
     dy: &[f32],
+    dh_t: &[f32],
+    dc_t: &[f32],
     x: &[f32],
     w: &[f32],
     rw: &[f32],
     b: Option<&[f32]>,
-    return_sequences: bool,
-    mask: Option<&[f32]>,
-    zero_output: bool,
+    a: &RefArgs,
     d: &LstmDims,
-) -> (Vec<f32>, Vec<f32>, Vec<f32>, Vec<f32>) {
+) -> RefGrads {
     let (n, t_len, f, u, g) = (d.n, d.t, d.f, d.u, d.g());
-    let st = run(x, w, rw, b, mask, d);
+    let st = run(x, w, rw, b, a, d);
     let mut dx = vec![0.0f64; n * t_len * f];
     let mut dw = vec![0.0f64; f * g];
     let mut drw = vec![0.0f64; u * g];
     let mut db = vec![0.0f64; g];
-    let mut dh_next = vec![vec![0.0f64; u]; n];
-    let mut dc_next = vec![vec![0.0f64; u]; n];
+    let mut dh_next = RefArgs::state0(Some(dh_t), n, u);
+    let mut dc_next = RefArgs::state0(Some(dc_t), n, u);
     for t in (0..t_len).rev() {
         let mut dh_prev = vec![vec![0.0f64; u]; n];
         for s in 0..n {
             // A masked step passes dL/dh (plus its carried output's) and dL/dc through.
-            if !real(mask, s, t, d) {
+            if !a.real(s, t, t_len) {
                 for j in 0..u {
-                    let out = if return_sequences && !zero_output {
-                        dy[(s * t_len + t) * u + j] as f64
-                    } else if !return_sequences && t == t_len - 1 {
-                        dy[s * u + j] as f64
-                    } else {
-                        0.0
-                    };
-                    dh_prev[s][j] = out + dh_next[s][j];
+                    dh_prev[s][j] = a.out_grad(dy, s, t, j, t_len, u) + dh_next[s][j];
                 }
                 continue;
             }
             let mut dz = vec![0.0f64; g];
             for j in 0..u {
-                let out = if return_sequences {
-                    dy[(s * t_len + t) * u + j] as f64
-                } else if t == t_len - 1 {
-                    dy[s * u + j] as f64
-                } else {
-                    0.0
-                };
-                let dh = out + dh_next[s][j];
+                let dh = a.out_grad(dy, s, t, j, t_len, u) + dh_next[s][j];
                 let gt = &st.gates[t][s];
                 let (i, fg, cc, o) = (gt[j], gt[u + j], gt[2 * u + j], gt[3 * u + j]);
                 let tc = st.c[t + 1][s][j].tanh();
@@ -178,13 +139,21 @@ pub fn lstm_backward(
                     dx[xi] += w[q * g + k] as f64 * dz[k];
                 }
                 for q in 0..u {
-                    drw[q * g + k] += st.h[t][s][q] * dz[k];
-                    dh_prev[s][q] += rw[q * g + k] as f64 * dz[k];
+                    let m = a.drop(s, k, q, u, g);
+                    drw[q * g + k] += st.h[t][s][q] * m * dz[k];
+                    dh_prev[s][q] += rw[q * g + k] as f64 * m * dz[k];
                 }
             }
         }
         dh_next = dh_prev;
     }
     let f32s = |v: Vec<f64>| v.into_iter().map(|a| a as f32).collect::<Vec<f32>>();
-    (f32s(dx), f32s(dw), f32s(drw), f32s(db))
+    RefGrads {
+        dx: f32s(dx),
+        dw: f32s(dw),
+        drw: f32s(drw),
+        db: f32s(db),
+        dh0: flat(&dh_next),
+        dc0: flat(&dc_next),
+    }
 }

@@ -35,7 +35,8 @@
 
 use crate::ops::fast_math::tanh;
 use crate::ops::matmul::sgemm;
-use crate::ops::rnn_pack::Group;
+use crate::ops::rnn_pack::{Group, GroupExtras, GroupGrads};
+use crate::ops::rnn_recurrent::{rec_product, rec_product_t, rec_weight_grad};
 
 /// The sizes of one SimpleRNN call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -119,6 +120,7 @@ pub fn simple_rnn_forward(
     f: usize,
     u: usize,
     parallel: bool,
+    ex: &GroupExtras,
 ) -> SimpleRnnSaved {
     let rows = grp.rows();
     debug_assert_eq!(x.len(), rows * f);
@@ -146,20 +148,27 @@ pub fn simple_rnn_forward(
         let o = grp.offsets[k];
         let (done_h, cur_h) = h.split_at_mut(o * u);
         let cur = &mut cur_h[..nk * u];
-        // h_{-1} is zero at the first step: no recurrent GEMM there.
-        if k > 0 {
+        // h_{k-1}: the first n_k rows of the previous step, or the initial state
+        // (zeros: no recurrent GEMM).
+        let hp = if k == 0 {
+            ex.h0
+        } else {
             let p = grp.offsets[k - 1] * u;
-            let hp = &done_h[p..p + nk * u];
+            Some(&done_h[p..p + nk * u])
+        };
+        if let Some(hp) = hp {
+            let hp = &hp[..nk * u];
             hprev[o * u..(o + nk) * u].copy_from_slice(hp);
-            sgemm(nk, u, u, hp, false, rw, false, cur, true, parallel);
+            let drop = ex.drop_rows(o, nk, u);
+            rec_product(nk, u, 1, hp, rw, drop, cur, true, parallel);
         }
         tanh_rows(cur);
     }
     SimpleRnnSaved { x, h, hprev }
 }
 
-/// The gradients of one group: `(dx [R, F], dw [F, U], drw [U, U], db [U] or empty)`
-/// for `dh_out [R, U]`, dL/dh of each packed row from the op's output.
+/// The gradients of one group (`GroupGrads`: `dw [F, U]`, `drw [U, U]`, `db [U]`) for
+/// `dh_out [R, U]`, dL/dh of each packed row from the op's outputs.
 #[allow(clippy::too_many_arguments)]
 pub fn simple_rnn_backward(
     grp: &Group,
@@ -171,7 +180,8 @@ pub fn simple_rnn_backward(
     f: usize,
     u: usize,
     parallel: bool,
-) -> (Vec<f32>, Vec<f32>, Vec<f32>, Vec<f32>) {
+    ex: &GroupExtras,
+) -> GroupGrads {
     let rows = grp.rows();
     let n0 = grp.batch_sizes.first().copied().unwrap_or(0);
     let mut dz = vec![0.0f32; rows * u];
@@ -185,20 +195,11 @@ pub fn simple_rnn_backward(
         }
         let dzk = &mut dz[o * u..(o + nk) * u];
         tanh_grad_rows(dzk, &dh[..nk * u], &saved.h[o * u..(o + nk) * u]);
-        // dL/dh of the previous step = dz_k @ rw^T (h_{t-1} reaches h only through R).
-        if k > 0 {
-            sgemm(
-                nk,
-                u,
-                u,
-                dzk,
-                false,
-                rw,
-                true,
-                &mut dh[..nk * u],
-                false,
-                parallel,
-            );
+        // dL/dh of the previous step = dz_k @ rw^T (h_{t-1} reaches h only through R;
+        // at the first step, dL/dh0 when there is an initial state).
+        if k > 0 || ex.h0.is_some() {
+            let drop = ex.drop_rows(o, nk, u);
+            rec_product_t(nk, u, 1, dzk, rw, drop, &mut dh[..nk * u], false, parallel);
         }
     }
     // The weights' and input's gradients, each one GEMM over all real rows.
@@ -209,16 +210,16 @@ pub fn simple_rnn_backward(
     sgemm(
         f, rows, u, &saved.x, true, &dz, false, &mut dw, false, parallel,
     );
-    sgemm(
+    // The first step's h_{t-1} is zero without an initial state: skip its rows.
+    let skip = if ex.h0.is_some() { 0 } else { n0 };
+    rec_weight_grad(
+        rows - skip,
         u,
-        rows - n0,
-        u,
-        &saved.hprev[n0 * u..],
-        true,
-        &dz[n0 * u..],
-        false,
+        1,
+        &saved.hprev[skip * u..],
+        &dz[skip * u..],
+        ex.drop_rows(skip, rows - skip, u),
         &mut drw,
-        false,
         parallel,
     );
     let mut db = vec![0.0f32; if has_bias { u } else { 0 }];
@@ -229,5 +230,12 @@ pub fn simple_rnn_backward(
             }
         }
     }
-    (dx, dw, drw, db)
+    GroupGrads {
+        dx,
+        dw,
+        drw,
+        db,
+        dh0: if ex.h0.is_some() { dh } else { vec![] },
+        dc0: vec![],
+    }
 }
