@@ -40,8 +40,8 @@ fn a_layer_with_two_outputs_feeds_both_onwards() {
     let mut m = Model::functional(&[&x], &[&outs[0], &b2], 9).unwrap();
 
     let xs = random(&[7, 4], &mut Rng::new(1));
-    let inner = heads.predict_many(&[xs.clone()], 7).unwrap();
-    let got = m.predict_many(&[xs.clone()], 7).unwrap();
+    let inner = heads.predict_many(std::slice::from_ref(&xs), 7).unwrap();
+    let got = m.predict_many(std::slice::from_ref(&xs), 7).unwrap();
     assert_eq!(
         got[0].data(),
         inner[0].data(),

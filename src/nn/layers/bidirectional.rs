@@ -131,7 +131,7 @@ impl LayerKind for BidirectionalConfig {
             "sequences [batch, steps, features]",
         )?;
         let states = &inputs[1..];
-        if states.len() % 2 != 0 {
+        if !states.len().is_multiple_of(2) {
             return Err(Error::invalid(format!(
                 "layer '{name}' (Bidirectional): the initial states come in two equal \
                  halves (forward, then backward), got {}",

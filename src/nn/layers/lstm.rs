@@ -353,7 +353,10 @@ mod tests {
         );
         let e = err(LSTMConfig::new(2).into(), &[Dim::known(5), Dim::NONE]);
         assert!(e.contains("number of features"), "{e}");
-        for bad in [r#"{"return_sequences": true}"#] {
+        for bad in [
+            r#"{"return_sequences": true}"#,
+            r#"{"units": 2, "go_backwards": true}"#,
+        ] {
             let text = format!(r#"{{"class_name": "LSTM", "config": {bad}}}"#);
             assert!(serde_json::from_str::<LayerConfig>(&text).is_err(), "{bad}");
         }
