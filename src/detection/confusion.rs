@@ -10,8 +10,9 @@
 //! 3. **poor box**: IoU in [`poor_iou`, `iou_threshold`) with a box of its class not yet
 //!    taken (right class, poorly placed).
 //! 4. Otherwise: on a crowd region of its class (COCO's IoU, over the detection's area,
-//!    >= `iou_threshold`): ignored; else **background** (a false positive: nothing there,
-//!    or a duplicate of a box already taken).
+//!    at least `iou_threshold`): ignored; else **background** (a false positive: nothing
+//!    there, or a duplicate of a box already taken).
+//!
 //! Every ground-truth box not taken by 1-3 (crowd regions excepted) is **missed**. So each
 //! detection is counted once (correct, wrong class, poor box, background or ignored) and
 //! each box once (found, found as another class, poorly placed, missed).
