@@ -6,7 +6,8 @@
 //! 1. `engine`: tensors (storage, layout, element types), reverse-mode autodiff, random
 //!    numbers, gradient checking.
 //! 2. `ops`: differentiable operations and their CPU kernels (forward and backward), the
-//!    in-place parameter updates.
+//!    in-place parameter updates. `detection`: boxes, IoU, NMS, AP/mAP, COCO's evaluator
+//!    (plain functions over boxes, no tensors).
 //! 3. `nn`: `Param`, `Layer`, the layer registry, `Dim`, every layer (`nn::layers`, also
 //!    `nabla::layers`), the model graph (`Graph`, `ModelConfig`, the functional API,
 //!    nested models and shared layers).
@@ -19,6 +20,7 @@
 //! 9. the `nabla` command line (`src/cli`, in the binary).
 
 pub mod data;
+pub mod detection;
 pub mod engine;
 pub mod error;
 pub mod formats;

@@ -12,6 +12,7 @@ const RANKS: &[(&str, usize)] = &[
     ("error", 0),
     ("engine", 1),
     ("ops", 2),
+    ("detection", 2),
     ("nn", 3),
     ("losses", 4),
     ("optimizers", 4),

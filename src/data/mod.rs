@@ -2,6 +2,7 @@
 //! files they come in, and the helpers that feed them to training.
 //!
 //! - `idx`: reading and writing IDX files (raw or gzip), robust to corrupt headers.
+//! - `detection`: COCO instances/results JSON and YOLO folders as detection data sets.
 //! - `datasets`: `load_data("mnist")` and where the files are looked for.
 //! - `cifar10`: the CIFAR-10 binary batches, and its archive's download and extraction.
 //! - `download`: fetching the files from mirrors, verified by checksum.
@@ -27,6 +28,7 @@ pub mod batches;
 pub mod cifar10;
 pub mod csv_table;
 pub mod datasets;
+pub mod detection;
 pub mod download;
 pub mod idx;
 pub mod image;
