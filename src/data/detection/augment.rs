@@ -476,8 +476,19 @@ mod tests {
         assert_eq!(a.kept, [0, 1, 2]);
         assert_eq!(a.boxes[2], BBox::new(16.0, 13.0, 20.0, 18.0));
         // A box wholly outside goes whatever the bar.
-        let a = crop(&img, DIMS, &boxes, Window { x: 0, y: 0, width: 5, height: 5 }, 0.0)
-            .unwrap();
+        let a = crop(
+            &img,
+            DIMS,
+            &boxes,
+            Window {
+                x: 0,
+                y: 0,
+                width: 5,
+                height: 5,
+            },
+            0.0,
+        )
+        .unwrap();
         assert!(a.kept.is_empty());
         // Random crops: same seed, same result; boxes agree with the pixels.
         let mut r1 = Rng::new(9);

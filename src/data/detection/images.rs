@@ -91,7 +91,10 @@ mod tests {
         let v = x.to_f32_vec();
         assert_eq!(v[4 + 2], 1.0);
         assert_eq!(v.iter().sum::<f32>(), 2.0);
-        assert_eq!(load_detection_images(&ds, 3).unwrap().shape(), &[2, 3, 3, 4]);
+        assert_eq!(
+            load_detection_images(&ds, 3).unwrap().shape(),
+            &[2, 3, 3, 4]
+        );
         ds.images.push(record(b, 5, 3));
         let err = load_detection_images(&ds, 1).unwrap_err().to_string();
         assert!(err.contains("b.png") && err.contains("5x3"), "{err}");

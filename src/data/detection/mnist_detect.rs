@@ -235,7 +235,9 @@ fn check_manifest(dir: &Path, split: Split, opts: &MnistDetectOptions) -> Result
     let v: serde_json::Value =
         serde_json::from_str(&text).map_err(|e| bad(format!("the manifest is not JSON ({e})")))?;
     let want = manifest(split, opts, 0);
-    for key in ["dataset", "version", "split", "seed", "width", "height", "images"] {
+    for key in [
+        "dataset", "version", "split", "seed", "width", "height", "images",
+    ] {
         if v.get(key) != want.get(key) {
             return Err(bad(format!(
                 "the manifest's \"{key}\" is {}, expected {}",
@@ -309,9 +311,7 @@ pub fn scale_digit(src: &[u8], side: usize) -> Vec<u8> {
     let mut tmp = vec![0u32; n * side];
     for r in 0..n {
         for o in 0..side {
-            tmp[r * side + o] = (0..n)
-                .map(|i| w[o * n + i] * src[r * n + i] as u32)
-                .sum();
+            tmp[r * side + o] = (0..n).map(|i| w[o * n + i] * src[r * n + i] as u32).sum();
         }
     }
     let denom = (n * n) as u32;
