@@ -2,13 +2,17 @@
 //! deterministically from a seed, cached as a YOLO folder, and read back through
 //! [`super::yolo::read_yolo_folder`], so it doubles as a sample of that format.
 //!
-//! How a canvas is made (version 1 of the recipe; a change of recipe is a new version in
+//! How a canvas is made (version 2 of the recipe; a change of recipe is a new version in
 //! the cache path):
 //! - A square canvas of `size x size` grey pixels (default 96), black background.
 //! - 1 to 5 digits (uniform), each a random MNIST image of the split (train canvases from
-//!   MNIST's train images, test canvases from its test images), scaled from 28x28 to a
-//!   side of 12 to 40 pixels (uniform) by exact area averaging in integers (each output
-//!   pixel is the mean of the source area it covers, rounded half up), then placed at a
+//!   MNIST's train images, test canvases from its test images), drawn at a size of 12 to
+//!   40 pixels (uniform): the size of the digit itself, the longer side of its ink box
+//!   (MNIST's ink fills about 20 of its 28 pixels, so the 28x28 image is scaled to a
+//!   square of about 1.4 times the size; a thin digit whose square would outgrow the
+//!   canvas is scaled to the canvas and comes out a little smaller). Scaling is exact area
+//!   averaging in integers (each output pixel is the mean of the source area it covers,
+//!   rounded half up), then the digit is placed at a
 //!   random position where the whole scaled square fits. Overlapping digits are merged by
 //!   the brighter pixel (max), as strokes drawn on top of each other look.
 //! - A digit's box is the tight box of its ink after scaling: the pixels above
@@ -22,7 +26,7 @@
 //!   it is crowded (never fewer than one: the first always fits).
 //!
 //! Where it is kept (see [`super::super::datasets`] for `NABLA_DATA` and the cache):
-//! `<root>/v1-seed<S>-<W>x<H>/<split>-<N>/` with `images/000001.png ...`,
+//! `<root>/v2-seed<S>-<W>x<H>/<split>-<N>/` with `images/000001.png ...`,
 //! `labels/000001.txt ...` (`class cx cy w h`, normalised), `classes.txt` (`0` to `9`)
 //! and `manifest.json` (the options and counts). A complete set found under
 //! `$NABLA_DATA/mnist-detect/` is used as it is; otherwise `<root>` is
@@ -55,12 +59,13 @@ use crate::error::{Error, Result};
 /// The data set's name (its folder under the data directory and the cache).
 pub const NAME: &str = "mnist-detect";
 /// The recipe's version, part of the cache path.
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 /// A pixel is ink when its value (0-255) is above this (a quarter of full white).
 pub const INK_THRESHOLD: u8 = 64;
 /// Digits per canvas, drawn uniformly in this range (inclusive).
 pub const DIGITS: (usize, usize) = (1, 5);
-/// The side in pixels a 28x28 digit is scaled to, uniformly in this range (inclusive).
+/// A digit's size in pixels (the longer side of its ink box), uniformly in this range
+/// (inclusive).
 pub const SIDES: (usize, usize) = (12, 40);
 /// The largest IoU allowed between two digits' boxes.
 pub const MAX_IOU: f64 = 0.3;
@@ -145,7 +150,7 @@ impl MnistDetectOptions {
         }
     }
 
-    /// The folder of one split under a root: `v1-seed<S>-<W>x<H>/<split>-<N>`.
+    /// The folder of one split under a root: `v<VERSION>-seed<S>-<W>x<H>/<split>-<N>`.
     pub fn split_path(&self, root: &Path, split: Split) -> PathBuf {
         root.join(format!(
             "v{VERSION}-seed{}-{}x{}",
@@ -368,7 +373,13 @@ pub fn generate_canvas(digits: &MnistDigits, size: usize, rng: &mut Rng) -> Canv
     while drawn < wanted || objects.is_empty() {
         drawn += 1;
         let k = rng.below(digits.len());
-        let side = SIDES.0 + rng.below(SIDES.1 - SIDES.0 + 1);
+        let want = SIDES.0 + rng.below(SIDES.1 - SIDES.0 + 1);
+        // The square the 28x28 image is scaled to, so that its ink spans `want`.
+        let Some((sx1, sy1, sx2, sy2)) = ink_box(digits.image(k), 28) else {
+            continue;
+        };
+        let ink = (sx2 - sx1).max(sy2 - sy1);
+        let side = ((28 * want + ink / 2) / ink).clamp(1, size);
         let patch = scale_digit(digits.image(k), side);
         let Some((bx1, by1, bx2, by2)) = ink_box(&patch, side) else {
             continue;
@@ -544,7 +555,8 @@ mod tests {
             let boxes: Vec<BBox> = c.objects.iter().map(|o| o.1).collect();
             for (i, b) in boxes.iter().enumerate() {
                 assert!(b.x1 >= 0.0 && b.y1 >= 0.0 && b.x2 <= 96.0 && b.y2 <= 96.0);
-                assert!(b.width() <= 40.0 && b.width() >= 1.0);
+                let big = b.width().max(b.height());
+                assert!((10.0..=42.0).contains(&big), "{b:?}");
                 assert!(overlap_allowed(b, &boxes[..i]));
             }
         }
