@@ -13,7 +13,10 @@ const SPARSE: KerasLoss = KerasLoss::SparseCategoricalCrossentropy {
 
 fn random(shape: &[usize], rng: &mut Rng) -> Tensor {
     let n = shape.iter().product();
-    Tensor::from_vec((0..n).map(|_| rng.uniform_range(-1.0, 1.0)).collect(), shape)
+    Tensor::from_vec(
+        (0..n).map(|_| rng.uniform_range(-1.0, 1.0)).collect(),
+        shape,
+    )
 }
 
 /// 4 features -> Dense(8) "feat" -> BN "bn" -> Dense(3) "head", softmax.
@@ -63,8 +66,12 @@ fn weight(m: &Sequential, name: &str) -> Vec<f32> {
 
 fn fit(m: &mut Sequential, epochs: usize) {
     let (x, y) = data(64, 1);
-    m.fit(&x, &y, FitArgs::new().epochs(epochs).batch_size(16).verbose(0))
-        .unwrap();
+    m.fit(
+        &x,
+        &y,
+        FitArgs::new().epochs(epochs).batch_size(16).verbose(0),
+    )
+    .unwrap();
 }
 
 #[test]
@@ -129,7 +136,12 @@ fn a_frozen_batch_norm_runs_in_inference_mode_and_keeps_its_statistics() {
     assert_ne!(train, infer);
     m.set_trainable("bn", false).unwrap();
     let stats = |m: &Sequential| {
-        let names = ["bn/moving_mean", "bn/moving_variance", "bn/gamma", "bn/beta"];
+        let names = [
+            "bn/moving_mean",
+            "bn/moving_variance",
+            "bn/gamma",
+            "bn/beta",
+        ];
         names.map(|n| weight(m, n))
     };
     let before = stats(&m);
@@ -164,7 +176,11 @@ fn the_flag_round_trips_through_save_and_load() {
 #[test]
 fn freezing_a_nested_model_freezes_all_its_layers() {
     let inputs = Input(&[4]);
-    let h = Dense(8).activation(Relu).name("inner").call(&inputs).unwrap();
+    let h = Dense(8)
+        .activation(Relu)
+        .name("inner")
+        .call(&inputs)
+        .unwrap();
     let h = BatchNormalization().call(&h).unwrap();
     let mut base = nabla::Model::functional(&[&inputs], &[&h], 1).unwrap();
     base.name = "base".into();
@@ -218,15 +234,24 @@ fn load_by_name_takes_matching_layers_and_reports_the_rest() {
     assert!(r.skipped[0].1.contains("[8, 3]") && r.skipped[0].1.contains("[8, 5]"));
     assert!(r.missing.is_empty() && r.unused.is_empty());
     assert_eq!(weight(&m, "feat/kernel"), weight(&base, "feat/kernel"));
-    assert_eq!(weight(&m, "bn/moving_mean"), weight(&base, "bn/moving_mean"));
+    assert_eq!(
+        weight(&m, "bn/moving_mean"),
+        weight(&base, "bn/moving_mean")
+    );
     assert_eq!(weight(&m, "head/kernel"), head);
     assert!(r.describe().contains("skipped head/kernel"));
 
     // Without skip_mismatch: an error naming the file and the weight; nothing changed.
     let mut m = net(7, 5, "head");
     let feat = weight(&m, "feat/kernel");
-    let e = m.load_weights(dir.path(), true, false).unwrap_err().to_string();
-    assert!(e.contains("weights.safetensors") && e.contains("head/kernel"), "{e}");
+    let e = m
+        .load_weights(dir.path(), true, false)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("weights.safetensors") && e.contains("head/kernel"),
+        "{e}"
+    );
     assert_eq!(weight(&m, "feat/kernel"), feat);
 
     // A renamed top: its weights are missing from the file, the old top's unused.
@@ -238,10 +263,19 @@ fn load_by_name_takes_matching_layers_and_reports_the_rest() {
     assert_eq!(r.missing, ["new_head/kernel", "new_head/bias"]);
     assert_eq!(r.unused, ["head/bias", "head/kernel"]);
     // Not by name, the file must be the model's own.
-    let e = m.load_weights(dir.path(), false, true).unwrap_err().to_string();
-    assert!(e.contains("new_head/kernel") && e.contains("head/kernel"), "{e}");
+    let e = m
+        .load_weights(dir.path(), false, true)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("new_head/kernel") && e.contains("head/kernel"),
+        "{e}"
+    );
     // A folder without weights.
     let empty = tempfile::tempdir().unwrap();
-    let e = m.load_weights(empty.path(), true, true).unwrap_err().to_string();
+    let e = m
+        .load_weights(empty.path(), true, true)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("weights.safetensors"), "{e}");
 }

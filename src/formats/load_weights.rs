@@ -114,7 +114,10 @@ impl Sequential {
                 }
                 None => problems.push(format!("missing tensor '{}' {:?}", p.name, want)),
                 Some(t) if t.shape() != want.as_slice() => {
-                    let why = format!("the file has shape {:?}, the model needs {want:?}", t.shape());
+                    let why = format!(
+                        "the file has shape {:?}, the model needs {want:?}",
+                        t.shape()
+                    );
                     if skip_mismatch {
                         report.skipped.push((p.name.clone(), why));
                         broken.insert(layer_of(&p.name));
