@@ -124,6 +124,10 @@ pub struct TrainArgs {
     /// Train on the first N training samples only (quick runs).
     #[arg(long)]
     limit: Option<usize>,
+    /// Train on N samples of each class only, drawn at random with --seed (a small
+    /// labelled set, as in transfer-learning experiments). The test set stays whole.
+    #[arg(long, value_name = "N")]
+    per_class: Option<usize>,
     /// Directory for the model, history.json and run.json. Default: runs/MODEL-DATASET.
     #[arg(long)]
     out: Option<PathBuf>,
@@ -336,6 +340,18 @@ fn train(a: TrainArgs, resumed_from: Option<Vec<String>>) -> Result<i32> {
         ds.x_train = ds.x_train.slice_rows(0, n);
         ds.y_train = ds.y_train.slice_rows(0, n);
         train_weights = train_weights.map(|w| w.slice_rows(0, n));
+    }
+    if let Some(n) = a.per_class {
+        if ds.y_train.ndim() != 1 {
+            return Err(Error::invalid(
+                "--per-class needs one class index per training sample",
+            ));
+        }
+        let classes: Vec<usize> = ds.y_train.to_f32_vec().iter().map(|&c| c as usize).collect();
+        let rows = nabla::data::per_class::per_class(&classes, n, a.seed)?;
+        ds.x_train = ds.x_train.gather_rows(&rows);
+        ds.y_train = ds.y_train.gather_rows(&rows);
+        train_weights = train_weights.map(|w| w.gather_rows(&rows));
     }
     let class_weights = match &class_weight_spec {
         Some(spec) => {
