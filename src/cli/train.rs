@@ -347,7 +347,12 @@ fn train(a: TrainArgs, resumed_from: Option<Vec<String>>) -> Result<i32> {
                 "--per-class needs one class index per training sample",
             ));
         }
-        let classes: Vec<usize> = ds.y_train.to_f32_vec().iter().map(|&c| c as usize).collect();
+        let classes: Vec<usize> = ds
+            .y_train
+            .to_f32_vec()
+            .iter()
+            .map(|&c| c as usize)
+            .collect();
         let rows = nabla::data::per_class::per_class(&classes, n, a.seed)?;
         ds.x_train = ds.x_train.gather_rows(&rows);
         ds.y_train = ds.y_train.gather_rows(&rows);
