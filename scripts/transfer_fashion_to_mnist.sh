@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue 15, must-show 1: transfer beats scratch on real data. A keras-cnn base trained
+# Issue 15, must-show 1: does transfer beat scratch on real data? A keras-cnn base trained
 # on Fashion-MNIST (3 epochs, seed 0), transferred to MNIST with only 100 training
 # images per class (drawn with the seed), against the same architecture from scratch on
 # those 1,000 images; each setting 20 epochs, seeds 1-3, accuracy on the whole MNIST
