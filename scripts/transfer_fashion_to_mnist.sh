@@ -13,7 +13,7 @@ if [ ! -f "$OUT/base/weights.safetensors" ]; then
   "$NABLA" --threads 2 train --model keras-cnn --dataset fashion-mnist --epochs 3 --seed 0 \
     --out "$OUT/base"
 fi
-echo "seed scratch feature_extraction fine_tuning"
+echo "seed scratch feature_extraction fine_tuning all_from_base"
 for seed in 1 2 3; do
   common=(--model keras-cnn --dataset mnist --per-class 100 --epochs 20 --seed "$seed")
   scratch=$(run "${common[@]}" --out "$OUT/scratch-$seed")
@@ -22,5 +22,7 @@ for seed in 1 2 3; do
   # Fine-tuning: the last conv block and the top train, at a lower learning rate.
   ft=$(run "${common[@]}" --init-from "$OUT/base" --fine-tune-from conv2d_2 --lr 0.0005 \
     --out "$OUT/ft-$seed")
-  echo "$seed $scratch $fe $ft"
+  # Every layer starts from the base, none frozen.
+  all=$(run "${common[@]}" --init-from "$OUT/base" --out "$OUT/all-$seed")
+  echo "$seed $scratch $fe $ft $all"
 done
