@@ -251,3 +251,37 @@ fn transfer_errors_are_clear() {
     // No panic anywhere.
     assert!(!e.contains("panicked"), "{e}");
 }
+
+#[test]
+fn per_class_trains_on_n_images_of_each_class() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = run(&[
+        "train",
+        "--model",
+        "mlp",
+        "--dataset",
+        "mnist",
+        "--per-class",
+        "5",
+        "--seed",
+        "3",
+        "--out",
+        tmp.path().join("p").to_str().unwrap(),
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("on mnist (50 samples)"), "{stdout}");
+    let e = fails(&[
+        "--model",
+        "mlp",
+        "--dataset",
+        "mnist",
+        "--per-class",
+        "100000",
+    ]);
+    assert!(e.contains("--per-class 100000: class 0 has only"), "{e}");
+}
