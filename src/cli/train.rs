@@ -59,6 +59,20 @@ pub struct TrainArgs {
     /// Learning rate. Default: the recipe's (adam 0.001).
     #[arg(long)]
     lr: Option<f32>,
+    /// Transfer learning: start from the weights of a saved run (its folder), loaded
+    /// by layer name. A layer whose name is not in the run, or whose weights have other
+    /// shapes there (a new top), starts fresh; what was loaded and skipped is printed.
+    #[arg(long, value_name = "RUN_DIR")]
+    init_from: Option<PathBuf>,
+    /// Feature extraction: freeze every layer up to and including LAYER (a layer name,
+    /// as `nabla summary` lists them); the layers after it train. A frozen
+    /// BatchNormalization keeps its moving statistics.
+    #[arg(long, value_name = "LAYER", conflicts_with = "fine_tune_from")]
+    freeze_until: Option<String>,
+    /// Fine-tuning: LAYER and every layer after it train, the layers before it are
+    /// frozen (usually with a low --lr, from a run given by --init-from).
+    #[arg(long, value_name = "LAYER")]
+    fine_tune_from: Option<String>,
     /// sparse_categorical_crossentropy, categorical_crossentropy, binary_crossentropy, mse,
     /// huber, log_cosh, kl_divergence, hinge, squared_hinge, categorical_hinge.
     #[arg(long)]
@@ -110,6 +124,10 @@ pub struct TrainArgs {
     /// Train on the first N training samples only (quick runs).
     #[arg(long)]
     limit: Option<usize>,
+    /// Train on N samples of each class only, drawn at random with --seed (a small
+    /// labelled set, as in transfer-learning experiments). The test set stays whole.
+    #[arg(long, value_name = "N")]
+    per_class: Option<usize>,
     /// Directory for the model, history.json and run.json. Default: runs/MODEL-DATASET.
     #[arg(long)]
     out: Option<PathBuf>,
@@ -323,6 +341,23 @@ fn train(a: TrainArgs, resumed_from: Option<Vec<String>>) -> Result<i32> {
         ds.y_train = ds.y_train.slice_rows(0, n);
         train_weights = train_weights.map(|w| w.slice_rows(0, n));
     }
+    if let Some(n) = a.per_class {
+        if ds.y_train.ndim() != 1 {
+            return Err(Error::invalid(
+                "--per-class needs one class index per training sample",
+            ));
+        }
+        let classes: Vec<usize> = ds
+            .y_train
+            .to_f32_vec()
+            .iter()
+            .map(|&c| c as usize)
+            .collect();
+        let rows = nabla::data::per_class::per_class(&classes, n, a.seed)?;
+        ds.x_train = ds.x_train.gather_rows(&rows);
+        ds.y_train = ds.y_train.gather_rows(&rows);
+        train_weights = train_weights.map(|w| w.gather_rows(&rows));
+    }
     let class_weights = match &class_weight_spec {
         Some(spec) => {
             if user
@@ -342,6 +377,7 @@ fn train(a: TrainArgs, resumed_from: Option<Vec<String>>) -> Result<i32> {
         None => None,
     };
     model.class_names = ds.class_names.clone();
+    let transfer = transfer(&mut model, &a)?;
 
     let loss = match (&a.loss, recipe, model.loss()) {
         (Some(l), _, _) => KerasLoss::from_name(l)?,
@@ -537,6 +573,7 @@ fn train(a: TrainArgs, resumed_from: Option<Vec<String>>) -> Result<i32> {
         "out": out.display().to_string(),
         "resumed": resumed_from.is_some(),
         "text": text_run.as_ref().map(|(_, run)| run),
+        "transfer": transfer,
     });
     let run_json = serde_json::to_string_pretty(&result).expect("json");
     // Model, history and run.json as one unit: run.json never describes other weights.
@@ -595,6 +632,68 @@ fn train(a: TrainArgs, resumed_from: Option<Vec<String>>) -> Result<i32> {
         }
     }
     Ok(0)
+}
+
+/// `--init-from`, `--freeze-until`, `--fine-tune-from`: loads the run's weights by name
+/// (shapes that differ are skipped) and freezes layers; prints what it did (unless
+/// `--json`) and returns it for run.json.
+fn transfer(model: &mut nabla::Sequential, a: &TrainArgs) -> Result<Option<serde_json::Value>> {
+    if a.init_from.is_none() && a.freeze_until.is_none() && a.fine_tune_from.is_none() {
+        return Ok(None);
+    }
+    let mut out = serde_json::Map::new();
+    if let Some(dir) = &a.init_from {
+        if !dir.is_dir() {
+            return Err(Error::invalid(format!(
+                "--init-from {}: no such folder (give the folder of a saved run)",
+                dir.display()
+            )));
+        }
+        let report = model
+            .load_weights(dir, true, true)
+            .map_err(|e| Error::invalid(format!("--init-from {}: {e}", dir.display())))?;
+        if report.loaded.is_empty() {
+            return Err(Error::invalid(format!(
+                "--init-from {}: no weight of model '{}' matches the run's by name and                  shape, so nothing would be transferred",
+                dir.display(),
+                model.name
+            )));
+        }
+        if !a.json {
+            print!("{}", report.describe());
+        }
+        out.insert("init_from".into(), dir.display().to_string().into());
+        out.insert("loaded".into(), report.loaded.into());
+        out.insert(
+            "skipped".into(),
+            report
+                .skipped
+                .iter()
+                .map(|(n, why)| serde_json::json!({"weight": n, "reason": why}))
+                .collect(),
+        );
+        out.insert("missing".into(), report.missing.into());
+    }
+    let named = |opt: &str, e: Error| Error::invalid(format!("{opt}: {e}"));
+    if let Some(layer) = &a.freeze_until {
+        model
+            .freeze_until(layer.as_str())
+            .map_err(|e| named("--freeze-until", e))?;
+        out.insert("freeze_until".into(), layer.clone().into());
+    }
+    if let Some(layer) = &a.fine_tune_from {
+        model
+            .fine_tune_from(layer.as_str())
+            .map_err(|e| named("--fine-tune-from", e))?;
+        out.insert("fine_tune_from".into(), layer.clone().into());
+    }
+    let (trainable, fixed) = model.count_params();
+    if !a.json && (a.freeze_until.is_some() || a.fine_tune_from.is_some()) {
+        println!("Trainable params: {trainable}, non-trainable params: {fixed}");
+    }
+    out.insert("trainable_params".into(), trainable.into());
+    out.insert("non_trainable_params".into(), fixed.into());
+    Ok(Some(serde_json::Value::Object(out)))
 }
 
 /// The arguments after `train` on this process's command line (what `--resume` repeats).

@@ -39,6 +39,7 @@ pub mod normalize;
 pub mod npy;
 pub mod npz;
 pub mod numpy_random;
+pub mod per_class;
 pub mod pickle;
 pub mod split;
 pub mod standardize;

@@ -92,7 +92,9 @@ struct Node {
     scope: u32,
     value: RefCell<Tensor>,
     grad: RefCell<Option<Tensor>>,
-    requires_grad: bool,
+    /// A `Cell` so that a parameter can be frozen and unfrozen in place (transfer
+    /// learning): every layer and optimizer holds the same node.
+    requires_grad: Cell<bool>,
     op: RefCell<Option<OpRecord>>,
 }
 
@@ -121,7 +123,7 @@ impl Var {
             scope,
             value: RefCell::new(value),
             grad: RefCell::new(None),
-            requires_grad,
+            requires_grad: Cell::new(requires_grad),
             op: RefCell::new(op),
         }))
     }
@@ -161,7 +163,22 @@ impl Var {
     }
 
     pub fn requires_grad(&self) -> bool {
-        self.0.requires_grad
+        self.0.requires_grad.get()
+    }
+
+    /// Freezes (`false`) or unfreezes a leaf: a frozen parameter is a constant to the
+    /// ops recorded from now on, so no gradient is computed for it and nothing behind
+    /// it is recorded unless another input needs a gradient (a frozen base costs no
+    /// backward at all). Its accumulated gradient is dropped. A recorded op's result
+    /// is left as it is: its graph was built for what its parents were then.
+    pub fn set_requires_grad(&self, on: bool) {
+        if self.0.op.borrow().is_some() {
+            return;
+        }
+        self.0.requires_grad.set(on);
+        if !on {
+            *self.0.grad.borrow_mut() = None;
+        }
     }
 
     /// The value (a cheap clone sharing the buffer).

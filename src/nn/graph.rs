@@ -43,6 +43,12 @@ pub struct Graph {
     walk: Walk,
     /// Tensor ids each layer reads.
     inbound: Vec<Vec<usize>>,
+    /// Each layer's `trainable` flag (Keras'): a frozen layer's weights are not
+    /// trainable and it runs as `Layer::set_frozen` says (`trainable.rs`).
+    pub(super) trainable: Vec<bool>,
+    /// Set when this graph is a nested model that its parent froze: every layer is
+    /// then frozen, whatever its own flag.
+    pub(super) frozen_by_parent: bool,
     /// Tensor ids of the outputs.
     outputs: Vec<usize>,
     /// Draws initial weights; training also draws shuffles and dropout masks from it.
@@ -93,6 +99,8 @@ impl Graph {
             inputs,
             layers: Vec::new(),
             inbound: Vec::new(),
+            trainable: Vec::new(),
+            frozen_by_parent: false,
             outputs: vec![0],
             rng: Rng::new(seed),
             class_names: Vec::new(),
@@ -109,9 +117,13 @@ impl Graph {
         m.class_names = cfg.class_names.clone();
         for node in &cfg.layers {
             let ids = m.walk.reads(&m.name, &node.inbound)?;
-            m.add_node(node.layer.clone(), ids)?;
+            let i = m.add_node(node.layer.clone(), ids)?;
+            m.trainable[i] = node.trainable;
         }
         m.outputs = m.walk.outputs(&m.name, &cfg.outputs)?;
+        if m.trainable.contains(&false) {
+            m.sync_frozen();
+        }
         Ok(m)
     }
 
@@ -146,6 +158,7 @@ impl Graph {
                             .map(|&t| self.tensor_name(t).to_string())
                             .collect()
                     },
+                    trainable: self.trainable[i],
                 })
                 .collect(),
             outputs: if chain {
@@ -196,6 +209,10 @@ impl Graph {
 
     pub fn layers(&self) -> &[Box<dyn Layer>] {
         &self.layers
+    }
+
+    pub(super) fn layers_mut(&mut self) -> &mut [Box<dyn Layer>] {
+        &mut self.layers
     }
 
     /// Output shape of each layer (without batch).
@@ -307,6 +324,7 @@ impl Graph {
         self.layers.push(layer);
         self.walk.push(step);
         self.inbound.push(ids);
+        self.trainable.push(true);
         Ok(self.layers.len() - 1)
     }
 
@@ -357,9 +375,19 @@ impl Graph {
         self.outputs = outputs;
     }
 
-    /// Every weight (trainable and not), layer by layer.
+    /// Every weight (trainable and not), layer by layer; a frozen layer's weights
+    /// come out with `trainable: false`, so optimizers leave them alone.
     pub fn params(&self) -> Vec<Param> {
-        self.layers.iter().flat_map(|l| l.params()).collect()
+        self.layers
+            .iter()
+            .zip(&self.trainable)
+            .flat_map(|(l, &on)| {
+                l.params().into_iter().map(move |p| Param {
+                    trainable: p.trainable && on,
+                    ..p
+                })
+            })
+            .collect()
     }
 
     /// `(trainable, non-trainable)` weight counts; buffers (batch norm's moving

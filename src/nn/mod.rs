@@ -2,7 +2,7 @@
 //! `Dim` shapes and every layer (`layers/`, one file each), and the model graph: its
 //! config (`model_config.rs`), its naming rules (`naming.rs`), building and running it
 //! (`graph.rs`), the functional API (`functional.rs`), nested models (`nested.rs`) and
-//! half-precision inference (`precision.rs`).
+//! half-precision inference (`precision.rs`), freezing layers (`trainable.rs`).
 //!
 //! `nn` knows nothing of losses, optimizers or training: a graph runs forward (its ops
 //! record the backward); `training::Model` wraps a graph with what `compile` adds.
@@ -16,8 +16,10 @@ pub(crate) mod naming;
 pub mod nested;
 pub mod precision;
 pub mod summary;
+pub mod trainable;
 
 pub use functional::{Call, Input, NamedInput, Shared, SymbolicTensor};
 pub use graph::Graph;
 pub use layers::{Dim, ForwardCtx, IntoDims, Layer, LayerConfig, LayerKind, LayerType, Param};
 pub use model_config::{InputConfig, ModelConfig, NodeConfig};
+pub use trainable::LayerRef;

@@ -107,6 +107,18 @@ pub struct NodeConfig {
     pub layer: LayerConfig,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub inbound: Vec<String>,
+    /// Keras' `trainable`: `false` freezes the layer (see `nn/trainable.rs`); written
+    /// only when false, so configs of models that freeze nothing stay as they were.
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub trainable: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn is_true(b: &bool) -> bool {
+    *b
 }
 
 impl From<LayerConfig> for NodeConfig {
@@ -114,6 +126,7 @@ impl From<LayerConfig> for NodeConfig {
         NodeConfig {
             layer,
             inbound: Vec::new(),
+            trainable: true,
         }
     }
 }
@@ -129,6 +142,8 @@ impl<'de> Deserialize<'de> for NodeConfig {
             config: Option<serde_json::Value>,
             #[serde(default)]
             inbound: Vec<String>,
+            #[serde(default = "yes")]
+            trainable: bool,
         }
         let raw = Raw::deserialize(d)?;
         let mut map = serde_json::Map::new();
@@ -141,6 +156,7 @@ impl<'de> Deserialize<'de> for NodeConfig {
         Ok(NodeConfig {
             layer,
             inbound: raw.inbound,
+            trainable: raw.trainable,
         })
     }
 }

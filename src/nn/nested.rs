@@ -1,7 +1,8 @@
 //! Nested models: a whole model graph used as one layer of another. Its config is the
 //! model's (`ModelConfig`, class name `Model`); its forward runs the inner graph; its
 //! weights are named `MODEL/LAYER/WEIGHT`. Masks flow through it as through any
-//! graph: the outer masks enter the inner inputs, the inner outputs' masks leave. A
+//! graph: the outer masks enter the inner inputs, the inner outputs' masks leave.
+//! Freezing it (`set_trainable`) freezes all its layers. A
 //! model with several outputs is a layer with several outputs (`call_outputs`).
 
 use super::graph::{Graph, RunArgs};
@@ -133,9 +134,8 @@ impl Layer for Graph {
     }
     /// The inner weights, named `MODEL/LAYER/WEIGHT`.
     fn params(&self) -> Vec<Param> {
-        self.layers()
-            .iter()
-            .flat_map(|l| l.params())
+        Graph::params(self)
+            .into_iter()
             .map(|p| Param {
                 name: format!("{}/{}", self.name, p.name),
                 ..p
@@ -144,6 +144,12 @@ impl Layer for Graph {
     }
     fn config(&self) -> LayerConfig {
         LayerConfig::new(Graph::config(self))
+    }
+    /// Freezing the nested model freezes every layer in it (Keras); unfreezing it
+    /// gives each inner layer back its own flag.
+    fn set_frozen(&mut self, frozen: bool) {
+        self.frozen_by_parent = frozen;
+        self.sync_frozen();
     }
     fn output_activation(&self) -> Option<Activation> {
         self.output_layer().and_then(|l| l.output_activation())

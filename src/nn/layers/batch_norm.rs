@@ -6,6 +6,11 @@
 //! gamma and beta are trainable; the moving mean and variance are saved weights that
 //! optimizers leave alone (Keras' "non-trainable params").
 //!
+//! Frozen (`Graph::set_trainable(.., false)`, Keras 2.x+ semantics): the layer runs in
+//! inference mode even while the model trains, so it uses and does not update its
+//! moving statistics (fine-tuning a base with batch statistics of a few small batches
+//! would wreck the statistics it was trained with).
+//!
 //! Masks: passed through unchanged. Keras 3 also leaves masked steps out of the batch
 //! statistics in training; nabla does not (its BatchNormalization normalizes channels
 //! of `[N, F]` and images, not sequences).
@@ -54,6 +59,8 @@ pub struct BatchNormalization {
     pub beta: Var,            // [C]
     pub moving_mean: Var,     // [C], non-trainable
     pub moving_variance: Var, // [C], non-trainable
+    /// Frozen: inference mode even in training (see the module docs).
+    pub frozen: bool,
 }
 
 /// The registry line (see `layers::LAYER_TYPES`).
@@ -98,6 +105,7 @@ impl LayerKind for BatchNormalizationConfig {
             // Constants: no gradient flows into them; the layer writes them in place.
             moving_mean: Var::constant(Tensor::zeros(&[ch])),
             moving_variance: Var::constant(Tensor::ones(&[ch])),
+            frozen: false,
         }))
     }
 }
@@ -111,7 +119,7 @@ impl Layer for BatchNormalization {
         &self.name
     }
     fn forward(&mut self, x: &Var, ctx: &mut ForwardCtx) -> Result<Var> {
-        if ctx.training {
+        if ctx.training && !self.frozen {
             let (y, mean, var) = batch_norm_train(x, &self.gamma, &self.beta, self.cfg.epsilon)?;
             let m = self.cfg.momentum;
             moving_average(&self.moving_mean, &mean, m)?;
@@ -127,6 +135,9 @@ impl Layer for BatchNormalization {
                 self.cfg.epsilon,
             )
         }
+    }
+    fn set_frozen(&mut self, frozen: bool) {
+        self.frozen = frozen;
     }
     fn params(&self) -> Vec<Param> {
         let p = |n: &str, v: &Var, trainable| Param {

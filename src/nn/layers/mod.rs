@@ -201,6 +201,11 @@ pub trait Layer {
     }
     /// All weights, trainable and not, in a fixed order.
     fn params(&self) -> Vec<Param>;
+    /// Told by the model when the layer is frozen or unfrozen (`Graph::set_trainable`).
+    /// The model itself marks the weights non-trainable; a layer overrides this only if
+    /// freezing changes its forward (BatchNormalization then runs in inference mode,
+    /// as in Keras) or it holds layers of its own (a nested model, a shared call).
+    fn set_frozen(&mut self, _frozen: bool) {}
     fn config(&self) -> LayerConfig;
     /// The activation this layer ends with, if any (lets the loss fuse softmax/sigmoid).
     fn output_activation(&self) -> Option<Activation> {

@@ -115,6 +115,13 @@ impl Layer for SharedLayer {
     fn forward(&mut self, x: &Var, ctx: &mut ForwardCtx) -> Result<Var> {
         self.layer.borrow_mut().forward(x, ctx)
     }
+    /// Only the first call speaks for the layer (it owns the weights): a further
+    /// call's flag would otherwise undo the first's.
+    fn set_frozen(&mut self, frozen: bool) {
+        if self.first {
+            self.layer.borrow_mut().set_frozen(frozen);
+        }
+    }
     fn forward_many(&mut self, xs: &[Var], ctx: &mut ForwardCtx) -> Result<Var> {
         self.layer.borrow_mut().forward_many(xs, ctx)
     }
