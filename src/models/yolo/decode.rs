@@ -38,7 +38,11 @@ impl Default for DecodeOptions {
 /// `num_classes`), best first. A detection's `image_id` is the image's index in the batch
 /// and its `category_id` the class index; boxes are in pixels of the `8 S_w x 8 S_h`
 /// input. Errors on an output of another shape or options out of range.
-pub fn decode(output: &Tensor, num_classes: usize, opts: &DecodeOptions) -> Result<Vec<Vec<Detection>>> {
+pub fn decode(
+    output: &Tensor,
+    num_classes: usize,
+    opts: &DecodeOptions,
+) -> Result<Vec<Vec<Detection>>> {
     let (n, rows, cols) = check_output_shape("decode", output.shape(), num_classes)?;
     if !(0.0..=1.0).contains(&opts.score_threshold) || opts.score_threshold.is_nan() {
         return Err(Error::invalid(format!(
@@ -64,16 +68,22 @@ pub fn decode(output: &Tensor, num_classes: usize, opts: &DecodeOptions) -> Resu
         let (mut boxes, mut scores, mut classes) = (Vec::new(), Vec::new(), Vec::new());
         for cell in 0..plane {
             let (i, j) = (cell / cols, cell % cols);
-            let logits: Vec<f64> = (0..num_classes).map(|k| at(BOX_CHANNELS + k, cell)).collect();
-            let (best, best_logit) = logits
-                .iter()
-                .copied()
-                .enumerate()
-                .fold((0, f64::NEG_INFINITY), |b, (k, l)| if l > b.1 { (k, l) } else { b });
+            let logits: Vec<f64> = (0..num_classes)
+                .map(|k| at(BOX_CHANNELS + k, cell))
+                .collect();
+            let (best, best_logit) =
+                logits
+                    .iter()
+                    .copied()
+                    .enumerate()
+                    .fold(
+                        (0, f64::NEG_INFINITY),
+                        |b, (k, l)| if l > b.1 { (k, l) } else { b },
+                    );
             // max softmax = 1 / sum_k exp(l_k - l_max).
             let prob = 1.0 / logits.iter().map(|l| (l - best_logit).exp()).sum::<f64>();
             let score = sigmoid_scalar(at(0, cell) as f32) as f64 * prob;
-            if !(score >= opts.score_threshold) {
+            if score.is_nan() || score < opts.score_threshold {
                 continue;
             }
             let cx = (j as f64 + sigmoid_scalar(at(1, cell) as f32) as f64) * s;
@@ -113,7 +123,11 @@ mod tests {
             class,
         };
         let t = DetectionTargets::new(vec![
-            vec![tb(10.0, 12.0, 40.0, 30.0, 3), tb(50.0, 50.0, 62.0, 90.0, 7), tb(0.0, 0.0, 96.0, 96.0, 0)],
+            vec![
+                tb(10.0, 12.0, 40.0, 30.0, 3),
+                tb(50.0, 50.0, 62.0, 90.0, 7),
+                tb(0.0, 0.0, 96.0, 96.0, 0),
+            ],
             vec![],
             vec![tb(81.0, 2.0, 95.5, 17.0, 9)],
         ]);
@@ -156,7 +170,9 @@ mod tests {
             ..DecodeOptions::default()
         };
         assert_eq!(decode(&out, 2, &opts).unwrap()[0].len(), 1);
-        let e = decode(&out, 3, &DecodeOptions::default()).unwrap_err().to_string();
+        let e = decode(&out, 3, &DecodeOptions::default())
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("[1, 7, 2, 2]"), "{e}");
         let e = decode(&Tensor::zeros(&[7, 2, 2]), 2, &DecodeOptions::default())
             .unwrap_err()

@@ -135,7 +135,8 @@ impl YoloLoss {
                 &Tensor::from_vec(class_ids, &[p]),
             )?;
             let offsets = ops::activation::sigmoid(&ops::index::narrow(&pos, 1, 1, 2)?); // [P, 2]
-            let log_wh = ops::select::clamp(&ops::index::narrow(&pos, 1, 3, 2)?, Some(-8.0), Some(8.0))?;
+            let log_wh =
+                ops::select::clamp(&ops::index::narrow(&pos, 1, 3, 2)?, Some(-8.0), Some(8.0))?;
             let giou = giou_loss(&grid, &offsets, &log_wh)?;
             let encoded: Vec<f32> = grid.encoded.iter().flatten().copied().collect();
             let pred = ops::shape::concat(&[&offsets, &log_wh], 1)?; // [P, 4]
@@ -174,7 +175,10 @@ fn giou_loss(grid: &GridTargets, offsets: &Var, log_wh: &Var) -> Result<Var> {
     let t_lo = constant(grid.corners.iter().flat_map(|c| [c[0], c[1]]).collect(), 2);
     let t_hi = constant(grid.corners.iter().flat_map(|c| [c[2], c[3]]).collect(), 2);
     let t_area = constant(
-        grid.corners.iter().map(|c| (c[2] - c[0]) * (c[3] - c[1])).collect(),
+        grid.corners
+            .iter()
+            .map(|c| (c[2] - c[0]) * (c[3] - c[1]))
+            .collect(),
         1,
     );
     let centre = add(&cell_xy, offsets)?; // [P, 2]
@@ -183,19 +187,28 @@ fn giou_loss(grid: &GridTargets, offsets: &Var, log_wh: &Var) -> Result<Var> {
     let (lo, hi) = (sub(&centre, &half)?, add(&centre, &half)?);
     let area = |lo: &Var, hi: &Var| -> Result<Var> {
         let d = ops::activation::relu(&sub(hi, lo)?); // [P, 2], 0 where disjoint
-        mul(&ops::index::narrow(&d, 1, 0, 1)?, &ops::index::narrow(&d, 1, 1, 1)?) // [P, 1]
+        mul(
+            &ops::index::narrow(&d, 1, 0, 1)?,
+            &ops::index::narrow(&d, 1, 1, 1)?,
+        ) // [P, 1]
     };
     let inter = area(&maximum(&lo, &t_lo)?, &minimum(&hi, &t_hi)?)?;
-    let p_area = mul(&ops::index::narrow(&wh, 1, 0, 1)?, &ops::index::narrow(&wh, 1, 1, 1)?)?;
+    let p_area = mul(
+        &ops::index::narrow(&wh, 1, 0, 1)?,
+        &ops::index::narrow(&wh, 1, 1, 1)?,
+    )?;
     let union = sub(&add(&p_area, &t_area)?, &inter)?;
     let hull = area(&minimum(&lo, &t_lo)?, &maximum(&hi, &t_hi)?)?;
     // GIoU = IoU - (hull - union) / hull = IoU + union / hull - 1.
     let giou = add(&div(&inter, &union)?, &div(&union, &hull)?)?;
     let mean_giou = ops::elementwise::mean(&giou);
-    Ok(ops::elementwise::add_scalar(&ops::elementwise::scale(&mean_giou, -1.0), 2.0))
+    Ok(ops::elementwise::add_scalar(
+        &ops::elementwise::scale(&mean_giou, -1.0),
+        2.0,
+    ))
 }
 
-fn targets_of<'a>(target: &'a Target) -> Result<&'a DetectionTargets> {
+fn targets_of(target: &Target) -> Result<&DetectionTargets> {
     target.downcast_ref::<DetectionTargets>().ok_or_else(|| {
         Error::invalid(format!(
             "yolo loss takes DetectionTargets (wrapped in Target::new), got {}",
@@ -242,7 +255,9 @@ mod tests {
     fn random_output(seed: u64) -> Tensor {
         let mut rng = Rng::new(seed);
         Tensor::from_vec(
-            (0..2 * 8 * 9).map(|_| rng.uniform_range(-1.5, 1.5)).collect(),
+            (0..2 * 8 * 9)
+                .map(|_| rng.uniform_range(-1.5, 1.5))
+                .collect(),
             &[2, 8, 3, 3],
         )
     }
@@ -267,7 +282,11 @@ mod tests {
         // Any other output is worse; each term reacts to its own numbers.
         for seed in 0..5 {
             let other = loss
-                .compute(&Var::constant(random_output(seed)), &Target::new(t.clone()), false)
+                .compute(
+                    &Var::constant(random_output(seed)),
+                    &Target::new(t.clone()),
+                    false,
+                )
                 .unwrap()
                 .value()
                 .item();
@@ -278,7 +297,10 @@ mod tests {
         let plane = 9;
         wrong_class[(8 + 5 + 2) * plane + 1] = 24.0;
         let terms = loss
-            .terms(&Var::constant(Tensor::from_vec(wrong_class, &[2, 8, 3, 3])), &t)
+            .terms(
+                &Var::constant(Tensor::from_vec(wrong_class, &[2, 8, 3, 3])),
+                &t,
+            )
             .unwrap();
         assert!(terms.class.value().item() > 3.0);
         assert!(terms.giou.value().item() < 1e-3);
@@ -309,15 +331,23 @@ mod tests {
     fn wrong_shapes_and_wrong_targets_are_errors() {
         let loss = YoloLoss::new(3);
         let out = Var::constant(Tensor::zeros(&[2, 7, 3, 3]));
-        let e = loss.compute(&out, &Target::new(targets()), false).unwrap_err().to_string();
-        assert!(e.contains("5 + 3 classes = 8") && e.contains("[2, 7, 3, 3]"), "{e}");
+        let e = loss
+            .compute(&out, &Target::new(targets()), false)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("5 + 3 classes = 8") && e.contains("[2, 7, 3, 3]"),
+            "{e}"
+        );
         let out = Var::constant(Tensor::zeros(&[2, 8, 3, 3]));
         let e = loss
             .compute(&out, &Target::from(Tensor::zeros(&[2])), false)
             .unwrap_err()
             .to_string();
         assert!(e.contains("DetectionTargets"), "{e}");
-        assert!(loss.check_target(&Target::new(targets()), &[8, 3, 3]).is_ok());
+        assert!(loss
+            .check_target(&Target::new(targets()), &[8, 3, 3])
+            .is_ok());
         assert!(loss.check_target(&Target::new(targets()), &[8, 3]).is_err());
         // Images without boxes: only the objectness term, and it is finite.
         let empty = DetectionTargets::new(vec![vec![], vec![]]);

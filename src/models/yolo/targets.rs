@@ -197,7 +197,10 @@ mod tests {
         assert_eq!(g.corners[0], [0.5, 0.5, 2.5, 1.5]);
         let e = g.encoded[0];
         assert!((e[0] - 0.5).abs() < 1e-6 && e[1].abs() < 1e-6, "{e:?}");
-        assert!((e[2] - 2f32.ln()).abs() < 1e-6 && e[3].abs() < 1e-6, "{e:?}");
+        assert!(
+            (e[2] - 2f32.ln()).abs() < 1e-6 && e[3].abs() < 1e-6,
+            "{e:?}"
+        );
     }
 
     #[test]
