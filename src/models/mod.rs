@@ -9,6 +9,7 @@ pub mod inception;
 pub mod resnet;
 pub mod text;
 pub mod vgg;
+pub mod yolo;
 
 use crate::error::{Error, Result};
 use crate::losses::KerasLoss;
@@ -38,7 +39,7 @@ pub const NAMES: [&str; 7] = [
 ];
 
 /// The deep nets, built for the data set's input shape and classes.
-pub const ZOO: [&str; 17] = [
+pub const ZOO: [&str; 18] = [
     "vgg11",
     "vgg13",
     "vgg16",
@@ -56,6 +57,7 @@ pub const ZOO: [&str; 17] = [
     "se-resnet50",
     "se-resnet20",
     "inception-mini",
+    "tiny-yolo",
 ];
 
 /// Whether `name` is a built-in model.
@@ -85,9 +87,11 @@ fn is_imagenet_definition(name: &str) -> bool {
 }
 
 /// A zoo model's default input shape and class count: ImageNet's for the ImageNet
-/// definitions, CIFAR-10's for the others.
+/// definitions, `mnist-detect`'s for the detector, CIFAR-10's for the others.
 pub fn default_shape(name: &str) -> (Vec<usize>, usize) {
-    if is_imagenet_definition(name) {
+    if name == "tiny-yolo" {
+        (vec![1, 96, 96], 10)
+    } else if is_imagenet_definition(name) {
         (vec![3, 224, 224], 1000)
     } else {
         (vec![3, 32, 32], 10)
@@ -102,6 +106,7 @@ pub fn build_for(name: &str, input_shape: &[usize], classes: usize, seed: u64) -
     match plain {
         "vgg-small" if se.is_none() => vgg::vgg_small(input_shape, classes, seed),
         "inception-mini" if se.is_none() => inception::inception_mini(input_shape, classes, seed),
+        "tiny-yolo" if se.is_none() => yolo::tiny_yolo(input_shape, classes, seed),
         _ if name.starts_with("vgg") && is_zoo(name) => {
             vgg::vgg(depth("vgg").expect("zoo names"), input_shape, classes, seed)
         }
@@ -148,6 +153,14 @@ pub fn recipe(name: &str) -> Result<Recipe> {
         // Measured on debian-sections (README, "Text").
         "text-bow" | "text-cnn" | "text-lstm" | "text-bilstm" | "text-gru" => {
             r(64, "adam", 0.001, SPARSE_CE, "debian-sections")
+        }
+        // Its loss (`yolo::YoloLoss`) and targets are no Keras loss and labels: training
+        // it goes through the detection data and `nabla train`'s detection path.
+        "tiny-yolo" => {
+            return Err(Error::invalid(
+                "tiny-yolo trains with models::yolo::YoloLoss on detection targets, not a \
+                 Keras loss; `nabla train --model tiny-yolo` is not wired up yet",
+            ))
         }
         // The ResNet papers' recipe: SGD with momentum 0.9, lr 0.1, batch 128.
         z if z.contains("resnet") => r(128, "momentum", 0.1, SPARSE_CE, "cifar10"),
