@@ -30,12 +30,11 @@
 //! ignored): `go_backwards`, `stateful`; activations other than tanh / sigmoid.
 
 use super::dims::Dim;
-use super::recurrent::Recurrent;
-use super::Param;
-use super::{Activation, ForwardCtx, Initializer, Layer, LayerConfig, LayerKind, LayerType};
+use super::recurrent::{Recurrent, RecurrentLayer};
+use super::{Activation, Initializer, Layer, LayerKind, LayerType};
 use crate::engine::{Rng, Tensor, Var};
 use crate::error::{Error, Result};
-use crate::ops::lstm::lstm_call;
+use crate::ops::rnn_driver::Cell;
 use serde::{Deserialize, Serialize};
 
 fn tanh() -> Activation {
@@ -204,13 +203,18 @@ impl LayerKind for LSTMConfig {
             }
             Var::parameter(Tensor::from_vec(b, &[g]))
         });
-        Ok(Box::new(LSTM {
+        let config = LSTMConfig {
+            name: Some(name.clone()),
+            ..self.clone()
+        }
+        .into();
+        Ok(Box::new(RecurrentLayer::new(
             name,
-            cfg: self.clone(),
-            kernel,
-            recurrent_kernel,
-            bias,
-        }))
+            config,
+            self.recurrent(),
+            Cell::Lstm,
+            (kernel, recurrent_kernel, bias),
+        )))
     }
     fn flops(&self, inputs: &[&[usize]], _output: &[usize]) -> f64 {
         let (t, f, u) = (inputs[0][0], inputs[0][1], self.units);
@@ -219,94 +223,10 @@ impl LayerKind for LSTMConfig {
     }
 }
 
-/// Keras' class name, as `Conv1D` and `Dense` are.
-#[allow(clippy::upper_case_acronyms)]
-pub struct LSTM {
-    pub name: String,
-    pub cfg: LSTMConfig,
-    pub kernel: Var,           // [F, 4U]
-    pub recurrent_kernel: Var, // [U, 4U]
-    pub bias: Option<Var>,     // [4U]
-}
-
-impl Layer for LSTM {
-    fn name(&self) -> &str {
-        &self.name
-    }
-    fn forward(&mut self, x: &Var, ctx: &mut ForwardCtx) -> Result<Var> {
-        self.forward_masked(x, None, ctx)
-    }
-    fn forward_masked(
-        &mut self,
-        x: &Var,
-        mask: Option<&Tensor>,
-        ctx: &mut ForwardCtx,
-    ) -> Result<Var> {
-        Ok(self
-            .forward_outputs(std::slice::from_ref(x), &[mask], ctx)?
-            .remove(0))
-    }
-    fn forward_many_masked(
-        &mut self,
-        xs: &[Var],
-        masks: &[Option<&Tensor>],
-        ctx: &mut ForwardCtx,
-    ) -> Result<Var> {
-        Ok(self.forward_outputs(xs, masks, ctx)?.remove(0))
-    }
-    /// xs: the sequence `[N, T, F]`, then optionally h0 and c0 `[N, U]`; masks: the
-    /// sequence's `[N, T]` (1 = real step). Returns the output, then (with
-    /// `return_state`) the final h and c.
-    fn forward_outputs(
-        &mut self,
-        xs: &[Var],
-        masks: &[Option<&Tensor>],
-        ctx: &mut ForwardCtx,
-    ) -> Result<Vec<Var>> {
-        let what = format!("layer '{}' (LSTM)", self.name);
-        let (k, rk, b) = (&self.kernel, &self.recurrent_kernel, self.bias.as_ref());
-        self.cfg
-            .recurrent()
-            .forward(&what, xs, masks, ctx, false, |x, args| {
-                lstm_call(x, k, rk, b, args)
-            })
-    }
-    /// Keras: the input's mask with `return_sequences` (the steps stay), else none.
-    fn compute_mask(&self, _x: &Var, mask: Option<&Tensor>) -> Result<Option<Tensor>> {
-        Ok(self.cfg.recurrent().output_masks(&[mask]).remove(0))
-    }
-    fn compute_mask_many(&self, _xs: &[Var], masks: &[Option<&Tensor>]) -> Result<Option<Tensor>> {
-        Ok(self.cfg.recurrent().output_masks(masks).remove(0))
-    }
-    fn compute_masks(&self, _xs: &[Var], masks: &[Option<&Tensor>]) -> Result<Vec<Option<Tensor>>> {
-        Ok(self.cfg.recurrent().output_masks(masks))
-    }
-    fn params(&self) -> Vec<Param> {
-        let param = |what: &str, var: &Var| Param {
-            name: format!("{}/{what}", self.name),
-            var: var.clone(),
-            trainable: true,
-            buffer: false,
-        };
-        let mut p = vec![
-            param("kernel", &self.kernel),
-            param("recurrent_kernel", &self.recurrent_kernel),
-        ];
-        p.extend(self.bias.as_ref().map(|b| param("bias", b)));
-        p
-    }
-    fn config(&self) -> LayerConfig {
-        LSTMConfig {
-            name: Some(self.name.clone()),
-            ..self.cfg.clone()
-        }
-        .into()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::nn::layers::LayerConfig;
 
     #[test]
     fn config_defaults_shapes_init_and_errors() {

@@ -1,8 +1,9 @@
 //! What the recurrent layers (`SimpleRNN`, `LSTM`, `GRU`) share besides their cell: the
 //! inputs they take (the sequence, then optional initial states), the outputs they
 //! return (the output, then with `return_state` the final states), the checks of their
-//! options, both dropouts, and the masks of their outputs. Each layer's file keeps its
-//! cell's config, weights and op; this file is the rest, once.
+//! options, both dropouts, and the masks of their outputs, and the built layer itself
+//! (`RecurrentLayer`, one type for the three cells). Each layer's file keeps its cell's
+//! config, defaults and initial weights; this file is the rest, once.
 //!
 //! Keras 3's rules:
 //! - inputs: `[N, T, F]`, then `initial_state` (LSTM: h and c; GRU, SimpleRNN: h), each
@@ -17,11 +18,11 @@
 
 use super::dims::Dim;
 use super::registry::{needs_known, rank_is};
-use super::ForwardCtx;
+use super::{ForwardCtx, Layer, LayerConfig, Param};
 use crate::engine::{Tensor, Var};
 use crate::error::{Error, Result};
 use crate::ops::dropout::{dropout_steps, keep_mask};
-use crate::ops::rnn_driver::RnnArgs;
+use crate::ops::rnn_driver::{rnn_call, Cell, RnnArgs};
 
 /// The cell-independent options of one recurrent layer.
 pub(crate) struct Recurrent {
@@ -157,5 +158,112 @@ impl Recurrent {
             out.extend((0..self.states).map(|_| None));
         }
         out
+    }
+}
+
+/// A built recurrent layer, one type for the three cells: its weights, its cell (which
+/// picks the kernels of `ops::rnn_driver`), its options and its config. Weights in
+/// Keras' layouts: kernel `[F, G]`, recurrent kernel `[U, G]`, bias `[G]` (GRU: `[2, G]`),
+/// `G` = gates x units.
+pub struct RecurrentLayer {
+    pub name: String,
+    pub cell: Cell,
+    pub kernel: Var,
+    pub recurrent_kernel: Var,
+    pub bias: Option<Var>,
+    opts: Recurrent,
+    /// The layer's own config (`LSTMConfig`, ...) under its name, for `config()`.
+    config: LayerConfig,
+}
+
+impl RecurrentLayer {
+    /// `config` is the layer's config already carrying `name`.
+    pub(crate) fn new(
+        name: String,
+        config: LayerConfig,
+        opts: Recurrent,
+        cell: Cell,
+        weights: (Var, Var, Option<Var>),
+    ) -> RecurrentLayer {
+        let (kernel, recurrent_kernel, bias) = weights;
+        RecurrentLayer {
+            name,
+            cell,
+            kernel,
+            recurrent_kernel,
+            bias,
+            opts,
+            config,
+        }
+    }
+}
+
+impl Layer for RecurrentLayer {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn forward(&mut self, x: &Var, ctx: &mut ForwardCtx) -> Result<Var> {
+        self.forward_masked(x, None, ctx)
+    }
+    fn forward_masked(
+        &mut self,
+        x: &Var,
+        mask: Option<&Tensor>,
+        ctx: &mut ForwardCtx,
+    ) -> Result<Var> {
+        Ok(self
+            .forward_outputs(std::slice::from_ref(x), &[mask], ctx)?
+            .remove(0))
+    }
+    fn forward_many_masked(
+        &mut self,
+        xs: &[Var],
+        masks: &[Option<&Tensor>],
+        ctx: &mut ForwardCtx,
+    ) -> Result<Var> {
+        Ok(self.forward_outputs(xs, masks, ctx)?.remove(0))
+    }
+    /// xs: the sequence `[N, T, F]`, then optionally the initial states `[N, U]` each;
+    /// masks: the sequence's `[N, T]` (1 = real step). Returns the output, then (with
+    /// `return_state`) the final states.
+    fn forward_outputs(
+        &mut self,
+        xs: &[Var],
+        masks: &[Option<&Tensor>],
+        ctx: &mut ForwardCtx,
+    ) -> Result<Vec<Var>> {
+        let what = format!("layer '{}' ({})", self.name, self.opts.class);
+        let (k, rk, b) = (&self.kernel, &self.recurrent_kernel, self.bias.as_ref());
+        let cell = self.cell;
+        self.opts.forward(&what, xs, masks, ctx, false, |x, args| {
+            rnn_call(cell, x, k, rk, b, args)
+        })
+    }
+    /// Keras: the input's mask with `return_sequences` (the steps stay), else none.
+    fn compute_mask(&self, _x: &Var, mask: Option<&Tensor>) -> Result<Option<Tensor>> {
+        Ok(self.opts.output_masks(&[mask]).remove(0))
+    }
+    fn compute_mask_many(&self, _xs: &[Var], masks: &[Option<&Tensor>]) -> Result<Option<Tensor>> {
+        Ok(self.opts.output_masks(masks).remove(0))
+    }
+    fn compute_masks(&self, _xs: &[Var], masks: &[Option<&Tensor>]) -> Result<Vec<Option<Tensor>>> {
+        Ok(self.opts.output_masks(masks))
+    }
+    fn params(&self) -> Vec<Param> {
+        let param = |what: &str, var: &Var| Param {
+            name: format!("{}/{what}", self.name),
+            var: var.clone(),
+            trainable: true,
+            buffer: false,
+        };
+        let mut p = vec![
+            param("kernel", &self.kernel),
+            param("recurrent_kernel", &self.recurrent_kernel),
+        ];
+        p.extend(self.bias.as_ref().map(|b| param("bias", b)));
+        p
+    }
+    fn config(&self) -> LayerConfig {
+        self.config.clone()
     }
 }

@@ -28,12 +28,11 @@
 //! ignored): `go_backwards`, `stateful`; activations other than Keras' default tanh are refused with a message.
 
 use super::dims::Dim;
-use super::recurrent::Recurrent;
-use super::Param;
-use super::{Activation, ForwardCtx, Initializer, Layer, LayerConfig, LayerKind, LayerType};
-use crate::engine::{Rng, Tensor, Var};
+use super::recurrent::{Recurrent, RecurrentLayer};
+use super::{Activation, Initializer, Layer, LayerKind, LayerType};
+use crate::engine::{Rng, Var};
 use crate::error::{Error, Result};
-use crate::ops::simple_rnn::simple_rnn_call;
+use crate::ops::rnn_driver::Cell;
 use serde::{Deserialize, Serialize};
 
 fn tanh() -> Activation {
@@ -180,13 +179,18 @@ impl LayerKind for SimpleRNNConfig {
         let bias = self
             .use_bias
             .then(|| Var::parameter(self.bias_initializer.init(&[u], rng)));
-        Ok(Box::new(SimpleRNN {
+        let config = SimpleRNNConfig {
+            name: Some(name.clone()),
+            ..self.clone()
+        }
+        .into();
+        Ok(Box::new(RecurrentLayer::new(
             name,
-            cfg: self.clone(),
-            kernel,
-            recurrent_kernel,
-            bias,
-        }))
+            config,
+            self.recurrent(),
+            Cell::SimpleRnn,
+            (kernel, recurrent_kernel, bias),
+        )))
     }
     fn flops(&self, inputs: &[&[usize]], _output: &[usize]) -> f64 {
         let (t, f, u) = (inputs[0][0], inputs[0][1], self.units);
@@ -195,93 +199,11 @@ impl LayerKind for SimpleRNNConfig {
     }
 }
 
-/// Keras' class name, as `LSTM` and `GRU` are.
-pub struct SimpleRNN {
-    pub name: String,
-    pub cfg: SimpleRNNConfig,
-    pub kernel: Var,           // [F, U]
-    pub recurrent_kernel: Var, // [U, U]
-    pub bias: Option<Var>,     // [U]
-}
-
-impl Layer for SimpleRNN {
-    fn name(&self) -> &str {
-        &self.name
-    }
-    fn forward(&mut self, x: &Var, ctx: &mut ForwardCtx) -> Result<Var> {
-        self.forward_masked(x, None, ctx)
-    }
-    fn forward_masked(
-        &mut self,
-        x: &Var,
-        mask: Option<&Tensor>,
-        ctx: &mut ForwardCtx,
-    ) -> Result<Var> {
-        Ok(self
-            .forward_outputs(std::slice::from_ref(x), &[mask], ctx)?
-            .remove(0))
-    }
-    fn forward_many_masked(
-        &mut self,
-        xs: &[Var],
-        masks: &[Option<&Tensor>],
-        ctx: &mut ForwardCtx,
-    ) -> Result<Var> {
-        Ok(self.forward_outputs(xs, masks, ctx)?.remove(0))
-    }
-    /// xs: the sequence `[N, T, F]`, then optionally h0 `[N, U]`; masks: the sequence's
-    /// `[N, T]` (1 = real step). Returns the output, then (with `return_state`) the
-    /// final h.
-    fn forward_outputs(
-        &mut self,
-        xs: &[Var],
-        masks: &[Option<&Tensor>],
-        ctx: &mut ForwardCtx,
-    ) -> Result<Vec<Var>> {
-        let what = format!("layer '{}' (SimpleRNN)", self.name);
-        let (k, rk, b) = (&self.kernel, &self.recurrent_kernel, self.bias.as_ref());
-        self.cfg
-            .recurrent()
-            .forward(&what, xs, masks, ctx, false, |x, args| {
-                simple_rnn_call(x, k, rk, b, args)
-            })
-    }
-    /// Keras: the input's mask with `return_sequences` (the steps stay), else none.
-    fn compute_mask(&self, _x: &Var, mask: Option<&Tensor>) -> Result<Option<Tensor>> {
-        Ok(self.cfg.recurrent().output_masks(&[mask]).remove(0))
-    }
-    fn compute_mask_many(&self, _xs: &[Var], masks: &[Option<&Tensor>]) -> Result<Option<Tensor>> {
-        Ok(self.cfg.recurrent().output_masks(masks).remove(0))
-    }
-    fn compute_masks(&self, _xs: &[Var], masks: &[Option<&Tensor>]) -> Result<Vec<Option<Tensor>>> {
-        Ok(self.cfg.recurrent().output_masks(masks))
-    }
-    fn params(&self) -> Vec<Param> {
-        let param = |what: &str, var: &Var| Param {
-            name: format!("{}/{what}", self.name),
-            var: var.clone(),
-            trainable: true,
-            buffer: false,
-        };
-        let mut p = vec![
-            param("kernel", &self.kernel),
-            param("recurrent_kernel", &self.recurrent_kernel),
-        ];
-        p.extend(self.bias.as_ref().map(|b| param("bias", b)));
-        p
-    }
-    fn config(&self) -> LayerConfig {
-        SimpleRNNConfig {
-            name: Some(self.name.clone()),
-            ..self.cfg.clone()
-        }
-        .into()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::Tensor;
+    use crate::nn::layers::{ForwardCtx, LayerConfig};
 
     #[test]
     fn config_defaults_shapes_init_and_errors() {
