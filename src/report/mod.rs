@@ -38,6 +38,7 @@
 
 pub mod confusion;
 pub mod curves;
+pub mod detection;
 pub mod feature_maps;
 pub mod filters;
 pub mod html;
