@@ -16,7 +16,7 @@ use nabla::data::detection::{
     load_detection_images, mnist_detect, read_coco_instances, read_yolo_folder, MnistDetectOptions,
     Split,
 };
-use nabla::detection::{Category, Detection, DetectionDataset};
+use nabla::detection::{Detection, DetectionDataset};
 use nabla::error::{Error, Result};
 use nabla::models::yolo::{
     decode, tiny_yolo_with, DecodeOptions, DetectionTargets, TargetBox, TinyYoloConfig, YoloLoss,
@@ -35,11 +35,11 @@ pub const RUN_FILE: &str = "detection.json";
 const LOSS_NAME: &str = "yolo";
 
 /// The recipe's defaults (what `nabla train --model tiny-yolo` uses when not told).
-pub const DEFAULT_EPOCHS: usize = 8;
+pub const DEFAULT_EPOCHS: usize = 5;
 pub const DEFAULT_BATCH: usize = 32;
-pub const DEFAULT_LR: f32 = 0.002;
+pub const DEFAULT_LR: f32 = 0.003;
 /// The network's width (filters of its stem).
-pub const DEFAULT_WIDTH: usize = 16;
+pub const DEFAULT_WIDTH: usize = 8;
 /// Test images scored after each epoch (the `val_map50` of the history).
 const VAL_IMAGES: usize = 200;
 
@@ -189,13 +189,20 @@ pub fn load_split(src: &DataSource) -> Result<(DetectionDataset, DetectionDatase
     }
 }
 
-/// A COCO instances JSON file (images found beside it or in its `images/` folder, as
-/// the reader decides) or a YOLO folder.
+/// A COCO instances JSON file or a YOLO folder.
 pub fn read_labelled(path: &Path) -> Result<DetectionDataset> {
     if path.is_dir() {
         read_yolo_folder(path)
     } else if path.is_file() {
-        read_coco_instances(path, None)
+        // Image file names are relative to an `images/` folder beside the JSON file if
+        // there is one, else to the JSON file's folder; every image must exist.
+        let dir = path.parent().unwrap_or(Path::new("."));
+        let images = if dir.join("images").is_dir() {
+            dir.join("images")
+        } else {
+            dir.to_path_buf()
+        };
+        read_coco_instances(path, Some(&images))
     } else {
         Err(Error::invalid(format!(
             "--dataset {}: no such file or folder (give mnist-detect, a COCO instances \
@@ -593,7 +600,12 @@ pub fn train(a: TrainOptions) -> Result<i32> {
         );
         println!("Saved the model to {}", out.display());
     }
-    // REPORT-HOOK
+    if a.report {
+        let page = super::detection_report::write(&out, &mut model, &info)?;
+        if !a.json {
+            println!("Wrote the report to {}", page.display());
+        }
+    }
     Ok(0)
 }
 
@@ -627,15 +639,4 @@ fn progress(epoch: usize, epochs: usize, done: usize, total: usize, loss: f64, s
         ".".repeat(width - filled),
     );
     let _ = std::io::stdout().flush();
-}
-
-/// The categories of a run as the data set type has them.
-pub fn categories(info: &RunInfo) -> Vec<Category> {
-    info.categories
-        .iter()
-        .map(|c| Category {
-            id: c.id,
-            name: c.name.clone(),
-        })
-        .collect()
 }

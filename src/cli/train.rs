@@ -44,10 +44,10 @@ pub struct TrainArgs {
     /// test set (of each class; a file's split is seeded by --seed).
     #[arg(long, default_value_t = 0.2)]
     test_split: f64,
-    /// Default: 1 (tiny-yolo's recipe: 8).
+    /// Default: 1 (tiny-yolo's recipe: 5).
     #[arg(long)]
     epochs: Option<usize>,
-    /// tiny-yolo: the filters of its stem (each downsampling doubles them). Default 16.
+    /// tiny-yolo: the filters of its stem (each downsampling doubles them). Default 8.
     #[arg(long)]
     width: Option<usize>,
     /// Default: the model's recipe (keras-cnn 64, the book's nets 100, else 32).

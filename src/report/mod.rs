@@ -39,6 +39,7 @@
 pub mod confusion;
 pub mod curves;
 pub mod detection;
+pub mod detection_page;
 pub mod feature_maps;
 pub mod filters;
 pub mod html;
