@@ -30,9 +30,12 @@ fn tmp(name: &str) -> PathBuf {
     d
 }
 
+/// A box: `(class, x, y, w, h)` in pixels.
+type PixelBox = (usize, u32, u32, u32, u32);
+
 /// `n` canvases, each with a square and a bar that do not touch; returns per image its
-/// boxes `(class, x, y, w, h)` in pixels.
-fn canvases(dir: &Path, n: usize) -> Vec<Vec<(usize, u32, u32, u32, u32)>> {
+/// boxes.
+fn canvases(dir: &Path, n: usize) -> Vec<Vec<PixelBox>> {
     std::fs::create_dir_all(dir.join("images")).unwrap();
     let mut rng = Rng::new(4);
     (0..n)
