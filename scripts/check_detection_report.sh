@@ -38,3 +38,8 @@ rm -rf "$PROFILE"
 test -s "$SHOT"
 echo "screenshot: $SHOT"
 echo "detections drawn: $WORK/detect/000001.detections.png"
+# Any COCO tool scores the same files: pycocotools, if it is installed.
+PY="${PYTHON:-python3}"
+if "$PY" -c "import pycocotools" 2> /dev/null; then
+    "$PY" scripts/rescore_coco.py "$RUN"
+fi
