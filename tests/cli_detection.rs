@@ -286,6 +286,20 @@ fn a_coco_file_trains_and_bad_input_is_a_clear_error() {
     assert!(err.contains("001.txt") && err.contains('5'), "{err}");
     assert!(!err.contains("panicked"), "{err}");
 
+    // Options the detection loop does not have are refused.
+    let out = nabla(&[
+        "train",
+        "--model",
+        "tiny-yolo",
+        "--dataset",
+        "mnist-detect",
+        "--optimizer",
+        "sgd",
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--optimizer not supported"), "{err}");
+
     // detect on a folder that is not a detection run.
     let out = nabla(&["detect", dir.to_str().unwrap(), "x.png"]);
     assert!(!out.status.success());

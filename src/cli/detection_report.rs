@@ -9,7 +9,7 @@ use nabla::error::Result;
 use nabla::report::detection::{
     boxed_grid_picture, class_curves, pr_curves_picture, BoxedImage, LabelledBox,
 };
-use nabla::report::detection_page::{ApRow, DetectionReport, DetectionReportData};
+use nabla::report::detection_page::{ApRow, DetectionReport, DetectionReportData, EpochRow};
 use nabla::Sequential;
 use std::path::{Path, PathBuf};
 
@@ -96,16 +96,19 @@ pub fn write_to(run: &Path, model: &mut Sequential, info: &RunInfo, out: &Path) 
         &images,
         4,
     )?);
+    let mut epochs = Vec::new();
     if let Some(history) = nabla::report::load_history(run)? {
         if !history.epoch.is_empty() {
             pictures.push(nabla::report::curves::loss_curves(&history)?);
-            if history.get("val_map50").is_some() {
-                pictures.push(nabla::report::curves::metric_curves(
-                    &history,
-                    "val_map50",
-                    "Validation mAP@0.5",
-                )?);
-            }
+            let loss = history.get("loss").unwrap_or(&[]);
+            let map = history.get("val_map50").unwrap_or(&[]);
+            epochs = (0..history.epoch.len())
+                .map(|i| EpochRow {
+                    epoch: i + 1,
+                    loss: loss.get(i).copied(),
+                    val_map50: map.get(i).copied(),
+                })
+                .collect();
         }
     }
     let dataset = nabla::report::trained_on(run).unwrap_or_else(|| "?".into());
@@ -121,6 +124,7 @@ pub fn write_to(run: &Path, model: &mut Sequential, info: &RunInfo, out: &Path) 
             map: ev.stats[0],
             classes,
             thresholds: THRESHOLDS.to_vec(),
+            epochs,
             pictures: pictures.iter().map(|p| p.name.clone()).collect(),
         },
         pictures,

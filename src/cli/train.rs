@@ -886,6 +886,33 @@ fn detection(model: &str, a: TrainArgs, resumed: bool) -> Result<i32> {
             "--resume is not supported for {model}: train it again"
         )));
     }
+    // What the detection loop does not do is refused, not silently ignored.
+    let unsupported = [
+        ("--optimizer", a.optimizer.is_some()),
+        ("--loss", a.loss.is_some()),
+        ("--label-smoothing", a.label_smoothing.is_some()),
+        ("--weight-decay", a.weight_decay.is_some()),
+        ("--schedule", a.schedule.is_some()),
+        ("--early-stopping", a.early_stopping.is_some()),
+        ("--reduce-lr-on-plateau", a.reduce_lr_on_plateau.is_some()),
+        ("--checkpoint", a.checkpoint),
+        ("--tensorboard", a.tensorboard.is_some()),
+        ("--validation-split", a.validation_split != 0.0),
+        ("--class-weight", a.class_weight.is_some()),
+        ("--per-class", a.per_class.is_some()),
+        ("--image-shape", a.image_shape.is_some()),
+        ("--init-from", a.init_from.is_some()),
+        ("--freeze-until", a.freeze_until.is_some()),
+        ("--fine-tune-from", a.fine_tune_from.is_some()),
+    ];
+    let given: Vec<&str> = unsupported.iter().filter(|u| u.1).map(|u| u.0).collect();
+    if !given.is_empty() {
+        return Err(Error::invalid(format!(
+            "{model} trains with its own recipe (Adam, cosine lr, box-aware augmentation); \
+             {} not supported for it",
+            given.join(", ")
+        )));
+    }
     let dataset = a.dataset.clone().ok_or_else(|| {
         Error::invalid(format!(
             "{model} needs --dataset: mnist-detect, a COCO instances JSON file or a YOLO folder"

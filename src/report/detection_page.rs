@@ -2,8 +2,9 @@
 //! report is (CSS inline, pictures as PNG data URIs, each linking to its SVG), with
 //! sections `overview` (mAP figures), `ap` (the AP table per class), `pr-curves` (one
 //! precision/recall curve per class, operating points at confidence thresholds marked),
-//! `images` (test images with predicted and true boxes) and `curves` (the training
-//! loss and validation mAP per epoch, when the run has a history).
+//! `images` (test images with predicted and true boxes) and `curves` (the training loss
+//! per epoch, and a table of it with the mAP@0.5 on the first test images after each
+//! epoch, when the run has a history).
 
 use super::html::{escape, STYLE};
 use super::Picture;
@@ -21,6 +22,14 @@ pub struct ApRow {
     pub ap: Option<f64>,
 }
 
+/// One epoch of training: its mean loss and the mAP@0.5 on the first test images.
+#[derive(Clone, Debug, Serialize)]
+pub struct EpochRow {
+    pub epoch: usize,
+    pub loss: Option<f32>,
+    pub val_map50: Option<f32>,
+}
+
 /// What the page shows (also saved as `report.json`).
 #[derive(Clone, Debug, Serialize)]
 pub struct DetectionReportData {
@@ -35,6 +44,7 @@ pub struct DetectionReportData {
     pub classes: Vec<ApRow>,
     /// The confidence thresholds marked on the PR curves.
     pub thresholds: Vec<f64>,
+    pub epochs: Vec<EpochRow>,
     pub pictures: Vec<String>,
 }
 
@@ -123,14 +133,24 @@ impl DetectionReport {
             self.figure("test_images", "test images with boxes", "first test images")
         );
         s += &format!(
-            "<section id=\"curves\"><h2>Training</h2><div class=\"row\">{}{}</div></section>\n",
-            self.figure("loss_curves", "training loss", "training loss per epoch"),
-            self.figure(
-                "val_map50_curves",
-                "validation mAP",
-                "mAP@0.5 on the first test images after each epoch"
-            )
+            "<section id=\"curves\"><h2>Training</h2>{}",
+            self.figure("loss_curves", "training loss", "training loss per epoch")
         );
+        if !d.epochs.is_empty() {
+            s += "<table><thead><tr><th>epoch</th><th>loss</th>\
+                  <th>mAP@0.5, first test images</th></tr></thead><tbody>\n";
+            let g = |v: Option<f32>| v.map_or("-".to_string(), |v| format!("{v:.4}"));
+            for e in &d.epochs {
+                s += &format!(
+                    "<tr><td>{}</td><td>{}</td><td>{}</td></tr>\n",
+                    e.epoch,
+                    g(e.loss),
+                    g(e.val_map50)
+                );
+            }
+            s += "</tbody></table>\n";
+        }
+        s += "</section>\n";
         s += "</main>\n</body>\n</html>\n";
         s
     }
