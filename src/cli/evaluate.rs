@@ -29,6 +29,11 @@ pub struct EvaluateArgs {
     /// the f32 one (the confusion matrix, if asked, is the half-precision one).
     #[arg(long, value_name = "f16|bf16")]
     dtype: Option<DType>,
+    /// A detection run: where to write its detections as a COCO results JSON (default
+    /// DIR/detections.json); the test split's ground truth goes beside it
+    /// (test_annotations.json).
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
 }
 
 fn trained_on(dir: &std::path::Path) -> Option<String> {
@@ -38,6 +43,22 @@ fn trained_on(dir: &std::path::Path) -> Option<String> {
 }
 
 pub fn run(a: EvaluateArgs) -> Result<i32> {
+    if let [dir] = &a.dirs[..] {
+        if let Some(info) = super::detection_run::RunInfo::load(dir)? {
+            if a.dataset.is_some() || a.confusion || a.dtype.is_some() {
+                return Err(Error::invalid(
+                    "a detection run is evaluated on its own test split: --dataset, \
+                     --confusion and --dtype do not apply",
+                ));
+            }
+            return super::detection_eval::run(dir, &info, a.out, a.json);
+        }
+    }
+    if a.out.is_some() {
+        return Err(Error::invalid(
+            "--out is for a detection run (where its COCO results JSON goes)",
+        ));
+    }
     if a.dirs.len() > 1 {
         return ensemble(a);
     }

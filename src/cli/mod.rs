@@ -4,6 +4,10 @@ mod bench;
 mod bench_gemm;
 mod bench_model;
 mod common;
+mod detect;
+mod detection_eval;
+mod detection_report;
+mod detection_run;
 mod evaluate;
 mod gradcheck;
 mod predict;
@@ -39,6 +43,8 @@ enum Command {
     Evaluate(evaluate::EvaluateArgs),
     /// Class probabilities for an image (PNG or JPEG of any size), a table or a text.
     Predict(predict::PredictArgs),
+    /// Find objects in images with a detection run: PNGs with the boxes drawn, or JSON.
+    Detect(detect::DetectArgs),
     /// Print a model's layer table and parameter counts.
     Summary(summary::SummaryArgs),
     /// Check every parameter's gradient against central differences.
@@ -67,6 +73,7 @@ pub fn run() -> nabla::Result<i32> {
         Command::Train(a) => train::run(a),
         Command::Evaluate(a) => evaluate::run(a),
         Command::Predict(a) => predict::run(a),
+        Command::Detect(a) => detect::run(a),
         Command::Summary(a) => summary::run(a),
         Command::Gradcheck(a) => gradcheck::run(a),
         Command::Bench(a) => bench::run(a),

@@ -31,6 +31,13 @@ pub struct ReportArgs {
 }
 
 pub fn run(a: ReportArgs) -> Result<i32> {
+    if let Some(info) = super::detection_run::RunInfo::load(&a.dir)? {
+        let mut model = super::detection_run::load_model(&a.dir, &info)?;
+        let out = a.out.unwrap_or_else(|| a.dir.join(report::REPORT_DIR));
+        let page = super::detection_report::write_to(&a.dir, &mut model, &info, &out)?;
+        println!("Wrote the report to {}", page.display());
+        return Ok(0);
+    }
     let mut model = common::load_saved(&a.dir)?;
     let name = a
         .dataset

@@ -1,6 +1,7 @@
 //! `nabla train`: build, compile, fit, save, and evaluate on the test split.
 
 use super::common::{self, test_line, ModelSource, EVAL_BATCH};
+use super::detection_run;
 use super::text;
 use super::user_data;
 use clap::Args;
@@ -43,8 +44,12 @@ pub struct TrainArgs {
     /// test set (of each class; a file's split is seeded by --seed).
     #[arg(long, default_value_t = 0.2)]
     test_split: f64,
-    #[arg(long, default_value_t = 1)]
-    epochs: usize,
+    /// Default: 1 (tiny-yolo's recipe: 5).
+    #[arg(long)]
+    epochs: Option<usize>,
+    /// tiny-yolo: the filters of its stem (each downsampling doubles them). Default 8.
+    #[arg(long)]
+    width: Option<usize>,
     /// Default: the model's recipe (keras-cnn 64, the book's nets 100, else 32).
     #[arg(long)]
     batch_size: Option<usize>,
@@ -197,6 +202,12 @@ pub fn run(a: TrainArgs) -> Result<i32> {
 fn train(a: TrainArgs, resumed_from: Option<Vec<String>>) -> Result<i32> {
     // None (or `auto`): a default MLP for a data file.
     let model_spec = a.model.clone().filter(|m| m != "auto");
+    if let Some(m) = model_spec
+        .as_deref()
+        .filter(|m| detection_run::is_detection_model(m))
+    {
+        return detection(m, a, resumed_from.is_some());
+    }
     // Unknown names fail at once, before any data is loaded.
     if let Some(l) = &a.loss {
         KerasLoss::from_name(l)?;
@@ -470,7 +481,7 @@ fn train(a: TrainArgs, resumed_from: Option<Vec<String>>) -> Result<i32> {
     let argv_json = serde_json::to_vec_pretty(&argv).expect("json");
 
     let mut fit = FitArgs::new()
-        .epochs(a.epochs)
+        .epochs(a.epochs.unwrap_or(1))
         .batch_size(batch_size)
         .validation_split(a.validation_split)
         .verbose(if a.json { 0 } else { 1 });
@@ -822,7 +833,7 @@ fn check_options(a: &TrainArgs) -> Result<()> {
     if a.batch_size == Some(0) {
         return Err(Error::invalid("--batch-size must be at least 1"));
     }
-    if a.epochs == 0 {
+    if a.epochs == Some(0) {
         return Err(Error::invalid("--epochs must be at least 1"));
     }
     if a.limit == Some(0) {
@@ -866,4 +877,59 @@ fn remove_if_empty(dirs: &[PathBuf]) {
             break;
         }
     }
+}
+
+/// `--model tiny-yolo`: a detection run (its own loop and run folder, `detection_run`).
+fn detection(model: &str, a: TrainArgs, resumed: bool) -> Result<i32> {
+    if resumed {
+        return Err(Error::invalid(format!(
+            "--resume is not supported for {model}: train it again"
+        )));
+    }
+    // What the detection loop does not do is refused, not silently ignored.
+    let unsupported = [
+        ("--optimizer", a.optimizer.is_some()),
+        ("--loss", a.loss.is_some()),
+        ("--label-smoothing", a.label_smoothing.is_some()),
+        ("--weight-decay", a.weight_decay.is_some()),
+        ("--schedule", a.schedule.is_some()),
+        ("--early-stopping", a.early_stopping.is_some()),
+        ("--reduce-lr-on-plateau", a.reduce_lr_on_plateau.is_some()),
+        ("--checkpoint", a.checkpoint),
+        ("--tensorboard", a.tensorboard.is_some()),
+        ("--validation-split", a.validation_split != 0.0),
+        ("--class-weight", a.class_weight.is_some()),
+        ("--per-class", a.per_class.is_some()),
+        ("--image-shape", a.image_shape.is_some()),
+        ("--init-from", a.init_from.is_some()),
+        ("--freeze-until", a.freeze_until.is_some()),
+        ("--fine-tune-from", a.fine_tune_from.is_some()),
+    ];
+    let given: Vec<&str> = unsupported.iter().filter(|u| u.1).map(|u| u.0).collect();
+    if !given.is_empty() {
+        return Err(Error::invalid(format!(
+            "{model} trains with its own recipe (Adam, cosine lr, box-aware augmentation); \
+             {} not supported for it",
+            given.join(", ")
+        )));
+    }
+    let dataset = a.dataset.clone().ok_or_else(|| {
+        Error::invalid(format!(
+            "{model} needs --dataset: mnist-detect, a COCO instances JSON file or a YOLO folder"
+        ))
+    })?;
+    detection_run::train(detection_run::TrainOptions {
+        dataset,
+        epochs: a.epochs,
+        batch_size: a.batch_size,
+        lr: a.lr,
+        seed: a.seed,
+        limit: a.limit,
+        test_split: a.test_split,
+        augment: a.augment,
+        out: a.out,
+        json: a.json,
+        report: a.report,
+        width: a.width,
+    })
 }

@@ -26,7 +26,8 @@ pub fn escape(text: &str) -> String {
     out
 }
 
-const STYLE: &str = r#"
+/// The pages' stylesheet (also the detection page's).
+pub const STYLE: &str = r#"
 body { font-family: "DejaVu Sans", "Helvetica Neue", Arial, sans-serif; margin: 0;
        color: #222; background: #f6f7f9; }
 main { max-width: 1320px; margin: 0 auto; padding: 16px 28px 40px; }

@@ -38,6 +38,8 @@
 
 pub mod confusion;
 pub mod curves;
+pub mod detection;
+pub mod detection_page;
 pub mod feature_maps;
 pub mod filters;
 pub mod html;
