@@ -5,6 +5,7 @@ mod bench_gemm;
 mod bench_model;
 mod common;
 mod evaluate;
+mod generate;
 mod gradcheck;
 mod predict;
 mod report;
@@ -47,6 +48,8 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Pictures and an HTML page of what a trained model learned.
     Report(report::ReportArgs),
+    /// New images from an autoencoder run: random codes through its decoder.
+    Generate(generate::GenerateArgs),
 }
 
 /// Runs the command line; returns the process exit code.
@@ -71,5 +74,6 @@ pub fn run() -> nabla::Result<i32> {
         Command::Gradcheck(a) => gradcheck::run(a),
         Command::Bench(a) => bench::run(a),
         Command::Report(a) => report::run(a),
+        Command::Generate(a) => generate::run(a),
     }
 }
