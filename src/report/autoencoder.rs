@@ -76,13 +76,19 @@ impl Draw for TileRows {
     where
         DB::ErrorType: 'static,
     {
+        // Room for the row labels only when there are some.
+        let left = if self.rows.iter().any(|(l, _)| !l.is_empty()) {
+            130
+        } else {
+            10
+        };
         for (r, (label, tiles)) in self.rows.iter().enumerate() {
             let y = 10 + r as i32 * 92;
             if !label.is_empty() {
                 root.draw(&Text::new(label.clone(), (8, y + 36), font(15.0)))?;
             }
             for (k, t) in tiles.iter().enumerate() {
-                t.draw_at(root, (130 + k as i32 * 90, y))?;
+                t.draw_at(root, (left + k as i32 * 90, y))?;
             }
         }
         Ok(())
@@ -232,7 +238,7 @@ pub fn write_autoencoder_report(
         .collect();
     let grid = render(
         "generated",
-        (130 + 90 * GRID as u32, 20 + 92 * GRID as u32),
+        (20 + 90 * GRID as u32, 20 + 92 * GRID as u32),
         &TileRows { rows: grid_rows },
     )?;
     let m = CODE_POINTS.min(n);
