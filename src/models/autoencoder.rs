@@ -203,7 +203,7 @@ fn cholesky(c: &[f32], d: usize) -> Result<Vec<f64>> {
             let cij = c[i * d + j] as f64 + if i == j { ridge } else { 0.0 };
             if i == j {
                 let v = cij - s;
-                if !(v > 0.0) {
+                if v.is_nan() || v <= 0.0 {
                     return Err(Error::invalid(format!(
                         "the code covariance is not positive definite (pivot {i}: {v})"
                     )));
