@@ -470,8 +470,10 @@ fn train(a: TrainArgs, resumed_from: Option<Vec<String>>) -> Result<i32> {
     }
     let metrics: &[&str] = match &user {
         Some((prep, _)) => user_data::loss_and_metrics(prep.task).1,
-        // Accuracy means nothing for a reconstruction; the loss says how close it is.
-        None if autoencoder => &["mse"],
+        // Accuracy means nothing for a reconstruction; the loss says how close it is
+        // (no MSE metric: with the output's sigmoid fused into the loss, the metrics
+        // would see logits).
+        None if autoencoder => &[],
         None => &["accuracy"],
     };
     model.compile(loss, optimizer, metrics)?;
