@@ -9,6 +9,7 @@ mod detection_eval;
 mod detection_report;
 mod detection_run;
 mod evaluate;
+mod generate;
 mod gradcheck;
 mod predict;
 mod report;
@@ -53,6 +54,8 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Pictures and an HTML page of what a trained model learned.
     Report(report::ReportArgs),
+    /// New images from an autoencoder run: random codes through its decoder.
+    Generate(generate::GenerateArgs),
 }
 
 /// Runs the command line; returns the process exit code.
@@ -78,5 +81,6 @@ pub fn run() -> nabla::Result<i32> {
         Command::Gradcheck(a) => gradcheck::run(a),
         Command::Bench(a) => bench::run(a),
         Command::Report(a) => report::run(a),
+        Command::Generate(a) => generate::run(a),
     }
 }

@@ -54,6 +54,12 @@ pub fn run(a: ReportArgs) -> Result<i32> {
     // unless --dataset names another data set.
     let text =
         super::text::reload_test_texts(&a.dir, &model.name)?.filter(|(ds, _)| ds.name == name);
+    if nabla::models::autoencoder::is_autoencoder(&model) {
+        let ds = common::load_dataset(&name)?;
+        let page = write_autoencoder(&mut model, &a.dir, &ds, &out)?;
+        println!("Wrote the report to {}", page.display());
+        return Ok(0);
+    }
     let page = match text {
         Some((ds, texts)) => write(&mut model, &a.dir, &ds, Some(&texts), &out, &opts)?,
         None => {
@@ -91,4 +97,16 @@ pub fn write(
     }
     let r = report::build_report(model, history.as_ref(), ds, opts)?;
     r.save(out)
+}
+
+/// The autoencoder page (reconstructions, generated images, code space) of `model`,
+/// saved in `dir` with its code statistics, on `ds`'s test split (`y_test`: labels).
+pub fn write_autoencoder(
+    model: &mut Sequential,
+    dir: &Path,
+    ds: &Dataset,
+    out: &Path,
+) -> Result<PathBuf> {
+    common::check_fits(model, ds)?;
+    report::autoencoder::write_autoencoder_report(model, dir, ds, out)
 }

@@ -18,7 +18,8 @@ use std::time::Instant;
 #[derive(Args)]
 pub struct TrainArgs {
     /// A built-in model (perceptron, xor-mlp, mlp, simple-convnet, deep-convnet,
-    /// keras-cnn, mlp-bn), a deep net built for the data set's shape (vgg11/13/16/19,
+    /// keras-cnn, mlp-bn), an autoencoder (autoencoder, conv-autoencoder: trained input
+    /// -> input), a deep net built for the data set's shape (vgg11/13/16/19,
     /// vgg-small, resnet18/34/50/101/152, resnet20/32/56, se-resnet18/50/20,
     /// inception-mini), a text model (text-bow, text-cnn, text-lstm,
     /// text-bilstm, text-gru), a JSON model config file, or
@@ -133,6 +134,11 @@ pub struct TrainArgs {
     /// labelled set, as in transfer-learning experiments). The test set stays whole.
     #[arg(long, value_name = "N")]
     per_class: Option<usize>,
+    /// Autoencoders: train a denoising autoencoder, adding Gaussian noise of this
+    /// standard deviation (e.g. 0.5) to the training inputs, clipped to [0, 1]; the
+    /// targets stay the clean images.
+    #[arg(long, value_name = "SIGMA")]
+    denoise: Option<f32>,
     /// Directory for the model, history.json and run.json. Default: runs/MODEL-DATASET.
     #[arg(long)]
     out: Option<PathBuf>,
@@ -389,6 +395,21 @@ fn train(a: TrainArgs, resumed_from: Option<Vec<String>>) -> Result<i32> {
     };
     model.class_names = ds.class_names.clone();
     let transfer = transfer(&mut model, &a)?;
+    // An autoencoder learns to give back its input: the images are the targets, and the
+    // test labels are kept for the report's code space.
+    let autoencoder = models::autoencoder::is_autoencoder(&model);
+    let test_labels = ds.y_test.clone();
+    if autoencoder {
+        ds.y_train = ds.x_train.clone();
+        ds.y_test = ds.x_test.clone();
+    } else if a.denoise.is_some() {
+        return Err(Error::invalid(format!(
+            "--denoise is for autoencoders (a model with a '{}' layer that gives back its \
+             input), not '{}'",
+            models::autoencoder::CODE_LAYER,
+            model.name
+        )));
+    }
 
     let loss = match (&a.loss, recipe, model.loss()) {
         (Some(l), _, _) => KerasLoss::from_name(l)?,
@@ -460,6 +481,10 @@ fn train(a: TrainArgs, resumed_from: Option<Vec<String>>) -> Result<i32> {
     }
     let metrics: &[&str] = match &user {
         Some((prep, _)) => user_data::loss_and_metrics(prep.task).1,
+        // Accuracy means nothing for a reconstruction; the loss says how close it is
+        // (no MSE metric: with the output's sigmoid fused into the loss, the metrics
+        // would see logits).
+        None if autoencoder => &[],
         None => &["accuracy"],
     };
     model.compile(loss, optimizer, metrics)?;
@@ -528,6 +553,16 @@ fn train(a: TrainArgs, resumed_from: Option<Vec<String>>) -> Result<i32> {
     if let Some(w) = &train_weights {
         fit = fit.sample_weight(w.clone());
     }
+    if let Some(sigma) = a.denoise {
+        let noise = models::autoencoder::GaussianNoise { sigma };
+        nabla::training::BatchTransform::check_input(&noise, ds.x_train.shape())?;
+        if augmentation.is_some() {
+            return Err(Error::invalid(
+                "--denoise and --augment cannot be combined (one transform of the inputs)",
+            ));
+        }
+        fit = fit.augmentation(noise);
+    }
     if !a.json {
         println!(
             "Training {} on {} ({} samples), batch {}, {}, lr {}, seed {}",
@@ -559,6 +594,15 @@ fn train(a: TrainArgs, resumed_from: Option<Vec<String>>) -> Result<i32> {
         }
     };
     let seconds = start.elapsed().as_secs_f64();
+    // The Gaussian of the training codes, which `nabla generate` samples.
+    let codes_json = if autoencoder {
+        let mut encoder = models::autoencoder::encoder(&mut model)?;
+        let codes = encoder.predict(&ds.x_train, EVAL_BATCH)?;
+        let stats = models::autoencoder::CodeStats::fit(&codes)?;
+        Some(serde_json::to_string(&stats).expect("json"))
+    } else {
+        None
+    };
 
     let ev = model.evaluate(&ds.x_test, &ds.y_test, EVAL_BATCH)?;
     let images: usize = history.epoch.len() * ds.x_train.shape()[0];
@@ -585,6 +629,7 @@ fn train(a: TrainArgs, resumed_from: Option<Vec<String>>) -> Result<i32> {
         "resumed": resumed_from.is_some(),
         "text": text_run.as_ref().map(|(_, run)| run),
         "transfer": transfer,
+        "denoise": a.denoise,
     });
     let run_json = serde_json::to_string_pretty(&result).expect("json");
     // Model, history and run.json as one unit: run.json never describes other weights.
@@ -609,6 +654,9 @@ fn train(a: TrainArgs, resumed_from: Option<Vec<String>>) -> Result<i32> {
     let vocabulary_json = text_run.as_ref().map(|(tv, _)| tv.to_json());
     if let Some(v) = &vocabulary_json {
         files.push((text::VOCABULARY_FILE, v.as_bytes()));
+    }
+    if let Some(c) = &codes_json {
+        files.push((models::autoencoder::CODES_FILE, c.as_bytes()));
     }
     let save = || nabla::formats::model_dir::save_with(&model, &out, &files);
     if let Err(e) = save() {
@@ -637,7 +685,12 @@ fn train(a: TrainArgs, resumed_from: Option<Vec<String>>) -> Result<i32> {
         };
         let dir = out.join(nabla::report::REPORT_DIR);
         let texts = test_texts.as_deref();
-        let page = super::report::write(&mut model, &out, &ds, texts, &dir, &opts)?;
+        let page = if autoencoder {
+            ds.y_test = test_labels;
+            super::report::write_autoencoder(&mut model, &out, &ds, &dir)?
+        } else {
+            super::report::write(&mut model, &out, &ds, texts, &dir, &opts)?
+        };
         if !a.json {
             println!("Wrote the report to {}", page.display());
         }

@@ -4,6 +4,7 @@
 //! from Scratch"). The deep nets (the zoo: VGG, ResNet, SE-ResNet, Inception) are built
 //! for any input shape and class count from reusable blocks (`blocks`).
 
+pub mod autoencoder;
 pub mod blocks;
 pub mod inception;
 pub mod resnet;
@@ -62,6 +63,9 @@ pub const ZOO: [&str; 18] = [
 
 /// Whether `name` is a built-in model.
 pub fn is_builtin(name: &str) -> bool {
+    if autoencoder::is_autoencoder_name(name) {
+        return true;
+    }
     NAMES.contains(&name) || ZOO.contains(&name)
 }
 
@@ -150,6 +154,8 @@ pub fn recipe(name: &str) -> Result<Recipe> {
         "deep-convnet" => r(100, "adam", 0.001, SPARSE_CE, "mnist"),
         "keras-cnn" => r(64, "adam", 0.001, SPARSE_CE, "mnist"),
         "mlp-bn" => r(32, "adam", 0.001, SPARSE_CE, "fashion-mnist"),
+        // The Keras blog's: adam, binary cross-entropy on pixels in [0, 1], batch 256.
+        "autoencoder" | "conv-autoencoder" => r(256, "adam", 0.001, bce, "mnist"),
         // Measured on debian-sections (README, "Text").
         "text-bow" | "text-cnn" | "text-lstm" | "text-bilstm" | "text-gru" => {
             r(64, "adam", 0.001, SPARSE_CE, "debian-sections")
@@ -171,8 +177,9 @@ pub fn recipe(name: &str) -> Result<Recipe> {
 
 fn unknown(name: &str) -> Error {
     Error::invalid(format!(
-        "unknown model '{name}'; built-in models: {}, {}; for text: {}",
+        "unknown model '{name}'; built-in models: {}, {}, {}; for text: {}",
         NAMES.join(", "),
+        autoencoder::AUTOENCODERS.join(", "),
         ZOO.join(", "),
         text::TEXT_MODELS.join(", ")
     ))
@@ -193,6 +200,8 @@ pub fn build(name: &str, seed: u64) -> Result<Sequential> {
         "deep-convnet" => deep_convnet(seed),
         "keras-cnn" => keras_cnn(seed),
         "mlp-bn" => mlp_bn(seed),
+        "autoencoder" => autoencoder::autoencoder(seed),
+        "conv-autoencoder" => autoencoder::conv_autoencoder(seed),
         other => Err(unknown(other)),
     }
 }

@@ -244,7 +244,7 @@ impl Graph {
             .map(|l| l.as_ref())
     }
 
-    fn num_tensors(&self) -> usize {
+    pub(super) fn num_tensors(&self) -> usize {
         self.walk.num_tensors()
     }
 
@@ -269,8 +269,22 @@ impl Graph {
             .collect()
     }
 
+    pub(super) fn walk_shape(&self, t: usize) -> &[Dim] {
+        self.walk.shape(t)
+    }
+
     fn tensor_shape(&self, t: usize) -> &[Dim] {
         self.walk.shape(t)
+    }
+
+    /// The node producing tensor `t` (`None` for an input).
+    pub(super) fn tensor_producer(&self, t: usize) -> Option<usize> {
+        self.walk.producer(t).map(|(i, _)| i)
+    }
+
+    /// The tensor ids node `i` reads.
+    pub(super) fn inbound_ids(&self, i: usize) -> &[usize] {
+        &self.inbound[i]
     }
 
     /// The name of tensor `t` (an input's or its layer's).

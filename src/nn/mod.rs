@@ -2,7 +2,8 @@
 //! `Dim` shapes and every layer (`layers/`, one file each), and the model graph: its
 //! config (`model_config.rs`), its naming rules (`naming.rs`), building and running it
 //! (`graph.rs`), the functional API (`functional.rs`), nested models (`nested.rs`) and
-//! half-precision inference (`precision.rs`), freezing layers (`trainable.rs`).
+//! half-precision inference (`precision.rs`), sub-models sharing the parent's weights
+//! (`sub_model.rs`), freezing layers (`trainable.rs`).
 //!
 //! `nn` knows nothing of losses, optimizers or training: a graph runs forward (its ops
 //! record the backward); `training::Model` wraps a graph with what `compile` adds.
@@ -15,6 +16,7 @@ pub mod model_config;
 pub(crate) mod naming;
 pub mod nested;
 pub mod precision;
+pub mod sub_model;
 pub mod summary;
 pub mod trainable;
 

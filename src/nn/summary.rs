@@ -53,7 +53,7 @@ pub fn summary(model: &Graph) -> String {
             .map(|p| p.var.value_ref().numel())
             .sum();
         rows.push([
-            match layer.as_shared() {
+            match layer.as_shared().filter(|s| !s.is_view()) {
                 Some(s) => format!(
                     "{} ({}, shared)",
                     layer.name(),

@@ -19,6 +19,8 @@
 //! [`Report::save`] writes the pictures, `report.json` (the confusion matrix, per-class
 //! figures, the misclassified samples shown) and `report.html` (self-contained, see
 //! [`html`]). [`write_report`] does it for a model directory written by `nabla train`.
+//! An autoencoder run gets its own page instead ([`autoencoder`]: reconstructions,
+//! generated images, the code space).
 //! [`tensorboard`] writes TensorBoard event files during training.
 //!
 //! ```no_run
@@ -36,6 +38,7 @@
 //! `[C, H, W]` with 1 or 3 channels in [0, 1]; other inputs get the numbers but no
 //! image sections.
 
+pub mod autoencoder;
 pub mod confusion;
 pub mod curves;
 pub mod detection;

@@ -71,6 +71,9 @@ pub struct SharedLayer {
     layer: Rc<RefCell<Box<dyn Layer>>>,
     /// The first call owns the weights (lists them once) and the layer's config.
     first: bool,
+    /// A handle that a sub-model shares with its parent (`nn/sub_model.rs`), not a
+    /// layer its own model calls twice: `summary` does not call it shared.
+    view: bool,
 }
 
 impl SharedLayer {
@@ -80,7 +83,32 @@ impl SharedLayer {
             name: layer.name().to_string(),
             layer: Rc::new(RefCell::new(layer)),
             first: true,
+            view: false,
         }
+    }
+
+    /// Moves `layer` behind a handle that another graph (a sub-model) will hold too.
+    pub fn view_of(layer: Box<dyn Layer>) -> SharedLayer {
+        SharedLayer {
+            view: true,
+            ..SharedLayer::first_call(layer)
+        }
+    }
+
+    /// This node's layer for another graph (a sub-model): the same layer and weights,
+    /// listed by that graph as its own.
+    pub fn view(&self) -> SharedLayer {
+        SharedLayer {
+            name: self.name.clone(),
+            layer: Rc::clone(&self.layer),
+            first: true,
+            view: true,
+        }
+    }
+
+    /// Whether this is a sub-model's handle rather than a call of a shared layer.
+    pub fn is_view(&self) -> bool {
+        self.view
     }
 
     /// A further call of the same layer, named `name`.
@@ -89,6 +117,7 @@ impl SharedLayer {
             name,
             layer: Rc::clone(&self.layer),
             first: false,
+            view: false,
         }
     }
 
@@ -182,6 +211,9 @@ impl Layer for SharedLayer {
     }
     fn as_shared(&self) -> Option<&SharedLayer> {
         Some(self)
+    }
+    fn reads_indices(&self) -> bool {
+        self.layer.borrow().reads_indices()
     }
     /// The layer's penalty, counted once (by the first call).
     fn regularization(&self) -> Option<Var> {
