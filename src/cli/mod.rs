@@ -4,6 +4,7 @@ mod bench;
 mod bench_gemm;
 mod bench_model;
 mod common;
+mod distributed;
 mod evaluate;
 mod gradcheck;
 mod predict;

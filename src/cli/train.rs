@@ -146,6 +146,8 @@ pub struct TrainArgs {
     /// Write TensorBoard event files (per-epoch scalars) into this folder.
     #[arg(long, value_name = "DIR")]
     tensorboard: Option<PathBuf>,
+    #[command(flatten)]
+    distributed: super::distributed::DistributedArgs,
 }
 
 /// The command line of a run, saved with each backup so that `--resume OUT` can repeat it.
@@ -219,6 +221,8 @@ fn train(a: TrainArgs, resumed_from: Option<Vec<String>>) -> Result<i32> {
         }
     }
     check_options(&a)?;
+    // Under `mpirun ... --distributed` every rank trains; only rank 0 prints and writes.
+    let dp = a.distributed.data_parallel()?;
     let class_weight_spec = a
         .class_weight
         .as_deref()
@@ -469,11 +473,15 @@ fn train(a: TrainArgs, resumed_from: Option<Vec<String>>) -> Result<i32> {
     let argv = resumed_from.clone().unwrap_or_else(train_argv);
     let argv_json = serde_json::to_vec_pretty(&argv).expect("json");
 
+    let root = dp.as_ref().map_or(true, |dp| dp.rank() == 0);
     let mut fit = FitArgs::new()
         .epochs(a.epochs)
         .batch_size(batch_size)
         .validation_split(a.validation_split)
         .verbose(if a.json { 0 } else { 1 });
+    if let Some(dp) = &dp {
+        fit = fit.distributed(dp.clone());
+    }
     if let Some(patience) = a.early_stopping {
         fit = fit.callback(
             EarlyStopping::new(&a.monitor, patience).restore_best_weights(a.restore_best_weights),
@@ -485,23 +493,26 @@ fn train(a: TrainArgs, resumed_from: Option<Vec<String>>) -> Result<i32> {
     if let Some(patience) = a.reduce_lr_on_plateau {
         fit = fit.callback(ReduceLROnPlateau::new(&a.monitor, 0.1, patience));
     }
-    if a.checkpoint {
+    if a.checkpoint && root {
         fit = fit.callback(
             ModelCheckpoint::new(out.join("checkpoint"))
                 .monitor(&a.monitor)
                 .save_best_only(true),
         );
     }
-    if let Some(dir) = &a.tensorboard {
+    if let Some(dir) = a.tensorboard.as_ref().filter(|_| root) {
         fit = fit.callback(nabla::TensorBoard::new(dir));
     }
-    // Last, so that it saves every other callback's state of the epoch.
-    fit = fit.callback(
-        nabla::BackupAndRestore::new(&backup_dir)
-            .delete_checkpoint(false)
-            .best_effort(true)
-            .with_file(COMMAND_FILE, argv_json),
-    );
+    // Last, so that it saves every other callback's state of the epoch. Rank 0's only:
+    // its backup is the one a resumed run broadcasts.
+    if root {
+        fit = fit.callback(
+            nabla::BackupAndRestore::new(&backup_dir)
+                .delete_checkpoint(false)
+                .best_effort(true)
+                .with_file(COMMAND_FILE, argv_json),
+        );
+    }
     if let Some(k) = std::env::var("NABLA_TEST_ABORT_AFTER_EPOCH")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -517,7 +528,17 @@ fn train(a: TrainArgs, resumed_from: Option<Vec<String>>) -> Result<i32> {
     if let Some(w) = &train_weights {
         fit = fit.sample_weight(w.clone());
     }
-    if !a.json {
+    if let Some(dp) = dp.as_ref().filter(|_| root && !a.json) {
+        println!(
+            "Data-parallel over {} ranks (MPI): global batch {}, {} per rank, batch norm \
+             statistics {:?}",
+            dp.size(),
+            dp.global_batch(batch_size),
+            dp.global_batch(batch_size).div_ceil(dp.size()),
+            dp.bn_stats
+        );
+    }
+    if !a.json && root {
         println!(
             "Training {} on {} ({} samples), batch {}, {}, lr {}, seed {}",
             model.name,
@@ -544,12 +565,29 @@ fn train(a: TrainArgs, resumed_from: Option<Vec<String>>) -> Result<i32> {
         Ok(h) => h,
         Err(e) => {
             remove_if_empty(&created);
-            return Err(e);
+            match &dp {
+                Some(dp) if dp.size() > 1 => super::distributed::fail(dp, e),
+                _ => return Err(e),
+            }
         }
     };
     let seconds = start.elapsed().as_secs_f64();
 
-    let ev = model.evaluate(&ds.x_test, &ds.y_test, EVAL_BATCH)?;
+    let ev = match &dp {
+        Some(dp) => dp
+            .evaluate(
+                &mut model,
+                std::slice::from_ref(&ds.x_test),
+                std::slice::from_ref(&ds.y_test),
+                EVAL_BATCH,
+            )
+            .unwrap_or_else(|e| super::distributed::fail(dp, e)),
+        None => model.evaluate(&ds.x_test, &ds.y_test, EVAL_BATCH)?,
+    };
+    if !root {
+        // Rank 0 saves the model and writes the report.
+        return Ok(0);
+    }
     let images: usize = history.epoch.len() * ds.x_train.shape()[0];
     let result = serde_json::json!({
         "model": model.name,
@@ -574,6 +612,7 @@ fn train(a: TrainArgs, resumed_from: Option<Vec<String>>) -> Result<i32> {
         "resumed": resumed_from.is_some(),
         "text": text_run.as_ref().map(|(_, run)| run),
         "transfer": transfer,
+        "ranks": dp.as_ref().map_or(1, |dp| dp.size()),
     });
     let run_json = serde_json::to_string_pretty(&result).expect("json");
     // Model, history and run.json as one unit: run.json never describes other weights.
