@@ -159,12 +159,30 @@ pub fn bench(a: &BenchDistributedArgs, json: bool) -> Result<()> {
         &y.slice_rows(2 * a.batch_size, n),
         timed,
     )?;
+    // The all-reduce alone, each after a barrier so no rank waits for a slower one: the
+    // gradient's size, and 4 MB (a full bucket) for the bandwidth.
+    let allreduce_ms = |len: usize| -> Result<f64> {
+        let mut buf = vec![1.0f32; len];
+        let mut times = Vec::new();
+        for _ in 0..21 {
+            dp.world.barrier()?;
+            let t = std::time::Instant::now();
+            dp.world.all_reduce_sum(&mut buf)?;
+            times.push(t.elapsed().as_secs_f64() * 1e3);
+        }
+        times.sort_by(f64::total_cmp);
+        Ok(times[times.len() / 2])
+    };
+    let grad_len = gradient_bytes(&model) / 4;
+    let (grad_ms, bucket_ms) = (allreduce_ms(grad_len)?, allreduce_ms(1 << 20)?);
     let get = |k: &str| {
         h.history
             .get(k)
             .and_then(|v| v.last().copied())
             .unwrap_or(0.0)
     };
+    // Step time includes waiting in the all-reduce for the slowest rank (on a shared
+    // machine, most of the "exchange"); the all-reduce alone is timed below.
     let (ips, step, comm) = (
         get("images_per_second"),
         get("step_ms"),
@@ -182,6 +200,8 @@ pub fn bench(a: &BenchDistributedArgs, json: bool) -> Result<()> {
             "communication_ms": comm,
             "communication_share": comm / step.max(1e-9),
             "gradient_bytes": bytes,
+            "allreduce_gradient_ms": grad_ms,
+            "allreduce_4mb_ms": bucket_ms,
         });
         if json {
             println!("{v}");
@@ -198,6 +218,10 @@ pub fn bench(a: &BenchDistributedArgs, json: bool) -> Result<()> {
                 comm,
                 100.0 * comm / step.max(1e-9),
                 bytes as f64 / 1e6
+            );
+            println!(
+                "  all-reduce alone (median of 21, after a barrier): gradient {grad_ms:.3} ms, \
+                 4 MB {bucket_ms:.3} ms"
             );
         }
     }

@@ -473,7 +473,7 @@ fn train(a: TrainArgs, resumed_from: Option<Vec<String>>) -> Result<i32> {
     let argv = resumed_from.clone().unwrap_or_else(train_argv);
     let argv_json = serde_json::to_vec_pretty(&argv).expect("json");
 
-    let root = dp.as_ref().map_or(true, |dp| dp.rank() == 0);
+    let root = dp.as_ref().is_none_or(|dp| dp.rank() == 0);
     let mut fit = FitArgs::new()
         .epochs(a.epochs)
         .batch_size(batch_size)

@@ -168,7 +168,7 @@ impl DataParallel {
             for (p, &n) in params[range.clone()].iter().zip(&lengths[range.clone()]) {
                 match p.var.grad() {
                     Some(g) => buf.extend(g.to_f32_vec().into_iter().map(|v| v * share)),
-                    None => buf.extend(std::iter::repeat(0.0).take(n)),
+                    None => buf.extend(std::iter::repeat_n(0.0, n)),
                 }
             }
             if b == last {
