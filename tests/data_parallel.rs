@@ -67,9 +67,8 @@ impl Collective for Threads {
     }
 }
 
-fn data() -> (Tensor, Tensor) {
+fn data(n: usize) -> (Tensor, Tensor) {
     let mut rng = Rng::new(9);
-    let n = 100;
     let x: Vec<f32> = (0..n * 8).map(|_| rng.normal()).collect();
     let y: Vec<f32> = (0..n).map(|i| (i % 3) as f32).collect();
     (Tensor::from_vec(x, &[n, 8]), Tensor::from_vec(y, &[n]))
@@ -77,8 +76,8 @@ fn data() -> (Tensor, Tensor) {
 
 /// Weights after 3 epochs, and the last epoch's logged loss and val_loss. `seed` differs
 /// between the ranks: rank 0's initial weights and generator must win.
-fn train(world: Option<Rc<dyn Collective>>, seed: u64) -> (Vec<f32>, f32, f32) {
-    let (x, y) = data();
+fn train(world: Option<Rc<dyn Collective>>, seed: u64, n: usize) -> (Vec<f32>, f32, f32) {
+    let (x, y) = data(n);
     let mut m = Sequential::with_seed(&[8], seed);
     m.add(DenseConfig::new(16).activation(Activation::Relu))
         .unwrap();
@@ -110,9 +109,10 @@ fn train(world: Option<Rc<dyn Collective>>, seed: u64) -> (Vec<f32>, f32, f32) {
     (w, last("loss"), last("val_loss"))
 }
 
-#[test]
-fn two_thread_ranks_match_one_process() {
-    let (one, loss1, val1) = train(None, 1);
+/// One process, then two thread ranks (rank 1 from other initial weights), on `n` samples.
+type Run = (Vec<f32>, f32, f32);
+fn one_and_two(n: usize) -> (Run, Vec<Run>) {
+    let one = train(None, 1, n);
     let slots = Arc::new(Mutex::new(vec![Vec::new(); 2]));
     let bytes = Arc::new(Mutex::new(Vec::new()));
     let barrier = Arc::new(Barrier::new(2));
@@ -128,11 +128,17 @@ fn two_thread_ranks_match_one_process() {
                     barrier,
                 };
                 // Rank 1 starts from other weights: the broadcast replaces them.
-                train(Some(Rc::new(world)), 1 + 100 * rank as u64)
+                train(Some(Rc::new(world)), 1 + 100 * rank as u64, n)
             })
         })
         .collect();
-    let results: Vec<_> = ranks.into_iter().map(|t| t.join().unwrap()).collect();
+    (one, ranks.into_iter().map(|t| t.join().unwrap()).collect())
+}
+
+#[test]
+fn two_thread_ranks_match_one_process() {
+    // 80 training samples: 5 batches of 16, 8 rows per rank.
+    let ((one, loss1, val1), results) = one_and_two(100);
     // The ranks agree exactly (the same update from the same sums) ...
     assert_eq!(results[0].0, results[1].0);
     assert_eq!((results[0].1, results[0].2), (results[1].1, results[1].2));
@@ -178,4 +184,18 @@ fn two_thread_ranks_match_one_process() {
         .map(|(a, b)| (a - b).abs())
         .fold(0.0f32, f32::max);
     assert!(moved > 1e-2, "training moved the weights by {moved}");
+}
+
+#[test]
+fn a_rank_without_rows_in_the_last_batch_keeps_in_step() {
+    // 42 samples, 33 for training after the 0.2 split (floor(42 * 0.8)): batches of 16,
+    // 16 and 1, so rank 1 has no row in the last batch, sends zeros and still updates.
+    let ((one, _, _), results) = one_and_two(42);
+    assert_eq!(results[0].0, results[1].0);
+    let diff = one
+        .iter()
+        .zip(&results[0].0)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
+    assert!(diff < 1e-5, "weights differ by up to {diff}");
 }
