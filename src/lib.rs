@@ -21,6 +21,7 @@
 
 pub mod data;
 pub mod detection;
+pub mod distributed;
 pub mod engine;
 pub mod error;
 pub mod formats;

@@ -13,6 +13,7 @@ const RANKS: &[(&str, usize)] = &[
     ("engine", 1),
     ("ops", 2),
     ("detection", 2),
+    ("distributed", 2),
     ("nn", 3),
     ("losses", 4),
     ("optimizers", 4),

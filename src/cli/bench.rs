@@ -33,6 +33,10 @@ enum BenchWhat {
         #[command(flatten)]
         opts: ModelBenchOpts,
     },
+    /// Data-parallel training under `mpirun -np N` (a build with `--features mpi`):
+    /// images/s and the gradient exchange's share of a step; `--gradient-bytes`: the
+    /// bytes each built-in net exchanges per step.
+    Distributed(super::distributed::BenchDistributedArgs),
     /// `bench model` for keras-cnn, simple-convnet, deep-convnet and mlp, then a summary.
     All {
         #[command(flatten)]
@@ -49,6 +53,7 @@ pub fn run(a: BenchArgs) -> Result<i32> {
             }
         }
         BenchWhat::Model { name, opts } => bench_model::run(&[name.as_str()], &opts, a.json)?,
+        BenchWhat::Distributed(d) => super::distributed::bench(&d, a.json)?,
         BenchWhat::All { opts } => bench_model::run(&bench_model::ALL, &opts, a.json)?,
     }
     Ok(0)

@@ -8,6 +8,7 @@ mod detect;
 mod detection_eval;
 mod detection_report;
 mod detection_run;
+mod distributed;
 mod evaluate;
 mod generate;
 mod gradcheck;

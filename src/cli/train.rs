@@ -157,6 +157,8 @@ pub struct TrainArgs {
     /// Write TensorBoard event files (per-epoch scalars) into this folder.
     #[arg(long, value_name = "DIR")]
     tensorboard: Option<PathBuf>,
+    #[command(flatten)]
+    distributed: super::distributed::DistributedArgs,
 }
 
 /// The command line of a run, saved with each backup so that `--resume OUT` can repeat it.
@@ -236,6 +238,8 @@ fn train(a: TrainArgs, resumed_from: Option<Vec<String>>) -> Result<i32> {
         }
     }
     check_options(&a)?;
+    // Under `mpirun ... --distributed` every rank trains; only rank 0 prints and writes.
+    let dp = a.distributed.data_parallel()?;
     let class_weight_spec = a
         .class_weight
         .as_deref()
@@ -505,11 +509,15 @@ fn train(a: TrainArgs, resumed_from: Option<Vec<String>>) -> Result<i32> {
     let argv = resumed_from.clone().unwrap_or_else(train_argv);
     let argv_json = serde_json::to_vec_pretty(&argv).expect("json");
 
+    let root = dp.as_ref().is_none_or(|dp| dp.rank() == 0);
     let mut fit = FitArgs::new()
         .epochs(a.epochs.unwrap_or(1))
         .batch_size(batch_size)
         .validation_split(a.validation_split)
         .verbose(if a.json { 0 } else { 1 });
+    if let Some(dp) = &dp {
+        fit = fit.distributed(dp.clone());
+    }
     if let Some(patience) = a.early_stopping {
         fit = fit.callback(
             EarlyStopping::new(&a.monitor, patience).restore_best_weights(a.restore_best_weights),
@@ -521,23 +529,26 @@ fn train(a: TrainArgs, resumed_from: Option<Vec<String>>) -> Result<i32> {
     if let Some(patience) = a.reduce_lr_on_plateau {
         fit = fit.callback(ReduceLROnPlateau::new(&a.monitor, 0.1, patience));
     }
-    if a.checkpoint {
+    if a.checkpoint && root {
         fit = fit.callback(
             ModelCheckpoint::new(out.join("checkpoint"))
                 .monitor(&a.monitor)
                 .save_best_only(true),
         );
     }
-    if let Some(dir) = &a.tensorboard {
+    if let Some(dir) = a.tensorboard.as_ref().filter(|_| root) {
         fit = fit.callback(nabla::TensorBoard::new(dir));
     }
-    // Last, so that it saves every other callback's state of the epoch.
-    fit = fit.callback(
-        nabla::BackupAndRestore::new(&backup_dir)
-            .delete_checkpoint(false)
-            .best_effort(true)
-            .with_file(COMMAND_FILE, argv_json),
-    );
+    // Last, so that it saves every other callback's state of the epoch. Rank 0's only:
+    // its backup is the one a resumed run broadcasts.
+    if root {
+        fit = fit.callback(
+            nabla::BackupAndRestore::new(&backup_dir)
+                .delete_checkpoint(false)
+                .best_effort(true)
+                .with_file(COMMAND_FILE, argv_json),
+        );
+    }
     if let Some(k) = std::env::var("NABLA_TEST_ABORT_AFTER_EPOCH")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -563,7 +574,17 @@ fn train(a: TrainArgs, resumed_from: Option<Vec<String>>) -> Result<i32> {
         }
         fit = fit.augmentation(noise);
     }
-    if !a.json {
+    if let Some(dp) = dp.as_ref().filter(|_| root && !a.json) {
+        println!(
+            "Data-parallel over {} ranks (MPI): global batch {}, {} per rank, batch norm \
+             statistics {:?}",
+            dp.size(),
+            dp.global_batch(batch_size),
+            dp.global_batch(batch_size).div_ceil(dp.size()),
+            dp.bn_stats
+        );
+    }
+    if !a.json && root {
         println!(
             "Training {} on {} ({} samples), batch {}, {}, lr {}, seed {}",
             model.name,
@@ -590,7 +611,10 @@ fn train(a: TrainArgs, resumed_from: Option<Vec<String>>) -> Result<i32> {
         Ok(h) => h,
         Err(e) => {
             remove_if_empty(&created);
-            return Err(e);
+            match &dp {
+                Some(dp) if dp.size() > 1 => super::distributed::fail(dp, e),
+                _ => return Err(e),
+            }
         }
     };
     let seconds = start.elapsed().as_secs_f64();
@@ -604,7 +628,21 @@ fn train(a: TrainArgs, resumed_from: Option<Vec<String>>) -> Result<i32> {
         None
     };
 
-    let ev = model.evaluate(&ds.x_test, &ds.y_test, EVAL_BATCH)?;
+    let ev = match &dp {
+        Some(dp) => dp
+            .evaluate(
+                &mut model,
+                std::slice::from_ref(&ds.x_test),
+                std::slice::from_ref(&ds.y_test),
+                EVAL_BATCH,
+            )
+            .unwrap_or_else(|e| super::distributed::fail(dp, e)),
+        None => model.evaluate(&ds.x_test, &ds.y_test, EVAL_BATCH)?,
+    };
+    if !root {
+        // Rank 0 saves the model and writes the report.
+        return Ok(0);
+    }
     let images: usize = history.epoch.len() * ds.x_train.shape()[0];
     let result = serde_json::json!({
         "model": model.name,
@@ -630,6 +668,7 @@ fn train(a: TrainArgs, resumed_from: Option<Vec<String>>) -> Result<i32> {
         "text": text_run.as_ref().map(|(_, run)| run),
         "transfer": transfer,
         "denoise": a.denoise,
+        "ranks": dp.as_ref().map_or(1, |dp| dp.size()),
     });
     let run_json = serde_json::to_string_pretty(&result).expect("json");
     // Model, history and run.json as one unit: run.json never describes other weights.
@@ -957,6 +996,8 @@ fn detection(model: &str, a: TrainArgs, resumed: bool) -> Result<i32> {
         ("--init-from", a.init_from.is_some()),
         ("--freeze-until", a.freeze_until.is_some()),
         ("--fine-tune-from", a.fine_tune_from.is_some()),
+        ("--denoise", a.denoise.is_some()),
+        ("--distributed", a.distributed.distributed),
     ];
     let given: Vec<&str> = unsupported.iter().filter(|u| u.1).map(|u| u.0).collect();
     if !given.is_empty() {

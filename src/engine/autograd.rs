@@ -211,6 +211,12 @@ impl Var {
         self.0.grad.borrow().clone()
     }
 
+    /// Replaces the accumulated gradient (data-parallel training writes back the
+    /// gradient averaged over the ranks).
+    pub fn set_grad(&self, grad: Tensor) {
+        *self.0.grad.borrow_mut() = Some(grad);
+    }
+
     pub fn zero_grad(&self) {
         *self.0.grad.borrow_mut() = None;
     }

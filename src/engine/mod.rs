@@ -13,6 +13,6 @@ pub mod tensor;
 
 pub use autograd::{is_grad_enabled, no_grad, NoGradGuard, Var};
 pub use layout::Layout;
-pub use rng::{Rng, RngState};
+pub use rng::{Rng, RngState, Shard};
 pub use storage::{DType, Element, Storage};
 pub use tensor::{Device, Tensor};

@@ -12,8 +12,13 @@ pub fn dropout(x: &Var, rate: f32, rng: &mut Rng) -> Var {
     let keep = 1.0 - rate;
     let scale = if keep > 0.0 { 1.0 / keep } else { 0.0 };
     let shape = x.shape();
-    let mask: Vec<f32> = (0..x.value_ref().numel())
-        .map(|_| if rng.uniform() < keep { scale } else { 0.0 })
+    // By rows, so a rank of a data-parallel run draws its rows' share (`uniform_rows`).
+    let rows = shape.first().copied().unwrap_or(1);
+    let per_row = x.value_ref().numel() / rows.max(1);
+    let mask: Vec<f32> = rng
+        .uniform_rows(rows, per_row)
+        .into_iter()
+        .map(|u| if u < keep { scale } else { 0.0 })
         .collect();
     let mask = Tensor::from_vec(mask, &shape);
     let y = x.value().zip_map(&mask, |a, m| a * m);

@@ -14,6 +14,7 @@
 //! restores them too. Validation stays unweighted.
 
 use super::callbacks::{Callback, FitState, Logs};
+use super::data_parallel::DataParallel;
 use super::history::History;
 use super::metrics::Tally;
 use super::model::Sequential;
@@ -22,7 +23,8 @@ use super::sample_weights::{check_sample_weight, ClassWeights};
 use super::source::{Batch, BatchSource};
 use super::step::StepOutput;
 use super::transform::{validation_split_index, BatchTransform};
-use crate::engine::Tensor;
+use crate::distributed::shard;
+use crate::engine::{Shard, Tensor};
 use crate::error::{Error, Result};
 use crate::losses::Target;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -62,6 +64,11 @@ pub struct FitArgs {
     /// and at least 0), multiplying its loss (and its class weight, if both are given).
     /// With `validation_split`, the weights of the held-out tail are dropped.
     pub sample_weight: Option<Tensor>,
+    /// Data-parallel training over several ranks (`data_parallel.rs`): `batch_size` is
+    /// the global batch unless `DataParallel::batch_size_per_rank`; only rank 0 prints.
+    /// Callbacks run on every rank with the same logs: give the ones that write files to
+    /// rank 0 only (`world.rank() == 0`).
+    pub distributed: Option<DataParallel>,
 }
 
 impl Default for FitArgs {
@@ -79,6 +86,7 @@ impl Default for FitArgs {
             train_step: None,
             class_weight: None,
             sample_weight: None,
+            distributed: None,
         }
     }
 }
@@ -137,6 +145,11 @@ impl FitArgs {
     /// at least 0, per sample of `x`, checked when `fit` starts.
     pub fn sample_weight(mut self, weights: Tensor) -> Self {
         self.sample_weight = Some(weights);
+        self
+    }
+    /// Trains data-parallel over the ranks of `dp.world` (see `data_parallel.rs`).
+    pub fn distributed(mut self, dp: DataParallel) -> Self {
+        self.distributed = Some(dp);
         self
     }
     /// Runs `step` for each batch instead of `Model::train_step` (Keras' overridden
@@ -277,10 +290,15 @@ pub(super) fn fit(
         train_step,
         class_weight,
         sample_weight,
+        distributed,
     } = args;
     if batch_size == 0 {
         return Err(Error::invalid("fit: batch_size must be at least 1"));
     }
+    check_distributed(distributed.as_ref(), train_step.is_some())?;
+    let batch_size = distributed
+        .as_ref()
+        .map_or(batch_size, |dp| dp.global_batch(batch_size));
     let n_all = model.check_data("fit", x, y)?;
     let weights = sample_weights(
         model,
@@ -344,6 +362,7 @@ pub(super) fn fit(
         callbacks,
         train_step,
         val,
+        distributed,
     };
     run_epochs(model, &mut feed, settings)
 }
@@ -371,6 +390,7 @@ pub(super) fn fit_source(
         train_step,
         class_weight,
         sample_weight,
+        distributed,
     } = args;
     if model.compiled.is_none() {
         return Err(Error::invalid(
@@ -396,6 +416,7 @@ pub(super) fn fit_source(
     if source.is_empty() {
         return Err(Error::invalid("fit_source: the source has no batches"));
     }
+    check_distributed(distributed.as_ref(), train_step.is_some())?;
     if class_weight.is_some() {
         check_weighted_training(model, train_step.is_some())?;
     }
@@ -410,6 +431,7 @@ pub(super) fn fit_source(
         callbacks,
         train_step,
         val: validation_data,
+        distributed,
     };
     run_epochs(
         model,
@@ -419,6 +441,18 @@ pub(super) fn fit_source(
         },
         settings,
     )
+}
+
+/// Data-parallel training runs the model's own step (the gradient exchange sits inside
+/// it), not a custom one.
+fn check_distributed(dp: Option<&DataParallel>, custom_step: bool) -> Result<()> {
+    if dp.is_some() && custom_step {
+        return Err(Error::invalid(
+            "fit: FitArgs::distributed cannot be used with FitArgs::train_step (the \
+             gradient exchange is part of the model's own step)",
+        ));
+    }
+    Ok(())
 }
 
 /// Where the epoch loop takes its batches from: tensors through the prefetching
@@ -593,6 +627,7 @@ struct EpochLoop {
     callbacks: Vec<Box<dyn Callback>>,
     train_step: Option<TrainStep>,
     val: Option<(Vec<Tensor>, Vec<Tensor>)>,
+    distributed: Option<DataParallel>,
 }
 
 /// The epoch loop of `fit` and `fit_source`: per batch the step (or the user's), the
@@ -606,7 +641,13 @@ fn run_epochs(model: &mut Sequential, feed: &mut dyn Feed, settings: EpochLoop) 
         mut callbacks,
         mut train_step,
         val,
+        distributed,
     } = settings;
+    // Only rank 0 prints.
+    let verbose = match &distributed {
+        Some(dp) if dp.rank() != 0 => 0,
+        _ => verbose,
+    };
     let metric_list = model.compiled.as_ref().expect("checked").metrics.clone();
     let fused = model.fused_outputs();
     // The keys of the epoch line, in the order printed.
@@ -622,6 +663,10 @@ fn run_epochs(model: &mut Sequential, feed: &mut dyn Feed, settings: EpochLoop) 
     }
 
     let steps = feed.steps();
+    if let Some(dp) = &distributed {
+        // Before the feed draws its augmentation seed from the generator.
+        dp.broadcast_model(model)?;
+    }
     feed.start(model);
     // A run to continue (`BackupAndRestore`): everything as it stood after its last epoch.
     let mut first_epoch = initial_epoch;
@@ -630,6 +675,26 @@ fn run_epochs(model: &mut Sequential, feed: &mut dyn Feed, settings: EpochLoop) 
         if let Some(state) = cb.resume(model)? {
             resumed = Some(state);
             break;
+        }
+    }
+    if let Some(dp) = &distributed {
+        // Rank 0's backup decides (other ranks may have none): its state, then the
+        // weights and optimizer state it loaded.
+        let mut bytes = serde_json::to_vec(&resumed).expect("fit state serializes");
+        dp.world.broadcast_bytes(&mut bytes)?;
+        let theirs: Option<FitState> = serde_json::from_slice(&bytes)
+            .map_err(|e| Error::invalid(format!("distributed: rank 0's resume state: {e}")))?;
+        if theirs.is_some() {
+            dp.broadcast_model(model)?;
+        }
+        if dp.rank() != 0 {
+            resumed = theirs.map(|mut s| {
+                // Callback states apply only to the same list of callbacks.
+                if s.callbacks.len() != callbacks.len() {
+                    s.callbacks = vec![None; callbacks.len()];
+                }
+                s
+            });
         }
     }
     if let Some(state) = resumed {
@@ -666,6 +731,7 @@ fn run_epochs(model: &mut Sequential, feed: &mut dyn Feed, settings: EpochLoop) 
         let start = Instant::now();
         let mut tally = Tally::new(fused.len(), metric_list.len());
         let mut timing = BatchTiming::default();
+        let mut communication = Duration::ZERO;
         feed.epoch(
             model,
             epoch,
@@ -673,10 +739,18 @@ fn run_epochs(model: &mut Sequential, feed: &mut dyn Feed, settings: EpochLoop) 
                 let step_start = Instant::now();
                 timing.wait += waited;
                 timing.prepare += batch.prepare;
+                let global = batch.size;
+                let batch = match &distributed {
+                    Some(dp) => own_share(dp, batch),
+                    None => batch,
+                };
                 let targets: Vec<Target> = batch.ys.iter().map(Target::from).collect();
-                let stepped = match train_step.as_mut() {
-                    Some(custom) => custom(model, &batch.xs, &targets),
-                    None => model.train_step_weighted(&batch.xs, &targets, batch.weights.as_ref()),
+                let stepped = match (&distributed, train_step.as_mut()) {
+                    (Some(dp), _) => data_parallel_step(model, dp, &batch, global, &targets),
+                    (None, Some(custom)) => custom(model, &batch.xs, &targets),
+                    (None, None) => {
+                        model.train_step_weighted(&batch.xs, &targets, batch.weights.as_ref())
+                    }
                 };
                 let out = match stepped {
                     Ok(out) => out,
@@ -690,6 +764,7 @@ fn run_epochs(model: &mut Sequential, feed: &mut dyn Feed, settings: EpochLoop) 
                     }
                     Err(e) => return Err(e),
                 };
+                communication += out.times.communication;
                 tally.add(
                     batch.size,
                     out.loss,
@@ -718,10 +793,22 @@ fn run_epochs(model: &mut Sequential, feed: &mut dyn Feed, settings: EpochLoop) 
         let seconds = start.elapsed().as_secs_f64();
         bar.finish_and_clear();
 
-        let seen = tally.seen();
+        let mut seen = tally.seen();
         let mut logs: Logs = tally.logs(model, &metric_list).into_iter().collect();
+        if let Some(dp) = &distributed {
+            // Every rank gets the means over all ranks' samples.
+            let keys: Vec<&String> = log_keys.iter().filter(|k| logs.contains_key(*k)).collect();
+            let mut values: Vec<f32> = keys.iter().map(|k| logs[*k]).collect();
+            seen = crate::distributed::weighted_mean(dp.world.as_ref(), &mut values, seen)?;
+            for (k, v) in keys.into_iter().zip(values) {
+                logs.insert(k.clone(), v);
+            }
+        }
         if let Some((vx, vy)) = &val {
-            let ev = model.evaluate_many(vx, vy, val_batch_size)?;
+            let ev = match &distributed {
+                Some(dp) => dp.evaluate(model, vx, vy, val_batch_size)?,
+                None => model.evaluate_many(vx, vy, val_batch_size)?,
+            };
             logs.insert("val_loss".into(), ev.loss);
             for (k, v) in ev.metrics {
                 logs.insert(format!("val_{k}"), v);
@@ -737,6 +824,9 @@ fn run_epochs(model: &mut Sequential, feed: &mut dyn Feed, settings: EpochLoop) 
         logs.insert("batch_prepare_ms".into(), per_batch(timing.prepare));
         logs.insert("batch_wait_ms".into(), per_batch(timing.wait));
         logs.insert("step_ms".into(), per_batch(timing.step));
+        if distributed.is_some() {
+            logs.insert("communication_ms".into(), per_batch(communication));
+        }
         if verbose >= 1 {
             println!(
                 "Epoch {}/{} - {:.1}s - {:.0} img/s - {} - batches: prepared {:.2} ms, \
@@ -750,6 +840,14 @@ fn run_epochs(model: &mut Sequential, feed: &mut dyn Feed, settings: EpochLoop) 
                 per_batch(timing.wait),
                 per_batch(timing.step),
             );
+            if let Some(dp) = &distributed {
+                println!(
+                    "  {} ranks: gradient exchange {:.2} ms per step ({:.0}% of a step)",
+                    dp.size(),
+                    per_batch(communication),
+                    100.0 * communication.as_secs_f64() / timing.step.as_secs_f64().max(1e-9)
+                );
+            }
         }
         history.push(epoch, &logs);
         for cb in callbacks.iter_mut() {
@@ -787,4 +885,81 @@ fn run_epochs(model: &mut Sequential, feed: &mut dyn Feed, settings: EpochLoop) 
         }
     }
     Ok(history)
+}
+
+/// This rank's rows of a global batch (`distributed::shard`).
+fn own_share(dp: &DataParallel, batch: PreparedBatch) -> PreparedBatch {
+    let n = batch.size;
+    let (lo, hi) = shard(n, dp.rank(), dp.size());
+    if (lo, hi) == (0, n) {
+        return batch;
+    }
+    let rows = |ts: &[Tensor]| ts.iter().map(|t| t.slice_rows(lo, hi)).collect();
+    PreparedBatch {
+        xs: rows(&batch.xs),
+        ys: rows(&batch.ys),
+        weights: batch.weights.as_ref().map(|w| w.slice_rows(lo, hi)),
+        size: hi - lo,
+        prepare: batch.prepare,
+    }
+}
+
+/// One data-parallel step on this rank's share of a global batch: dropout draws the
+/// share's numbers of the whole batch, the gradients are averaged over the ranks before
+/// the update. A rank with no rows (a last batch smaller than the number of ranks) sends
+/// zeros and applies the same update.
+fn data_parallel_step(
+    model: &mut Sequential,
+    dp: &DataParallel,
+    batch: &PreparedBatch,
+    n: usize,
+    targets: &[Target],
+) -> Result<StepOutput> {
+    let share = batch.size as f32 / n as f32;
+    let out = if batch.size == 0 {
+        let trainable: Vec<_> = model.params().into_iter().filter(|p| p.trainable).collect();
+        for p in &trainable {
+            p.var.zero_grad();
+        }
+        let start = Instant::now();
+        let loss = dp.exchange_gradients(&trainable, 0.0, 0.0)?;
+        let communication = start.elapsed();
+        let opt = model
+            .optimizer_mut()
+            .ok_or_else(|| Error::invalid("fit: the model is not compiled"))?;
+        opt.step(&trainable);
+        StepOutput {
+            loss,
+            output_losses: Vec::new(),
+            outputs: Vec::new(),
+            times: super::step::StepTimes {
+                communication,
+                ..Default::default()
+            },
+        }
+    } else {
+        let (lo, _) = shard(n, dp.rank(), dp.size());
+        model.rng.set_shard(Some(Shard {
+            lo,
+            hi: lo + batch.size,
+            n,
+        }));
+        let mut exchange = |params: &[crate::nn::layers::Param], loss: f32| {
+            dp.exchange_gradients(params, loss, share)
+        };
+        let stepped = model.train_step_exchanging(
+            &batch.xs,
+            targets,
+            batch.weights.as_ref(),
+            Some(&mut exchange),
+        );
+        model.rng.set_shard(None);
+        stepped?
+    };
+    dp.sync_buffers(model)?;
+    if n < dp.size() {
+        // The ranks without rows drew no dropout numbers.
+        dp.broadcast_rng(model)?;
+    }
+    Ok(out)
 }

@@ -2,6 +2,7 @@
 //! callbacks, metrics, history, the profiler and gradient checks.
 
 pub mod callbacks;
+pub mod data_parallel;
 pub mod fit;
 pub mod gradcheck;
 pub mod history;
@@ -17,6 +18,7 @@ pub mod step;
 pub mod transform;
 
 pub use callbacks::{Callback, EarlyStopping, FitState, Logs, Mode, ModelCheckpoint};
+pub use data_parallel::{BnStats, DataParallel};
 pub use fit::{FitArgs, TrainStep};
 pub use history::History;
 pub use lambda_callback::LambdaCallback;
@@ -25,7 +27,7 @@ pub use profile::{profile_training, LayerProfile, StepProfile};
 pub use sample_weights::ClassWeights;
 pub use schedules::{LearningRateScheduler, ReduceLROnPlateau, Schedule};
 pub use source::{Batch, BatchSource};
-pub use step::{minimize, Minimized, StepOutput, StepTimes};
+pub use step::{minimize, minimize_with, GradientExchange, Minimized, StepOutput, StepTimes};
 pub use transform::{validation_split_index, BatchTransform};
 
 // The graph's types keep their old paths (`nabla::training::ModelConfig`, `Input`, ...).

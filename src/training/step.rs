@@ -45,7 +45,14 @@ pub struct StepTimes {
     /// Zeroing the gradients and the backward pass.
     pub backward: Duration,
     pub optimizer: Duration,
+    /// Data-parallel training: exchanging the gradients with the other ranks.
+    pub communication: Duration,
 }
+
+/// What a data-parallel step does between the backward pass and the optimizer step:
+/// given the parameters (gradients filled) and the local loss, replace each gradient by
+/// the average over the ranks and return the loss over the whole batch.
+pub type GradientExchange<'a> = &'a mut dyn FnMut(&[Param], f32) -> Result<f32>;
 
 /// What a training step reports to `fit` (for the logs and the metrics).
 #[derive(Debug, Clone)]
@@ -66,6 +73,8 @@ pub struct Minimized {
     pub loss: f32,
     pub backward: Duration,
     pub optimizer: Duration,
+    /// The gradient exchange's time (zero in one process).
+    pub communication: Duration,
 }
 
 /// One gradient update of `params` on `loss` (TF's `optimizer.minimize(loss, var_list)`):
@@ -74,7 +83,19 @@ pub struct Minimized {
 /// Other leaves the loss depends on receive gradients too but are not updated: zero them
 /// before their own `minimize` (it does so), as in a GAN's discriminator step.
 pub fn minimize(loss: Var, params: &[Param], optimizer: &mut Optimizer) -> Result<Minimized> {
-    let value = loss.value().item();
+    minimize_with(loss, params, optimizer, None)
+}
+
+/// `minimize` with the gradients exchanged between the backward pass and the update
+/// (data-parallel training, `training/data_parallel.rs`); the loss returned is the one
+/// the exchange returns.
+pub fn minimize_with(
+    loss: Var,
+    params: &[Param],
+    optimizer: &mut Optimizer,
+    exchange: Option<GradientExchange>,
+) -> Result<Minimized> {
+    let mut value = loss.value().item();
     if !value.is_finite() {
         return Err(Error::Numerical(format!(
             "the loss became {value}; try a lower learning rate (now {:e}) or check the \
@@ -89,12 +110,17 @@ pub fn minimize(loss: Var, params: &[Param], optimizer: &mut Optimizer) -> Resul
     loss.backward();
     // The graph's saved tensors go now, so the update finds the weights unshared.
     drop(loss);
+    let t_exchange = Instant::now();
+    if let Some(exchange) = exchange {
+        value = exchange(params, value)?;
+    }
     let t_optimizer = Instant::now();
     optimizer.step(params);
     Ok(Minimized {
         loss: value,
-        backward: t_optimizer - t_backward,
+        backward: t_exchange - t_backward,
         optimizer: t_optimizer.elapsed(),
+        communication: t_optimizer - t_exchange,
     })
 }
 
@@ -114,6 +140,18 @@ impl Model {
         xs: &[Tensor],
         ys: &[Target],
         weights: Option<&Tensor>,
+    ) -> Result<StepOutput> {
+        self.train_step_exchanging(xs, ys, weights, None)
+    }
+
+    /// `train_step_weighted` with the gradients passed through `exchange` before the
+    /// update (data-parallel training: `fit` with `FitArgs::distributed`).
+    pub fn train_step_exchanging(
+        &mut self,
+        xs: &[Tensor],
+        ys: &[Target],
+        weights: Option<&Tensor>,
+        exchange: Option<GradientExchange>,
     ) -> Result<StepOutput> {
         let t_forward = Instant::now();
         let fused = self.fused_outputs();
@@ -135,7 +173,7 @@ impl Model {
             .as_mut()
             .ok_or_else(|| Error::invalid("train_step: the model is not compiled"))?
             .optimizer;
-        let done = minimize(loss, &trainable, optimizer)?;
+        let done = minimize_with(loss, &trainable, optimizer, exchange)?;
         Ok(StepOutput {
             loss: done.loss,
             output_losses,
@@ -145,6 +183,7 @@ impl Model {
                 loss: t_minimize - t_loss,
                 backward: done.backward,
                 optimizer: done.optimizer,
+                communication: done.communication,
             },
         })
     }
