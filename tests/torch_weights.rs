@@ -383,3 +383,79 @@ fn wrong_shapes_and_unknown_keys_name_the_tensor() {
     let err = other.load_torch_state_dict(&path, true, true).unwrap_err();
     assert!(err.to_string().contains("resnet20"), "{err}");
 }
+
+/// `nabla train --init-from FILE.pth`: the state dict mapped by the model's zoo name,
+/// by name with mismatches skipped (2 classes here, torch's fc has 10), then trained on
+/// a small folder of RGB pictures; a torch file for a model with no mapping is a clear
+/// error.
+#[test]
+fn cli_train_init_from_a_pth() {
+    let g = golden();
+    let dir = tempfile::tempdir().unwrap();
+    let pth = dir.path().join("resnet18.pth");
+    write_pth(&pth, "resnet18", &state_dict(&g["resnet18"]));
+    let pictures = dir.path().join("pictures");
+    for (k, class) in ["dark", "bright"].iter().enumerate() {
+        std::fs::create_dir_all(pictures.join(class)).unwrap();
+        for i in 0..5u8 {
+            let v = 40 + 150 * k as u8 + 5 * i;
+            let img = image::RgbImage::from_fn(32, 32, |x, _| image::Rgb([v, x as u8, 255 - v]));
+            img.save(pictures.join(class).join(format!("{i}.png")))
+                .unwrap();
+        }
+    }
+    let nabla = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_nabla"))
+            .args(["--threads", "2", "train", "--epochs", "1", "--json"])
+            .args(["--dataset", pictures.to_str().unwrap()])
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out_dir = dir.path().join("run");
+    let out = nabla(&[
+        "--model",
+        "resnet18",
+        "--init-from",
+        pth.to_str().unwrap(),
+        "--freeze-until",
+        "conv5_block2_out",
+        "--out",
+        out_dir.to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let t = &v["transfer"];
+    let loaded = t["loaded"].as_array().map_or(0, |l| l.len());
+    // resnet18 has 102 weights (num_batches_tracked has no counterpart); the
+    // classifier's two are skipped (10 classes in the file, 2 here).
+    assert_eq!(loaded, 100, "{v}");
+    let skipped: Vec<&str> = t["skipped"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["weight"].as_str().unwrap())
+        .collect();
+    assert_eq!(skipped, ["predictions/kernel", "predictions/bias"], "{v}");
+    assert!(t["init_from"].as_str().unwrap().ends_with("resnet18.pth"));
+    // The run started from those weights: a frozen layer's are still the file's.
+    let saved = safetensors_io::load(&out_dir.join("weights.safetensors")).unwrap();
+    let k = &saved
+        .iter()
+        .find(|(n, _)| n == "conv1_conv/kernel")
+        .unwrap()
+        .1;
+    assert_eq!(
+        k.to_f32_vec(),
+        formula("conv1.weight", 0, k.shape()).to_f32_vec()
+    );
+    let out = nabla(&["--model", "vgg-small", "--init-from", pth.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("no PyTorch name mapping for model 'vgg-small'")
+            && !stderr.contains("panicked"),
+        "{stderr}"
+    );
+}
