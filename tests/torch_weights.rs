@@ -253,6 +253,23 @@ fn vgg11_state_dict_gives_torchs_logits() {
     loads_and_matches("vgg11", 32);
 }
 
+/// A resnet18 state dict written by torch.save itself (45 MB, so not kept): `python
+/// scripts/golden/torch_resnet18.py --full-pth /tmp/r18.pth`, then
+/// `NABLA_TORCH_RESNET18_PTH=/tmp/r18.pth cargo test --release --test torch_weights --
+/// --ignored real_torch_save`.
+#[test]
+#[ignore]
+fn real_torch_save_resnet18_gives_torchs_logits() {
+    let path = std::env::var("NABLA_TORCH_RESNET18_PTH").expect("NABLA_TORCH_RESNET18_PTH");
+    let g = golden();
+    let mut m = nabla::models::build_for("resnet18", &[3, 64, 64], 10, 1).unwrap();
+    let report = m.load_torch_state_dict(&path, false, false).unwrap();
+    assert_eq!(report.loaded.len(), m.params().len());
+    let diff = max_diff(&logits(&mut m, &g["resnet18"]), &g["resnet18"]["logits"]);
+    println!("resnet18 from torch.save's {path}: max |nabla - torch| = {diff:.2e}");
+    assert!(diff < 1e-4, "{diff}");
+}
+
 #[test]
 fn a_real_torch_save_checkpoint_reads_with_its_views() {
     let g = golden();
