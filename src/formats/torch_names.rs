@@ -305,3 +305,58 @@ impl Model {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_adaptive_pool_folds_into_the_first_dense_layer() {
+        // 2 outputs reading 1 channel pooled to 7x7: weights 0..49 and 1.
+        let mut w: Vec<f32> = (0..49).map(|v| v as f32).collect();
+        w.extend([1.0; 49]);
+        let t = Tensor::from_vec(w, &[2, 49]);
+        // A 1x1 map is copied to all 49 cells: the weights add up.
+        let f = fold_adaptive_pool(&t, 1, 1, 1).unwrap();
+        assert_eq!(f.shape(), &[2, 1]);
+        assert_eq!(f.to_f32_vec(), [(0..49).sum::<i32>() as f32, 49.0]);
+        // A 7x7 map: the identity.
+        assert_eq!(
+            fold_adaptive_pool(&t, 1, 7, 7).unwrap().to_f32_vec(),
+            t.to_f32_vec()
+        );
+        // A 14x14 map: each cell averages a 2x2 block, so each input cell takes a
+        // quarter of its cell's weight.
+        let f = fold_adaptive_pool(&t, 1, 14, 14).unwrap().to_f32_vec();
+        assert_eq!(f[0], 0.0);
+        assert_eq!(f[14 + 3], 0.25); // row 1, column 3 -> cell (0, 1), weight 1
+        assert_eq!(f[196 + 100], 0.25);
+        // A 2x2 map: cell (i, j) averages rows floor(2i/7)..ceil(2(i+1)/7), so cell 3
+        // (rows 0..2 as i = 3 straddles the middle) reads both rows.
+        let p = adaptive_pool_7x7(2, 2);
+        assert_eq!(p[3 * 7 + 3].len(), 4);
+        assert!(fold_adaptive_pool(&t, 2, 1, 1).is_err());
+    }
+
+    #[test]
+    fn torchvision_resnet_names_map_to_the_zoos() {
+        let n = |k: &str| resnet_name(k).map(|(n, l)| (n, l == Layout::Transpose));
+        assert_eq!(n("conv1.weight"), Some(("conv1_conv/kernel".into(), false)));
+        assert_eq!(
+            n("bn1.running_var"),
+            Some(("conv1_bn/moving_variance".into(), false))
+        );
+        assert_eq!(
+            n("layer3.1.bn2.weight"),
+            Some(("conv4_block2_2_bn/gamma".into(), false))
+        );
+        assert_eq!(
+            n("layer2.0.downsample.0.weight"),
+            Some(("conv3_block1_proj_conv/kernel".into(), false))
+        );
+        assert_eq!(n("fc.weight"), Some(("predictions/kernel".into(), true)));
+        assert_eq!(n("layer1.0.conv1.bias"), None);
+        assert_eq!(n("layerx.0.conv1.weight"), None);
+        assert_eq!(n("fc.weight.extra"), None);
+    }
+}
