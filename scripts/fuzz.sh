@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Fuzzes every parser of untrusted input (IDX, CIFAR-10 batches and archive, safetensors,
+# PyTorch .pth,
 # model.json, CSV, NPY/NPZ, MAT, PNG/JPEG images, label<TAB>text files, saved
 # vocabularies) with libFuzzer through cargo-fuzz, a bounded time per target. The corpus
 # kept in the repository (fuzz/corpus/<target>) is where each run starts; a crash stops

@@ -68,7 +68,9 @@ pub struct TrainArgs {
     /// Transfer learning: start from the weights of a saved run (its folder), loaded
     /// by layer name. A layer whose name is not in the run, or whose weights have other
     /// shapes there (a new top), starts fresh; what was loaded and skipped is printed.
-    #[arg(long, value_name = "RUN_DIR")]
+    /// A .pth, .pt or .safetensors file is a torchvision state dict, mapped onto the
+    /// zoo's resnet18/34/50/101/152 and vgg11/13/16/19 by the model's name.
+    #[arg(long, value_name = "RUN_DIR|FILE.pth")]
     init_from: Option<PathBuf>,
     /// Feature extraction: freeze every layer up to and including LAYER (a layer name,
     /// as `nabla summary` lists them); the layers after it train. A frozen
@@ -746,18 +748,26 @@ fn transfer(model: &mut nabla::Sequential, a: &TrainArgs) -> Result<Option<serde
     }
     let mut out = serde_json::Map::new();
     if let Some(dir) = &a.init_from {
-        if !dir.is_dir() {
+        // A PyTorch state dict (torchvision names, mapped by the model's zoo name), or
+        // the folder of a saved run.
+        let torch = dir.is_file() && nabla::formats::torch_names::is_torch_file(dir);
+        if !dir.is_dir() && !torch {
             return Err(Error::invalid(format!(
-                "--init-from {}: no such folder (give the folder of a saved run)",
+                "--init-from {}: no such folder or PyTorch weights file (give the folder \
+                 of a saved run, or a torchvision state dict: .pth, .pt, .safetensors)",
                 dir.display()
             )));
         }
-        let report = model
-            .load_weights(dir, true, true)
-            .map_err(|e| Error::invalid(format!("--init-from {}: {e}", dir.display())))?;
+        let report = if torch {
+            model.load_torch_state_dict(dir, true, true)
+        } else {
+            model.load_weights(dir, true, true)
+        }
+        .map_err(|e| Error::invalid(format!("--init-from {}: {e}", dir.display())))?;
         if report.loaded.is_empty() {
             return Err(Error::invalid(format!(
-                "--init-from {}: no weight of model '{}' matches the run's by name and                  shape, so nothing would be transferred",
+                "--init-from {}: no weight of model '{}' matches the file's by name and \
+                 shape, so nothing would be transferred",
                 dir.display(),
                 model.name
             )));

@@ -16,8 +16,8 @@
 //!   `csv_table`: numeric tables (one-hot text columns, a schema to encode new rows).
 //!   Each has a plain parser over bytes (no panic, no allocation beyond what the bytes
 //!   can hold) and a path wrapper naming the file in errors.
-//! - `pickle`: a restricted pickle reader (nothing is called) for numpy's object
-//!   arrays; `numpy_random`: numpy's legacy `RandomState` shuffle, for Keras' order.
+//! - `pickle`: re-exports `formats::pickle`, the restricted pickle reader (nothing is
+//!   called), for numpy's object arrays; `numpy_random`: numpy's legacy `RandomState` shuffle, for Keras' order.
 //! - `split`: the seeded (stratified) train/test split; `standardize`: feature scaling.
 //! - `text`: texts to token ids or bags of words (Keras' `TextVectorization`,
 //!   `pad_sequences`) and `label<TAB>text` classification files (`debian-sections`).
@@ -40,7 +40,8 @@ pub mod npy;
 pub mod npz;
 pub mod numpy_random;
 pub mod per_class;
-pub mod pickle;
+/// The restricted pickle reader moved to `formats` (the `.pth` reader uses it too).
+pub use crate::formats::pickle;
 pub mod split;
 pub mod standardize;
 pub mod text;

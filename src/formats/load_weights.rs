@@ -17,6 +17,7 @@
 //! of its weights is loaded (a kernel from one model and a bias from another is no
 //! layer of either). Errors name the file and every weight at fault.
 
+use crate::engine::Tensor;
 use crate::error::{Error, Result};
 use crate::training::Sequential;
 use std::collections::{BTreeMap, BTreeSet};
@@ -94,11 +95,38 @@ impl Sequential {
         skip_mismatch: bool,
     ) -> Result<LoadReport> {
         let path = weights_path(path.as_ref())?;
-        let mut tensors: BTreeMap<String, _> =
-            super::safetensors_io::load(&path)?.into_iter().collect();
+        let tensors = super::safetensors_io::load(&path)?.into_iter().collect();
+        self.load_named_tensors(
+            &path,
+            tensors,
+            Vec::new(),
+            &BTreeMap::new(),
+            by_name,
+            skip_mismatch,
+        )
+    }
+
+    /// The core of `load_weights` for tensors already named as this model's weights
+    /// (`formats::torch_names` renames PyTorch's): `unmapped` are tensors of the file
+    /// that have no name here (reported as unused, or errors unless `by_name`), and
+    /// `origin` gives a weight's name in the file where it differs, for messages and the
+    /// report's unused list.
+    pub(crate) fn load_named_tensors(
+        &mut self,
+        path: &Path,
+        mut tensors: BTreeMap<String, Tensor>,
+        unmapped: Vec<String>,
+        origin: &BTreeMap<String, String>,
+        by_name: bool,
+        skip_mismatch: bool,
+    ) -> Result<LoadReport> {
+        let label = |name: &str| match origin.get(name) {
+            Some(o) => format!("'{o}' (nabla's '{name}')"),
+            None => format!("'{name}'"),
+        };
         let params = self.params();
         let mut report = LoadReport {
-            path: path.clone(),
+            path: path.to_path_buf(),
             ..Default::default()
         };
         let mut problems = Vec::new();
@@ -112,7 +140,7 @@ impl Sequential {
                     report.missing.push(p.name.clone());
                     broken.insert(layer_of(&p.name));
                 }
-                None => problems.push(format!("missing tensor '{}' {:?}", p.name, want)),
+                None => problems.push(format!("missing tensor {} {:?}", label(&p.name), want)),
                 Some(t) if t.shape() != want.as_slice() => {
                     let why = format!(
                         "the file has shape {:?}, the model needs {want:?}",
@@ -122,13 +150,17 @@ impl Sequential {
                         report.skipped.push((p.name.clone(), why));
                         broken.insert(layer_of(&p.name));
                     } else {
-                        problems.push(format!("tensor '{}': {why}", p.name));
+                        problems.push(format!("tensor {}: {why}", label(&p.name)));
                     }
                 }
                 Some(t) => found.push((p, t)),
             }
         }
-        report.unused = tensors.into_keys().collect();
+        report.unused = tensors
+            .into_keys()
+            .map(|n| origin.get(&n).cloned().unwrap_or(n))
+            .collect();
+        report.unused.extend(unmapped);
         if !by_name {
             for name in &report.unused {
                 problems.push(format!(
@@ -138,7 +170,7 @@ impl Sequential {
             }
         }
         if !problems.is_empty() {
-            return Err(Error::format(&path, problems.join("; ")));
+            return Err(Error::format(path, problems.join("; ")));
         }
         for (p, t) in found {
             if broken.contains(layer_of(&p.name)) {

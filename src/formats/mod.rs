@@ -1,5 +1,7 @@
 //! File formats: atomic writes, safetensors weights, the saved-model directory (one unit,
-//! `file_set`), loading weights by name (`load_weights.rs`), and the callbacks that write files during `fit` (`BackupAndRestore`,
+//! `file_set`), loading weights by name (`load_weights.rs`), PyTorch state dicts
+//! (`torch_pth` reads `.pth` zips through the restricted `pickle` reader, `torch_names`
+//! maps torchvision's names onto the zoo's), and the callbacks that write files during `fit` (`BackupAndRestore`,
 //! `CSVLogger`).
 
 pub mod atomic;
@@ -9,7 +11,10 @@ pub mod file_set;
 mod history;
 pub mod load_weights;
 pub mod model_dir;
+pub mod pickle;
 pub mod safetensors_io;
+pub mod torch_names;
+pub mod torch_pth;
 
 pub use backup::BackupAndRestore;
 pub use csv_logger::CSVLogger;

@@ -1,6 +1,7 @@
 //! ResNets (He et al. 2015) and SE-ResNets (Hu et al. 2017).
 //!
-//! - ImageNet definitions (`resnet18/34/50/101/152`): 7x7/2 conv stem, 3x3/2 max-pool,
+//! - ImageNet definitions (`resnet18/34/50/101/152`): 7x7/2 conv stem (padding 3),
+//!   3x3/2 max-pool with padding 1 (torchvision's, so its weights give its outputs),
 //!   four stages of 64/128/256/512 filters (x4 out for bottlenecks), global average
 //!   pool, dense softmax. At 224x224x3 with 1000 classes they have torchvision's
 //!   (= the published) parameter counts.
@@ -14,7 +15,7 @@
 use super::blocks::{basic_block, bottleneck_block, conv_bn_relu};
 use crate::error::{Error, Result};
 use crate::nn::layers::keras::*;
-use crate::nn::layers::{PaddingMode, Pool2dConfig};
+use crate::nn::layers::Pool2dConfig;
 use crate::training::{Model, SymbolicTensor};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,11 +80,11 @@ pub fn resnet_imagenet(
     })?;
     let inputs = Input(input_shape);
     let x = conv_bn_relu(&inputs, 64, 7, 2, "conv1")?;
-    let x = Pool2dConfig::max(3)
-        .strides(2)
-        .padding(PaddingMode::Same)
-        .named("pool1")
-        .call(&x)?;
+    // torchvision's MaxPool2d(3, 2, padding=1): one row and column on every side. "Same"
+    // pads only after (bottom, right), which shifts every window by one pixel. Zeros pad
+    // as -inf would here: the input is a ReLU's, so every window's max is >= 0 anyway.
+    let x = ZeroPadding2D(1).named("pool1_pad").call(&x)?;
+    let x = Pool2dConfig::max(3).strides(2).named("pool1").call(&x)?;
     let stages: Vec<(usize, usize)> = layout.iter().copied().zip([64, 128, 256, 512]).collect();
     finish(&inputs, x, block, &stages, se_ratio, classes, depth, seed)
 }

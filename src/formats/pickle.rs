@@ -1,11 +1,15 @@
-//! A restricted reader of Python pickles, for the one thing nabla needs from them: the
+//! A restricted reader of Python pickles, for the two things nabla needs from them: the
 //! object arrays (ragged lists of ints) that `np.save` writes as a pickle stream, as in
-//! Keras' `imdb.npz` and `reuters.npz`.
+//! Keras' `imdb.npz` and `reuters.npz`, and the state dicts in PyTorch's `.pth` files
+//! (interpreted by `formats::torch_pth`, which allows only the globals a state dict
+//! needs).
 //!
 //! Nothing is ever called. The opcodes are parsed into a plain value tree held in an
 //! arena ([`Pickle`]): `GLOBAL`/`STACK_GLOBAL` become inert [`Node::Global`] names,
 //! `REDUCE` an inert [`Node::Object`] holding the callable and its arguments, and
-//! `BUILD` records its state on that object. [`object_array_of_int_lists`] then checks
+//! `BUILD` records its state on that object, `SETITEMS` on an object its items (what
+//! `OrderedDict`'s reduce adds), and `BINPERSID` becomes an inert [`Node::PersId`] (a
+//! reference to data outside the pickle, PyTorch's storages). [`object_array_of_int_lists`] then checks
 //! the tree's shape structurally: numpy's
 //! `_reconstruct(ndarray, (0,), b'b')` with state `(1, (n,), dtype('O8'), False, [..n
 //! lists of ints..])`.
@@ -45,12 +49,16 @@ pub enum Node {
     /// A global name (`module`, `name`), never imported.
     Global(String, String),
     /// `callable(*args)` as it would be called (REDUCE, NEWOBJ), never called; `state`
-    /// is what `BUILD` would have set.
+    /// is what `BUILD` would have set, `items` what `SETITEMS` would have stored in it.
     Object {
         callable: Id,
         args: Id,
         state: Option<Id>,
+        items: Vec<(Id, Id)>,
     },
+    /// A persistent id (BINPERSID): what the unpickler's `persistent_load` would have
+    /// been asked for, never asked.
+    PersId(Id),
 }
 
 /// A parsed pickle: the arena of nodes and the root (what `STOP` returned).
@@ -319,7 +327,7 @@ pub fn parse_pickle(bytes: &[u8]) -> std::result::Result<Pickle, String> {
                     let dict = pop(&mut stack)?;
                     stack.push(Slot::Value(dict));
                     match &mut nodes[dict] {
-                        Node::Dict(v) => v.extend(pairs),
+                        Node::Dict(v) | Node::Object { items: v, .. } => v.extend(pairs),
                         other => {
                             return Err(format!(
                                 "SETITEM at byte {at} on a {}, not a dict",
@@ -358,8 +366,14 @@ pub fn parse_pickle(bytes: &[u8]) -> std::result::Result<Pickle, String> {
                         callable,
                         args,
                         state: None,
+                        items: Vec::new(),
                     },
                 );
+            }
+            b'Q' => {
+                // BINPERSID: recorded, never looked up.
+                let pid = pop(&mut stack)?;
+                push(&mut nodes, &mut stack, Node::PersId(pid));
             }
             b'b' => {
                 // BUILD: the state is recorded on the object, in place (it may be
@@ -409,7 +423,8 @@ pub fn parse_pickle(bytes: &[u8]) -> std::result::Result<Pickle, String> {
     }
 }
 
-fn kind(n: &Node) -> &'static str {
+/// What a node is, in words (for error messages).
+pub fn kind(n: &Node) -> &'static str {
     match n {
         Node::None => "None",
         Node::Bool(_) => "bool",
@@ -422,6 +437,7 @@ fn kind(n: &Node) -> &'static str {
         Node::Dict(_) => "dict",
         Node::Global(..) => "global",
         Node::Object { .. } => "object",
+        Node::PersId(_) => "persistent id",
     }
 }
 
@@ -438,6 +454,7 @@ pub fn object_array_of_int_lists(bytes: &[u8]) -> std::result::Result<Vec<Vec<i6
         callable,
         args,
         state,
+        ..
     } = n(p.root)
     else {
         return Err(not_array(&format!("its root is a {}", kind(n(p.root)))));
