@@ -7,6 +7,7 @@ pub mod backup;
 pub mod csv_logger;
 pub mod file_set;
 mod history;
+pub mod keras;
 pub mod load_weights;
 pub mod model_dir;
 pub mod safetensors_io;
