@@ -293,3 +293,29 @@ fn arbitrary_bytes_never_panic() {
         }
     }
 }
+
+/// The CLI takes a `.keras` file where it takes a saved run (`summary`, `evaluate`,
+/// `predict`, `train --model`); `summary` needs no data set.
+#[test]
+fn the_cli_reads_a_keras_file() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_nabla"))
+        .arg("summary")
+        .arg(golden("resnet.keras"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("block_bn1 (BatchNormalization)"), "{text}");
+    assert!(text.contains("(None, 5)"), "{text}");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_nabla"))
+        .args(["evaluate", "/nonexistent/x.keras", "--dataset", "xor"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("x.keras"), "{err}");
+}

@@ -11,9 +11,11 @@
 //!   Conv2DTranspose `[kh, kw, out, in]` -> `[in, out, kh, kw]`, the rows of a Dense that
 //!   reads a flattened feature map, BatchNormalization without `center`/`scale`).
 //!
-//! A Keras image model takes `[N, C, H, W]` in nabla (MNIST's `[N, 1, 28, 28]`, what
+//! The model comes compiled (`compile.rs`), from Keras' `compile_config` where nabla
+//! has its loss and optimizer. A Keras image model takes `[N, C, H, W]` in nabla (MNIST's `[N, 1, 28, 28]`, what
 //! the CLI feeds), not Keras' `[N, H, W, C]`; its outputs are Keras' outputs.
 
+pub mod compile;
 pub mod config;
 pub mod hdf5;
 
@@ -100,6 +102,14 @@ pub fn keras_from_bytes(bytes: &[u8], path: &Path) -> Result<Sequential> {
     let h5_name = path.join("model.weights.h5");
     let stored = hdf5::parse_weights(weights_bytes, &h5_name)?;
     assign(&mut model, &plans, &stored, &h5_name)?;
+    let softmax = cfg
+        .layers
+        .last()
+        .and_then(|n| serde_json::to_value(&n.layer).ok())
+        .is_some_and(|v| v["config"]["activation"] == "softmax");
+    if let Some(note) = compile::compile(&mut model, &config, softmax) {
+        eprintln!("note: {}: {note}", path.display());
+    }
     Ok(model)
 }
 
