@@ -127,14 +127,11 @@ pub fn snake_case(name: &str) -> String {
         }
         a.push(c[i]);
     }
-    // ([a-z0-9])([A-Z]) -> \1_\2
+    // ([a-z])([A-Z]) -> \1_\2
     let c: Vec<char> = a.chars().collect();
     let mut b = String::new();
     for i in 0..c.len() {
-        if i > 0
-            && c[i].is_ascii_uppercase()
-            && (c[i - 1].is_ascii_lowercase() || c[i - 1].is_ascii_digit())
-        {
+        if i > 0 && c[i].is_ascii_uppercase() && c[i - 1].is_ascii_lowercase() {
             b.push('_');
         }
         b.push(c[i]);
@@ -210,7 +207,7 @@ fn activation(v: Option<&Value>) -> Result<String, String> {
 
 /// The flatten of a `[H, W, C]` map: nabla's element `c*H*W + h*W + w` is Keras' element
 /// `(h*W + w)*C + c`.
-fn flatten_perm(s: &[Option<usize>]) -> Option<Vec<usize>> {
+pub fn flatten_perm(s: &[Option<usize>]) -> Option<Vec<usize>> {
     let (h, w, c) = (s[0]?, s[1]?, s[2]?);
     let mut p = Vec::with_capacity(h * w * c);
     for ci in 0..c {

@@ -135,19 +135,16 @@ fn plans_from_model(model: &Sequential) -> Vec<LayerPlan> {
         if class == "Dense" {
             // Walk back over element-wise layers to a Flatten, if any.
             let mut at = i;
-            loop {
-                let Some(&prev) = model
-                    .layer_inbound_names(at)
-                    .first()
-                    .and_then(|n| index.get(n))
-                else {
-                    break;
-                };
+            while let Some(&prev) = model
+                .layer_inbound_names(at)
+                .first()
+                .and_then(|n| index.get(n))
+            {
                 let c = layers[prev].config().class_name();
                 if c == "Flatten" {
                     if let [&[c, h, w]] = model.layer_input_shapes(prev).as_slice() {
                         if let (Some(c), Some(h), Some(w)) = (c.get(), h.get(), w.get()) {
-                            row_perm = Some(chw_from_hwc(c, h, w));
+                            row_perm = config::flatten_perm(&[Some(h), Some(w), Some(c)]);
                         }
                     }
                     break;
@@ -168,18 +165,6 @@ fn plans_from_model(model: &Sequential) -> Vec<LayerPlan> {
         });
     }
     plans
-}
-
-fn chw_from_hwc(c: usize, h: usize, w: usize) -> Vec<usize> {
-    let mut p = Vec::with_capacity(c * h * w);
-    for ci in 0..c {
-        for hi in 0..h {
-            for wi in 0..w {
-                p.push((hi * w + wi) * c + ci);
-            }
-        }
-    }
-    p
 }
 
 /// Keras' vars of one layer as nabla's weights (`LAYER/kernel`, ...), converted.
