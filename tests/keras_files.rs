@@ -319,3 +319,16 @@ fn the_cli_reads_a_keras_file() {
     assert!(!out.status.success());
     assert!(err.contains("x.keras"), "{err}");
 }
+
+/// The input fuzz/keras_h5 found (rustyhdf5 1.93 panics in its v1 B-tree reader): an
+/// error naming the file, not a panic.
+#[test]
+fn the_fuzzer_s_hdf5_crash_is_an_error() {
+    let p =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/keras_h5/regress-btree-v1-slice");
+    let bytes = std::fs::read(&p).unwrap();
+    let e = nabla::formats::keras::hdf5::parse_weights(bytes, Path::new("crash.weights.h5"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("crash.weights.h5"), "{e}");
+}

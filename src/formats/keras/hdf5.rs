@@ -38,6 +38,21 @@ const MAX_ELEMENTS: u64 = 1 << 30;
 /// Reads every layer group of a Keras 3 weights file given as bytes; `file` names it in
 /// errors (the `.keras` file and the member, or the `.h5` file).
 pub fn parse_weights(bytes: Vec<u8>, file: &Path) -> Result<Vec<StoredLayer>> {
+    // rustyhdf5 1.93 can panic on malformed input (an out-of-range slice in its v1
+    // B-tree reader, found by fuzz/keras_h5): a corrupt file must be an error, so such
+    // a panic is caught here and reported as one.
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        parse_unchecked(bytes, file)
+    }))
+    .unwrap_or_else(|_| {
+        Err(Error::format(
+            file,
+            "corrupt HDF5 file (the HDF5 reader failed on its structure)",
+        ))
+    })
+}
+
+fn parse_unchecked(bytes: Vec<u8>, file: &Path) -> Result<Vec<StoredLayer>> {
     let bad = |what: String| Error::format(file, what);
     let h5 = File::from_bytes(bytes).map_err(|e| bad(format!("not a readable HDF5 file: {e}")))?;
     let root = h5.root();
