@@ -3,7 +3,7 @@
 
 use nabla::data::{self, datasets::Dataset};
 use nabla::error::{Error, Result};
-use nabla::formats::model_dir;
+use nabla::formats::{keras, model_dir};
 use nabla::training::ModelConfig;
 use nabla::{models, Sequential};
 use std::path::Path;
@@ -28,7 +28,8 @@ pub fn model_source(spec: &str) -> Result<ModelSource> {
         }
         return Ok(ModelSource::Builtin(spec.to_string()));
     }
-    if path.is_dir() {
+    // A Keras 3 `.keras` file stands for a saved model (`Model::load` reads both).
+    if path.is_dir() || (keras::is_keras_model(path) && path.is_file()) {
         return Ok(ModelSource::Saved(path.to_path_buf()));
     }
     if spec.ends_with(".json") || path.is_file() {
@@ -138,6 +139,9 @@ pub fn load_dataset(name: &str) -> Result<Dataset> {
 /// Loads a model directory written by `nabla train`, saying so plainly when `dir` is not
 /// one (rather than failing on the first file inside it).
 pub fn load_saved(dir: &Path) -> Result<Sequential> {
+    if keras::is_keras_model(dir) && dir.is_file() {
+        return Sequential::load(dir);
+    }
     if !dir.is_dir() {
         let problem = if dir.exists() {
             "not a directory"
@@ -146,7 +150,7 @@ pub fn load_saved(dir: &Path) -> Result<Sequential> {
         };
         return Err(Error::invalid(format!(
             "{}: {problem}; expected a model directory written by `nabla train` \
-             (model.json, weights.safetensors)",
+             (model.json, weights.safetensors), or a Keras 3 .keras file",
             dir.display()
         )));
     }

@@ -9,6 +9,7 @@ pub mod backup;
 pub mod csv_logger;
 pub mod file_set;
 mod history;
+pub mod keras;
 pub mod load_weights;
 pub mod model_dir;
 pub mod pickle;

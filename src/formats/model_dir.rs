@@ -28,7 +28,7 @@ impl Sequential {
         save(self, dir)
     }
 
-    /// Loads a model saved by `save`.
+    /// Loads a model saved by `save`, or a Keras 3 `.keras` file (`formats::keras`).
     pub fn load(dir: &Path) -> Result<Sequential> {
         load(dir)
     }
@@ -141,6 +141,10 @@ pub fn parse_config(text: &str) -> std::result::Result<ModelConfig, String> {
 }
 
 pub fn load(dir: &Path) -> Result<Sequential> {
+    // The one place a saved model is opened: a `.keras` file is read as Keras saved it.
+    if super::keras::is_keras_model(dir) && !dir.is_dir() {
+        return super::keras::load_keras(dir);
+    }
     // A save that a kill interrupted is finished (committed) or discarded first.
     super::file_set::recover(dir)?;
     let cfg = load_config(&dir.join(CONFIG_FILE))?;

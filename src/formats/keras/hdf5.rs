@@ -1,0 +1,154 @@
+//! The weights of a Keras 3 HDF5 file (`model.weights.h5` inside a `.keras`, or a
+//! `.weights.h5` from `model.save_weights`), read with `rustyhdf5`, a pure-Rust HDF5
+//! reader (no C library to install).
+//!
+//! Keras 3 writes one group per layer, `layers/<key>/vars/0`, `vars/1`, ... in the
+//! layer's own order (Dense: kernel, bias; BatchNormalization: gamma, beta,
+//! moving_mean, moving_variance). `<key>` is a name Keras derives from the class
+//! (`conv2d_1`, `batch_normalization`), not the layer's name; recent versions store the
+//! layer's name as the `name` attribute of `vars`. Both are kept, so the caller can match
+//! by name and fall back to the key.
+
+use crate::error::{Error, Result};
+use rustyhdf5::{AttrValue, DType, File};
+use std::path::Path;
+
+/// One weight as stored: shape (Keras' layout) and values.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredTensor {
+    pub shape: Vec<usize>,
+    pub values: Vec<f32>,
+}
+
+/// A layer's group of the file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredLayer {
+    /// The group's key under `layers/` (`conv2d_1`).
+    pub key: String,
+    /// The layer's name from the `name` attribute of `vars`, when the file has one.
+    pub name: Option<String>,
+    /// `vars/0`, `vars/1`, ... in order.
+    pub vars: Vec<StoredTensor>,
+}
+
+/// The most elements one weight may have (1 G floats, 4 GB): a corrupt shape must not
+/// make us allocate the machine away before the data runs out.
+const MAX_ELEMENTS: u64 = 1 << 30;
+
+/// Reads every layer group of a Keras 3 weights file given as bytes; `file` names it in
+/// errors (the `.keras` file and the member, or the `.h5` file).
+pub fn parse_weights(bytes: Vec<u8>, file: &Path) -> Result<Vec<StoredLayer>> {
+    // rustyhdf5 1.93 can panic on malformed input (an out-of-range slice in its v1
+    // B-tree reader, found by fuzz/keras_h5): a corrupt file must be an error, so such
+    // a panic is caught here and reported as one.
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        parse_unchecked(bytes, file)
+    }))
+    .unwrap_or_else(|_| {
+        Err(Error::format(
+            file,
+            "corrupt HDF5 file (the HDF5 reader failed on its structure)",
+        ))
+    })
+}
+
+fn parse_unchecked(bytes: Vec<u8>, file: &Path) -> Result<Vec<StoredLayer>> {
+    let bad = |what: String| Error::format(file, what);
+    let h5 = File::from_bytes(bytes).map_err(|e| bad(format!("not a readable HDF5 file: {e}")))?;
+    let root = h5.root();
+    let groups = root
+        .groups()
+        .map_err(|e| bad(format!("cannot list the root group: {e}")))?;
+    if !groups.iter().any(|g| g == "layers") {
+        return Err(bad(format!(
+            "no `layers` group: not a Keras 3 weights file (top-level groups: {groups:?})"
+        )));
+    }
+    let layers = root
+        .group("layers")
+        .map_err(|e| bad(format!("cannot open `layers`: {e}")))?;
+    let keys = layers
+        .groups()
+        .map_err(|e| bad(format!("cannot list `layers`: {e}")))?;
+    let mut out = Vec::new();
+    for key in keys {
+        let at = |e: rustyhdf5::Error| bad(format!("layers/{key}: {e}"));
+        let group = layers.group(&key).map_err(at)?;
+        let sub = group.groups().map_err(at)?;
+        if sub.iter().any(|g| g == "layers") {
+            return Err(bad(format!(
+                "layers/{key} holds layers of its own (a nested model), which nabla's Keras \
+                 reader does not take"
+            )));
+        }
+        if !sub.iter().any(|g| g == "vars") {
+            out.push(StoredLayer {
+                key,
+                name: None,
+                vars: Vec::new(),
+            });
+            continue;
+        }
+        let vars = group.group("vars").map_err(at)?;
+        let name = match vars.attrs().map_err(at)?.get("name") {
+            Some(AttrValue::String(s)) => Some(s.clone()),
+            _ => None,
+        };
+        let mut names = vars.datasets().map_err(at)?;
+        let mut indexed = Vec::with_capacity(names.len());
+        for n in names.drain(..) {
+            let i: usize = n.parse().map_err(|_| {
+                bad(format!(
+                    "layers/{key}/vars/{n}: expected datasets named 0, 1, 2, ..."
+                ))
+            })?;
+            indexed.push((i, n));
+        }
+        indexed.sort();
+        for (pos, (i, _)) in indexed.iter().enumerate() {
+            if *i != pos {
+                return Err(bad(format!(
+                    "layers/{key}/vars: dataset {pos} is missing (found {:?})",
+                    indexed.iter().map(|(i, _)| *i).collect::<Vec<_>>()
+                )));
+            }
+        }
+        let mut tensors = Vec::with_capacity(indexed.len());
+        for (_, n) in indexed {
+            let path = format!("layers/{key}/vars/{n}");
+            let at = |e: rustyhdf5::Error| bad(format!("{path}: {e}"));
+            let ds = vars.dataset(&n).map_err(at)?;
+            let shape = ds.shape().map_err(at)?;
+            let count = shape
+                .iter()
+                .try_fold(1u64, |acc, &d| acc.checked_mul(d))
+                .filter(|&c| c <= MAX_ELEMENTS)
+                .ok_or_else(|| bad(format!("{path}: implausible shape {shape:?}")))?;
+            match ds.dtype().map_err(at)? {
+                DType::F32 | DType::F64 => {}
+                other => {
+                    return Err(bad(format!(
+                        "{path}: element type {other:?}; Keras weights are floats"
+                    )))
+                }
+            }
+            let values = ds.read_f32().map_err(at)?;
+            if values.len() as u64 != count {
+                return Err(bad(format!(
+                    "{path}: shape {shape:?} needs {count} values, the file holds {}",
+                    values.len()
+                )));
+            }
+            tensors.push(StoredTensor {
+                shape: shape.iter().map(|&d| d as usize).collect(),
+                values,
+            });
+        }
+        out.push(StoredLayer {
+            key,
+            name,
+            vars: tensors,
+        });
+    }
+    Ok(out)
+}
