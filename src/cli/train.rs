@@ -487,10 +487,9 @@ fn train(a: TrainArgs, resumed_from: Option<Vec<String>>) -> Result<i32> {
     }
     let metrics: &[&str] = match &user {
         Some((prep, _)) => user_data::loss_and_metrics(prep.task).1,
-        // Accuracy means nothing for a reconstruction; the loss says how close it is
-        // (no MSE metric: with the output's sigmoid fused into the loss, the metrics
-        // would see logits).
-        None if autoencoder => &[],
+        // Accuracy means nothing for a reconstruction; the mean squared error per pixel
+        // says how close it is, in the pixels' own units.
+        None if autoencoder => &["mse"],
         None => &["accuracy"],
     };
     model.compile(loss, optimizer, metrics)?;

@@ -650,6 +650,7 @@ fn run_epochs(model: &mut Sequential, feed: &mut dyn Feed, settings: EpochLoop) 
     };
     let metric_list = model.compiled.as_ref().expect("checked").metrics.clone();
     let fused = model.fused_outputs();
+    let fused_acts = model.fused_activations();
     // The keys of the epoch line, in the order printed.
     let log_keys: Vec<String> = Tally::new(fused.len(), metric_list.len())
         .logs(model, &metric_list)
@@ -771,7 +772,7 @@ fn run_epochs(model: &mut Sequential, feed: &mut dyn Feed, settings: EpochLoop) 
                     &out.output_losses,
                     &out.outputs,
                     &batch.ys,
-                    &fused,
+                    &fused_acts,
                     &metric_list,
                 );
                 for cb in callbacks.iter_mut() {

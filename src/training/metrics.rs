@@ -6,7 +6,9 @@
 //!
 //! Regression (over every output value against its label): `mae`, `mse`, `rmse`, `r2`
 //! (1 - SS_res / SS_tot, about the labels' mean over the whole epoch), `mape` (percent,
-//! Keras' `100 * mean(|y - p| / max(|y|, 1e-7))`).
+//! Keras' `100 * mean(|y - p| / max(|y|, 1e-7))`). They read the values, so where the
+//! loss fused the output's sigmoid or softmax (the training forward gives logits) that
+//! activation is applied first: an autoencoder's `mse` is over its pixels, as in Keras.
 //!
 //! Binary classification (one output column, or two with class 1 the positive one; NaN
 //! for more): `precision`, `recall`, `f1` at the accuracy's threshold, `auc` (ROC: the
@@ -17,6 +19,7 @@
 use super::model::Model;
 use crate::engine::Tensor;
 use crate::error::{Error, Result};
+use crate::nn::layers::Activation;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Metric {
@@ -120,12 +123,14 @@ pub struct MetricState {
 }
 
 impl MetricState {
-    /// Adds one batch.
-    pub fn add(&mut self, m: Metric, output: &Tensor, labels: &Tensor, logits: bool) {
+    /// Adds one batch; `fused`: the activation the loss fused, if any (then `output`
+    /// holds its logits).
+    pub fn add(&mut self, m: Metric, output: &Tensor, labels: &Tensor, fused: Option<Activation>) {
+        let logits = fused.is_some();
         match m {
             Metric::Accuracy | Metric::TopK(_) => self.correct += m.count(output, labels, logits),
             Metric::Mae | Metric::Mse | Metric::Rmse | Metric::R2 | Metric::Mape => {
-                let (p, y) = (output.to_f32_vec(), labels.to_f32_vec());
+                let (p, y) = (activated(output, fused), labels.to_f32_vec());
                 if p.len() != y.len() {
                     return;
                 }
@@ -191,6 +196,31 @@ impl MetricState {
             v as f32
         }
     }
+}
+
+/// The output's values after the activation its loss fused (sigmoid per element, softmax
+/// over the last axis); the values themselves without one.
+fn activated(output: &Tensor, fused: Option<Activation>) -> Vec<f32> {
+    let mut v = output.to_f32_vec();
+    match fused {
+        Some(Activation::Sigmoid) => v.iter_mut().for_each(|x| *x = 1.0 / (1.0 + (-*x).exp())),
+        Some(Activation::Softmax) => {
+            let cols = output.shape().last().copied().unwrap_or(1).max(1);
+            for row in v.chunks_mut(cols) {
+                let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                let sum: f32 = row
+                    .iter_mut()
+                    .map(|x| {
+                        *x = (*x - max).exp();
+                        *x
+                    })
+                    .sum();
+                row.iter_mut().for_each(|x| *x /= sum);
+            }
+        }
+        _ => {}
+    }
+    v
 }
 
 /// The positive class's score per row: the single column, or column 1 of two.
@@ -329,7 +359,7 @@ impl Tally {
     }
 
     /// Adds one batch of `size` rows: its total loss, each output's loss, and the
-    /// metrics of each output (`fused`: the output is logits).
+    /// metrics of each output (`fused`: the activation whose logits the output holds).
     #[allow(clippy::too_many_arguments)]
     pub fn add(
         &mut self,
@@ -338,7 +368,7 @@ impl Tally {
         output_losses: &[f32],
         outputs: &[Tensor],
         labels: &[Tensor],
-        fused: &[bool],
+        fused: &[Option<Activation>],
         metrics: &[Metric],
     ) {
         self.seen += size;
@@ -427,9 +457,53 @@ mod more_tests {
         for (a, b) in [(0, half), (half, n)] {
             let o = Tensor::from_vec(out[a * cols..b * cols].to_vec(), &[b - a, cols]);
             let l = Tensor::from_vec(y[a..b].to_vec(), &[b - a]);
-            st.add(m, &o, &l, false);
+            st.add(m, &o, &l, None);
         }
         st.value(m, n)
+    }
+
+    /// Where the loss fused the output's activation, the value metrics see probabilities:
+    /// the same MSE as on the activated outputs, not one over logits.
+    #[test]
+    fn value_metrics_apply_the_fused_activation() {
+        let logits = [-2.0f32, 0.0, 1.5, 3.0];
+        let y = [0.0f32, 1.0, 1.0, 0.0];
+        let sig: Vec<f32> = logits.iter().map(|x| 1.0 / (1.0 + (-x).exp())).collect();
+        let want: f32 = sig
+            .iter()
+            .zip(&y)
+            .map(|(p, y)| (p - y) * (p - y))
+            .sum::<f32>()
+            / 4.0;
+        let run = |fused| {
+            let mut st = MetricState::default();
+            let o = Tensor::from_vec(logits.to_vec(), &[2, 2]);
+            let l = Tensor::from_vec(y.to_vec(), &[2, 2]);
+            st.add(Metric::Mse, &o, &l, fused);
+            st.value(Metric::Mse, 2)
+        };
+        assert!((run(Some(Activation::Sigmoid)) - want).abs() < 1e-6);
+        // Softmax per row: rows [-2, 0] and [1.5, 3].
+        let soft = |a: f32, b: f32| {
+            let (ea, eb) = ((a - b.max(a)).exp(), (b - b.max(a)).exp());
+            [ea / (ea + eb), eb / (ea + eb)]
+        };
+        let p: Vec<f32> = [soft(-2.0, 0.0), soft(1.5, 3.0)].concat();
+        let want: f32 = p
+            .iter()
+            .zip(&y)
+            .map(|(p, y)| (p - y) * (p - y))
+            .sum::<f32>()
+            / 4.0;
+        assert!((run(Some(Activation::Softmax)) - want).abs() < 1e-6);
+        // Without a fused activation the values are taken as they are.
+        let raw: f32 = logits
+            .iter()
+            .zip(&y)
+            .map(|(p, y)| (p - y) * (p - y))
+            .sum::<f32>()
+            / 4.0;
+        assert!((run(None) - raw).abs() < 1e-6);
     }
 
     #[test]

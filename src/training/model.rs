@@ -10,6 +10,7 @@ use crate::error::{Error, Result};
 use crate::losses::{Loss, LossConfig, Target};
 use crate::nn::functional::SymbolicTensor;
 use crate::nn::layers::dims::{known, IntoDims};
+use crate::nn::layers::Activation;
 use crate::nn::{Graph, ModelConfig};
 use crate::optimizers::Optimizer;
 use serde::{Deserialize, Serialize};
@@ -302,21 +303,29 @@ impl Model {
     /// forward returns that output's logits. Never for a tensor that a layer of the model
     /// also reads (it needs the activated values) or that is given as two outputs.
     pub(super) fn fused_outputs(&self) -> Vec<bool> {
+        self.fused_activations()
+            .iter()
+            .map(Option::is_some)
+            .collect()
+    }
+
+    /// For each output, the activation its loss fuses (see `fused_outputs`), if any: what
+    /// the metrics that read values, not only their order, apply to the logits.
+    pub(super) fn fused_activations(&self) -> Vec<Option<Activation>> {
         let Some(c) = &self.compiled else {
-            return vec![false; self.output_ids().len()];
+            return vec![None; self.output_ids().len()];
         };
         let outputs = self.output_ids();
         outputs
             .iter()
             .zip(&c.losses)
             .map(|(&t, loss)| {
-                let Some(layer) = self.tensor_layer(t) else {
-                    return false;
-                };
-                loss.fusable_activation().is_some()
-                    && layer.output_activation() == loss.fusable_activation()
+                let layer = self.tensor_layer(t)?;
+                let fusable = loss.fusable_activation()?;
+                (layer.output_activation() == Some(fusable)
                     && !self.tensor_is_read(t)
-                    && outputs.iter().filter(|&&o| o == t).count() == 1
+                    && outputs.iter().filter(|&&o| o == t).count() == 1)
+                    .then_some(fusable)
             })
             .collect()
     }
@@ -448,6 +457,7 @@ impl Model {
         let n = self.check_data("evaluate", xs, ys)?;
         let metric_list = self.compiled.as_ref().expect("checked").metrics.clone();
         let fused = self.fused_outputs();
+        let fused_acts = self.fused_activations();
         let _g = no_grad();
         let bs = batch_size.max(1);
         let mut tally = super::metrics::Tally::new(self.output_ids().len(), metric_list.len());
@@ -470,7 +480,7 @@ impl Model {
                 &each,
                 &outs,
                 &yb,
-                &fused,
+                &fused_acts,
                 &metric_list,
             );
         }

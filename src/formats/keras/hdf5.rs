@@ -11,7 +11,10 @@
 
 use crate::error::{Error, Result};
 use rustyhdf5::{AttrValue, DType, File};
+use std::cell::Cell;
+use std::panic::{self, AssertUnwindSafe};
 use std::path::Path;
+use std::sync::Once;
 
 /// One weight as stored: shape (Keras' layout) and values.
 #[derive(Debug, Clone, PartialEq)]
@@ -40,16 +43,42 @@ const MAX_ELEMENTS: u64 = 1 << 30;
 pub fn parse_weights(bytes: Vec<u8>, file: &Path) -> Result<Vec<StoredLayer>> {
     // rustyhdf5 1.93 can panic on malformed input (an out-of-range slice in its v1
     // B-tree reader, found by fuzz/keras_h5): a corrupt file must be an error, so such
-    // a panic is caught here and reported as one.
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        parse_unchecked(bytes, file)
-    }))
-    .unwrap_or_else(|_| {
+    // a panic is contained here and reported as one.
+    contained(|| parse_unchecked(bytes, file)).unwrap_or_else(|_| {
         Err(Error::format(
             file,
             "corrupt HDF5 file (the HDF5 reader failed on its structure)",
         ))
     })
+}
+
+thread_local! {
+    /// Set while this thread runs the HDF5 reader inside `contained`.
+    static CONTAINING: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Runs `f`, turning a panic inside it into `Err` without its message on stderr.
+///
+/// Why a hook and not only `catch_unwind`: the panic hook runs before unwinding starts,
+/// so the default one prints "thread panicked at ..." for a panic that is then caught,
+/// and libFuzzer's aborts the process there. The hook installed once here passes every
+/// panic to the hook it replaced, except one raised on a thread while it is inside
+/// `contained`; so a panic of our own code anywhere else is still reported (and still
+/// found by the fuzzers), and only the third-party reader's is turned into an error.
+fn contained<T>(f: impl FnOnce() -> T) -> std::thread::Result<T> {
+    static INSTALL: Once = Once::new();
+    INSTALL.call_once(|| {
+        let previous = panic::take_hook();
+        panic::set_hook(Box::new(move |info| {
+            if !CONTAINING.with(Cell::get) {
+                previous(info)
+            }
+        }));
+    });
+    let was = CONTAINING.with(|c| c.replace(true));
+    let result = panic::catch_unwind(AssertUnwindSafe(f));
+    CONTAINING.with(|c| c.set(was));
+    result
 }
 
 fn parse_unchecked(bytes: Vec<u8>, file: &Path) -> Result<Vec<StoredLayer>> {
