@@ -6,7 +6,7 @@
 //! per epoch, and a table of it with the mAP@0.5 on the first test images after each
 //! epoch, when the run has a history).
 
-use super::html::{escape, STYLE};
+use super::html::{escape, figure_markup, STYLE};
 use super::Picture;
 use crate::error::{Error, Result};
 use serde::Serialize;
@@ -56,18 +56,7 @@ pub struct DetectionReport {
 impl DetectionReport {
     fn figure(&self, name: &str, alt: &str, caption: &str) -> String {
         match self.pictures.iter().find(|p| p.name == name) {
-            Some(p) => format!(
-                "<figure><img src=\"{}\" alt=\"{}\" width=\"{}\" height=\"{}\">\
-                 <figcaption>{} &middot; <a href=\"{}.svg\">SVG</a> &middot; \
-                 <a href=\"{}.png\">PNG</a></figcaption></figure>\n",
-                p.png_data_uri(),
-                escape(alt),
-                p.width,
-                p.height,
-                escape(caption),
-                escape(name),
-                escape(name)
-            ),
+            Some(p) => figure_markup(p, name, alt, caption),
             None => format!(
                 "<p class=\"note\">{} is not available for this run.</p>\n",
                 escape(alt)

@@ -8,7 +8,7 @@
 //! says why instead. A text run's `misclassified` section is a table of texts, and it
 //! has no `filters` or `feature-maps` sections.
 
-use super::Report;
+use super::{Picture, Report};
 
 /// Escapes text for HTML element content and attribute values.
 pub fn escape(text: &str) -> String {
@@ -54,21 +54,27 @@ pre { background: #f7f7f7; padding: 10px; overflow-x: auto; font-size: 13px; }
 "#;
 
 fn figure(report: &Report, name: &str, alt: &str, caption: &str) -> String {
-    match report.picture(name) {
-        Some(p) => format!(
-            "<figure><img src=\"{}\" alt=\"{}\" width=\"{}\" height=\"{}\">\
-             <figcaption>{} &middot; <a href=\"{}.svg\">SVG</a> &middot; \
-             <a href=\"{}.png\">PNG</a></figcaption></figure>\n",
-            p.png_data_uri(),
-            escape(alt),
-            p.width,
-            p.height,
-            escape(caption),
-            escape(name),
-            escape(name)
-        ),
-        None => String::new(),
-    }
+    report
+        .picture(name)
+        .map(|p| figure_markup(p, name, alt, caption))
+        .unwrap_or_default()
+}
+
+/// A picture embedded as PNG, its caption, and links to the SVG and PNG files written
+/// beside the page as `name.svg` and `name.png` (every report page shows figures so).
+pub(crate) fn figure_markup(p: &Picture, name: &str, alt: &str, caption: &str) -> String {
+    format!(
+        "<figure><img src=\"{}\" alt=\"{}\" width=\"{}\" height=\"{}\">\
+         <figcaption>{} &middot; <a href=\"{}.svg\">SVG</a> &middot; \
+         <a href=\"{}.png\">PNG</a></figcaption></figure>\n",
+        p.png_data_uri(),
+        escape(alt),
+        p.width,
+        p.height,
+        escape(caption),
+        escape(name),
+        escape(name)
+    )
 }
 
 fn note(text: &str) -> String {
