@@ -193,6 +193,86 @@ fn a_new_top_starts_fresh_and_fine_tuning_trains_from_a_layer_on() {
 }
 
 #[test]
+fn init_until_keeps_a_fresh_top_of_the_same_shape() {
+    let tmp = tempfile::tempdir().unwrap();
+    let base_dir = tmp.path().join("base");
+    base(&base_dir);
+    let (base_s, fresh, scratch) = (
+        base_dir.to_str().unwrap(),
+        tmp.path().join("fresh"),
+        tmp.path().join("scratch"),
+    );
+    // mlp-bn to mlp-bn: every shape fits, so without --init-until the base's 10-class
+    // head would load. Everything up to dropout_1 is frozen, so what is fresh there is
+    // still its initialization after training.
+    let common = [
+        "--model",
+        "mlp-bn",
+        "--dataset",
+        "mnist",
+        "--limit",
+        "200",
+        "--seed",
+        "7",
+        "--freeze-until",
+        "dropout_1",
+    ];
+    let r = train(
+        &[
+            &common[..],
+            &["--init-from", base_s, "--init-until", "dense_1"],
+            &["--out", fresh.to_str().unwrap()],
+        ]
+        .concat(),
+    );
+    let t = &r["transfer"];
+    assert_eq!(
+        str_list(&t["loaded"]),
+        [
+            "dense/kernel",
+            "dense/bias",
+            "dense_1/kernel",
+            "dense_1/bias"
+        ],
+        "{t}"
+    );
+    assert_eq!(t["init_until"], "dense_1", "{t}");
+    let new: Vec<&str> = str_list(&t["fresh"]);
+    assert!(
+        new.contains(&"dense_4/kernel") && new.contains(&"dense_2/kernel"),
+        "{t}"
+    );
+    assert!(!new
+        .iter()
+        .any(|n| n.starts_with("dense/") || n.starts_with("dense_1/")));
+    // The same seed without --init-from: the fresh layers start from the same values.
+    train(&[&common[..], &["--out", scratch.to_str().unwrap()]].concat());
+    let (b, f, s) = (weights(&base_dir), weights(&fresh), weights(&scratch));
+    for (name, w) in &f {
+        let layer = name.split('/').next().unwrap();
+        if layer == "dense" || layer == "dense_1" {
+            assert_eq!(w, &b[name], "{name} is the base's");
+        } else if layer != "dense_4" {
+            assert_eq!(w, &s[name], "{name} is fresh");
+            assert_ne!(w, &b[name], "{name} is not the base's");
+        }
+    }
+    let e = fails(
+        &[
+            &common[..],
+            &["--init-from", base_s, "--init-until", "nope"],
+        ]
+        .concat(),
+    );
+    assert!(
+        e.contains("--init-until: model 'mlp-bn' has no layer 'nope'"),
+        "{e}"
+    );
+    let e = fails(&[&common[..], &["--init-until", "dense"]].concat());
+    assert!(e.contains("--init-from"), "{e}");
+}
+
+#[test]
 fn transfer_errors_are_clear() {
     let tmp = tempfile::tempdir().unwrap();
     let base_dir = tmp.path().join("base");

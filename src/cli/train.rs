@@ -72,6 +72,12 @@ pub struct TrainArgs {
     /// zoo's resnet18/34/50/101/152 and vgg11/13/16/19 by the model's name.
     #[arg(long, value_name = "RUN_DIR|FILE.pth")]
     init_from: Option<PathBuf>,
+    /// With --init-from: only the layers up to and including LAYER take the run's
+    /// weights; the ones after it keep their fresh initialization, a new top (Keras'
+    /// `include_top=False` plus new layers). Without it a top of the same shape, such
+    /// as a 10-class head for 10 other classes, is loaded too.
+    #[arg(long, value_name = "LAYER", requires = "init_from")]
+    init_until: Option<String>,
     /// Feature extraction: freeze every layer up to and including LAYER (a layer name,
     /// as `nabla summary` lists them); the layers after it train. A frozen
     /// BatchNormalization keeps its moving statistics.
@@ -757,12 +763,22 @@ fn transfer(model: &mut nabla::Sequential, a: &TrainArgs) -> Result<Option<serde
                 dir.display()
             )));
         }
-        let report = if torch {
+        // The new top's fresh weights, put back after loading (--init-until).
+        let top = match &a.init_until {
+            Some(layer) => fresh_top(model, layer)?,
+            None => Vec::new(),
+        };
+        let mut report = if torch {
             model.load_torch_state_dict(dir, true, true)
         } else {
             model.load_weights(dir, true, true)
         }
         .map_err(|e| Error::invalid(format!("--init-from {}: {e}", dir.display())))?;
+        for (_, var, value) in &top {
+            var.set_value(value.clone());
+        }
+        let fresh: Vec<String> = top.into_iter().map(|(name, _, _)| name).collect();
+        report.loaded.retain(|n| !fresh.contains(n));
         if report.loaded.is_empty() {
             return Err(Error::invalid(format!(
                 "--init-from {}: no weight of model '{}' matches the file's by name and \
@@ -773,8 +789,18 @@ fn transfer(model: &mut nabla::Sequential, a: &TrainArgs) -> Result<Option<serde
         }
         if !a.json {
             print!("{}", report.describe());
+            if let Some(layer) = &a.init_until {
+                println!(
+                    "New top after '{layer}': {} weights keep their fresh initialization",
+                    fresh.len()
+                );
+            }
         }
         out.insert("init_from".into(), dir.display().to_string().into());
+        if let Some(layer) = &a.init_until {
+            out.insert("init_until".into(), layer.clone().into());
+            out.insert("fresh".into(), fresh.into());
+        }
         out.insert("loaded".into(), report.loaded.into());
         out.insert(
             "skipped".into(),
@@ -806,6 +832,25 @@ fn transfer(model: &mut nabla::Sequential, a: &TrainArgs) -> Result<Option<serde
     out.insert("trainable_params".into(), trainable.into());
     out.insert("non_trainable_params".into(), fixed.into());
     Ok(Some(serde_json::Value::Object(out)))
+}
+
+/// `--init-until LAYER`: the weights of the layers after LAYER with copies of their
+/// fresh values, to put back once the run's weights are loaded.
+fn fresh_top(
+    model: &nabla::Sequential,
+    layer: &str,
+) -> Result<Vec<(String, nabla::Var, nabla::Tensor)>> {
+    let last = model
+        .layer_index(layer)
+        .map_err(|e| Error::invalid(format!("--init-until: {e}")))?;
+    Ok(model.layers()[last + 1..]
+        .iter()
+        .flat_map(|l| l.params())
+        .map(|p| {
+            let value = p.var.value();
+            (p.name, p.var, value)
+        })
+        .collect())
 }
 
 /// The arguments after `train` on this process's command line (what `--resume` repeats).
