@@ -75,6 +75,10 @@ pub struct ModelBenchOpts {
     /// (the default) or a label<TAB>text .tsv file.
     #[arg(long)]
     dataset: Option<String>,
+    /// Run every layer's own ops: no batch norm + ReLU or Add + ReLU fusion (the
+    /// baseline the fused kernels are measured against).
+    #[arg(long)]
+    no_fusion: bool,
     /// Text models: the vocabulary size, reserved tokens included. Default: 10000.
     #[arg(long, value_name = "N")]
     max_tokens: Option<usize>,
@@ -177,6 +181,7 @@ fn gemm_peak() -> GemmPeak {
 }
 
 pub fn run(names: &[&str], opts: &ModelBenchOpts, json: bool) -> Result<()> {
+    nabla::nn::set_layer_fusion(!opts.no_fusion);
     let dataset_of = |name: &str| -> Result<String> {
         let d = match &opts.dataset {
             Some(d) => d.clone(),

@@ -23,6 +23,26 @@ use super::naming::Walk;
 use crate::engine::{no_grad, DType, Rng, Tensor, Var};
 use crate::error::{Error, Result};
 
+thread_local! {
+    /// Whether `Graph::run` fuses a ReLU into the layer before it (`relu_fusions`).
+    static LAYER_FUSION: std::cell::Cell<bool> = const { std::cell::Cell::new(true) };
+}
+
+/// Turns layer fusion (batch norm + ReLU, Add + ReLU) on or off for models run on this
+/// thread; on by default. Off runs every layer's own ops: the reference the fused
+/// kernels are tested against, and `nabla bench model --no-fusion`'s baseline.
+pub fn set_layer_fusion(on: bool) {
+    LAYER_FUSION.with(|f| f.set(on));
+}
+
+/// A batch norm folded into the conv before it: its `scale`, `shift` per channel, and
+/// whether the ReLU after it comes too.
+type Fold = (Vec<f32>, Vec<f32>, bool);
+
+fn layer_fusion() -> bool {
+    LAYER_FUSION.with(|f| f.get())
+}
+
 /// How `Graph::run_masked` runs: training mode, which outputs return logits (one flag
 /// per output, or empty for none), the generator for dropout (default: the model's),
 /// whether to time layers, and where to collect every layer's output.
@@ -246,6 +266,69 @@ impl Graph {
 
     pub(super) fn num_tensors(&self) -> usize {
         self.walk.num_tensors()
+    }
+
+    /// Which layers' ReLU is computed by the layer before it: entry `j` is `Some(i)`
+    /// when layer `j` is a plain ReLU (`Layer::is_plain_relu`) whose one input is layer
+    /// `i`'s one output, read by nothing else and not a model output, and layer `i` has
+    /// a fused path (`Layer::fuses_relu`: batch norm, Add). `run` then calls layer `i`'s
+    /// `forward_relu` and passes the value through layer `j`: one pass over the
+    /// activations forward and backward instead of two, the same values and gradients.
+    pub fn relu_fusions(&self) -> Vec<Option<usize>> {
+        let n_in = self.inputs.len();
+        let (producer, readers) = self.producers_and_readers();
+        (0..self.layers.len())
+            .map(|j| match self.inbound[j][..] {
+                [t] if t >= n_in
+                    && self.layers[j].is_plain_relu()
+                    && readers[t] == 1
+                    && !self.outputs.contains(&t) =>
+                {
+                    let i = producer[t];
+                    (self.walk.node_outputs(i).len() == 1 && self.layers[i].fuses_relu())
+                        .then_some(i)
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// For each tensor id, the node that produces it (`usize::MAX` for model inputs) and
+    /// how many inbound slots read it.
+    fn producers_and_readers(&self) -> (Vec<usize>, Vec<usize>) {
+        let mut producer = vec![usize::MAX; self.num_tensors()];
+        for i in 0..self.layers.len() {
+            for t in self.walk.node_outputs(i) {
+                producer[t] = i;
+            }
+        }
+        let mut readers = vec![0usize; self.num_tensors()];
+        for ids in &self.inbound {
+            for &t in ids {
+                readers[t] += 1;
+            }
+        }
+        (producer, readers)
+    }
+
+    /// The `(batch norm j, conv i)` pairs where `j` alone reads the one output of conv
+    /// `i` (`Layer::folds_affine`), which is not a model output: at inference `run`
+    /// folds `j` into `i`'s weights.
+    fn bn_folds(&self) -> Vec<(usize, usize)> {
+        let n_in = self.inputs.len();
+        let (producer, readers) = self.producers_and_readers();
+        (0..self.layers.len())
+            .filter_map(|j| match self.inbound[j][..] {
+                [t] if t >= n_in && readers[t] == 1 && !self.outputs.contains(&t) => {
+                    let i = producer[t];
+                    (self.walk.node_outputs(i).len() == 1
+                        && self.layers[i].folds_affine()
+                        && self.layers[j].inference_affine().is_some())
+                    .then_some((j, i))
+                }
+                _ => None,
+            })
+            .collect()
     }
 
     /// The tensor ids of layer `i`'s outputs (one, unless it returns several).
@@ -585,6 +668,28 @@ impl Graph {
         super::precision::check_can_train(self, training)?;
         let n_in = self.inputs.len();
         let n_tensors = self.num_tensors();
+        // A trace records each layer's own output, so it runs every layer unfused.
+        let absorbed = match trace {
+            None if layer_fusion() => self.relu_fusions(),
+            _ => vec![None; self.layers.len()],
+        };
+        let mut fuses = vec![false; self.layers.len()];
+        for &i in absorbed.iter().flatten() {
+            fuses[i] = true;
+        }
+        // At inference, a conv followed by batch norm runs as one conv with the batch
+        // norm folded into its weights (and the ReLU after the batch norm, if fused).
+        let mut folds: Vec<Option<Fold>> = vec![None; self.layers.len()];
+        let mut folded_away = vec![false; self.layers.len()];
+        if !training && trace.is_none() && layer_fusion() && self.dtype == DType::F32 {
+            for (j, i) in self.bn_folds() {
+                if let Some((scale, shift)) = self.layers[j].inference_affine() {
+                    folds[i] = Some((scale, shift, fuses[j]));
+                    folded_away[j] = true;
+                    fuses[j] = false;
+                }
+            }
+        }
         let Graph {
             layers,
             inbound,
@@ -656,12 +761,25 @@ impl Graph {
                 rng,
                 output_logits: out_ids.len() == 1 && logits_of.contains(&out_ids.start),
             };
-            let hs = if profiling {
-                super::layer_timing::time_layer(i, || {
+            let mut forward = || -> Result<Vec<Var>> {
+                if let Some((scale, shift, relu)) = &folds[i] {
+                    Ok(vec![layer.forward_folded(&args[0], scale, shift, *relu)?])
+                } else if folded_away[i] {
+                    // Folded into the conv before it.
+                    Ok(args.clone())
+                } else if fuses[i] {
+                    Ok(vec![layer.forward_relu(&args, &mut ctx)?])
+                } else if absorbed[i].is_some() {
+                    // The layer before computed this ReLU (`relu_fusions`).
+                    Ok(args.clone())
+                } else {
                     layer.forward_outputs(&args, &arg_masks, &mut ctx)
-                })?
+                }
+            };
+            let hs = if profiling {
+                super::layer_timing::time_layer(i, forward)?
             } else {
-                layer.forward_outputs(&args, &arg_masks, &mut ctx)?
+                forward()?
             };
             // Asked after the forward: a nested model learns its output mask by running.
             let hs_masks = layer.compute_masks(&args, &arg_masks)?;

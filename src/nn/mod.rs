@@ -21,7 +21,7 @@ pub mod summary;
 pub mod trainable;
 
 pub use functional::{Call, Input, NamedInput, Shared, SymbolicTensor};
-pub use graph::Graph;
+pub use graph::{set_layer_fusion, Graph};
 pub use layers::{Dim, ForwardCtx, IntoDims, Layer, LayerConfig, LayerKind, LayerType, Param};
 pub use model_config::{InputConfig, ModelConfig, NodeConfig};
 pub use trainable::LayerRef;

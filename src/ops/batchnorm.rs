@@ -16,13 +16,23 @@
 //! with `inv_std = 1 / sqrt(var + eps)`, `xhat = (x - mean) * inv_std`,
 //! `dgamma = sum(dy * xhat)` and `dbeta = sum(dy)` (sums over `M` per channel).
 //!
-//! Precision and determinism: per-channel sums add each contiguous `S`-row in f32 with
-//! eight lanes, then the rows in f64; variance is two-pass (no `E[x^2] - E[x]^2`
-//! cancellation). One thread computes each channel's sums in a fixed order, so results
-//! are bit-identical for any thread count.
+//! `*_post` variants apply a ReLU in the same passes (`Post`): batch norm then ReLU is
+//! the unit of ResNet, VGG-BN and Inception, and `nn::Graph::run` fuses the pair. The
+//! backward recomputes the values the ReLU saw from `x` (the same `x * scale + shift`
+//! as the forward, bit for bit), so the fusion stores nothing extra.
 //!
-//! Fast paths: statistics parallel over channels, the elementwise passes parallel over
-//! samples with per-channel `scale * x + shift` (one multiply-add per value).
+//! Precision and determinism: per-channel statistics in one read of `x`: each
+//! contiguous `S`-row's mean and centred sum of squares in f32 with eight lanes, merged
+//! over rows in f64 (Chan et al.), so no `E[x^2] - E[x]^2` cancellation. One thread
+//! computes each channel's sums in a fixed order, so results are bit-identical for any
+//! thread count.
+//!
+//! Fast paths:
+//! - statistics parallel over channels, one pass over `x` (forward) and one over `dy`
+//!   and `x` for both gradient sums (backward);
+//! - the elementwise passes parallel over samples, per-channel `scale * x + shift` (one
+//!   multiply-add per value), the ReLU and its mask folded in.
+//!
 //! `naive` below is the f64 reference the tests compare against.
 
 use crate::engine::{Tensor, Var};
@@ -84,6 +94,33 @@ fn check_eps(eps: f32, op: &str) -> Result<()> {
 // Kernels
 // ---------------------------------------------------------------------------------------
 
+/// What runs on the normalized values in the same pass: nothing, or a ReLU (batch norm
+/// followed by ReLU is the unit of ResNet, VGG-BN and Inception; fused, the ReLU costs no
+/// pass of its own over memory, forward or backward).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Post {
+    None,
+    Relu,
+}
+
+impl Post {
+    /// The gradient through the post-op, given the normalized value it saw. The ReLU's
+    /// derivative at 0 is 0, as `ops::activation`'s.
+    #[inline(always)]
+    fn grad(self, g: f32, v: f32) -> f32 {
+        match self {
+            Post::None => g,
+            Post::Relu => {
+                if v > 0.0 {
+                    g
+                } else {
+                    0.0
+                }
+            }
+        }
+    }
+}
+
 /// `sum_i f(i)` over `0..len` with eight independent f32 accumulators (vectorizes; the
 /// order depends only on `len`).
 #[inline(always)]
@@ -102,22 +139,46 @@ fn lane_sum(len: usize, f: impl Fn(usize) -> f32) -> f32 {
     ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail
 }
 
-/// For each channel in `cs`, `sum over n of row_sum(row of x, row of y, channel)` in f64,
-/// where rows are the contiguous `S` values of one (n, c). Runs in parallel over channel
-/// ranges; returns one value per channel of `0..C`.
-fn channel_sums(
+/// Two sums `(sum_i f(i).0, sum_i f(i).1)` in one loop, each in `lane_sum`'s order.
+#[inline(always)]
+fn lane_sum2(len: usize, f: impl Fn(usize) -> (f32, f32)) -> (f32, f32) {
+    let (mut a, mut b) = ([0.0f32; 8], [0.0f32; 8]);
+    let full = len / 8 * 8;
+    for base in (0..full).step_by(8) {
+        for k in 0..8 {
+            let (u, v) = f(base + k);
+            a[k] += u;
+            b[k] += v;
+        }
+    }
+    let (mut ta, mut tb) = (0.0f32, 0.0f32);
+    for i in full..len {
+        let (u, v) = f(i);
+        ta += u;
+        tb += v;
+    }
+    let fold =
+        |a: [f32; 8], t: f32| ((a[0] + a[4]) + (a[1] + a[5])) + ((a[2] + a[6]) + (a[3] + a[7])) + t;
+    (fold(a, ta), fold(b, tb))
+}
+
+/// For each channel, `acc = fold(acc, row of a, row of b, channel)` over the rows
+/// `n = 0..N` in order, where a row is the contiguous `S` values of one (n, c). Runs in
+/// parallel over channel ranges; one `A` per channel of `0..C`.
+fn channel_fold<A: Clone + Send + Sync>(
     a: &[f32],
     b: &[f32],
     d: &BatchNormDims,
-    row_sum: impl Fn(&[f32], &[f32], usize) -> f32 + Sync + Send,
-) -> Vec<f64> {
+    init: A,
+    fold: impl Fn(&mut A, &[f32], &[f32], usize) + Sync + Send,
+) -> Vec<A> {
     let min_channels = PAR_MIN_WORK.div_ceil(d.m().max(1));
     let parts = parallel::par_map_ranges(d.c, min_channels, |cs: Range<usize>| {
-        let mut acc = vec![0.0f64; cs.len()];
+        let mut acc = vec![init.clone(); cs.len()];
         for n in 0..d.n {
             for (k, c) in cs.clone().enumerate() {
                 let off = (n * d.c + c) * d.s;
-                acc[k] += row_sum(&a[off..off + d.s], &b[off..off + d.s], c) as f64;
+                fold(&mut acc[k], &a[off..off + d.s], &b[off..off + d.s], c);
             }
         }
         acc
@@ -156,8 +217,50 @@ fn per_channel_map(
     });
 }
 
-/// Training forward. Writes `y[N, C, S]`, the batch `mean[C]`, biased `var[C]` and
-/// `inv_std[C] = 1 / sqrt(var + eps)`.
+/// Per-channel mean and biased variance in one pass over memory: each row's mean and
+/// centred sum of squares in f32 (the row is in L1 for its second loop), merged into the
+/// channel's in f64 with Chan et al.'s update, rows in order `n = 0..N`. The same
+/// two-pass accuracy as centring on the channel mean (no `E[x^2] - E[x]^2`
+/// cancellation) for one read of `x` instead of two.
+fn channel_moments(x: &[f32], d: &BatchNormDims) -> (Vec<f64>, Vec<f64>) {
+    // (count, mean, M2) per channel.
+    let folded = channel_fold(x, x, d, (0.0f64, 0.0f64, 0.0f64), |acc, r, _, _| {
+        let len = r.len() as f32;
+        let row_mean = lane_sum(r.len(), |i| r[i]) / len;
+        let row_m2 = lane_sum(r.len(), |i| (r[i] - row_mean) * (r[i] - row_mean)) as f64;
+        let (n_a, mean_a, m2_a) = *acc;
+        let n_b = r.len() as f64;
+        let n = n_a + n_b;
+        let delta = row_mean as f64 - mean_a;
+        *acc = (
+            n,
+            mean_a + delta * n_b / n,
+            m2_a + row_m2 + delta * delta * n_a * n_b / n,
+        );
+    });
+    let m = d.m() as f64;
+    folded.iter().map(|&(_, mu, m2)| (mu, m2 / m)).unzip()
+}
+
+/// The per-channel affine map the normalization is: `y = x * scale + shift` with
+/// `scale = gamma * inv_std`, `shift = beta - mean * scale`. The forward and the
+/// backward (which recomputes the values a fused ReLU saw) both take them from here, so
+/// they agree bit for bit.
+fn affine_coefficients(
+    gamma: &[f32],
+    beta: &[f32],
+    mean: &[f32],
+    inv_std: &[f32],
+) -> (Vec<f32>, Vec<f32>) {
+    let scale: Vec<f32> = (0..gamma.len()).map(|c| gamma[c] * inv_std[c]).collect();
+    let shift = (0..gamma.len())
+        .map(|c| beta[c] - mean[c] * scale[c])
+        .collect();
+    (scale, shift)
+}
+
+/// Training forward. Writes `y[N, C, S] = post(gamma * xhat + beta)`, the batch
+/// `mean[C]`, biased `var[C]` and `inv_std[C] = 1 / sqrt(var + eps)`.
 #[allow(clippy::too_many_arguments)]
 pub fn batch_norm_train_forward(
     y: &mut [f32],
@@ -168,26 +271,20 @@ pub fn batch_norm_train_forward(
     gamma: &[f32],
     beta: &[f32],
     eps: f32,
+    post: Post,
     d: &BatchNormDims,
 ) {
-    let m = d.m() as f64;
-    let sums = channel_sums(x, x, d, |r, _, _| lane_sum(r.len(), |i| r[i]));
-    for (mu, s) in mean.iter_mut().zip(&sums) {
-        *mu = (s / m) as f32;
-    }
-    let sq = channel_sums(x, x, d, |r, _, c| {
-        let mu = mean[c];
-        lane_sum(r.len(), |i| (r[i] - mu) * (r[i] - mu))
-    });
+    let (mu, v) = channel_moments(x, d);
     for c in 0..d.c {
-        let v = sq[c] / m;
-        var[c] = v as f32;
-        inv_std[c] = (1.0 / (v + eps as f64).sqrt()) as f32;
+        mean[c] = mu[c] as f32;
+        var[c] = v[c] as f32;
+        inv_std[c] = (1.0 / (v[c] + eps as f64).sqrt()) as f32;
     }
-    affine_forward(y, x, gamma, beta, mean, inv_std, d);
+    affine_forward(y, x, gamma, beta, mean, inv_std, post, d);
 }
 
-/// `y = (x - mean) * inv_std * gamma + beta`, folded into `x * scale + shift` per channel.
+/// `y = post(x * scale + shift)` per channel (one multiply-add per value).
+#[allow(clippy::too_many_arguments)]
 fn affine_forward(
     y: &mut [f32],
     x: &[f32],
@@ -195,14 +292,33 @@ fn affine_forward(
     beta: &[f32],
     mean: &[f32],
     inv_std: &[f32],
+    post: Post,
     d: &BatchNormDims,
 ) {
-    let scale: Vec<f32> = (0..d.c).map(|c| gamma[c] * inv_std[c]).collect();
-    let shift: Vec<f32> = (0..d.c).map(|c| beta[c] - mean[c] * scale[c]).collect();
-    per_channel_map(y, x, x, d, |x, _, c| x * scale[c] + shift[c]);
+    let (scale, shift) = affine_coefficients(gamma, beta, mean, inv_std);
+    match post {
+        Post::None => per_channel_map(y, x, x, d, |x, _, c| x * scale[c] + shift[c]),
+        Post::Relu => per_channel_map(y, x, x, d, |x, _, c| (x * scale[c] + shift[c]).max(0.0)),
+    }
 }
 
-/// Inference forward with given statistics. Writes `y` and `inv_std[C]`.
+/// Inference batch norm as the per-channel map `y = x * scale + shift` (what
+/// `batch_norm_inference` computes), for folding into the conv before it.
+pub fn inference_affine(
+    gamma: &[f32],
+    beta: &[f32],
+    mean: &[f32],
+    var: &[f32],
+    eps: f32,
+) -> (Vec<f32>, Vec<f32>) {
+    let inv_std: Vec<f32> = var
+        .iter()
+        .map(|&v| (1.0 / (v as f64 + eps as f64).sqrt()) as f32)
+        .collect();
+    affine_coefficients(gamma, beta, mean, &inv_std)
+}
+
+/// Inference forward with given statistics. Writes `y = post(...)` and `inv_std[C]`.
 #[allow(clippy::too_many_arguments)]
 pub fn batch_norm_inference_forward(
     y: &mut [f32],
@@ -213,40 +329,47 @@ pub fn batch_norm_inference_forward(
     mean: &[f32],
     var: &[f32],
     eps: f32,
+    post: Post,
     d: &BatchNormDims,
 ) {
     for (is, &v) in inv_std.iter_mut().zip(var) {
         *is = (1.0 / (v as f64 + eps as f64).sqrt()) as f32;
     }
-    affine_forward(y, x, gamma, beta, mean, inv_std, d);
+    affine_forward(y, x, gamma, beta, mean, inv_std, post, d);
 }
 
-/// Per-channel `(sum(dy), sum(dy * xhat))`, the parameter gradients `dbeta` and `dgamma`
-/// of both modes.
-fn param_grads(
+/// Per-channel `(sum(g), sum(g * (x - mean)))` in one pass over `dy` and `x`, where `g`
+/// is `dy` through the post-op (`post.grad(dy, x * scale + shift)`).
+#[allow(clippy::too_many_arguments)]
+fn gradient_sums(
     dy: &[f32],
     x: &[f32],
     mean: &[f32],
-    inv_std: &[f32],
+    scale: &[f32],
+    shift: &[f32],
+    post: Post,
     d: &BatchNormDims,
-) -> (Vec<f32>, Vec<f32>) {
-    let sum_dy = channel_sums(dy, dy, d, |g, _, _| lane_sum(g.len(), |i| g[i]));
-    let sum_dy_xc = channel_sums(dy, x, d, |g, r, c| {
-        let mu = mean[c];
-        lane_sum(g.len(), |i| g[i] * (r[i] - mu))
+) -> (Vec<f64>, Vec<f64>) {
+    let folded = channel_fold(dy, x, d, (0.0f64, 0.0f64), |acc, g, r, c| {
+        let (mu, s, t) = (mean[c], scale[c], shift[c]);
+        let (a, b) = match post {
+            Post::None => lane_sum2(g.len(), |i| (g[i], g[i] * (r[i] - mu))),
+            Post::Relu => lane_sum2(g.len(), |i| {
+                let gi = post.grad(g[i], r[i] * s + t);
+                (gi, gi * (r[i] - mu))
+            }),
+        };
+        acc.0 += a as f64;
+        acc.1 += b as f64;
     });
-    let dbeta = sum_dy.iter().map(|&s| s as f32).collect();
-    let dgamma = (0..d.c)
-        .map(|c| (sum_dy_xc[c] * inv_std[c] as f64) as f32)
-        .collect();
-    (dgamma, dbeta)
+    folded.into_iter().unzip()
 }
 
-/// Training backward. Writes `dx[N, C, S]`, `dgamma[C]`, `dbeta[C]`. With
-/// `xhat = (x - mean) * inv_std` and `k = gamma * inv_std`, the fused formula
-/// `dx = k / M * (M dy - sum(dy) - xhat sum(dy xhat))` is evaluated as
-/// `k * dy + b * (x - mean) + c0` with per-channel `b = -k * inv_std * sum(dy xhat) / M`
-/// and `c0 = -k * sum(dy) / M`.
+/// Training backward. Writes `dx[N, C, S]`, `dgamma[C]`, `dbeta[C]`. With `g` the
+/// gradient through the post-op, `xhat = (x - mean) * inv_std` and `k = gamma *
+/// inv_std`, the fused formula `dx = k / M * (M g - sum(g) - xhat sum(g xhat))` is
+/// evaluated as `k * g + b * (x - mean) + c0` with per-channel
+/// `b = -k * inv_std * sum(g xhat) / M` and `c0 = -k * sum(g) / M`.
 #[allow(clippy::too_many_arguments)]
 pub fn batch_norm_train_backward(
     dx: &mut [f32],
@@ -255,23 +378,36 @@ pub fn batch_norm_train_backward(
     dy: &[f32],
     x: &[f32],
     gamma: &[f32],
+    beta: &[f32],
     mean: &[f32],
     inv_std: &[f32],
+    post: Post,
     d: &BatchNormDims,
 ) {
-    let (dg, db) = param_grads(dy, x, mean, inv_std, d);
+    let (scale, shift) = affine_coefficients(gamma, beta, mean, inv_std);
+    let (sum_g, sum_g_xc) = gradient_sums(dy, x, mean, &scale, &shift, post, d);
+    for c in 0..d.c {
+        dbeta[c] = sum_g[c] as f32;
+        dgamma[c] = (sum_g_xc[c] * inv_std[c] as f64) as f32;
+    }
     let m = d.m() as f32;
-    let k: Vec<f32> = (0..d.c).map(|c| gamma[c] * inv_std[c]).collect();
-    let b: Vec<f32> = (0..d.c).map(|c| -k[c] * inv_std[c] * dg[c] / m).collect();
-    let c0: Vec<f32> = (0..d.c).map(|c| -k[c] * db[c] / m).collect();
-    per_channel_map(dx, dy, x, d, |g, x, c| {
-        k[c] * g + b[c] * (x - mean[c]) + c0[c]
-    });
-    dgamma.copy_from_slice(&dg);
-    dbeta.copy_from_slice(&db);
+    let k = &scale;
+    let b: Vec<f32> = (0..d.c)
+        .map(|c| -k[c] * inv_std[c] * dgamma[c] / m)
+        .collect();
+    let c0: Vec<f32> = (0..d.c).map(|c| -k[c] * dbeta[c] / m).collect();
+    match post {
+        Post::None => per_channel_map(dx, dy, x, d, |g, x, c| {
+            k[c] * g + b[c] * (x - mean[c]) + c0[c]
+        }),
+        Post::Relu => per_channel_map(dx, dy, x, d, |g, x, c| {
+            let g = post.grad(g, x * scale[c] + shift[c]);
+            k[c] * g + b[c] * (x - mean[c]) + c0[c]
+        }),
+    }
 }
 
-/// Inference backward: `dx = gamma * inv_std * dy`, plus `dgamma`, `dbeta`.
+/// Inference backward: `dx = gamma * inv_std * g`, plus `dgamma`, `dbeta`.
 #[allow(clippy::too_many_arguments)]
 pub fn batch_norm_inference_backward(
     dx: &mut [f32],
@@ -280,15 +416,25 @@ pub fn batch_norm_inference_backward(
     dy: &[f32],
     x: &[f32],
     gamma: &[f32],
+    beta: &[f32],
     mean: &[f32],
     inv_std: &[f32],
+    post: Post,
     d: &BatchNormDims,
 ) {
-    let (dg, db) = param_grads(dy, x, mean, inv_std, d);
-    let k: Vec<f32> = (0..d.c).map(|c| gamma[c] * inv_std[c]).collect();
-    per_channel_map(dx, dy, dy, d, |g, _, c| k[c] * g);
-    dgamma.copy_from_slice(&dg);
-    dbeta.copy_from_slice(&db);
+    let (scale, shift) = affine_coefficients(gamma, beta, mean, inv_std);
+    let (sum_g, sum_g_xc) = gradient_sums(dy, x, mean, &scale, &shift, post, d);
+    for c in 0..d.c {
+        dbeta[c] = sum_g[c] as f32;
+        dgamma[c] = (sum_g_xc[c] * inv_std[c] as f64) as f32;
+    }
+    let k = &scale;
+    match post {
+        Post::None => per_channel_map(dx, dy, dy, d, |g, _, c| k[c] * g),
+        Post::Relu => per_channel_map(dx, dy, x, d, |g, x, c| {
+            k[c] * post.grad(g, x * scale[c] + shift[c])
+        }),
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -303,6 +449,22 @@ pub fn batch_norm_train(
     beta: &Var,
     eps: f32,
 ) -> Result<(Var, Tensor, Tensor)> {
+    batch_norm_train_post(x, gamma, beta, eps, Post::None)
+}
+
+/// `batch_norm_train` with `post` (a ReLU) applied in the same passes.
+pub fn batch_norm_train_post(
+    x: &Var,
+    gamma: &Var,
+    beta: &Var,
+    eps: f32,
+    post: Post,
+) -> Result<(Var, Tensor, Tensor)> {
+    if post == Post::Relu && crate::engine::kinks::active() {
+        // Gradient checking with frozen ReLU masks: the relu op records and replays them.
+        let (y, mean, var) = batch_norm_train_post(x, gamma, beta, eps, Post::None)?;
+        return Ok((crate::ops::activation::relu(&y), mean, var));
+    }
     const OP: &str = "batch_norm (training)";
     let d = check_inputs(x, &[("gamma", gamma.shape()), ("beta", beta.shape())], OP)?;
     check_eps(eps, OP)?;
@@ -313,7 +475,11 @@ pub fn batch_norm_train(
         )));
     }
     let shape = x.shape();
-    let (xv, gv) = (x.value().contiguous_f32(), gamma.value().contiguous_f32());
+    let (xv, gv, bv) = (
+        x.value().contiguous_f32(),
+        gamma.value().contiguous_f32(),
+        beta.value().contiguous_f32(),
+    );
     let mut y = vec![0.0f32; xv.numel()]; // [N, C, S]
     let (mut mean, mut var, mut inv_std) = (vec![0.0; d.c], vec![0.0; d.c], vec![0.0; d.c]);
     batch_norm_train_forward(
@@ -323,17 +489,22 @@ pub fn batch_norm_train(
         &mut inv_std,
         xv.data(),
         gv.data(),
-        beta.value().contiguous_f32().data(),
+        bv.data(),
         eps,
+        post,
         &d,
     );
     let (mean_t, var_t) = (
         Tensor::from_vec(mean.clone(), &[d.c]),
         Tensor::from_vec(var, &[d.c]),
     );
+    let name = match post {
+        Post::None => "batch_norm_train",
+        Post::Relu => "batch_norm_relu_train",
+    };
     let y = Var::from_op(
         Tensor::from_vec(y, &shape),
-        "batch_norm_train",
+        name,
         &[x, gamma, beta],
         move |dy| {
             let mut dx = vec![0.0f32; xv.numel()];
@@ -345,8 +516,10 @@ pub fn batch_norm_train(
                 dy.data(),
                 xv.data(),
                 gv.data(),
+                bv.data(),
                 &mean,
                 &inv_std,
+                post,
                 &d,
             );
             vec![
@@ -368,6 +541,23 @@ pub fn batch_norm_inference(
     var: &Tensor,
     eps: f32,
 ) -> Result<Var> {
+    batch_norm_inference_post(x, gamma, beta, mean, var, eps, Post::None)
+}
+
+/// `batch_norm_inference` with `post` (a ReLU) applied in the same passes.
+pub fn batch_norm_inference_post(
+    x: &Var,
+    gamma: &Var,
+    beta: &Var,
+    mean: &Tensor,
+    var: &Tensor,
+    eps: f32,
+    post: Post,
+) -> Result<Var> {
+    if post == Post::Relu && crate::engine::kinks::active() {
+        let y = batch_norm_inference_post(x, gamma, beta, mean, var, eps, Post::None)?;
+        return Ok(crate::ops::activation::relu(&y));
+    }
     const OP: &str = "batch_norm (inference)";
     let d = check_inputs(
         x,
@@ -382,7 +572,11 @@ pub fn batch_norm_inference(
     check_eps(eps, OP)?;
     let (mean, var) = (&mean.contiguous_f32(), &var.contiguous_f32());
     let shape = x.shape();
-    let (xv, gv) = (x.value().contiguous_f32(), gamma.value().contiguous_f32());
+    let (xv, gv, bv) = (
+        x.value().contiguous_f32(),
+        gamma.value().contiguous_f32(),
+        beta.value().contiguous_f32(),
+    );
     let mut y = vec![0.0f32; xv.numel()]; // [N, C, S]
     let mut inv_std = vec![0.0f32; d.c];
     batch_norm_inference_forward(
@@ -390,16 +584,21 @@ pub fn batch_norm_inference(
         &mut inv_std,
         xv.data(),
         gv.data(),
-        beta.value().contiguous_f32().data(),
+        bv.data(),
         mean.data(),
         var.data(),
         eps,
+        post,
         &d,
     );
     let mean = mean.clone();
+    let name = match post {
+        Post::None => "batch_norm_inference",
+        Post::Relu => "batch_norm_relu_inference",
+    };
     Ok(Var::from_op(
         Tensor::from_vec(y, &shape),
-        "batch_norm_inference",
+        name,
         &[x, gamma, beta],
         move |dy| {
             let mut dx = vec![0.0f32; xv.numel()];
@@ -411,8 +610,10 @@ pub fn batch_norm_inference(
                 dy.data(),
                 xv.data(),
                 gv.data(),
+                bv.data(),
                 mean.data(),
                 &inv_std,
+                post,
                 &d,
             );
             vec![
@@ -688,11 +889,87 @@ mod tests {
         }
     }
 
+    /// The fused batch norm + ReLU against the two ops it replaces, in both modes: the
+    /// same outputs and gradients bit for bit (the backward recomputes the values the
+    /// ReLU saw with the forward's own arithmetic).
+    #[test]
+    fn fused_relu_is_relu_of_batch_norm() {
+        let mut rng = Rng::new(26);
+        for shape in [&[9, 5][..], &[6, 4, 5, 3], &[3, 8, 7, 7]] {
+            let d = dims(shape);
+            let x = random(shape, &mut rng, -2.0, 3.0);
+            let gamma = random(&[d.c], &mut rng, -1.5, 1.5);
+            let beta = random(&[d.c], &mut rng, -1.0, 1.0);
+            let (mean, var) = (
+                random(&[d.c], &mut rng, -0.5, 0.5),
+                random(&[d.c], &mut rng, 0.5, 2.0),
+            );
+            let dy = random(shape, &mut rng, -1.0, 1.0);
+            for training in [true, false] {
+                let run = |fused: bool| {
+                    let (xv, gv, bv) = (
+                        Var::parameter(x.clone()),
+                        Var::parameter(gamma.clone()),
+                        Var::parameter(beta.clone()),
+                    );
+                    let post = if fused { Post::Relu } else { Post::None };
+                    let y = if training {
+                        batch_norm_train_post(&xv, &gv, &bv, EPS, post).unwrap().0
+                    } else {
+                        batch_norm_inference_post(&xv, &gv, &bv, &mean, &var, EPS, post).unwrap()
+                    };
+                    let y = if fused {
+                        y
+                    } else {
+                        crate::ops::activation::relu(&y)
+                    };
+                    let out = y.value().into_vec();
+                    y.backward_with(dy.clone());
+                    [
+                        out,
+                        xv.grad().unwrap().into_vec(),
+                        gv.grad().unwrap().into_vec(),
+                        bv.grad().unwrap().into_vec(),
+                    ]
+                };
+                let (fused, plain) = (run(true), run(false));
+                assert_eq!(fused, plain, "{shape:?} training {training}");
+                let zeros = fused[0].iter().filter(|&&v| v == 0.0).count();
+                assert!(
+                    zeros > 0 && zeros < fused[0].len(),
+                    "{shape:?}: the ReLU must cut"
+                );
+            }
+        }
+    }
+
     #[test]
     fn batch_norm_gradchecks() {
         let mut rng = Rng::new(24);
         for shape in [&[6, 3][..], &[2, 3, 3, 2]] {
             let c = shape[1];
+            // The fused ReLU's gradient too, on channels shifted far to either side of
+            // the kink (|xhat| < 2.3 for 6 values, so no difference step crosses it);
+            // `fused_relu_is_relu_of_batch_norm` covers the mask at the kink.
+            let (x0, g0) = (
+                random(shape, &mut rng, -2.0, 2.0),
+                random(&[c], &mut rng, 0.4, 0.6),
+            );
+            let b0 = Tensor::from_vec(vec![3.0, -3.0, 2.5], &[c]);
+            let r = gradcheck::check(
+                |v| {
+                    batch_norm_train_post(&v[0], &v[1], &v[2], EPS, Post::Relu)
+                        .unwrap()
+                        .0
+                },
+                &[x0, g0, b0],
+                gradcheck::DEFAULT_STEP,
+                9,
+            );
+            assert!(
+                r.worst() < gradcheck::DEFAULT_TOLERANCE,
+                "relu {shape:?}: {r:?}"
+            );
             let x = random(shape, &mut rng, -2.0, 2.0);
             let gamma = random(&[c], &mut rng, 0.5, 1.5);
             let beta = random(&[c], &mut rng, -1.0, 1.0);

@@ -8,6 +8,7 @@
 //! | a * b     | b           | a           |
 //! | a * s     | s           |             |
 //! | a + s     | 1           |             |
+//! | max(a + b, 0) | 1 if out > 0 else 0 | same  |
 
 use crate::engine::{Tensor, Var};
 use crate::error::{Error, Result};
@@ -28,6 +29,23 @@ pub fn add(a: &Var, b: &Var) -> Result<Var> {
     let out = a.value().zip_map(&b.value(), |x, y| x + y);
     Ok(Var::from_op(out, "add", &[a, b], |dy| {
         vec![Some(dy.clone()), Some(dy.clone())]
+    }))
+}
+
+/// `max(a + b, 0)`: a residual block's sum and the ReLU after it (`nn::Graph::run` fuses
+/// the pair), one pass forward and one backward instead of two each. The same values as
+/// `relu(add(a, b))` bit for bit, gradients too (the mask is `out > 0` in both).
+pub fn add_relu(a: &Var, b: &Var) -> Result<Var> {
+    same_shape(a, b, "add_relu")?;
+    if crate::engine::kinks::active() {
+        // Gradient checking with frozen ReLU masks: the relu op records and replays them.
+        return Ok(crate::ops::activation::relu(&add(a, b)?));
+    }
+    let out = a.value().zip_map(&b.value(), |x, y| (x + y).max(0.0));
+    let yk = out.clone();
+    Ok(Var::from_op(out, "add_relu", &[a, b], move |dy| {
+        let g = dy.zip_map(&yk, |g, y| if y > 0.0 { g } else { 0.0 });
+        vec![Some(g.clone()), Some(g)]
     }))
 }
 
@@ -250,6 +268,7 @@ mod tests {
                 add(&maximum(&v[0], &v[1]).unwrap(), &v[0]).unwrap()
             }),
             ("minimum", |v| minimum(&v[0], &v[1]).unwrap()),
+            ("add_relu", |v| add_relu(&v[0], &v[1]).unwrap()),
             ("sum_squares", |v| {
                 add(&sum_squares(&v[0]), &sum(&v[1])).unwrap()
             }),
@@ -258,6 +277,42 @@ mod tests {
             let r = gradcheck::check(f, &[a.clone(), b.clone()], gradcheck::DEFAULT_STEP, 1);
             assert!(r.worst() < gradcheck::DEFAULT_TOLERANCE, "{name}: {r:?}");
         }
+    }
+
+    /// The fused residual sum + ReLU against the two ops it replaces: the same values and
+    /// gradients, bit for bit, with entries on both sides of the kink and exactly at it.
+    #[test]
+    fn add_relu_is_relu_of_add() {
+        let mut rng = Rng::new(11);
+        let n = 4 * 3 * 5 * 5;
+        let draw = |rng: &mut Rng| (0..n).map(|_| rng.uniform_range(-1.0, 1.0)).collect();
+        let (av, mut bv): (Vec<f32>, Vec<f32>) = (draw(&mut rng), draw(&mut rng));
+        bv[0] = -av[0]; // a + b = 0 exactly: the derivative there is 0 on both paths
+        let dy = Tensor::from_vec(draw(&mut rng), &[4, 3, 5, 5]);
+        let run = |fused: bool| {
+            let a = Var::parameter(Tensor::from_vec(av.clone(), &[4, 3, 5, 5]));
+            let b = Var::parameter(Tensor::from_vec(bv.clone(), &[4, 3, 5, 5]));
+            let y = if fused {
+                add_relu(&a, &b).unwrap()
+            } else {
+                crate::ops::activation::relu(&add(&a, &b).unwrap())
+            };
+            let out = y.value().into_vec();
+            y.backward_with(dy.clone());
+            [
+                out,
+                a.grad().unwrap().into_vec(),
+                b.grad().unwrap().into_vec(),
+            ]
+        };
+        let (fused, plain) = (run(true), run(false));
+        assert_eq!(fused, plain);
+        assert!(fused[0].contains(&0.0) && fused[0].iter().any(|&v| v > 0.0));
+        assert!(add_relu(
+            &Var::constant(Tensor::zeros(&[2])),
+            &Var::constant(Tensor::zeros(&[3]))
+        )
+        .is_err());
     }
 
     #[test]

@@ -182,6 +182,18 @@ pub fn profile_training(
     let per_step_ms = |s: f64| s * 1e3 / steps as f64;
     let bwd_of = |scope: usize| bwd_scopes.get(scope).copied().unwrap_or(0.0);
     let mut layers = Vec::with_capacity(nl);
+    // A fused pair's time is the first layer's row ("BatchNormalization+ReLU"); the ReLU's
+    // row says where its work went.
+    let absorbed = model.relu_fusions();
+    let fused_class = |i: usize, class: &str| -> String {
+        if let Some(p) = absorbed[i] {
+            format!("{class}, fused into {}", model.layers()[p].name())
+        } else if absorbed.contains(&Some(i)) {
+            format!("{class}+ReLU")
+        } else {
+            class.to_string()
+        }
+    };
     // The data needs no gradient; every layer after the first one with weights does.
     let mut input_needs_grad = false;
     for (i, (layer, shape)) in model
@@ -201,7 +213,7 @@ pub fn profile_training(
         let (f, b) = layer_flops(&cfg, &input, &shape, batch_size, input_needs_grad);
         layers.push(LayerProfile {
             name: layer.name().to_string(),
-            class_name: cfg.class_name().to_string(),
+            class_name: fused_class(i, cfg.class_name()),
             output_shape: shape,
             forward_ms: per_step_ms(fwd_layers[i]),
             backward_ms: per_step_ms(bwd_of(i + 1)),

@@ -194,6 +194,9 @@ impl Layer for ActivationLayer {
     fn output_activation(&self) -> Option<Activation> {
         Some(self.activation)
     }
+    fn is_plain_relu(&self) -> bool {
+        self.activation == Activation::Relu
+    }
 }
 
 #[cfg(test)]

@@ -20,7 +20,9 @@ use super::registry::needs_known;
 use super::{ForwardCtx, Layer, LayerConfig, LayerKind, LayerType, Param};
 use crate::engine::{Rng, Tensor, Var};
 use crate::error::{Error, Result};
-use crate::ops::batchnorm::{batch_norm_inference, batch_norm_train};
+use crate::ops::batchnorm::{
+    batch_norm_inference_post, batch_norm_train_post, inference_affine, Post,
+};
 use crate::ops::update::moving_average;
 use serde::{Deserialize, Serialize};
 
@@ -110,6 +112,30 @@ impl LayerKind for BatchNormalizationConfig {
     }
 }
 
+impl BatchNormalization {
+    /// The forward with `post` (a fused ReLU) applied in the kernel's own passes.
+    fn forward_post(&mut self, x: &Var, ctx: &mut ForwardCtx, post: Post) -> Result<Var> {
+        if ctx.training && !self.frozen {
+            let (y, mean, var) =
+                batch_norm_train_post(x, &self.gamma, &self.beta, self.cfg.epsilon, post)?;
+            let m = self.cfg.momentum;
+            moving_average(&self.moving_mean, &mean, m)?;
+            moving_average(&self.moving_variance, &var, m)?;
+            Ok(y)
+        } else {
+            batch_norm_inference_post(
+                x,
+                &self.gamma,
+                &self.beta,
+                &self.moving_mean.value(),
+                &self.moving_variance.value(),
+                self.cfg.epsilon,
+                post,
+            )
+        }
+    }
+}
+
 impl Layer for BatchNormalization {
     /// Keras: the mask passes through unchanged (see `Layer`).
     fn compute_mask(&self, _x: &Var, mask: Option<&Tensor>) -> Result<Option<Tensor>> {
@@ -119,21 +145,24 @@ impl Layer for BatchNormalization {
         &self.name
     }
     fn forward(&mut self, x: &Var, ctx: &mut ForwardCtx) -> Result<Var> {
-        if ctx.training && !self.frozen {
-            let (y, mean, var) = batch_norm_train(x, &self.gamma, &self.beta, self.cfg.epsilon)?;
-            let m = self.cfg.momentum;
-            moving_average(&self.moving_mean, &mean, m)?;
-            moving_average(&self.moving_variance, &var, m)?;
-            Ok(y)
-        } else {
-            batch_norm_inference(
-                x,
-                &self.gamma,
-                &self.beta,
-                &self.moving_mean.value(),
-                &self.moving_variance.value(),
-                self.cfg.epsilon,
-            )
+        self.forward_post(x, ctx, Post::None)
+    }
+    fn fuses_relu(&self) -> bool {
+        true
+    }
+    fn inference_affine(&self) -> Option<(Vec<f32>, Vec<f32>)> {
+        Some(inference_affine(
+            &self.gamma.value().to_f32_vec(),
+            &self.beta.value().to_f32_vec(),
+            &self.moving_mean.value().to_f32_vec(),
+            &self.moving_variance.value().to_f32_vec(),
+            self.cfg.epsilon,
+        ))
+    }
+    fn forward_relu(&mut self, xs: &[Var], ctx: &mut ForwardCtx) -> Result<Var> {
+        match xs {
+            [x] => self.forward_post(x, ctx, Post::Relu),
+            _ => Ok(crate::ops::activation::relu(&self.forward_many(xs, ctx)?)),
         }
     }
     fn set_frozen(&mut self, frozen: bool) {

@@ -14,7 +14,7 @@ use super::dims::{batch_shape_str, Dim};
 use super::registry::{needs_known, rank_is};
 use super::{Activation, ForwardCtx, Initializer, Layer, LayerConfig, LayerKind, LayerType};
 use super::{Param, Regularizer};
-use crate::engine::{Rng, Var};
+use crate::engine::{Rng, Tensor, Var};
 use crate::error::{Error, Result};
 use crate::ops::conv2d::{conv2d, conv2d_relu, Conv2dSpec};
 use crate::ops::{window_out_len, Padding2d};
@@ -299,6 +299,33 @@ impl Layer for Conv2D {
         }
         let z = conv2d(x, &self.kernel, self.bias.as_ref(), &spec)?; // [N, filters, OH, OW]
         Ok(self.cfg.activation.apply_in(&z, ctx))
+    }
+    fn folds_affine(&self) -> bool {
+        self.cfg.activation == Activation::Linear
+    }
+    fn forward_folded(&mut self, x: &Var, scale: &[f32], shift: &[f32], relu: bool) -> Result<Var> {
+        let shape = x.shape();
+        let spec = self.cfg.spec((shape[2], shape[3]));
+        let (kernel, bias) = (self.kernel.value(), self.bias.as_ref().map(|b| b.value()));
+        let filters = kernel.shape()[0];
+        let per_filter = kernel.numel() / filters.max(1);
+        let mut w = kernel.to_f32_vec();
+        for (row, &s) in w.chunks_mut(per_filter.max(1)).zip(scale) {
+            row.iter_mut().for_each(|v| *v *= s);
+        }
+        let b: Vec<f32> = match bias {
+            Some(b) => (b.to_f32_vec().iter().zip(scale).zip(shift))
+                .map(|((&b, &s), &t)| b * s + t)
+                .collect(),
+            None => shift.to_vec(),
+        };
+        let w = Var::constant(Tensor::from_vec(w, kernel.shape()));
+        let b = Var::constant(Tensor::from_vec(b, &[filters]));
+        if relu {
+            conv2d_relu(x, &w, Some(&b), &spec)
+        } else {
+            conv2d(x, &w, Some(&b), &spec)
+        }
     }
     fn params(&self) -> Vec<Param> {
         super::kernel_and_bias(&self.name, &self.kernel, self.bias.as_ref())

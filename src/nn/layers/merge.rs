@@ -294,6 +294,22 @@ impl Layer for Merge {
     fn forward(&mut self, x: &Var, ctx: &mut ForwardCtx) -> Result<Var> {
         self.forward_many(std::slice::from_ref(x), ctx)
     }
+    fn fuses_relu(&self) -> bool {
+        self.kind == MergeKind::Add
+    }
+    /// A residual block's `relu(a + b)`: the last sum and the ReLU in one pass.
+    fn forward_relu(&mut self, xs: &[Var], ctx: &mut ForwardCtx) -> Result<Var> {
+        match (self.kind, xs) {
+            // The sums in `forward_many`'s order, the last one fused with the ReLU.
+            (MergeKind::Add, [first, middle @ .., last]) => {
+                let acc = middle
+                    .iter()
+                    .try_fold(first.clone(), |acc, x| elementwise::add(&acc, x))?;
+                elementwise::add_relu(&acc, last)
+            }
+            _ => Ok(crate::ops::activation::relu(&self.forward_many(xs, ctx)?)),
+        }
+    }
     fn forward_many(&mut self, xs: &[Var], _ctx: &mut ForwardCtx) -> Result<Var> {
         if xs.len() < 2 {
             return Err(Error::invalid(format!(

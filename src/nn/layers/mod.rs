@@ -220,6 +220,44 @@ pub trait Layer {
     fn as_shared(&self) -> Option<&SharedLayer> {
         None
     }
+    /// Whether this layer can compute a ReLU of its output in its own passes
+    /// (`forward_relu`). `Graph::run` then fuses a plain ReLU that alone reads this
+    /// layer's one output (`Graph::relu_fusions`): batch norm + ReLU, residual add + ReLU.
+    fn fuses_relu(&self) -> bool {
+        false
+    }
+    /// `relu(forward)` in one go; the default runs the two (a layer with `fuses_relu`
+    /// overrides it with a fused kernel that gives the same values and gradients).
+    fn forward_relu(&mut self, xs: &[Var], ctx: &mut ForwardCtx) -> Result<Var> {
+        Ok(crate::ops::activation::relu(&self.forward_many(xs, ctx)?))
+    }
+    /// At inference, the per-channel map `y = x * scale + shift` this layer is (batch
+    /// norm with its moving statistics), for the conv before it to fold into its weights
+    /// (`Graph::run`, inference only); `None` for other layers.
+    fn inference_affine(&self) -> Option<(Vec<f32>, Vec<f32>)> {
+        None
+    }
+    /// Whether `forward_folded` can take a per-output-channel affine map that follows
+    /// this layer into its weights (a conv without an activation of its own).
+    fn folds_affine(&self) -> bool {
+        false
+    }
+    /// The inference forward with `y * scale + shift` per output channel folded into the
+    /// weights (`w * scale`, `b * scale + shift`), then a ReLU if `relu`: the batch norm
+    /// (and ReLU) after a conv cost no pass of their own. No gradient reaches the layer's
+    /// weights through it.
+    fn forward_folded(&mut self, x: &Var, scale: &[f32], shift: &[f32], relu: bool) -> Result<Var> {
+        let _ = (x, scale, shift, relu);
+        Err(crate::error::Error::invalid(format!(
+            "layer '{}' cannot fold a following batch norm",
+            self.name()
+        )))
+    }
+    /// Whether this layer is a plain `max(x, 0)`, nothing else, which the layer before it
+    /// may absorb (`fuses_relu`).
+    fn is_plain_relu(&self) -> bool {
+        false
+    }
     /// Whether the layer's input holds indices (token ids), not values: a half-precision
     /// model then leaves that input unrounded (bf16 holds whole numbers exactly only up
     /// to 256, f16 up to 2048, so rounding would turn id 257 into 256).

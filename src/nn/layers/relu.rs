@@ -174,6 +174,9 @@ impl Layer for ReLU {
     fn name(&self) -> &str {
         &self.name
     }
+    fn is_plain_relu(&self) -> bool {
+        self.max_value.is_none() && self.negative_slope == 0.0 && self.threshold == 0.0
+    }
     fn forward(&mut self, x: &Var, _ctx: &mut ForwardCtx) -> Result<Var> {
         Ok(act::relu_general(
             x,
