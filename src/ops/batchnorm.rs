@@ -157,7 +157,9 @@ fn per_channel_map(
 }
 
 /// Training forward. Writes `y[N, C, S]`, the batch `mean[C]`, biased `var[C]` and
-/// `inv_std[C] = 1 / sqrt(var + eps)`.
+/// `inv_std[C] = 1 / sqrt(var + eps)`. `reduce` (synchronized batch norm,
+/// `batchnorm_sync.rs`) sums the per-channel sums with the count `M` appended, then the
+/// centred sums of squares, over the ranks: the statistics become the global batch's.
 #[allow(clippy::too_many_arguments)]
 pub fn batch_norm_train_forward(
     y: &mut [f32],
@@ -169,16 +171,25 @@ pub fn batch_norm_train_forward(
     beta: &[f32],
     eps: f32,
     d: &BatchNormDims,
+    reduce: Option<&dyn Fn(&mut [f64])>,
 ) {
-    let m = d.m() as f64;
-    let sums = channel_sums(x, x, d, |r, _, _| lane_sum(r.len(), |i| r[i]));
+    let mut m = d.m() as f64;
+    let mut sums = channel_sums(x, x, d, |r, _, _| lane_sum(r.len(), |i| r[i]));
+    if let Some(reduce) = reduce {
+        sums.push(m);
+        reduce(&mut sums);
+        m = sums.pop().expect("pushed");
+    }
     for (mu, s) in mean.iter_mut().zip(&sums) {
         *mu = (s / m) as f32;
     }
-    let sq = channel_sums(x, x, d, |r, _, c| {
+    let mut sq = channel_sums(x, x, d, |r, _, c| {
         let mu = mean[c];
         lane_sum(r.len(), |i| (r[i] - mu) * (r[i] - mu))
     });
+    if let Some(reduce) = reduce {
+        reduce(&mut sq);
+    }
     for c in 0..d.c {
         let v = sq[c] / m;
         var[c] = v as f32;
@@ -230,13 +241,24 @@ fn param_grads(
     inv_std: &[f32],
     d: &BatchNormDims,
 ) -> (Vec<f32>, Vec<f32>) {
+    let (sum_dy, sum_dy_xc) = grad_sums(dy, x, mean, d);
+    grads_from_sums(&sum_dy, &sum_dy_xc, inv_std)
+}
+
+/// Per-channel `sum(dy)` and `sum(dy * (x - mean))` in f64.
+fn grad_sums(dy: &[f32], x: &[f32], mean: &[f32], d: &BatchNormDims) -> (Vec<f64>, Vec<f64>) {
     let sum_dy = channel_sums(dy, dy, d, |g, _, _| lane_sum(g.len(), |i| g[i]));
     let sum_dy_xc = channel_sums(dy, x, d, |g, r, c| {
         let mu = mean[c];
         lane_sum(g.len(), |i| g[i] * (r[i] - mu))
     });
+    (sum_dy, sum_dy_xc)
+}
+
+/// `(dgamma, dbeta) = (sum(dy * (x - mean)) * inv_std, sum(dy))`.
+fn grads_from_sums(sum_dy: &[f64], sum_dy_xc: &[f64], inv_std: &[f32]) -> (Vec<f32>, Vec<f32>) {
     let dbeta = sum_dy.iter().map(|&s| s as f32).collect();
-    let dgamma = (0..d.c)
+    let dgamma = (0..sum_dy.len())
         .map(|c| (sum_dy_xc[c] * inv_std[c] as f64) as f32)
         .collect();
     (dgamma, dbeta)
@@ -246,7 +268,9 @@ fn param_grads(
 /// `xhat = (x - mean) * inv_std` and `k = gamma * inv_std`, the fused formula
 /// `dx = k / M * (M dy - sum(dy) - xhat sum(dy xhat))` is evaluated as
 /// `k * dy + b * (x - mean) + c0` with per-channel `b = -k * inv_std * sum(dy xhat) / M`
-/// and `c0 = -k * sum(dy) / M`.
+/// and `c0 = -k * sum(dy) / M`. `reduce` (synchronized batch norm) sums `sum(dy)`,
+/// `sum(dy * (x - mean))` and `M` (appended) over the ranks for `dx`; `dgamma` and `dbeta`
+/// stay this rank's (the gradient exchange sums them, as any parameter's).
 #[allow(clippy::too_many_arguments)]
 pub fn batch_norm_train_backward(
     dx: &mut [f32],
@@ -258,12 +282,24 @@ pub fn batch_norm_train_backward(
     mean: &[f32],
     inv_std: &[f32],
     d: &BatchNormDims,
+    reduce: Option<&dyn Fn(&mut [f64])>,
 ) {
-    let (dg, db) = param_grads(dy, x, mean, inv_std, d);
-    let m = d.m() as f32;
+    let (sum_dy, sum_dy_xc) = grad_sums(dy, x, mean, d);
+    let (dg, db) = grads_from_sums(&sum_dy, &sum_dy_xc, inv_std);
+    // The sums dx needs: this rank's, or the global batch's.
+    let (mut m, mut dg_all, mut db_all) = (d.m() as f32, dg.clone(), db.clone());
+    if let Some(reduce) = reduce {
+        let mut buf = [sum_dy, sum_dy_xc].concat();
+        buf.push(d.m() as f64);
+        reduce(&mut buf);
+        m = buf[2 * d.c] as f32;
+        (dg_all, db_all) = grads_from_sums(&buf[..d.c], &buf[d.c..2 * d.c], inv_std);
+    }
     let k: Vec<f32> = (0..d.c).map(|c| gamma[c] * inv_std[c]).collect();
-    let b: Vec<f32> = (0..d.c).map(|c| -k[c] * inv_std[c] * dg[c] / m).collect();
-    let c0: Vec<f32> = (0..d.c).map(|c| -k[c] * db[c] / m).collect();
+    let b: Vec<f32> = (0..d.c)
+        .map(|c| -k[c] * inv_std[c] * dg_all[c] / m)
+        .collect();
+    let c0: Vec<f32> = (0..d.c).map(|c| -k[c] * db_all[c] / m).collect();
     per_channel_map(dx, dy, x, d, |g, x, c| {
         k[c] * g + b[c] * (x - mean[c]) + c0[c]
     });
@@ -316,6 +352,18 @@ pub fn batch_norm_train(
     let (xv, gv) = (x.value().contiguous_f32(), gamma.value().contiguous_f32());
     let mut y = vec![0.0f32; xv.numel()]; // [N, C, S]
     let (mut mean, mut var, mut inv_std) = (vec![0.0; d.c], vec![0.0; d.c], vec![0.0; d.c]);
+    // Synchronized batch norm (`batchnorm_sync.rs`), kept for the backward pass.
+    let sync = crate::ops::batchnorm_sync::current();
+    let m_all = std::cell::Cell::new(d.m() as f64);
+    let sum_stats = |b: &mut [f64]| {
+        if let Some(s) = &sync {
+            s.sum_stats(b);
+            // The first call, the sums with the count appended: the global count.
+            if b.len() == d.c + 1 {
+                m_all.set(b[d.c]);
+            }
+        }
+    };
     batch_norm_train_forward(
         &mut y,
         &mut mean,
@@ -326,7 +374,9 @@ pub fn batch_norm_train(
         beta.value().contiguous_f32().data(),
         eps,
         &d,
+        sync.is_some().then_some(&sum_stats as &dyn Fn(&mut [f64])),
     );
+    let m_all = m_all.get();
     let (mean_t, var_t) = (
         Tensor::from_vec(mean.clone(), &[d.c]),
         Tensor::from_vec(var, &[d.c]),
@@ -338,6 +388,14 @@ pub fn batch_norm_train(
         move |dy| {
             let mut dx = vec![0.0f32; xv.numel()];
             let (mut dgamma, mut dbeta) = (vec![0.0f32; d.c], vec![0.0f32; d.c]);
+            // The gradient sums over the ranks in this rank's scale; the count is the
+            // forward's global one.
+            let sum_grads = |b: &mut [f64]| {
+                if let Some(s) = &sync {
+                    s.sum_grads(&mut b[..2 * d.c]);
+                    b[2 * d.c] = m_all;
+                }
+            };
             batch_norm_train_backward(
                 &mut dx,
                 &mut dgamma,
@@ -348,6 +406,7 @@ pub fn batch_norm_train(
                 &mean,
                 &inv_std,
                 &d,
+                sync.is_some().then_some(&sum_grads as &dyn Fn(&mut [f64])),
             );
             vec![
                 Some(Tensor::from_vec(dx, &shape)),
