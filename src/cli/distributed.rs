@@ -18,8 +18,9 @@ pub struct DistributedArgs {
     /// With --distributed: --batch-size is each rank's share (global batch N times it).
     #[arg(long, requires = "distributed")]
     pub batch_size_per_rank: bool,
-    /// With --distributed: batch norm's moving statistics kept per rank (`local`, rank
-    /// 0's saved) or averaged over the ranks after every step (`sync`).
+    /// With --distributed: batch norm's batch statistics per rank's share (`local`, the
+    /// default, as PyTorch DDP; rank 0's moving statistics saved) or over the global
+    /// batch (`sync`, as PyTorch's SyncBatchNorm: 3 small all-reduces per layer and step).
     #[arg(long, value_name = "local|sync", requires = "distributed")]
     pub bn_stats: Option<String>,
 }
