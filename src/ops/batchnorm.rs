@@ -27,6 +27,7 @@
 
 use crate::engine::{Tensor, Var};
 use crate::error::{Error, Result};
+use crate::ops::batchnorm_sync::ChannelSums;
 use crate::ops::parallel;
 use std::ops::Range;
 
@@ -171,7 +172,7 @@ pub fn batch_norm_train_forward(
     beta: &[f32],
     eps: f32,
     d: &BatchNormDims,
-    reduce: Option<&dyn Fn(&mut [f64])>,
+    reduce: Option<&ChannelSums<'_>>,
 ) {
     let mut m = d.m() as f64;
     let mut sums = channel_sums(x, x, d, |r, _, _| lane_sum(r.len(), |i| r[i]));
@@ -282,7 +283,7 @@ pub fn batch_norm_train_backward(
     mean: &[f32],
     inv_std: &[f32],
     d: &BatchNormDims,
-    reduce: Option<&dyn Fn(&mut [f64])>,
+    reduce: Option<&ChannelSums<'_>>,
 ) {
     let (sum_dy, sum_dy_xc) = grad_sums(dy, x, mean, d);
     let (dg, db) = grads_from_sums(&sum_dy, &sum_dy_xc, inv_std);
@@ -374,7 +375,7 @@ pub fn batch_norm_train(
         beta.value().contiguous_f32().data(),
         eps,
         &d,
-        sync.is_some().then_some(&sum_stats as &dyn Fn(&mut [f64])),
+        sync.is_some().then_some(&sum_stats as &ChannelSums<'_>),
     );
     let m_all = m_all.get();
     let (mean_t, var_t) = (
@@ -406,7 +407,7 @@ pub fn batch_norm_train(
                 &mean,
                 &inv_std,
                 &d,
-                sync.is_some().then_some(&sum_grads as &dyn Fn(&mut [f64])),
+                sync.is_some().then_some(&sum_grads as &ChannelSums<'_>),
             );
             vec![
                 Some(Tensor::from_vec(dx, &shape)),

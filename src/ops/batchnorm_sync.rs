@@ -26,6 +26,10 @@ pub trait BatchNormSync {
     fn sum_grads(&self, buf: &mut [f64]);
 }
 
+/// What the kernels call on their per-channel sums (`batch_norm_train_forward`'s and
+/// `_backward`'s last argument): replaces them in place by their sums over the ranks.
+pub type ChannelSums<'a> = dyn Fn(&mut [f64]) + 'a;
+
 thread_local! {
     static SYNC: RefCell<Option<Rc<dyn BatchNormSync>>> = const { RefCell::new(None) };
 }
@@ -97,7 +101,7 @@ mod tests {
         };
         let (x, dy) = (draw(len, 1.0, 4.0), draw(len, -1.0, 1.0));
         let (gamma, beta) = (draw(d.c, 0.5, 1.5), draw(d.c, -1.0, 1.0));
-        let run = |reduce: Option<&dyn Fn(&mut [f64])>| {
+        let run = |reduce: Option<&ChannelSums<'_>>| {
             let (mut y, mut mean, mut var, mut inv) = (
                 vec![0.0; len],
                 vec![0.0; d.c],

@@ -7,8 +7,10 @@
 //!   state and its random generator, so a run resumed on rank 0's files or a model built
 //!   with another seed elsewhere all start from rank 0's state.
 //! - Each step: the global batch (the same on every rank: same shuffle from the same
-//!   generator) is cut into `size` consecutive shares (`distributed::shard`); dropout
-//!   draws each share's numbers of the whole batch (`Rng::set_shard`). After the backward
+//!   generator) is cut into `size` consecutive shares (`distributed::shard`): from tensors
+//!   the batch producer gathers only this rank's rows (`prefetch.rs`); a `BatchSource`
+//!   gives every rank the whole global batch, which `fit` cuts. Dropout draws each
+//!   share's numbers of the whole batch (`Rng::set_shard`). After the backward
 //!   pass each gradient is scaled by `share rows / batch rows` and summed over the ranks
 //!   in buckets (`distributed::Buckets`), so the result is the gradient of the mean loss
 //!   over the whole batch, as one process computes it, up to the order of float sums.
