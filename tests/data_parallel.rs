@@ -2,7 +2,9 @@
 //! `Collective` over shared memory, so the default `cargo test --release` checks what
 //! `tests/distributed.rs` checks under `mpirun` (feature `mpi`): two ranks with a global
 //! batch of 16 end with one process's weights (batch 16) up to float reduction order,
-//! dropout included, with validation and logs summed over the ranks.
+//! dropout included, with validation and logs summed over the ranks. Also: synchronized
+//! batch norm (`BnStats::Sync`) trains as one process while `Local` does not, and
+//! `fit_source` on two ranks trains as one process.
 
 use nabla::distributed::Collective;
 use nabla::layers::{Activation, DenseConfig, DropoutConfig};
