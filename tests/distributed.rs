@@ -150,6 +150,34 @@ fn two_ranks_with_a_global_batch_of_128_match_one_process() {
         moved > 100.0 * diff.max(1e-6),
         "training moved the weights by {moved}"
     );
+
+    // `nabla evaluate RUN --distributed`: the 10,000 test images split over the two ranks
+    // give one process's loss and accuracy.
+    let eval_json = |out: &Output| -> serde_json::Value {
+        check(out, "evaluate");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let line = text.lines().last().expect("a JSON line");
+        serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {text}"))
+    };
+    let ones = one.display().to_string();
+    let split = eval_json(
+        &mpirun(&["evaluate", &ones, "--distributed", "--json"])
+            .output()
+            .unwrap(),
+    );
+    let whole = eval_json(
+        &Command::new(BIN)
+            .args(["--threads", "1", "evaluate", &ones, "--json"])
+            .env("NABLA_DATA", data_dir())
+            .output()
+            .unwrap(),
+    );
+    println!("evaluate: 2 ranks {split}, one process {whole}");
+    assert_eq!(split["ranks"], 2);
+    for key in ["loss", "accuracy"] {
+        let (a, b) = (split[key].as_f64().unwrap(), whole[key].as_f64().unwrap());
+        assert!((a - b).abs() < 1e-5, "{key}: 2 ranks {a}, one process {b}");
+    }
 }
 
 /// The process id of `rank` among `mpirun`'s children (Open MPI sets

@@ -18,8 +18,9 @@ pub struct DistributedArgs {
     /// With --distributed: --batch-size is each rank's share (global batch N times it).
     #[arg(long, requires = "distributed")]
     pub batch_size_per_rank: bool,
-    /// With --distributed: batch norm's moving statistics kept per rank (`local`, rank
-    /// 0's saved) or averaged over the ranks after every step (`sync`).
+    /// With --distributed: batch norm's batch statistics per rank's share (`local`, the
+    /// default, as PyTorch DDP; rank 0's moving statistics saved) or over the global
+    /// batch (`sync`, as PyTorch's SyncBatchNorm: 3 small all-reduces per layer and step).
     #[arg(long, value_name = "local|sync", requires = "distributed")]
     pub bn_stats: Option<String>,
 }
@@ -43,12 +44,12 @@ impl DistributedArgs {
 }
 
 #[cfg(feature = "mpi")]
-fn mpi_world() -> Result<Rc<dyn Collective>> {
+pub fn mpi_world() -> Result<Rc<dyn Collective>> {
     Ok(Rc::new(nabla::distributed::MpiWorld::init()?))
 }
 
 #[cfg(not(feature = "mpi"))]
-fn mpi_world() -> Result<Rc<dyn Collective>> {
+pub fn mpi_world() -> Result<Rc<dyn Collective>> {
     Err(Error::invalid(
         "--distributed: this nabla was built without MPI; build it with \
          `cargo build --release --features mpi` (Debian: apt-get install libopenmpi-dev \
@@ -65,9 +66,13 @@ pub fn fail(dp: &DataParallel, e: Error) -> ! {
 
 #[derive(Args)]
 pub struct BenchDistributedArgs {
-    /// A built-in MNIST model.
+    /// A built-in image model.
     #[arg(long, default_value = "keras-cnn")]
     model: String,
+    /// Default: the model's recipe's. The deep nets (resnet20, vgg-small, ...) are built
+    /// for the data set's shape, so `--dataset mnist` times them without CIFAR-10.
+    #[arg(long)]
+    dataset: Option<String>,
     /// The global batch.
     #[arg(long, default_value_t = 128)]
     batch_size: usize,
@@ -134,11 +139,11 @@ pub fn bench(a: &BenchDistributedArgs, json: bool) -> Result<()> {
     .data_parallel()?
     .expect("asked for");
     let recipe = nabla::models::recipe(&a.model)?;
-    let ds = nabla::data::load_data(recipe.dataset)?;
+    let ds = nabla::data::load_data(a.dataset.as_deref().unwrap_or(recipe.dataset))?;
     let n = (a.steps + 2) * a.batch_size;
     let x = ds.x_train.slice_rows(0, n.min(ds.x_train.shape()[0]));
     let y = ds.y_train.slice_rows(0, n.min(ds.y_train.shape()[0]));
-    let mut model = nabla::models::build(&a.model, 0)?;
+    let mut model = super::common::build_model_for(&a.model, &ds, 0)?;
     model.compile(recipe.loss, nabla::Optimizer::adam(1e-3), &["accuracy"])?;
     // Two warm-up steps (first-touch allocation, thread start), then the timed epoch.
     let warm = FitArgs::new()

@@ -4,6 +4,7 @@
 
 use super::common::{self, test_line, EVAL_BATCH};
 use clap::Args;
+use nabla::data::datasets::Dataset;
 use nabla::error::{Error, Result};
 use nabla::report::confusion::ConfusionMatrix;
 use nabla::report::predictions::{predict_classes, predict_probabilities};
@@ -34,6 +35,11 @@ pub struct EvaluateArgs {
     /// (test_annotations.json).
     #[arg(long, value_name = "FILE")]
     out: Option<PathBuf>,
+    /// Split the test set over the ranks that `mpirun -np N` started (a build with
+    /// `--features mpi`): each rank evaluates its share, the loss and metric sums are
+    /// added over the ranks and rank 0 prints. One model's loss and metrics only.
+    #[arg(long)]
+    distributed: bool,
 }
 
 fn trained_on(dir: &std::path::Path) -> Option<String> {
@@ -43,6 +49,14 @@ fn trained_on(dir: &std::path::Path) -> Option<String> {
 }
 
 pub fn run(a: EvaluateArgs) -> Result<i32> {
+    // MPI starts before any data is read (without the feature: the error saying how to
+    // build with it).
+    let world = if a.distributed {
+        refuse_distributed(&a)?;
+        Some(super::distributed::mpi_world()?)
+    } else {
+        None
+    };
     if let [dir] = &a.dirs[..] {
         if let Some(info) = super::detection_run::RunInfo::load(dir)? {
             if a.dataset.is_some() || a.confusion || a.dtype.is_some() {
@@ -79,6 +93,9 @@ pub fn run(a: EvaluateArgs) -> Result<i32> {
     common::check_fits(&model, &ds)?;
     common::check_classes(&model, &ds)?;
     common::check_test_set(&ds)?;
+    if let Some(world) = world {
+        return distributed(world, &mut model, &ds, a.json);
+    }
     let timed = |model: &mut nabla::Model| {
         let start = std::time::Instant::now();
         let ev = model.evaluate(&ds.x_test, &ds.y_test, EVAL_BATCH)?;
@@ -139,6 +156,68 @@ pub fn run(a: EvaluateArgs) -> Result<i32> {
         if let Some(cm) = &cm {
             print!("{}", confusion_table(cm));
         }
+    }
+    Ok(0)
+}
+
+/// `--distributed` splits one model's loss and metrics over the ranks; what needs every
+/// prediction in one place (a confusion matrix, an ensemble's averaged probabilities,
+/// COCO detection scores) or a second pass (--dtype) does not split, so it is refused
+/// before MPI starts.
+fn refuse_distributed(a: &EvaluateArgs) -> Result<()> {
+    let why = if a.dirs.len() > 1 {
+        Some("an ensemble (several DIRs) averages every model's probabilities in one place")
+    } else if a.confusion {
+        Some("--confusion needs every prediction in one place")
+    } else if a.dtype.is_some() {
+        Some("--dtype evaluates twice and compares; run it in one process")
+    } else if a.out.is_some() || super::detection_run::RunInfo::load(&a.dirs[0])?.is_some() {
+        Some("a detection run's COCO scores need every detection in one place")
+    } else {
+        None
+    };
+    match why {
+        Some(why) => Err(Error::invalid(format!(
+            "evaluate --distributed splits one model's test loss and metrics over the \
+             ranks; {why}: evaluate without --distributed"
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// One model's test loss and metrics with the test set split over the MPI ranks
+/// (`DataParallel::evaluate`): every rank gets the totals, rank 0 prints them.
+fn distributed(
+    world: std::rc::Rc<dyn nabla::distributed::Collective>,
+    model: &mut nabla::Model,
+    ds: &Dataset,
+    json: bool,
+) -> Result<i32> {
+    let dp = nabla::training::DataParallel::new(world);
+    let start = std::time::Instant::now();
+    let ev = dp
+        .evaluate(
+            model,
+            std::slice::from_ref(&ds.x_test),
+            std::slice::from_ref(&ds.y_test),
+            EVAL_BATCH,
+        )
+        .unwrap_or_else(|e| super::distributed::fail(&dp, e));
+    let seconds = start.elapsed().as_secs_f64();
+    if dp.rank() != 0 {
+        return Ok(0);
+    }
+    if json {
+        let v = serde_json::json!({
+            "loss": ev.loss,
+            "accuracy": ev.accuracy(),
+            "seconds": seconds,
+            "images_per_second": ds.x_test.shape()[0] as f64 / seconds,
+            "ranks": dp.size(),
+        });
+        println!("{v}");
+    } else {
+        println!("{} ({} ranks)", test_line(&ev), dp.size());
     }
     Ok(0)
 }

@@ -27,6 +27,16 @@ pub trait Collective {
     fn size(&self) -> usize;
     /// Replaces `buf` on every rank by the element-wise sum over the ranks.
     fn all_reduce_sum(&self, buf: &mut [f32]) -> Result<()>;
+    /// `all_reduce_sum` for f64 (synchronized batch norm's per-channel sums). The
+    /// default goes through f32 (about 7 significant digits); `MpiWorld` sums in f64.
+    fn all_reduce_sum_f64(&self, buf: &mut [f64]) -> Result<()> {
+        let mut f: Vec<f32> = buf.iter().map(|&v| v as f32).collect();
+        self.all_reduce_sum(&mut f)?;
+        for (b, v) in buf.iter_mut().zip(f) {
+            *b = v as f64;
+        }
+        Ok(())
+    }
     /// Replaces `buf` on every rank by rank 0's.
     fn broadcast(&self, buf: &mut [f32]) -> Result<()>;
     /// Replaces `bytes` on every rank by rank 0's (whatever its length).

@@ -54,6 +54,17 @@ impl Collective for MpiWorld {
         buf.copy_from_slice(&scratch);
         Ok(())
     }
+    fn all_reduce_sum_f64(&self, buf: &mut [f64]) -> Result<()> {
+        if self.size() == 1 {
+            return Ok(());
+        }
+        // Small buffers (a few values per batch-norm channel): a fresh receive buffer.
+        let mut sum = vec![0.0f64; buf.len()];
+        self.world
+            .all_reduce_into(&buf[..], &mut sum[..], SystemOperation::sum());
+        buf.copy_from_slice(&sum);
+        Ok(())
+    }
     fn broadcast(&self, buf: &mut [f32]) -> Result<()> {
         if self.size() > 1 {
             self.world.process_at_rank(0).broadcast_into(buf);

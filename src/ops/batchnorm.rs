@@ -37,6 +37,7 @@
 
 use crate::engine::{Tensor, Var};
 use crate::error::{Error, Result};
+use crate::ops::batchnorm_sync::ChannelSums;
 use crate::ops::parallel;
 use std::ops::Range;
 
@@ -260,7 +261,10 @@ fn affine_coefficients(
 }
 
 /// Training forward. Writes `y[N, C, S] = post(gamma * xhat + beta)`, the batch
-/// `mean[C]`, biased `var[C]` and `inv_std[C] = 1 / sqrt(var + eps)`.
+/// `mean[C]`, biased `var[C]` and `inv_std[C] = 1 / sqrt(var + eps)`. `reduce`
+/// (synchronized batch norm, `batchnorm_sync.rs`) sums the per-channel sums with the
+/// count `M` appended, then the sums of squares centred on the global mean, over the
+/// ranks: the statistics become the global batch's.
 #[allow(clippy::too_many_arguments)]
 pub fn batch_norm_train_forward(
     y: &mut [f32],
@@ -273,8 +277,25 @@ pub fn batch_norm_train_forward(
     eps: f32,
     post: Post,
     d: &BatchNormDims,
+    reduce: Option<&ChannelSums<'_>>,
 ) {
-    let (mu, v) = channel_moments(x, d);
+    let (mut mu, mut v) = channel_moments(x, d);
+    if let Some(reduce) = reduce {
+        // This rank's M2 = M var, re-centred on the global mean (exact:
+        // sum (x - g)^2 = M2 + M (mean - g)^2), summed over the ranks.
+        let m = d.m() as f64;
+        let mut sums: Vec<f64> = mu.iter().map(|&u| u * m).collect();
+        sums.push(m);
+        reduce(&mut sums);
+        let m_all = sums.pop().expect("pushed");
+        let global: Vec<f64> = sums.iter().map(|&s| s / m_all).collect();
+        let mut sq: Vec<f64> = (0..d.c)
+            .map(|c| m * v[c] + m * (mu[c] - global[c]) * (mu[c] - global[c]))
+            .collect();
+        reduce(&mut sq);
+        v = sq.iter().map(|&s| s / m_all).collect();
+        mu = global;
+    }
     for c in 0..d.c {
         mean[c] = mu[c] as f32;
         var[c] = v[c] as f32;
@@ -369,7 +390,10 @@ fn gradient_sums(
 /// gradient through the post-op, `xhat = (x - mean) * inv_std` and `k = gamma *
 /// inv_std`, the fused formula `dx = k / M * (M g - sum(g) - xhat sum(g xhat))` is
 /// evaluated as `k * g + b * (x - mean) + c0` with per-channel
-/// `b = -k * inv_std * sum(g xhat) / M` and `c0 = -k * sum(g) / M`.
+/// `b = -k * inv_std * sum(g xhat) / M` and `c0 = -k * sum(g) / M`. `reduce`
+/// (synchronized batch norm) sums `sum(g)`, `sum(g * (x - mean))` and `M` (appended) over
+/// the ranks for `dx`; `dgamma` and `dbeta` stay this rank's (the gradient exchange sums
+/// them, as any parameter's).
 #[allow(clippy::too_many_arguments)]
 pub fn batch_norm_train_backward(
     dx: &mut [f32],
@@ -383,6 +407,7 @@ pub fn batch_norm_train_backward(
     inv_std: &[f32],
     post: Post,
     d: &BatchNormDims,
+    reduce: Option<&ChannelSums<'_>>,
 ) {
     let (scale, shift) = affine_coefficients(gamma, beta, mean, inv_std);
     let (sum_g, sum_g_xc) = gradient_sums(dy, x, mean, &scale, &shift, post, d);
@@ -390,12 +415,23 @@ pub fn batch_norm_train_backward(
         dbeta[c] = sum_g[c] as f32;
         dgamma[c] = (sum_g_xc[c] * inv_std[c] as f64) as f32;
     }
-    let m = d.m() as f32;
+    // The sums dx needs: this rank's, or the global batch's.
+    let (mut m, mut dg_all, mut db_all) = (d.m() as f32, dgamma.to_vec(), dbeta.to_vec());
+    if let Some(reduce) = reduce {
+        let mut buf = [sum_g, sum_g_xc].concat();
+        buf.push(d.m() as f64);
+        reduce(&mut buf);
+        m = buf[2 * d.c] as f32;
+        for c in 0..d.c {
+            db_all[c] = buf[c] as f32;
+            dg_all[c] = (buf[d.c + c] * inv_std[c] as f64) as f32;
+        }
+    }
     let k = &scale;
     let b: Vec<f32> = (0..d.c)
-        .map(|c| -k[c] * inv_std[c] * dgamma[c] / m)
+        .map(|c| -k[c] * inv_std[c] * dg_all[c] / m)
         .collect();
-    let c0: Vec<f32> = (0..d.c).map(|c| -k[c] * dbeta[c] / m).collect();
+    let c0: Vec<f32> = (0..d.c).map(|c| -k[c] * db_all[c] / m).collect();
     match post {
         Post::None => per_channel_map(dx, dy, x, d, |g, x, c| {
             k[c] * g + b[c] * (x - mean[c]) + c0[c]
@@ -482,6 +518,18 @@ pub fn batch_norm_train_post(
     );
     let mut y = vec![0.0f32; xv.numel()]; // [N, C, S]
     let (mut mean, mut var, mut inv_std) = (vec![0.0; d.c], vec![0.0; d.c], vec![0.0; d.c]);
+    // Synchronized batch norm (`batchnorm_sync.rs`), kept for the backward pass.
+    let sync = crate::ops::batchnorm_sync::current();
+    let m_all = std::cell::Cell::new(d.m() as f64);
+    let sum_stats = |b: &mut [f64]| {
+        if let Some(s) = &sync {
+            s.sum_stats(b);
+            // The first call, the sums with the count appended: the global count.
+            if b.len() == d.c + 1 {
+                m_all.set(b[d.c]);
+            }
+        }
+    };
     batch_norm_train_forward(
         &mut y,
         &mut mean,
@@ -493,7 +541,9 @@ pub fn batch_norm_train_post(
         eps,
         post,
         &d,
+        sync.is_some().then_some(&sum_stats as &ChannelSums<'_>),
     );
+    let m_all = m_all.get();
     let (mean_t, var_t) = (
         Tensor::from_vec(mean.clone(), &[d.c]),
         Tensor::from_vec(var, &[d.c]),
@@ -509,6 +559,14 @@ pub fn batch_norm_train_post(
         move |dy| {
             let mut dx = vec![0.0f32; xv.numel()];
             let (mut dgamma, mut dbeta) = (vec![0.0f32; d.c], vec![0.0f32; d.c]);
+            // The gradient sums over the ranks in this rank's scale; the count is the
+            // forward's global one.
+            let sum_grads = |b: &mut [f64]| {
+                if let Some(s) = &sync {
+                    s.sum_grads(&mut b[..2 * d.c]);
+                    b[2 * d.c] = m_all;
+                }
+            };
             batch_norm_train_backward(
                 &mut dx,
                 &mut dgamma,
@@ -521,6 +579,7 @@ pub fn batch_norm_train_post(
                 &inv_std,
                 post,
                 &d,
+                sync.is_some().then_some(&sum_grads as &ChannelSums<'_>),
             );
             vec![
                 Some(Tensor::from_vec(dx, &shape)),

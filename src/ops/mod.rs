@@ -7,6 +7,7 @@
 pub mod activation;
 pub mod axes;
 pub mod batchnorm;
+pub mod batchnorm_sync;
 pub mod bmm;
 pub mod broadcast;
 pub mod conv2d;

@@ -7,15 +7,20 @@
 //!   state and its random generator, so a run resumed on rank 0's files or a model built
 //!   with another seed elsewhere all start from rank 0's state.
 //! - Each step: the global batch (the same on every rank: same shuffle from the same
-//!   generator) is cut into `size` consecutive shares (`distributed::shard`); dropout
-//!   draws each share's numbers of the whole batch (`Rng::set_shard`). After the backward
+//!   generator) is cut into `size` consecutive shares (`distributed::shard`): from tensors
+//!   the batch producer gathers only this rank's rows (`prefetch.rs`); a `BatchSource`
+//!   gives every rank the whole global batch, which `fit` cuts. Dropout draws each
+//!   share's numbers of the whole batch (`Rng::set_shard`). After the backward
 //!   pass each gradient is scaled by `share rows / batch rows` and summed over the ranks
 //!   in buckets (`distributed::Buckets`), so the result is the gradient of the mean loss
 //!   over the whole batch, as one process computes it, up to the order of float sums.
-//! - Batch norm: the batch statistics of a forward pass are each rank's share's; the
-//!   moving statistics are each rank's own (`BnStats::Local`, the default, as PyTorch DDP
-//!   without SyncBatchNorm: rank 0's are the ones saved), or averaged over the ranks after
-//!   every step (`BnStats::Sync`).
+//! - Batch norm: with `BnStats::Local` (the default, as PyTorch DDP without
+//!   SyncBatchNorm) the batch statistics of a forward pass are each rank's share's and the
+//!   moving statistics each rank's own (rank 0's are saved). `BnStats::Sync` is PyTorch's
+//!   SyncBatchNorm: the step installs `BnSync` (`ops::batchnorm_sync`), so each training
+//!   forward normalizes with the global batch's statistics and the backward sums the
+//!   per-channel gradient sums over the ranks; dx is then the exact gradient of the
+//!   global batch's normalization and the moving statistics are the same on every rank.
 //! - Logs and validation are summed over the ranks (`distributed::weighted_mean`), so
 //!   every rank sees the same numbers and callbacks such as early stopping decide alike.
 
@@ -24,15 +29,17 @@ use crate::distributed::{shard, weighted_mean, Buckets, Collective, DEFAULT_BUCK
 use crate::engine::{RngState, Tensor};
 use crate::error::{Error, Result};
 use crate::nn::layers::Param;
+use crate::ops::batchnorm_sync::BatchNormSync;
 use std::rc::Rc;
 
-/// What happens to batch norm's moving statistics in data-parallel training.
+/// Which batch statistics batch norm uses in data-parallel training.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum BnStats {
-    /// Each rank keeps its own (from its shares); rank 0's are saved.
+    /// Each rank's share's; each rank keeps its own moving statistics (rank 0's are saved).
     #[default]
     Local,
-    /// Averaged over the ranks after every step.
+    /// The global batch's (synchronized batch norm): per batch-norm layer, two small
+    /// all-reduces in the forward pass and one in the backward.
     Sync,
 }
 
@@ -193,31 +200,15 @@ impl DataParallel {
         Ok(total_loss)
     }
 
-    /// `BnStats::Sync`: averages the buffers (batch norm's moving statistics) over the
-    /// ranks. Nothing to do with `Local` or a model without buffers.
-    pub fn sync_buffers(&self, model: &Sequential) -> Result<()> {
-        if self.bn_stats == BnStats::Local {
-            return Ok(());
-        }
-        let buffers: Vec<Param> = model.params().into_iter().filter(|p| p.buffer).collect();
-        if buffers.is_empty() {
-            return Ok(());
-        }
-        let mut buf: Vec<f32> = buffers
-            .iter()
-            .flat_map(|p| p.var.value().to_f32_vec())
-            .collect();
-        self.world.all_reduce_sum(&mut buf)?;
-        let inv = 1.0 / self.size() as f32;
-        let mut at = 0;
-        for p in &buffers {
-            let shape = p.var.shape();
-            let n: usize = shape.iter().product();
-            let avg = buf[at..at + n].iter().map(|v| v * inv).collect();
-            p.var.set_value(Tensor::from_vec(avg, &shape));
-            at += n;
-        }
-        Ok(())
+    /// `BnStats::Sync`: the hook that synchronizes batch norm for a step in which this
+    /// rank trains on `share` (its rows over the global batch's, > 0); `None` with `Local`.
+    pub fn bn_sync(&self, share: f64) -> Option<Rc<dyn BatchNormSync>> {
+        (self.bn_stats == BnStats::Sync).then(|| {
+            Rc::new(BnSync {
+                world: self.world.clone(),
+                share,
+            }) as Rc<dyn BatchNormSync>
+        })
     }
 
     /// `evaluate` with each rank evaluating its share of the samples and the loss and
@@ -252,6 +243,40 @@ impl DataParallel {
             loss: values[0],
             metrics: keys.into_iter().zip(values[1..].iter().copied()).collect(),
         })
+    }
+}
+
+/// Synchronized batch norm's sums over the ranks (`ops::batchnorm_sync`).
+struct BnSync {
+    world: Rc<dyn Collective>,
+    /// This rank's rows over the global batch's: its loss's weight in the global loss.
+    share: f64,
+}
+
+impl BnSync {
+    /// The kernels cannot return an error from inside a backward pass, and a rank that
+    /// stopped here would leave the others waiting in the collective: so, as MPI itself
+    /// does on a failed collective, the whole job ends.
+    fn all_reduce(&self, buf: &mut [f64]) {
+        if let Err(e) = self.world.all_reduce_sum_f64(buf) {
+            eprintln!(
+                "error on rank {} of {}: synchronized batch norm: {e}",
+                self.world.rank(),
+                self.world.size()
+            );
+            self.world.abort(1)
+        }
+    }
+}
+
+impl BatchNormSync for BnSync {
+    fn sum_stats(&self, buf: &mut [f64]) {
+        self.all_reduce(buf);
+    }
+    fn sum_grads(&self, buf: &mut [f64]) {
+        buf.iter_mut().for_each(|v| *v *= self.share);
+        self.all_reduce(buf);
+        buf.iter_mut().for_each(|v| *v /= self.share);
     }
 }
 

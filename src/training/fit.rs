@@ -353,6 +353,7 @@ pub(super) fn fit(
         shuffle,
         augmentation,
         augment_seed: None,
+        share: distributed.as_ref().map(|dp| (dp.rank(), dp.size())),
     };
     let settings = EpochLoop {
         epochs,
@@ -487,6 +488,9 @@ struct TensorFeed {
     shuffle: bool,
     augmentation: Option<Box<dyn BatchTransform>>,
     augment_seed: Option<u64>,
+    /// Data-parallel training: `(rank, ranks)`, and the producer gathers only this rank's
+    /// rows of each global batch.
+    share: Option<(usize, usize)>,
 }
 
 impl Feed for TensorFeed {
@@ -538,7 +542,7 @@ impl Feed for TensorFeed {
         // The producer thread borrows the data and this epoch's order; the scope ends
         // (joining it) before the order is shuffled again.
         std::thread::scope(|scope| -> Result<()> {
-            let mut batches = Prefetcher::start_weighted(
+            let mut batches = Prefetcher::start_share(
                 scope,
                 &self.x,
                 &self.y,
@@ -547,6 +551,7 @@ impl Feed for TensorFeed {
                 self.batch_size,
                 epoch,
                 augment,
+                self.share,
             );
             for step in 0..steps {
                 let (batch, waited) = batches.next_batch()?;
@@ -610,6 +615,7 @@ impl Feed for SourceFeed<'_> {
                 ys,
                 weights,
                 size,
+                global: size,
                 prepare: start.elapsed(),
             };
             body(model, step, batch, Duration::ZERO)?;
@@ -740,7 +746,7 @@ fn run_epochs(model: &mut Sequential, feed: &mut dyn Feed, settings: EpochLoop) 
                 let step_start = Instant::now();
                 timing.wait += waited;
                 timing.prepare += batch.prepare;
-                let global = batch.size;
+                let global = batch.global;
                 let batch = match &distributed {
                     Some(dp) => own_share(dp, batch),
                     None => batch,
@@ -888,11 +894,13 @@ fn run_epochs(model: &mut Sequential, feed: &mut dyn Feed, settings: EpochLoop) 
     Ok(history)
 }
 
-/// This rank's rows of a global batch (`distributed::shard`).
+/// This rank's rows of a global batch (`distributed::shard`): a batch from a
+/// `BatchSource` is the whole global batch; the producer (`prefetch.rs`) already hands over
+/// only the share.
 fn own_share(dp: &DataParallel, batch: PreparedBatch) -> PreparedBatch {
     let n = batch.size;
     let (lo, hi) = shard(n, dp.rank(), dp.size());
-    if (lo, hi) == (0, n) {
+    if batch.global != batch.size || (lo, hi) == (0, n) {
         return batch;
     }
     let rows = |ts: &[Tensor]| ts.iter().map(|t| t.slice_rows(lo, hi)).collect();
@@ -901,6 +909,7 @@ fn own_share(dp: &DataParallel, batch: PreparedBatch) -> PreparedBatch {
         ys: rows(&batch.ys),
         weights: batch.weights.as_ref().map(|w| w.slice_rows(lo, hi)),
         size: hi - lo,
+        global: n,
         prepare: batch.prepare,
     }
 }
@@ -917,6 +926,18 @@ fn data_parallel_step(
     targets: &[Target],
 ) -> Result<StepOutput> {
     let share = batch.size as f32 / n as f32;
+    let synced_bn = dp.bn_stats == super::data_parallel::BnStats::Sync
+        && model.params().iter().any(|p| p.buffer);
+    if n < dp.size() && synced_bn {
+        // Every rank sees the same n, so all return this error (none waits for another).
+        return Err(Error::invalid(format!(
+            "fit: a batch of {n} rows on {} ranks leaves a rank without rows, which \
+             synchronized batch norm (BnStats::Sync, --bn-stats sync) cannot run; choose \
+             a number of training samples whose last batch (samples % batch size) is 0 or \
+             at least the number of ranks",
+            dp.size()
+        )));
+    }
     let out = if batch.size == 0 {
         let trainable: Vec<_> = model.params().into_iter().filter(|p| p.trainable).collect();
         for p in &trainable {
@@ -948,6 +969,10 @@ fn data_parallel_step(
         let mut exchange = |params: &[crate::nn::layers::Param], loss: f32| {
             dp.exchange_gradients(params, loss, share)
         };
+        // Synchronized batch norm for this step's forward and backward (BnStats::Sync).
+        let _bn_sync = dp
+            .bn_sync(batch.size as f64 / n as f64)
+            .map(crate::ops::batchnorm_sync::SyncGuard::install);
         let stepped = model.train_step_exchanging(
             &batch.xs,
             targets,
@@ -957,7 +982,6 @@ fn data_parallel_step(
         model.rng.set_shard(None);
         stepped?
     };
-    dp.sync_buffers(model)?;
     if n < dp.size() {
         // The ranks without rows drew no dropout numbers.
         dp.broadcast_rng(model)?;

@@ -22,6 +22,7 @@
 //! real time means the preparation is hidden behind the steps.
 
 use super::transform::BatchTransform;
+use crate::distributed::shard;
 use crate::engine::Tensor;
 use crate::error::{Error, Result};
 use std::sync::mpsc::{sync_channel, Receiver};
@@ -43,6 +44,9 @@ pub struct PreparedBatch {
     pub weights: Option<Tensor>,
     /// Samples in the batch (the last one may be short).
     pub size: usize,
+    /// Samples in the global batch this one is a rank's share of (data-parallel
+    /// training, `Prefetcher::start_share`); `size` when it is the whole batch.
+    pub global: usize,
     /// Time the producer spent gathering (and augmenting) it.
     pub prepare: Duration,
 }
@@ -72,13 +76,17 @@ impl<'scope> Prefetcher<'scope> {
         epoch: usize,
         augment: Option<AugmentWith<'env>>,
     ) -> Prefetcher<'scope> {
-        Prefetcher::start_weighted(scope, xs, ys, None, order, batch_size, epoch, augment)
+        Prefetcher::start_share(scope, xs, ys, None, order, batch_size, epoch, augment, None)
     }
 
     /// `start`, with one weight per sample (`weights`: `[N]`) gathered into each batch
-    /// by the same indices as its rows (augmentation changes only the inputs).
+    /// by the same indices as its rows (augmentation changes only the inputs), and with
+    /// `share = Some((rank, ranks))` only that rank's rows of each batch
+    /// (`distributed::shard`; data-parallel training): without augmentation only those
+    /// rows are gathered; with it the whole batch is gathered and augmented first, since
+    /// a transform may draw its numbers over the whole batch.
     #[allow(clippy::too_many_arguments)]
-    pub fn start_weighted<'env>(
+    pub fn start_share<'env>(
         scope: &'scope Scope<'scope, 'env>,
         xs: &'env [Tensor],
         ys: &'env [Tensor],
@@ -87,21 +95,38 @@ impl<'scope> Prefetcher<'scope> {
         batch_size: usize,
         epoch: usize,
         augment: Option<AugmentWith<'env>>,
+        share: Option<(usize, usize)>,
     ) -> Prefetcher<'scope> {
         let (tx, rx) = sync_channel(DEPTH);
         let handle = std::thread::Builder::new()
             .name("nabla-batches".into())
             .spawn_scoped(scope, move || {
-                for (batch, idx) in order.chunks(batch_size).enumerate() {
+                for (batch, all) in order.chunks(batch_size).enumerate() {
                     let start = Instant::now();
-                    let prepared =
-                        prepare(xs, ys, idx, epoch, batch, augment).map(|(xs, ys)| PreparedBatch {
+                    let (lo, hi) = match share {
+                        Some((rank, ranks)) => shard(all.len(), rank, ranks),
+                        None => (0, all.len()),
+                    };
+                    // The rows gathered: the share's, or all when augmenting.
+                    let idx = if augment.is_some() { all } else { &all[lo..hi] };
+                    let prepared = prepare(xs, ys, idx, epoch, batch, augment).map(|(xs, ys)| {
+                        let (xs, ys) = if idx.len() == hi - lo {
+                            (xs, ys)
+                        } else {
+                            let rows = |ts: Vec<Tensor>| -> Vec<Tensor> {
+                                ts.iter().map(|t| t.slice_rows(lo, hi)).collect()
+                            };
+                            (rows(xs), rows(ys))
+                        };
+                        PreparedBatch {
                             xs,
                             ys,
-                            weights: weights.map(|w| w.gather_rows(idx)),
-                            size: idx.len(),
+                            weights: weights.map(|w| w.gather_rows(&all[lo..hi])),
+                            size: hi - lo,
+                            global: all.len(),
                             prepare: start.elapsed(),
-                        });
+                        }
+                    });
                     let failed = prepared.is_err();
                     // A send fails only when the main thread has stopped listening (it
                     // returned early with an error): nothing left to do.
@@ -199,7 +224,7 @@ mod tests {
         let (xs, ys) = (vec![x.clone()], vec![x]);
         let order = vec![7, 2, 9, 0, 4, 1, 3, 8, 6, 5];
         std::thread::scope(|s| {
-            let mut p = Prefetcher::start_weighted(s, &xs, &ys, Some(&w), &order, 3, 0, None);
+            let mut p = Prefetcher::start_share(s, &xs, &ys, Some(&w), &order, 3, 0, None, None);
             for _ in order.chunks(3) {
                 let (b, _) = p.next_batch().unwrap();
                 let rows = b.xs[0].to_f32_vec();
@@ -207,6 +232,42 @@ mod tests {
                 assert_eq!(rows.iter().map(|r| r + 100.0).collect::<Vec<_>>(), ws);
             }
         });
+    }
+
+    #[test]
+    fn a_share_is_the_ranks_rows_of_each_batch() {
+        let x = Tensor::from_vec((0..20).map(|v| v as f32).collect(), &[10, 2]);
+        let y = Tensor::from_vec((0..10).map(|v| v as f32).collect(), &[10]);
+        let w = Tensor::from_vec((0..10).map(|v| 100.0 + v as f32).collect(), &[10]);
+        let (xs, ys) = (vec![x], vec![y]);
+        let order = vec![3, 1, 4, 0, 5, 9, 2, 6, 8, 7];
+        for rank in 0..3 {
+            std::thread::scope(|s| {
+                let mut p = Prefetcher::start_share(
+                    s,
+                    &xs,
+                    &ys,
+                    Some(&w),
+                    &order,
+                    4,
+                    0,
+                    None,
+                    Some((rank, 3)),
+                );
+                for all in order.chunks(4) {
+                    let (b, _) = p.next_batch().unwrap();
+                    let (lo, hi) = shard(all.len(), rank, 3);
+                    let idx = &all[lo..hi];
+                    assert_eq!((b.size, b.global), (idx.len(), all.len()));
+                    assert_eq!(b.xs[0].to_f32_vec(), xs[0].gather_rows(idx).to_f32_vec());
+                    assert_eq!(b.ys[0].to_f32_vec(), ys[0].gather_rows(idx).to_f32_vec());
+                    assert_eq!(
+                        b.weights.unwrap().to_f32_vec(),
+                        w.gather_rows(idx).to_f32_vec()
+                    );
+                }
+            });
+        }
     }
 
     #[test]
