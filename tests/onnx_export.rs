@@ -14,7 +14,12 @@
 //! the variable the ignored test fails rather than passing unchecked.
 
 use nabla::formats::onnx::{self, proto::ModelProto};
+use nabla::layers::keras::*;
+use nabla::layers::{
+    InterpolationMode, LayerConfig, MergeMode, Padding1D, Padding2D, Pool1dConfig, Pool2dConfig,
+};
 use nabla::models::{self, text};
+use nabla::training::Model;
 use nabla::{Sequential, Tensor};
 use prost::Message;
 use std::path::{Path, PathBuf};
@@ -200,7 +205,159 @@ fn cases() -> Vec<Case> {
     }
     let yolo = models::build_for("tiny-yolo", &[1, 64, 64], 3, seed).unwrap();
     add("tiny-yolo", yolo, images(&[2, 1, 64, 64], 14), &["Conv"]);
+    let image_layers = image_layers().unwrap();
+    add(
+        "image-layers",
+        image_layers,
+        images(&[3, 3, 9, 9], 15),
+        &["ConvTranspose", "Pad", "Where", "Erf", "Resize"],
+    );
+    add(
+        "sequence-layers",
+        sequence_layers().unwrap(),
+        images(&[3, 7, 3], 16),
+        &["RNN", "GRU", "LSTM", "Split"],
+    );
+    add(
+        "masked-layers",
+        masked_layers().unwrap(),
+        ids(8, 20, true),
+        &["RNN", "GRU", "LSTM", "ReduceSum"],
+    );
+    add(
+        "nested-shared",
+        nested_shared().unwrap(),
+        images(&[4, 6], 17),
+        &["Tanh"],
+    );
     out
+}
+
+/// The image layers and options the built-in models leave out: asymmetric zero
+/// padding, strided "same" convs, Conv2DTranspose with kernel < stride and "same",
+/// pools with "same" padding, bilinear upsampling, every activation but step, ReLU's
+/// options, LeakyReLU, and each merge.
+fn image_layers() -> nabla::Result<Sequential> {
+    let x = Input(&[3, 9, 9]);
+    let flat = |t: &nabla::training::SymbolicTensor| -> nabla::Result<_> {
+        Dense(5).call(&Flatten().call(t)?)
+    };
+    let a = ZeroPadding2D(Padding2D::symmetric(1, 2)).call(&x)?;
+    let a = Conv2D(4, 3)
+        .strides(2)
+        .padding(Same)
+        .activation(Elu)
+        .call(&a)?;
+    let a = GlobalMaxPooling2D().call(&a)?;
+    let b = Conv2DTranspose(3, 2).strides(3).call(&x)?; // [3, 27, 27], kernel < stride
+    let b = Pool2dConfig::average(3).strides(2).padding(Same).call(&b)?;
+    let c = UpSampling2D(2)
+        .interpolation(InterpolationMode::Bilinear)
+        .call(&x)?;
+    let c = Conv2D(2, 3).activation(Gelu).call(&c)?;
+    let c = Pool2dConfig::max(3).strides(2).padding(Same).call(&c)?;
+    let d = Conv2D(4, 3).activation(Swish).call(&x)?;
+    let d = LeakyReLU(0.1).call(&d)?;
+    let d = ReLU()
+        .max_value(0.5)
+        .threshold(0.1)
+        .negative_slope(0.2)
+        .call(&d)?;
+    let e = Conv2DTranspose(3, 3)
+        .strides(2)
+        .padding(Same)
+        .activation(Tanh)
+        .call(&x)?;
+    let e = GlobalAveragePooling2D().call(&e)?;
+    let f = Conv2D(3, 1).activation(LeakyRelu).call(&x)?;
+    let f = ReLU().max_value(6.0).call(&f)?;
+    let f = Reshape(&[3, 81]).call(&f)?;
+    let (a, b, c, d, e, f) = (
+        flat(&a)?,
+        flat(&b)?,
+        flat(&c)?,
+        flat(&d)?,
+        flat(&e)?,
+        flat(&f)?,
+    );
+    let m1 = Subtract().call_many(&[&a, &b])?;
+    let m2 = Maximum().call_many(&[&b, &c, &d])?;
+    let m3 = Minimum().call_many(&[&c, &d])?;
+    let m4 = Average().call_many(&[&d, &e, &f])?;
+    let m5 = Multiply().call_many(&[&a, &e, &f])?;
+    let m6 = Add().call_many(&[&a, &f])?;
+    let all = Concatenate().call_many(&[&m1, &m2, &m3, &m4, &m5, &m6])?;
+    let all = BatchNormalization().call(&all)?;
+    let y = Dense(4)
+        .activation(Softmax)
+        .call(&Activation(Sigmoid).call(&all)?)?;
+    Model::functional(&[&x], &[&y], 3)
+}
+
+/// Sequences `[7, 3]` without a mask: Conv1D (causal, dilated; "same", strided), the
+/// 1-D pools, SimpleRNN/GRU/LSTM returning sequences, Bidirectional with every merge.
+fn sequence_layers() -> nabla::Result<Sequential> {
+    let x = Input(&[7, 3]);
+    let a = Conv1D(4, 3)
+        .padding(Padding1D::Causal)
+        .dilation_rate(2)
+        .activation(Relu)
+        .call(&x)?;
+    let a = Pool1dConfig::max(2).padding(Same).call(&a)?; // [4, 4]
+    let a = GlobalAveragePooling1D().call(&a)?;
+    let b = Conv1D(3, 2).padding(Padding1D::Same).strides(2).call(&x)?;
+    let b = Pool1dConfig::average(2).strides(1).call(&b)?;
+    let b = GlobalMaxPooling1D().call(&b)?;
+    let s = SimpleRNN(5).return_sequences(true).call(&x)?;
+    let s = GRU(4).return_sequences(true).call(&s)?;
+    let s = Bidirectional(LSTM(3).return_sequences(true))
+        .merge_mode(MergeMode::Sum)
+        .call(&s)?;
+    let s1 = Bidirectional(GRU(3)).merge_mode(MergeMode::Ave).call(&s)?;
+    let s2 = Bidirectional(SimpleRNN(2))
+        .merge_mode(MergeMode::Mul)
+        .call(&s)?;
+    let s3 = Bidirectional(LSTM(2).return_sequences(true)).call(&s)?;
+    let s3 = Flatten().call(&s3)?;
+    let all = Concatenate().call_many(&[&a, &b, &s1, &s2, &s3])?;
+    let y = Dense(3).activation(Softmax).call(&all)?;
+    Model::functional(&[&x], &[&y], 4)
+}
+
+/// A mask from `Embedding(mask_zero)` through Dense and Dropout (which pass it), the
+/// masked average pool, SimpleRNN, Bidirectional GRU, and an Add of two masked
+/// sequences (the OR of their masks) into an LSTM.
+fn masked_layers() -> nabla::Result<Sequential> {
+    let x = Input(&[8]);
+    let e = Embedding(20, 4).mask_zero(true).call(&x)?;
+    let e = Dense(4).activation(Relu).call(&e)?;
+    let e = Dropout(0.3).call(&e)?;
+    let a = GlobalAveragePooling1D().call(&e)?;
+    let b = SimpleRNN(3).call(&e)?;
+    let c = Bidirectional(GRU(3)).call(&e)?;
+    let d = Add().call_many(&[&e, &Dense(4).call(&e)?])?;
+    let d = LSTM(2).call(&d)?;
+    let all = Concatenate().call_many(&[&a, &b, &c, &d])?;
+    let y = Dense(3).activation(Softmax).call(&all)?;
+    Model::functional(&[&x], &[&y], 5)
+}
+
+/// A nested model and a shared layer called twice (its weights written once).
+fn nested_shared() -> nabla::Result<Sequential> {
+    let inner_x = Input(&[6]);
+    let h = Dense(4).activation(Tanh).call(&inner_x)?;
+    let h = Dense(6).call(&h)?;
+    let mut inner = Model::functional(&[&inner_x], &[&h], 6)?;
+    inner.name = "inner".into();
+    let x = Input(&[6]);
+    let shared = LayerConfig::from(Dense(6).activation(Relu)).shared();
+    let a = shared.call(&x)?;
+    let b = inner.call(&a)?;
+    let c = shared.call(&b)?;
+    let y = Dense(2)
+        .activation(Softmax)
+        .call(&Add().call_many(&[&a, &c])?)?;
+    Model::functional(&[&x], &[&y], 7)
 }
 
 fn decode(bytes: &[u8]) -> ModelProto {

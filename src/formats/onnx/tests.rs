@@ -5,7 +5,7 @@ use super::builder::{attr_f, attr_i, attr_ints};
 use super::proto::*;
 use super::*;
 use crate::nn::layers::keras::*;
-use crate::nn::layers::{Activation, Dim};
+use crate::nn::layers::{Activation, Dim, LayerConfig};
 
 fn small() -> Graph {
     let mut g = Graph::with_seed(&[1, 6, 6], 3);
