@@ -10,6 +10,7 @@ mod detection_report;
 mod detection_run;
 mod distributed;
 mod evaluate;
+mod export;
 mod generate;
 mod gradcheck;
 mod predict;
@@ -47,6 +48,8 @@ enum Command {
     Predict(predict::PredictArgs),
     /// Find objects in images with a detection run: PNGs with the boxes drawn, or JSON.
     Detect(detect::DetectArgs),
+    /// Write a model as an ONNX file (IR 8, opset 17).
+    Export(export::ExportArgs),
     /// Print a model's layer table and parameter counts.
     Summary(summary::SummaryArgs),
     /// Check every parameter's gradient against central differences.
@@ -78,6 +81,7 @@ pub fn run() -> nabla::Result<i32> {
         Command::Evaluate(a) => evaluate::run(a),
         Command::Predict(a) => predict::run(a),
         Command::Detect(a) => detect::run(a),
+        Command::Export(a) => export::run(a),
         Command::Summary(a) => summary::run(a),
         Command::Gradcheck(a) => gradcheck::run(a),
         Command::Bench(a) => bench::run(a),

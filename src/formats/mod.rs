@@ -12,6 +12,7 @@ mod history;
 pub mod keras;
 pub mod load_weights;
 pub mod model_dir;
+pub mod onnx;
 pub mod pickle;
 pub mod safetensors_io;
 pub mod torch_names;
