@@ -332,3 +332,92 @@ fn the_fuzzer_s_hdf5_crash_is_an_error() {
         .to_string();
     assert!(e.contains("crash.weights.h5"), "{e}");
 }
+
+#[test]
+fn text_models_with_masks_match_keras() {
+    // Embedding(mask_zero) -> LSTM / GRU / SimpleRNN x2 / Bidirectional(LSTM) -> Dense,
+    // ids zero padded (one row with a single id, one with a zero inside): a reader that
+    // dropped the mask, swapped gates or biases, or mixed up the two directions would
+    // be off by far more than 1e-5.
+    for name in [
+        "text_lstm",
+        "text_gru",
+        "text_rnn",
+        "text_bilstm",
+        "text_conv1d",
+    ] {
+        // (the ids load as nabla's float ids)
+        check_keras_file(name);
+    }
+    // The mask matters: the same LSTM without it gives other outputs.
+    let mut files = members("text_lstm.keras");
+    let (_, cfg) = files.iter_mut().find(|(n, _)| n == "config.json").unwrap();
+    let text = String::from_utf8(cfg.clone())
+        .unwrap()
+        .replace("\"mask_zero\": true", "\"mask_zero\": false");
+    *cfg = text.into_bytes();
+    // Without mask_zero, the LSTM's explicit mask (Keras' NotEqual node) has no source
+    // in nabla: an error naming the layer.
+    let e = keras_from_bytes(&write_zip(&files), Path::new("nomask.keras"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("lstm (LSTM): takes the mask 'not_equal'"), "{e}");
+}
+
+#[test]
+fn a_nested_model_loads_frozen_and_matches_keras() {
+    check_keras_file("nested");
+    let model = Sequential::load(&golden("nested.keras")).unwrap();
+    let cfg = serde_json::to_value(model.config()).unwrap();
+    let layers = cfg["layers"].as_array().unwrap();
+    let base = layers
+        .iter()
+        .find(|l| l["config"]["name"] == "base")
+        .unwrap();
+    assert_eq!(base["class_name"], "Model", "{base}");
+    assert_eq!(
+        base["trainable"], false,
+        "the frozen base stays frozen: {base}"
+    );
+    let names: Vec<String> = model.params().iter().map(|p| p.name.clone()).collect();
+    assert!(
+        names.contains(&"base/base_conv/kernel".to_string()),
+        "{names:?}"
+    );
+    assert!(
+        names.contains(&"head/dense_3/bias".to_string()),
+        "{names:?}"
+    );
+}
+
+#[test]
+fn a_shared_layer_loads_once_and_matches_keras() {
+    let mut model = Sequential::load(&golden("shared.keras")).unwrap();
+    let left = load_npy(golden("shared_input.npy")).unwrap();
+    let right = load_npy(golden("shared_input2.npy")).unwrap();
+    let l = Tensor::from_vec(left.data, &left.shape);
+    let r = Tensor::from_vec(right.data, &right.shape);
+    let out = model.predict_many(&[l, r], 8).unwrap().remove(0);
+    let d = max_abs_diff(&out, "shared");
+    eprintln!("shared.keras: max |nabla - keras| = {d:.2e}");
+    assert!(d <= 1e-5, "{d}");
+    // One set of weights per tower: 7*6+6 + 6*4+4 + 8+1.
+    let count: usize = model
+        .params()
+        .iter()
+        .map(|p| p.var.shape().iter().product::<usize>())
+        .sum();
+    assert_eq!(count, 48 + 28 + 9);
+}
+
+#[test]
+fn a_conv_autoencoder_matches_keras() {
+    // Conv2D + MaxPooling2D encoder, Conv2DTranspose + UpSampling2D decoder, sigmoid.
+    let mut model = Sequential::load(&golden("conv_autoencoder.keras")).unwrap();
+    let out = model.predict(&input("conv_autoencoder"), 8).unwrap();
+    // nabla gives [N, 1, 8, 8]; Keras [N, 8, 8, 1].
+    let out = out.permute(&[0, 2, 3, 1]).unwrap().contiguous();
+    let d = max_abs_diff(&out, "conv_autoencoder");
+    eprintln!("conv_autoencoder.keras: max |nabla - keras| = {d:.2e}");
+    assert!(d <= 1e-5, "{d}");
+}
