@@ -421,3 +421,67 @@ fn a_conv_autoencoder_matches_keras() {
     eprintln!("conv_autoencoder.keras: max |nabla - keras| = {d:.2e}");
     assert!(d <= 1e-5, "{d}");
 }
+
+/// The weights inside `text_bilstm.keras` (what `save_weights` writes) load into the
+/// same network written in nabla: the Bidirectional's two LSTMs by their groups.
+#[test]
+fn a_bidirectional_lstm_s_weights_load_into_a_nabla_built_model() {
+    let cfg = parse_config(
+        r#"{"name": "text_bilstm", "input_shape": [6], "layers": [
+            {"class_name": "Embedding", "config": {"name": "embed", "input_dim": 20, "output_dim": 4, "mask_zero": true}},
+            {"class_name": "Bidirectional", "config": {"name": "bi", "layer": {"class_name": "LSTM", "config": {"units": 3}}}},
+            {"class_name": "Dense", "config": {"name": "probs", "units": 3, "activation": "softmax"}}
+        ]}"#,
+    )
+    .unwrap();
+    let mut model = Sequential::from_config(&cfg, 3).unwrap();
+    let h5 = members("text_bilstm.keras")
+        .into_iter()
+        .find(|(n, _)| n == "model.weights.h5")
+        .unwrap()
+        .1;
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("bilstm.weights.h5");
+    std::fs::write(&p, h5).unwrap();
+    model.load_keras_weights(&p).unwrap();
+    let out = model.predict(&input("text_bilstm"), 8).unwrap();
+    let d = max_abs_diff(&out, "text_bilstm");
+    assert!(d <= 1e-5, "{d}");
+}
+
+#[test]
+fn unsupported_layers_inside_nested_models_and_rnns_are_listed() {
+    let mut files = members("nested.keras");
+    let (_, cfg) = files.iter_mut().find(|(n, _)| n == "config.json").unwrap();
+    let text = String::from_utf8(cfg.clone())
+        .unwrap()
+        .replacen(
+            "\"class_name\": \"MaxPooling2D\"",
+            "\"class_name\": \"MyPool\"",
+            1,
+        )
+        .replacen(
+            "\"class_name\": \"Dropout\"",
+            "\"class_name\": \"SpatialDrop\"",
+            1,
+        );
+    *cfg = text.into_bytes();
+    let e = keras_from_bytes(&write_zip(&files), Path::new("nested_bad.keras"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("2 layer(s) nabla cannot build"), "{e}");
+    assert!(e.contains("base/base_pool (MyPool)"), "{e}");
+    assert!(e.contains("drop (SpatialDrop)"), "{e}");
+
+    let mut files = members("text_gru.keras");
+    let (_, cfg) = files.iter_mut().find(|(n, _)| n == "config.json").unwrap();
+    let text = String::from_utf8(cfg.clone())
+        .unwrap()
+        .replacen("\"go_backwards\": false", "\"go_backwards\": true", 1)
+        .replacen("\"reset_after\": true", "\"reset_after\": false", 1);
+    *cfg = text.into_bytes();
+    let e = keras_from_bytes(&write_zip(&files), Path::new("gru_bad.keras"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("gru (GRU): go_backwards=True"), "{e}");
+}

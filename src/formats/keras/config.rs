@@ -451,7 +451,7 @@ impl Converter {
             let args = node["args"].as_array().cloned().unwrap_or_default();
             let zero = args.get(1).and_then(Value::as_f64) == Some(0.0);
             match (reads, zero) {
-                ([ids], true) if !node["kwargs"].as_object().is_some_and(|o| !o.is_empty()) => {
+                ([ids], true) if node["kwargs"].as_object().is_none_or(|o| o.is_empty()) => {
                     self.not_equal.insert(name, ids.clone());
                 }
                 _ => self.problems.push(format!(
