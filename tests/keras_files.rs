@@ -485,3 +485,42 @@ fn unsupported_layers_inside_nested_models_and_rnns_are_listed() {
         .to_string();
     assert!(e.contains("gru (GRU): go_backwards=True"), "{e}");
 }
+
+/// The weights inside `nested.keras` and `shared.keras` load into the same networks
+/// built in nabla (from the configs the reader made, with fresh weights): a nested
+/// model's layers are matched inside its group, a shared layer's weights once.
+#[test]
+fn nested_and_shared_weights_load_into_nabla_built_models() {
+    for name in ["nested", "shared"] {
+        let loaded = Sequential::load(&golden(&format!("{name}.keras"))).unwrap();
+        let mut model = Sequential::from_config(&loaded.config(), 5).unwrap();
+        let h5 = members(&format!("{name}.keras"))
+            .into_iter()
+            .find(|(n, _)| n == "model.weights.h5")
+            .unwrap()
+            .1;
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join(format!("{name}.weights.h5"));
+        std::fs::write(&p, h5).unwrap();
+        let inputs = if name == "shared" {
+            ["shared_input.npy", "shared_input2.npy"]
+                .iter()
+                .map(|f| {
+                    let a = load_npy(golden(f)).unwrap();
+                    Tensor::from_vec(a.data, &a.shape)
+                })
+                .collect()
+        } else {
+            vec![input(name)]
+        };
+        let before = model.predict_many(&inputs, 8).unwrap().remove(0);
+        assert!(
+            max_abs_diff(&before, name) > 1e-3,
+            "{name}: fresh weights match?"
+        );
+        model.load_keras_weights(&p).unwrap();
+        let out = model.predict_many(&inputs, 8).unwrap().remove(0);
+        let d = max_abs_diff(&out, name);
+        assert!(d <= 1e-5, "{name}: {d}");
+    }
+}

@@ -179,6 +179,15 @@ fn plans_from_model(model: &Sequential) -> Vec<LayerPlan> {
                 })
                 .collect();
         }
+        if let Some(inner) = layer
+            .config()
+            .downcast_ref::<crate::nn::model_config::ModelConfig>()
+        {
+            // A nested model: the plans of its own layers, from the model it builds.
+            if let Ok(m) = Sequential::from_config(inner, 0) {
+                plan.sub = plans_from_model(&m);
+            }
+        }
         plans.push(plan);
     }
     plans
