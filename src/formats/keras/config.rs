@@ -1184,6 +1184,84 @@ mod tests {
         }
     }
 
+    /// A Keras inbound node reading `(layer, node, tensor)` triples.
+    fn node(reads: &[(&str, u64)]) -> Value {
+        let t: Vec<Value> = reads
+            .iter()
+            .map(|(l, k)| {
+                json!({"class_name": "__keras_tensor__",
+                       "config": {"keras_history": [l, k, 0]}})
+            })
+            .collect();
+        let args = if t.len() == 1 {
+            json!([t[0]])
+        } else {
+            json!([t])
+        };
+        json!({"args": args, "kwargs": {}})
+    }
+
+    fn dense(name: &str, units: usize, nodes: Vec<Value>) -> Value {
+        json!({"class_name": "Dense", "name": name,
+               "config": {"name": name, "units": units, "activation": "linear"},
+               "inbound_nodes": nodes})
+    }
+
+    fn input(name: &str) -> Value {
+        json!({"class_name": "InputLayer", "name": name,
+               "config": {"name": name, "batch_shape": [null, 3]}, "inbound_nodes": []})
+    }
+
+    #[test]
+    fn a_shared_layer_s_later_call_may_read_a_layer_listed_after_it() {
+        // `tower` is listed first, but its second call reads `pre`, listed after it:
+        // the calls are ordered so that every call's inputs come first.
+        let cfg = json!({"class_name": "Functional", "config": {
+            "name": "m",
+            "layers": [
+                input("a"),
+                input("b"),
+                dense("tower", 3, vec![node(&[("a", 0)]), node(&[("pre", 0)])]),
+                dense("pre", 3, vec![node(&[("b", 0)])]),
+                {"class_name": "Add", "name": "sum", "config": {"name": "sum"},
+                 "inbound_nodes": [node(&[("tower", 0), ("tower", 1)])]},
+            ],
+            "input_layers": [["a", 0, 0], ["b", 0, 0]],
+            "output_layers": [["sum", 0, 0]],
+        }});
+        let (mc, plans) = convert(&cfg).unwrap();
+        let order: Vec<String> = mc
+            .layers
+            .iter()
+            .map(|n| n.layer.name().unwrap().to_string())
+            .collect();
+        assert_eq!(order, ["tower", "pre", "tower:1", "sum"]);
+        let shared = &mc.layers[2];
+        assert_eq!(shared.layer.class_name(), "Shared");
+        assert_eq!(shared.inbound, ["pre"]);
+        assert_eq!(mc.layers[3].inbound, ["tower", "tower:1"]);
+        // One weight plan per layer, not per call.
+        let names: Vec<&str> = plans.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["tower", "pre", "sum"]);
+        assert_eq!(mc.output_shapes().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn calls_that_read_nothing_known_are_a_problem_not_a_hang() {
+        let cfg = json!({"class_name": "Functional", "config": {
+            "name": "m",
+            "layers": [input("a"), dense("d", 2, vec![node(&[("ghost", 0)])])],
+            "input_layers": [["a", 0, 0]],
+            "output_layers": [["d", 0, 0]],
+        }});
+        let e = convert(&cfg).unwrap_err();
+        assert!(
+            e.iter()
+                .any(|p| p.contains("d (Dense): reads tensors no layer")),
+            "{e:?}"
+        );
+    }
+
     #[test]
     fn flatten_perm_maps_chw_to_hwc() {
         // H=2, W=1, C=3: Keras order (h, w, c) = 0:(0,0,0) 1:(0,0,1) 2:(0,0,2) 3:(1,0,0)...
