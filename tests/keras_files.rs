@@ -1,6 +1,9 @@
 //! Keras 3 files in (`formats::keras`): `.keras` models saved by real Keras 3 load and
 //! give Keras' outputs on fixed inputs; a `.weights.h5` loads into the same network built
-//! in nabla; bad files give errors naming the file and the layer or tensor.
+//! in nabla; bad files give errors naming the file and the layer or tensor. Covered:
+//! CNNs, BatchNormalization, Dense and conv autoencoders, Embedding(mask_zero) with
+//! LSTM / GRU / SimpleRNN / Bidirectional on zero-padded ids, Conv1D and 1-D pools, a
+//! frozen nested base with a Sequential head, a shared (siamese) tower.
 //!
 //! The files and expected outputs come from `scripts/golden/keras_models.py` (Keras
 //! 3.15, fixed seeds) under `tests/golden/keras/`; this test needs no Python.
