@@ -1,6 +1,9 @@
 //! Keras 3 files in (`formats::keras`): `.keras` models saved by real Keras 3 load and
 //! give Keras' outputs on fixed inputs; a `.weights.h5` loads into the same network built
-//! in nabla; bad files give errors naming the file and the layer or tensor.
+//! in nabla; bad files give errors naming the file and the layer or tensor. Covered:
+//! CNNs, BatchNormalization, Dense and conv autoencoders, Embedding(mask_zero) with
+//! LSTM / GRU / SimpleRNN / Bidirectional on zero-padded ids, Conv1D and 1-D pools, a
+//! frozen nested base with a Sequential head, a shared (siamese) tower.
 //!
 //! The files and expected outputs come from `scripts/golden/keras_models.py` (Keras
 //! 3.15, fixed seeds) under `tests/golden/keras/`; this test needs no Python.
@@ -331,4 +334,196 @@ fn the_fuzzer_s_hdf5_crash_is_an_error() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("crash.weights.h5"), "{e}");
+}
+
+#[test]
+fn text_models_with_masks_match_keras() {
+    // Embedding(mask_zero) -> LSTM / GRU / SimpleRNN x2 / Bidirectional(LSTM) -> Dense,
+    // ids zero padded (one row with a single id, one with a zero inside): a reader that
+    // dropped the mask, swapped gates or biases, or mixed up the two directions would
+    // be off by far more than 1e-5.
+    for name in [
+        "text_lstm",
+        "text_gru",
+        "text_rnn",
+        "text_bilstm",
+        "text_conv1d",
+    ] {
+        // (the ids load as nabla's float ids)
+        check_keras_file(name);
+    }
+    // The mask matters: the same LSTM without it gives other outputs.
+    let mut files = members("text_lstm.keras");
+    let (_, cfg) = files.iter_mut().find(|(n, _)| n == "config.json").unwrap();
+    let text = String::from_utf8(cfg.clone())
+        .unwrap()
+        .replace("\"mask_zero\": true", "\"mask_zero\": false");
+    *cfg = text.into_bytes();
+    // Without mask_zero, the LSTM's explicit mask (Keras' NotEqual node) has no source
+    // in nabla: an error naming the layer.
+    let e = keras_from_bytes(&write_zip(&files), Path::new("nomask.keras"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("lstm (LSTM): takes the mask 'not_equal'"), "{e}");
+}
+
+#[test]
+fn a_nested_model_loads_frozen_and_matches_keras() {
+    check_keras_file("nested");
+    let model = Sequential::load(&golden("nested.keras")).unwrap();
+    let cfg = serde_json::to_value(model.config()).unwrap();
+    let layers = cfg["layers"].as_array().unwrap();
+    let base = layers
+        .iter()
+        .find(|l| l["config"]["name"] == "base")
+        .unwrap();
+    assert_eq!(base["class_name"], "Model", "{base}");
+    assert_eq!(
+        base["trainable"], false,
+        "the frozen base stays frozen: {base}"
+    );
+    let names: Vec<String> = model.params().iter().map(|p| p.name.clone()).collect();
+    assert!(
+        names.contains(&"base/base_conv/kernel".to_string()),
+        "{names:?}"
+    );
+    assert!(
+        names.contains(&"head/dense_3/bias".to_string()),
+        "{names:?}"
+    );
+}
+
+#[test]
+fn a_shared_layer_loads_once_and_matches_keras() {
+    let mut model = Sequential::load(&golden("shared.keras")).unwrap();
+    let left = load_npy(golden("shared_input.npy")).unwrap();
+    let right = load_npy(golden("shared_input2.npy")).unwrap();
+    let l = Tensor::from_vec(left.data, &left.shape);
+    let r = Tensor::from_vec(right.data, &right.shape);
+    let out = model.predict_many(&[l, r], 8).unwrap().remove(0);
+    let d = max_abs_diff(&out, "shared");
+    eprintln!("shared.keras: max |nabla - keras| = {d:.2e}");
+    assert!(d <= 1e-5, "{d}");
+    // One set of weights per tower: 7*6+6 + 6*4+4 + 8+1.
+    let count: usize = model
+        .params()
+        .iter()
+        .map(|p| p.var.shape().iter().product::<usize>())
+        .sum();
+    assert_eq!(count, 48 + 28 + 9);
+}
+
+#[test]
+fn a_conv_autoencoder_matches_keras() {
+    // Conv2D + MaxPooling2D encoder, Conv2DTranspose + UpSampling2D decoder, sigmoid.
+    let mut model = Sequential::load(&golden("conv_autoencoder.keras")).unwrap();
+    let out = model.predict(&input("conv_autoencoder"), 8).unwrap();
+    // nabla gives [N, 1, 8, 8]; Keras [N, 8, 8, 1].
+    let out = out.permute(&[0, 2, 3, 1]).unwrap().contiguous();
+    let d = max_abs_diff(&out, "conv_autoencoder");
+    eprintln!("conv_autoencoder.keras: max |nabla - keras| = {d:.2e}");
+    assert!(d <= 1e-5, "{d}");
+}
+
+/// The weights inside `text_bilstm.keras` (what `save_weights` writes) load into the
+/// same network written in nabla: the Bidirectional's two LSTMs by their groups.
+#[test]
+fn a_bidirectional_lstm_s_weights_load_into_a_nabla_built_model() {
+    let cfg = parse_config(
+        r#"{"name": "text_bilstm", "input_shape": [6], "layers": [
+            {"class_name": "Embedding", "config": {"name": "embed", "input_dim": 20, "output_dim": 4, "mask_zero": true}},
+            {"class_name": "Bidirectional", "config": {"name": "bi", "layer": {"class_name": "LSTM", "config": {"units": 3}}}},
+            {"class_name": "Dense", "config": {"name": "probs", "units": 3, "activation": "softmax"}}
+        ]}"#,
+    )
+    .unwrap();
+    let mut model = Sequential::from_config(&cfg, 3).unwrap();
+    let h5 = members("text_bilstm.keras")
+        .into_iter()
+        .find(|(n, _)| n == "model.weights.h5")
+        .unwrap()
+        .1;
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("bilstm.weights.h5");
+    std::fs::write(&p, h5).unwrap();
+    model.load_keras_weights(&p).unwrap();
+    let out = model.predict(&input("text_bilstm"), 8).unwrap();
+    let d = max_abs_diff(&out, "text_bilstm");
+    assert!(d <= 1e-5, "{d}");
+}
+
+#[test]
+fn unsupported_layers_inside_nested_models_and_rnns_are_listed() {
+    let mut files = members("nested.keras");
+    let (_, cfg) = files.iter_mut().find(|(n, _)| n == "config.json").unwrap();
+    let text = String::from_utf8(cfg.clone())
+        .unwrap()
+        .replacen(
+            "\"class_name\": \"MaxPooling2D\"",
+            "\"class_name\": \"MyPool\"",
+            1,
+        )
+        .replacen(
+            "\"class_name\": \"Dropout\"",
+            "\"class_name\": \"SpatialDrop\"",
+            1,
+        );
+    *cfg = text.into_bytes();
+    let e = keras_from_bytes(&write_zip(&files), Path::new("nested_bad.keras"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("2 layer(s) nabla cannot build"), "{e}");
+    assert!(e.contains("base/base_pool (MyPool)"), "{e}");
+    assert!(e.contains("drop (SpatialDrop)"), "{e}");
+
+    let mut files = members("text_gru.keras");
+    let (_, cfg) = files.iter_mut().find(|(n, _)| n == "config.json").unwrap();
+    let text = String::from_utf8(cfg.clone())
+        .unwrap()
+        .replacen("\"go_backwards\": false", "\"go_backwards\": true", 1)
+        .replacen("\"reset_after\": true", "\"reset_after\": false", 1);
+    *cfg = text.into_bytes();
+    let e = keras_from_bytes(&write_zip(&files), Path::new("gru_bad.keras"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("gru (GRU): go_backwards=True"), "{e}");
+}
+
+/// The weights inside `nested.keras` and `shared.keras` load into the same networks
+/// built in nabla (from the configs the reader made, with fresh weights): a nested
+/// model's layers are matched inside its group, a shared layer's weights once.
+#[test]
+fn nested_and_shared_weights_load_into_nabla_built_models() {
+    for name in ["nested", "shared"] {
+        let loaded = Sequential::load(&golden(&format!("{name}.keras"))).unwrap();
+        let mut model = Sequential::from_config(&loaded.config(), 5).unwrap();
+        let h5 = members(&format!("{name}.keras"))
+            .into_iter()
+            .find(|(n, _)| n == "model.weights.h5")
+            .unwrap()
+            .1;
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join(format!("{name}.weights.h5"));
+        std::fs::write(&p, h5).unwrap();
+        let inputs = if name == "shared" {
+            ["shared_input.npy", "shared_input2.npy"]
+                .iter()
+                .map(|f| {
+                    let a = load_npy(golden(f)).unwrap();
+                    Tensor::from_vec(a.data, &a.shape)
+                })
+                .collect()
+        } else {
+            vec![input(name)]
+        };
+        let before = model.predict_many(&inputs, 8).unwrap().remove(0);
+        assert!(
+            max_abs_diff(&before, name) > 1e-3,
+            "{name}: fresh weights match?"
+        );
+        model.load_keras_weights(&p).unwrap();
+        let out = model.predict_many(&inputs, 8).unwrap().remove(0);
+        let d = max_abs_diff(&out, name);
+        assert!(d <= 1e-5, "{name}: {d}");
+    }
 }

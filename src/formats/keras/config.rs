@@ -7,6 +7,14 @@
 //! values themselves differs, the flatten of a feature map, is undone in the weights of
 //! the `Dense` that reads it (`LayerPlan::row_perm`), so the model computes what Keras
 //! computes. Every layer nabla cannot build is collected, and the error lists them all.
+//!
+//! A layer Keras calls several times (a shared layer, `inbound_nodes` with several
+//! entries) becomes nabla's first call plus `Shared` calls named `LAYER:K` (Keras' node
+//! `K`); a Functional or Sequential model used as a layer becomes a nested model
+//! (class `Model`), converted by the same rules. Keras 3 writes the mask of an
+//! `Embedding(mask_zero=True)` as a `NotEqual(ids, 0)` node passed to the layers that
+//! take it; nabla carries that mask inside its layers, so such a node is checked (the
+//! layer's input must carry the same mask in nabla) and not built.
 
 use crate::nn::layers::dims::Dim;
 use crate::nn::model_config::{InputConfig, ModelConfig, NodeConfig};
@@ -27,6 +35,24 @@ pub struct LayerPlan {
     /// BatchNormalization's `center` and `scale` (a weight is absent when false).
     pub center: bool,
     pub scale: bool,
+    /// A Bidirectional's two layers (forward, backward; named as nabla's params), or
+    /// a nested model's layers (named within that model).
+    pub sub: Vec<LayerPlan>,
+}
+
+impl LayerPlan {
+    /// A plan with nothing to convert but the layout of the class.
+    pub fn new(name: String, class: String, key: String) -> LayerPlan {
+        LayerPlan {
+            name,
+            class,
+            key,
+            row_perm: None,
+            center: true,
+            scale: true,
+            sub: Vec::new(),
+        }
+    }
 }
 
 /// The model's architecture for nabla and the plan for its weights; or every problem
@@ -85,6 +111,9 @@ struct TensorInfo {
     perm: Option<Vec<usize>>,
     /// nabla's shape (without batch), `None` after a layer that could not be built.
     shape: Option<Vec<Dim>>,
+    /// The tensor of token ids whose zeros mask this one (after an
+    /// `Embedding(mask_zero=True)`, through the layers that keep a mask).
+    mask_of: Option<String>,
 }
 
 /// nabla's shape as Keras': `[C, H, W]` -> `[H, W, C]`.
@@ -110,6 +139,10 @@ struct Converter {
     tensors: BTreeMap<String, TensorInfo>,
     /// Keys already given per snake-case class, to number them as Keras does.
     key_counts: BTreeMap<String, usize>,
+    /// Keras' `NotEqual(ids, 0)` mask tensors: by name, the ids tensor.
+    not_equal: BTreeMap<String, String>,
+    /// The plan of each layer's first call, by layer name (for its further calls).
+    first_plans: BTreeMap<String, LayerPlan>,
 }
 
 /// Keras' `to_snake_case` of a class name: `MaxPooling2D` -> `max_pooling2d`,
@@ -267,6 +300,8 @@ impl Converter {
 
     fn functional(&mut self, cfg: &Value, layers: &[Value]) {
         self.functional = true;
+        // Each layer, its calls, and how many of them are converted.
+        let mut pending: Vec<(&Value, Vec<Value>, usize)> = Vec::new();
         for layer in layers {
             let class = layer
                 .get("class_name")
@@ -289,8 +324,8 @@ impl Converter {
                         self.tensors.insert(
                             name.clone(),
                             TensorInfo {
-                                perm: None,
                                 shape: Some(shape),
+                                ..TensorInfo::default()
                             },
                         );
                     }
@@ -307,18 +342,48 @@ impl Converter {
                 .and_then(Value::as_array)
                 .cloned()
                 .unwrap_or_default();
-            if nodes.len() != 1 {
+            if nodes.is_empty() {
                 self.next_key(class);
-                self.problems.push(format!(
-                    "{name} ({class}): called {} times; nabla's Keras reader takes layers \
-                     called once (shared layers are not read)",
-                    nodes.len()
-                ));
-                continue;
+                self.problems
+                    .push(format!("{name} ({class}): never called (no inbound_nodes)"));
             }
-            let mut reads = Vec::new();
-            collect_history(&nodes[0]["args"], &mut reads);
-            self.layer(layer, &reads, reads.clone());
+            pending.push((layer, nodes, 0));
+        }
+        // Calls in an order where every call's inputs come first: Keras lists layers by
+        // their first call, and a later call may read a layer listed after it.
+        loop {
+            let mut progress = false;
+            for (layer, nodes, next) in pending.iter_mut() {
+                while let Some(node) = nodes.get(*next) {
+                    let mut reads = Vec::new();
+                    collect_history(&node["args"], &mut reads);
+                    let mut mask = Vec::new();
+                    collect_history(&node["kwargs"]["mask"], &mut mask);
+                    let known =
+                        |t: &String| self.tensors.contains_key(t) || self.not_equal.contains_key(t);
+                    if !reads.iter().chain(&mask).all(known) {
+                        break;
+                    }
+                    self.call(layer, node, &reads, mask.first(), *next);
+                    *next += 1;
+                    progress = true;
+                }
+            }
+            if !progress {
+                break;
+            }
+        }
+        for (layer, nodes, next) in &pending {
+            if *next < nodes.len() {
+                self.problems.push(format!(
+                    "{} ({}): reads tensors no layer of the model gives",
+                    layer_name(layer),
+                    layer
+                        .get("class_name")
+                        .and_then(Value::as_str)
+                        .unwrap_or("?")
+                ));
+            }
         }
         let mut outs = Vec::new();
         collect_refs(cfg.get("output_layers").unwrap_or(&Value::Null), &mut outs);
@@ -344,8 +409,8 @@ impl Converter {
         self.tensors.insert(
             String::new(),
             TensorInfo {
-                perm: None,
                 shape: Some(self.input_shape.clone()),
+                ..TensorInfo::default()
             },
         );
     }
@@ -365,6 +430,141 @@ impl Converter {
         let key = if *n == 0 { base } else { format!("{base}_{n}") };
         *n += 1;
         key
+    }
+
+    /// Call `k` of a functional model's layer: a `NotEqual` mask, the layer (its first
+    /// call), or a further call of it (nabla's `Shared`, named `LAYER:K`).
+    fn call(
+        &mut self,
+        layer: &Value,
+        node: &Value,
+        reads: &[String],
+        mask: Option<&String>,
+        k: usize,
+    ) {
+        let class = layer
+            .get("class_name")
+            .and_then(Value::as_str)
+            .unwrap_or("?");
+        let name = tensor_name(&layer_name(layer), k, 0);
+        if class == "NotEqual" {
+            let args = node["args"].as_array().cloned().unwrap_or_default();
+            let zero = args.get(1).and_then(Value::as_f64) == Some(0.0);
+            match (reads, zero) {
+                ([ids], true) if node["kwargs"].as_object().is_none_or(|o| o.is_empty()) => {
+                    self.not_equal.insert(name, ids.clone());
+                }
+                _ => self.problems.push(format!(
+                    "{name} (NotEqual): only Keras' mask of an Embedding(mask_zero=True), \
+                     ids != 0, is read"
+                )),
+            }
+            return;
+        }
+        let problem = |what: String| format!("{name} ({class}): {what}");
+        if let Some(r) = reads.iter().find(|r| self.not_equal.contains_key(*r)) {
+            self.problems.push(problem(format!(
+                "reads the mask '{r}' as data; nabla keeps masks inside its layers"
+            )));
+            self.tensors.insert(name, TensorInfo::default());
+            return;
+        }
+        if let Some(m) = mask {
+            let ids = self.not_equal.get(m);
+            let carried = reads
+                .first()
+                .and_then(|r| self.tensors.get(r))
+                .and_then(|t| t.mask_of.as_ref());
+            if ids.is_none() || ids != carried {
+                self.problems.push(problem(format!(
+                    "takes the mask '{m}', which its input does not carry in nabla (nabla's \
+                     masks come from Embedding(mask_zero=True) through layers that keep them)"
+                )));
+            }
+        }
+        if k == 0 {
+            self.layer(layer, reads, reads.to_vec());
+        } else {
+            self.shared_call(layer, reads, k);
+        }
+    }
+
+    /// Call `k > 0` of a layer: checked as the layer on these inputs (shapes, the
+    /// flatten order), built as nabla's `Shared` call of its first.
+    fn shared_call(&mut self, layer: &Value, reads: &[String], k: usize) {
+        let class = layer
+            .get("class_name")
+            .and_then(Value::as_str)
+            .unwrap_or("?")
+            .to_string();
+        let base = layer_name(layer);
+        let name = tensor_name(&base, k, 0);
+        let Some(first) = self.first_plans.get(&base).cloned() else {
+            // The first call could not be converted (said already).
+            self.tensors.insert(name, TensorInfo::default());
+            return;
+        };
+        let Some(first_node) = self
+            .nodes
+            .iter()
+            .find(|n| n.layer.name() == Some(base.as_str()))
+            .cloned()
+        else {
+            self.tensors.insert(name, TensorInfo::default());
+            return;
+        };
+        let ins: Vec<TensorInfo> = reads
+            .iter()
+            .map(|r| self.tensors.get(r).cloned().unwrap_or_default())
+            .collect();
+        let nabla_in: Option<Vec<Vec<Dim>>> = ins.iter().map(|t| t.shape.clone()).collect();
+        let shapes: Vec<Vec<Option<usize>>> = nabla_in
+            .as_ref()
+            .map(|v| v.iter().map(|s| to_keras_shape(s)).collect())
+            .unwrap_or_default();
+        let cfg = layer.get("config").cloned().unwrap_or(Value::Null);
+        let mut plan = LayerPlan::new(name.clone(), class.clone(), String::new());
+        let mut out = match self.translate(&class, layer, &cfg, &shapes, &ins, &mut plan) {
+            Ok((_, out)) => out,
+            Err(why) => {
+                if !why.is_empty() {
+                    self.problems.push(format!("{name} ({class}): {why}"));
+                }
+                self.tensors.insert(name, TensorInfo::default());
+                return;
+            }
+        };
+        if plan.row_perm != first.row_perm {
+            self.problems.push(format!(
+                "{name} ({class}): a further call of '{base}' reading another flatten order \
+                 than its first call"
+            ));
+        }
+        if class == "Embedding" && cfg["mask_zero"].as_bool() == Some(true) {
+            out.mask_of = reads.first().cloned();
+        }
+        out.shape = nabla_in.and_then(|v| {
+            let refs: Vec<&[Dim]> = v.iter().map(Vec::as_slice).collect();
+            match first_node.layer.output_shape_of(&name, &refs) {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    self.problems.push(format!("{name} ({class}): {e}"));
+                    None
+                }
+            }
+        });
+        let node: Result<NodeConfig, _> = serde_json::from_value(json!({
+            "class_name": "Shared",
+            "config": {"name": name, "layer": base},
+        }));
+        match node {
+            Ok(mut node) => {
+                node.inbound = reads.to_vec();
+                self.nodes.push(node);
+                self.tensors.insert(name, out);
+            }
+            Err(e) => self.problems.push(format!("{name} ({class}): {e}")),
+        }
     }
 
     /// One layer: its nabla config and weight plan, or a problem.
@@ -389,15 +589,8 @@ impl Converter {
             .or_else(|| build_shapes(layer));
         let known_inputs = shapes.is_some();
         let shapes = shapes.unwrap_or_default();
-        let mut plan = LayerPlan {
-            name: name.clone(),
-            class: class.clone(),
-            key,
-            row_perm: None,
-            center: true,
-            scale: true,
-        };
-        match self.translate(&class, &cfg, &shapes, &ins, &mut plan) {
+        let mut plan = LayerPlan::new(name.clone(), class.clone(), key);
+        match self.translate(&class, layer, &cfg, &shapes, &ins, &mut plan) {
             Ok((nabla_cfg, mut out)) => {
                 let trainable = cfg
                     .get("trainable")
@@ -422,7 +615,11 @@ impl Converter {
                                 }
                             }
                         });
+                        if class == "Embedding" && cfg["mask_zero"].as_bool() == Some(true) {
+                            out.mask_of = reads.first().cloned();
+                        }
                         self.nodes.push(node);
+                        self.first_plans.insert(name.clone(), plan.clone());
                         self.plans.push(plan);
                         self.tensors.insert(name, out);
                     }
@@ -432,7 +629,7 @@ impl Converter {
             Err(why) => {
                 // After a layer that could not be built, shapes are unknown: only a
                 // class nabla lacks is worth saying (the cause is listed already).
-                if known_inputs || why.starts_with("layer class") {
+                if !why.is_empty() && (known_inputs || why.starts_with("layer class")) {
                     self.problems.push(format!("{name} ({class}): {why}"));
                 }
                 self.tensors.insert(name, TensorInfo::default());
@@ -443,8 +640,9 @@ impl Converter {
     /// The nabla class and config of one Keras layer, and what its output carries.
     #[allow(clippy::type_complexity)]
     fn translate(
-        &self,
+        &mut self,
         class: &str,
+        layer: &Value,
         cfg: &Value,
         shapes: &[Vec<Option<usize>>],
         ins: &[TensorInfo],
@@ -471,6 +669,9 @@ impl Converter {
         };
         // Layers that act element by element keep the flatten order of their input.
         let elementwise = matches!(class, "Dropout" | "Activation" | "ReLU" | "LeakyReLU");
+        if elementwise {
+            out.mask_of = ins.first().and_then(|t| t.mask_of.clone());
+        }
         if carried && !(elementwise || class == "Dense") {
             return Err(
                 "reads the flatten of a channels-last feature map other than through Dense \
@@ -489,14 +690,7 @@ impl Converter {
                 }
                 plan.row_perm = ins.first().and_then(|t| t.perm.clone());
                 m.insert("units".into(), get("units"));
-                m.insert(
-                    "activation".into(),
-                    json!(activation(cfg.get("activation"))?),
-                );
-                m.insert(
-                    "use_bias".into(),
-                    json!(get("use_bias").as_bool().unwrap_or(true)),
-                );
+                dense_like(cfg, &mut m)?;
                 "Dense"
             }
             "Conv2D" | "Conv2DTranspose" => {
@@ -526,14 +720,7 @@ impl Converter {
                         ));
                     }
                 }
-                m.insert(
-                    "activation".into(),
-                    json!(activation(cfg.get("activation"))?),
-                );
-                m.insert(
-                    "use_bias".into(),
-                    json!(get("use_bias").as_bool().unwrap_or(true)),
-                );
+                dense_like(cfg, &mut m)?;
                 class
             }
             "MaxPooling2D" | "AveragePooling2D" => {
@@ -691,6 +878,115 @@ impl Converter {
                 m.insert("padding".into(), get("padding"));
                 "ZeroPadding2D"
             }
+            "Embedding" => {
+                if rank != Some(1) {
+                    return Err(format!(
+                        "Embedding on an input of shape {:?}; nabla takes token ids [steps]",
+                        shapes.first()
+                    ));
+                }
+                m.insert("input_dim".into(), get("input_dim"));
+                m.insert("output_dim".into(), get("output_dim"));
+                m.insert(
+                    "mask_zero".into(),
+                    json!(get("mask_zero").as_bool().unwrap_or(false)),
+                );
+                "Embedding"
+            }
+            "LSTM" | "GRU" | "SimpleRNN" => {
+                sequences(rank, shapes)?;
+                m = recurrent_config(class, cfg)?;
+                if get("zero_output_for_mask").as_bool() == Some(true)
+                    && m["return_sequences"] == true
+                {
+                    return Err(
+                        "zero_output_for_mask=True; nabla's masked steps output the \
+                                carried state (Keras' default)"
+                            .into(),
+                    );
+                }
+                if m["return_sequences"] == true {
+                    out.mask_of = ins.first().and_then(|t| t.mask_of.clone());
+                }
+                class
+            }
+            "Bidirectional" => {
+                sequences(rank, shapes)?;
+                let (inner, merge) = bidirectional(cfg)?;
+                let inner_class = inner["class_name"].as_str().unwrap_or("").to_string();
+                let base = inner["config"]["name"].as_str().unwrap_or("").to_string();
+                if inner["config"]["return_sequences"] == true {
+                    out.mask_of = ins.first().and_then(|t| t.mask_of.clone());
+                }
+                plan.sub = ["forward", "backward"]
+                    .iter()
+                    .map(|d| {
+                        LayerPlan::new(
+                            format!("{}/{d}_{base}", plan.name),
+                            inner_class.clone(),
+                            format!("{d}_layer"),
+                        )
+                    })
+                    .collect();
+                m.insert("layer".into(), inner);
+                m.insert("merge_mode".into(), json!(merge));
+                "Bidirectional"
+            }
+            "Conv1D" => {
+                channels_last()?;
+                sequences(rank, shapes)?;
+                let pad = get("padding");
+                if !matches!(pad.as_str(), Some("valid" | "same" | "causal")) {
+                    return Err(format!(
+                        "padding {pad}; nabla takes \"valid\", \"same\" and \"causal\""
+                    ));
+                }
+                if get("groups").as_u64().unwrap_or(1) != 1 {
+                    return Err(format!("groups {}; nabla's Conv1D has one", get("groups")));
+                }
+                for k in ["filters", "kernel_size", "strides", "dilation_rate"] {
+                    m.insert(k.into(), get(k));
+                }
+                m.insert("padding".into(), pad);
+                dense_like(cfg, &mut m)?;
+                "Conv1D"
+            }
+            "MaxPooling1D" | "AveragePooling1D" => {
+                channels_last()?;
+                sequences(rank, shapes)?;
+                m.insert("pool_size".into(), get("pool_size"));
+                m.insert("strides".into(), get("strides"));
+                m.insert("padding".into(), get("padding"));
+                class
+            }
+            "GlobalAveragePooling1D" | "GlobalMaxPooling1D" => {
+                channels_last()?;
+                sequences(rank, shapes)?;
+                if get("keepdims").as_bool() == Some(true) {
+                    return Err("keepdims=True; nabla's global pools drop the axis".into());
+                }
+                class
+            }
+            "Functional" | "Sequential" | "Model" => {
+                let inner = json!({"class_name": class, "config": cfg});
+                match convert(&inner) {
+                    Ok((mc, plans)) => {
+                        plan.sub = plans;
+                        match serde_json::to_value(&mc) {
+                            Ok(Value::Object(o)) => m = o,
+                            _ => return Err("the nested model's config does not serialize".into()),
+                        }
+                    }
+                    Err(problems) => {
+                        let name = layer_name(layer);
+                        self.problems
+                            .extend(problems.into_iter().map(|p| format!("{name}/{p}")));
+                        // Said above, one line per inner layer.
+                        return Err(String::new());
+                    }
+                }
+                "Model"
+            }
             other => {
                 return Err(format!(
                     "layer class \"{other}\" is not one nabla's Keras reader builds"
@@ -701,8 +997,21 @@ impl Converter {
     }
 }
 
-/// The layer names in `keras_history` of an inbound node's `args` (a tensor, a list of
-/// tensors, nested).
+/// nabla's name of output `t` of call `k` of the layer `layer`: `layer`, `layer:K` for
+/// a further call (a `Shared` node), `NAME[t]` for a layer's further outputs.
+fn tensor_name(layer: &str, k: usize, t: usize) -> String {
+    let call = match k {
+        0 => layer.to_string(),
+        k => format!("{layer}:{k}"),
+    };
+    match t {
+        0 => call,
+        t => format!("{call}[{t}]"),
+    }
+}
+
+/// The tensors in `keras_history` of an inbound node's `args` (a tensor, a list of
+/// tensors, nested), as nabla names them (`tensor_name`).
 fn collect_history(v: &Value, out: &mut Vec<String>) {
     match v {
         Value::Object(o) => {
@@ -712,13 +1021,135 @@ fn collect_history(v: &Value, out: &mut Vec<String>) {
                 .and_then(Value::as_array)
             {
                 if let Some(n) = h.first().and_then(Value::as_str) {
-                    out.push(n.to_string());
+                    let at = |i: usize| h.get(i).and_then(Value::as_u64).unwrap_or(0) as usize;
+                    out.push(tensor_name(n, at(1), at(2)));
                 }
             }
         }
         Value::Array(a) => a.iter().for_each(|x| collect_history(x, out)),
         _ => {}
     }
+}
+
+/// The check that a layer reads sequences `[steps, features]`.
+fn sequences(rank: Option<usize>, shapes: &[Vec<Option<usize>>]) -> Result<(), String> {
+    if rank == Some(2) {
+        Ok(())
+    } else {
+        Err(format!(
+            "on an input of shape {:?}; nabla takes sequences [steps, features] here",
+            shapes.first()
+        ))
+    }
+}
+
+/// The `activation` and `use_bias` of a layer with a kernel (Dense, Conv).
+fn dense_like(cfg: &Value, m: &mut Map<String, Value>) -> Result<(), String> {
+    m.insert(
+        "activation".into(),
+        json!(activation(cfg.get("activation"))?),
+    );
+    m.insert(
+        "use_bias".into(),
+        json!(cfg.get("use_bias").and_then(Value::as_bool).unwrap_or(true)),
+    );
+    Ok(())
+}
+
+/// nabla's config of a Keras LSTM, GRU or SimpleRNN (the gate orders are Keras' in
+/// nabla, so the weights need no change). Initializers are left out: the weights come
+/// from the file.
+fn recurrent_config(class: &str, cfg: &Value) -> Result<Map<String, Value>, String> {
+    let get = |k: &str| cfg.get(k).cloned().unwrap_or(Value::Null);
+    for k in ["go_backwards", "stateful"] {
+        if get(k).as_bool() == Some(true) {
+            return Err(format!("{k}=True is not in nabla's {class}"));
+        }
+    }
+    let mut m = Map::new();
+    m.insert("units".into(), get("units"));
+    m.insert(
+        "activation".into(),
+        json!(activation(cfg.get("activation"))?),
+    );
+    if class != "SimpleRNN" {
+        let a = cfg
+            .get("recurrent_activation")
+            .filter(|v| !v.is_null())
+            .cloned()
+            .unwrap_or(json!("sigmoid"));
+        m.insert("recurrent_activation".into(), json!(activation(Some(&a))?));
+    }
+    m.insert(
+        "use_bias".into(),
+        json!(get("use_bias").as_bool().unwrap_or(true)),
+    );
+    for k in ["return_sequences", "return_state"] {
+        m.insert(k.into(), json!(get(k).as_bool().unwrap_or(false)));
+    }
+    for k in ["dropout", "recurrent_dropout"] {
+        m.insert(k.into(), json!(get(k).as_f64().unwrap_or(0.0)));
+    }
+    match class {
+        "LSTM" => {
+            m.insert(
+                "unit_forget_bias".into(),
+                json!(get("unit_forget_bias").as_bool().unwrap_or(true)),
+            );
+        }
+        "GRU" => {
+            m.insert(
+                "reset_after".into(),
+                json!(get("reset_after").as_bool().unwrap_or(true)),
+            );
+        }
+        _ => {}
+    }
+    Ok(m)
+}
+
+/// A Keras Bidirectional as nabla's: the wrapped layer's config (named as Keras names
+/// it without the `forward_` Keras adds, so nabla's `forward_NAME` is Keras' name) and
+/// the merge mode. Keras writes the backward layer too; nabla runs one layer both ways,
+/// so it must be the forward one reading backwards.
+fn bidirectional(cfg: &Value) -> Result<(Value, String), String> {
+    let inner = &cfg["layer"];
+    let class = inner["class_name"].as_str().unwrap_or("?");
+    if !matches!(class, "LSTM" | "GRU" | "SimpleRNN") {
+        return Err(format!(
+            "wraps a {class}; nabla's Keras reader takes LSTM, GRU and SimpleRNN"
+        ));
+    }
+    let fname = inner["config"]["name"].as_str().unwrap_or(class);
+    let mut m = recurrent_config(class, &inner["config"])?;
+    if let Some(b) = cfg.get("backward_layer").filter(|b| !b.is_null()) {
+        let mut bc = b["config"].clone();
+        if let Some(o) = bc.as_object_mut() {
+            o.insert("go_backwards".into(), json!(false));
+        }
+        let same = b["class_name"] == inner["class_name"]
+            && recurrent_config(class, &bc).ok().as_ref() == Some(&m);
+        if !same {
+            return Err(
+                "backward_layer is not the wrapped layer run backwards; nabla's \
+                        Bidirectional runs one layer both ways"
+                    .into(),
+            );
+        }
+    }
+    let merge = match cfg.get("merge_mode").and_then(Value::as_str) {
+        Some(mode @ ("concat" | "sum" | "ave" | "mul")) => mode.to_string(),
+        None if cfg.get("merge_mode").is_none() => "concat".into(),
+        _ => {
+            return Err(format!(
+                "merge_mode {}; nabla takes concat, sum, ave and mul",
+                cfg["merge_mode"]
+            ))
+        }
+    };
+    let base = fname.strip_prefix("forward_").unwrap_or(fname);
+    m.insert("name".into(), json!(base));
+    Ok((json!({"class_name": class, "config": m}), merge))
 }
 
 /// Layer names of `input_layers` / `output_layers`: `[name, 0, 0]` or a list of them.
@@ -751,6 +1182,84 @@ mod tests {
         ] {
             assert_eq!(snake_case(c), s, "{c}");
         }
+    }
+
+    /// A Keras inbound node reading `(layer, node, tensor)` triples.
+    fn node(reads: &[(&str, u64)]) -> Value {
+        let t: Vec<Value> = reads
+            .iter()
+            .map(|(l, k)| {
+                json!({"class_name": "__keras_tensor__",
+                       "config": {"keras_history": [l, k, 0]}})
+            })
+            .collect();
+        let args = if t.len() == 1 {
+            json!([t[0]])
+        } else {
+            json!([t])
+        };
+        json!({"args": args, "kwargs": {}})
+    }
+
+    fn dense(name: &str, units: usize, nodes: Vec<Value>) -> Value {
+        json!({"class_name": "Dense", "name": name,
+               "config": {"name": name, "units": units, "activation": "linear"},
+               "inbound_nodes": nodes})
+    }
+
+    fn input(name: &str) -> Value {
+        json!({"class_name": "InputLayer", "name": name,
+               "config": {"name": name, "batch_shape": [null, 3]}, "inbound_nodes": []})
+    }
+
+    #[test]
+    fn a_shared_layer_s_later_call_may_read_a_layer_listed_after_it() {
+        // `tower` is listed first, but its second call reads `pre`, listed after it:
+        // the calls are ordered so that every call's inputs come first.
+        let cfg = json!({"class_name": "Functional", "config": {
+            "name": "m",
+            "layers": [
+                input("a"),
+                input("b"),
+                dense("tower", 3, vec![node(&[("a", 0)]), node(&[("pre", 0)])]),
+                dense("pre", 3, vec![node(&[("b", 0)])]),
+                {"class_name": "Add", "name": "sum", "config": {"name": "sum"},
+                 "inbound_nodes": [node(&[("tower", 0), ("tower", 1)])]},
+            ],
+            "input_layers": [["a", 0, 0], ["b", 0, 0]],
+            "output_layers": [["sum", 0, 0]],
+        }});
+        let (mc, plans) = convert(&cfg).unwrap();
+        let order: Vec<String> = mc
+            .layers
+            .iter()
+            .map(|n| n.layer.name().unwrap().to_string())
+            .collect();
+        assert_eq!(order, ["tower", "pre", "tower:1", "sum"]);
+        let shared = &mc.layers[2];
+        assert_eq!(shared.layer.class_name(), "Shared");
+        assert_eq!(shared.inbound, ["pre"]);
+        assert_eq!(mc.layers[3].inbound, ["tower", "tower:1"]);
+        // One weight plan per layer, not per call.
+        let names: Vec<&str> = plans.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["tower", "pre", "sum"]);
+        assert_eq!(mc.output_shapes().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn calls_that_read_nothing_known_are_a_problem_not_a_hang() {
+        let cfg = json!({"class_name": "Functional", "config": {
+            "name": "m",
+            "layers": [input("a"), dense("d", 2, vec![node(&[("ghost", 0)])])],
+            "input_layers": [["a", 0, 0]],
+            "output_layers": [["d", 0, 0]],
+        }});
+        let e = convert(&cfg).unwrap_err();
+        assert!(
+            e.iter()
+                .any(|p| p.contains("d (Dense): reads tensors no layer")),
+            "{e:?}"
+        );
     }
 
     #[test]

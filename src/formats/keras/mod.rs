@@ -9,7 +9,10 @@
 //!   channels-first (every layer nabla cannot build is listed in one error);
 //! - here: the zip, and Keras' weights in nabla's layouts (Conv2D kernels HWIO -> OIHW,
 //!   Conv2DTranspose `[kh, kw, out, in]` -> `[in, out, kh, kw]`, the rows of a Dense that
-//!   reads a flattened feature map, BatchNormalization without `center`/`scale`).
+//!   reads a flattened feature map, BatchNormalization without `center`/`scale`; LSTM,
+//!   GRU and SimpleRNN weights are their cell's, in Keras' gate order in both; a
+//!   Bidirectional's are its forward and backward layers'; a nested model's, its own
+//!   layers', matched within it).
 //!
 //! The model comes compiled (`compile.rs`), from Keras' `compile_config` where nabla
 //! has its loss and optimizer. A Keras image model takes `[N, C, H, W]` in nabla (MNIST's `[N, 1, 28, 28]`, what
@@ -155,14 +158,37 @@ fn plans_from_model(model: &Sequential) -> Vec<LayerPlan> {
                 at = prev;
             }
         }
-        plans.push(LayerPlan {
-            name: layer.name().to_string(),
-            class,
-            key,
-            row_perm,
-            center: true,
-            scale: true,
-        });
+        let mut plan = LayerPlan::new(layer.name().to_string(), class, key);
+        plan.row_perm = row_perm;
+        if plan.class == "Bidirectional" {
+            // Its two layers, named as nabla names them (`forward_NAME`).
+            let v = serde_json::to_value(layer.config()).unwrap_or_default();
+            let inner = &v["config"]["layer"];
+            let class = inner["class_name"].as_str().unwrap_or("");
+            let base = inner["config"]["name"]
+                .as_str()
+                .map_or_else(|| config::snake_case(class), str::to_string);
+            plan.sub = ["forward", "backward"]
+                .iter()
+                .map(|d| {
+                    LayerPlan::new(
+                        format!("{}/{d}_{base}", plan.name),
+                        class.to_string(),
+                        format!("{d}_layer"),
+                    )
+                })
+                .collect();
+        }
+        if let Some(inner) = layer
+            .config()
+            .downcast_ref::<crate::nn::model_config::ModelConfig>()
+        {
+            // A nested model: the plans of its own layers, from the model it builds.
+            if let Ok(m) = Sequential::from_config(inner, 0) {
+                plan.sub = plans_from_model(&m);
+            }
+        }
+        plans.push(plan);
     }
     plans
 }
@@ -170,8 +196,13 @@ fn plans_from_model(model: &Sequential) -> Vec<LayerPlan> {
 /// Keras' vars of one layer as nabla's weights (`LAYER/kernel`, ...), converted.
 fn convert_layer(
     plan: &LayerPlan,
-    vars: &[StoredTensor],
+    stored: &StoredLayer,
 ) -> std::result::Result<Vec<(String, Tensor)>, String> {
+    // A recurrent layer's weights are its cell's.
+    let vars: &[StoredTensor] = match stored.part("cell") {
+        Some(cell) if stored.vars.is_empty() => &cell.vars,
+        _ => &stored.vars,
+    };
     let t = |s: &StoredTensor| Tensor::from_vec(s.values.clone(), &s.shape);
     let named = |w: &str, x: Tensor| (format!("{}/{w}", plan.name), x);
     let want = |n: &[usize]| {
@@ -249,6 +280,36 @@ fn convert_layer(
             out.push(named("moving_mean", next()));
             out.push(named("moving_variance", next()));
         }
+        "Conv1D" => {
+            // nabla's Conv1D kernel is Keras' [K, C, filters].
+            want(&[1, 2])?;
+            out.push(named("kernel", t(&vars[0])));
+            if let Some(b) = vars.get(1) {
+                out.push(named("bias", t(b)));
+            }
+        }
+        "LSTM" | "GRU" | "SimpleRNN" => {
+            // The same layouts and gate orders in both (see nn/layers/lstm.rs, gru.rs).
+            want(&[2, 3])?;
+            out.push(named("kernel", t(&vars[0])));
+            out.push(named("recurrent_kernel", t(&vars[1])));
+            if let Some(b) = vars.get(2) {
+                out.push(named("bias", t(b)));
+            }
+        }
+        "Bidirectional" => {
+            want(&[0])?;
+            if plan.sub.len() != 2 {
+                return Err("its forward and backward layers are unknown".into());
+            }
+            for sub in &plan.sub {
+                let part = stored
+                    .part(&sub.key)
+                    .ok_or_else(|| format!("no {} group", sub.key))?;
+                // The sub plans carry nabla's full names already.
+                out.extend(convert_layer(sub, part).map_err(|e| format!("{}: {e}", sub.key))?);
+            }
+        }
         "Embedding" => {
             want(&[1])?;
             out.push(named("embeddings", t(&vars[0])));
@@ -256,6 +317,11 @@ fn convert_layer(
         _ => want(&[0])?,
     }
     Ok(out)
+}
+
+/// Whether a Keras class is a model (nested inside another, its layers are in `sub`).
+fn is_model(class: &str) -> bool {
+    matches!(class, "Functional" | "Sequential" | "Model")
 }
 
 /// Puts the file's weights into the model, all or nothing; every problem (a layer the
@@ -267,69 +333,26 @@ fn assign(
     stored: &[StoredLayer],
     file: &Path,
 ) -> Result<()> {
-    let by_name: BTreeMap<&str, &StoredLayer> = stored
-        .iter()
-        .filter_map(|s| s.name.as_deref().map(|n| (n, s)))
-        .collect();
-    let by_key: BTreeMap<&str, &StoredLayer> = stored.iter().map(|s| (s.key.as_str(), s)).collect();
-    let mut used = std::collections::BTreeSet::new();
     let mut problems = Vec::new();
+    let mut failed = Vec::new();
     let mut values: BTreeMap<String, Tensor> = BTreeMap::new();
-    for plan in plans {
-        // A file with names is matched by name only; an older one by Keras' keys.
-        let found = if by_name.is_empty() {
-            by_key.get(plan.key.as_str())
-        } else {
-            by_name.get(plan.name.as_str())
-        };
-        let Some(s) = found else {
-            // A layer without weights need not be in the file.
-            if convert_layer(plan, &[]).is_err() {
-                problems.push(format!(
-                    "layer '{}' ({}): not in the file (looked for layers/{}/vars{})",
-                    plan.name,
-                    plan.class,
-                    plan.key,
-                    if by_name.is_empty() {
-                        String::new()
-                    } else {
-                        format!(" named '{}'", plan.name)
-                    }
-                ));
-            }
-            continue;
-        };
-        used.insert(s.key.as_str());
-        match convert_layer(plan, &s.vars) {
-            Ok(ws) => values.extend(ws),
-            Err(why) => problems.push(format!(
-                "layer '{}' ({}), layers/{}/vars: {why}",
-                plan.name, plan.class, s.key
-            )),
-        }
-    }
-    for s in stored {
-        if !used.contains(s.key.as_str()) && !s.vars.is_empty() {
-            problems.push(format!(
-                "layers/{}{}: {} weight(s) that no layer of the model takes",
-                s.key,
-                s.name
-                    .as_ref()
-                    .map_or(String::new(), |n| format!(" ('{n}')")),
-                s.vars.len()
-            ));
-        }
-    }
+    gather(
+        plans,
+        stored,
+        "",
+        "layers",
+        &mut problems,
+        &mut failed,
+        &mut values,
+    );
     let params = model.params();
     let mut ordered = Vec::with_capacity(params.len());
     for p in &params {
         let want = p.var.shape();
         match values.remove(&p.name) {
-            None => {
-                if problems.iter().all(|q| !q.contains(&format!("'{}'", p.name.rsplit_once('/').map_or(p.name.as_str(), |x| x.0)))) {
-                    problems.push(format!("tensor '{}' {want:?}: no value in the file", p.name));
-                }
-            }
+            // A layer with a problem said already is not listed again per tensor.
+            None if failed.iter().any(|f| p.name.starts_with(&format!("{f}/"))) => {}
+            None => problems.push(format!("tensor '{}' {want:?}: no value in the file", p.name)),
             Some(t) if t.shape() != want.as_slice() => problems.push(format!(
                 "tensor '{}': the file has shape {:?} (converted to nabla's layout), the model needs {want:?}",
                 p.name,
@@ -342,4 +365,91 @@ fn assign(
         return Err(Error::format(file, problems.join("; ")));
     }
     model.set_weights(&ordered)
+}
+
+/// The weights of `plans` (layers of the model, or of a nested model named `prefix`)
+/// from the file's groups `stored` (at `path`), as nabla's named tensors.
+fn gather(
+    plans: &[LayerPlan],
+    stored: &[StoredLayer],
+    prefix: &str,
+    path: &str,
+    problems: &mut Vec<String>,
+    failed: &mut Vec<String>,
+    values: &mut BTreeMap<String, Tensor>,
+) {
+    let by_name: BTreeMap<&str, &StoredLayer> = stored
+        .iter()
+        .filter_map(|s| s.name.as_deref().map(|n| (n, s)))
+        .collect();
+    let by_key: BTreeMap<&str, &StoredLayer> = stored.iter().map(|s| (s.key.as_str(), s)).collect();
+    let mut used = std::collections::BTreeSet::new();
+    let empty = StoredLayer {
+        key: String::new(),
+        name: None,
+        vars: Vec::new(),
+        parts: Vec::new(),
+    };
+    for plan in plans {
+        let full = format!("{prefix}{}", plan.name);
+        // A file with names is matched by name only; an older one by Keras' keys.
+        let found = if by_name.is_empty() {
+            by_key.get(plan.key.as_str())
+        } else {
+            by_name.get(plan.name.as_str())
+        };
+        let Some(s) = found else {
+            // A layer without weights need not be in the file.
+            if is_model(&plan.class) || convert_layer(plan, &empty).is_err() {
+                failed.push(full.clone());
+                problems.push(format!(
+                    "layer '{full}' ({}): not in the file (looked for {path}/{}/vars{})",
+                    plan.class,
+                    plan.key,
+                    if by_name.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" named '{}'", plan.name)
+                    }
+                ));
+            }
+            continue;
+        };
+        used.insert(s.key.as_str());
+        if is_model(&plan.class) {
+            let inner: &[StoredLayer] = s.part("layers").map_or(&[], |l| &l.parts);
+            gather(
+                &plan.sub,
+                inner,
+                &format!("{full}/"),
+                &format!("{path}/{}/layers", s.key),
+                problems,
+                failed,
+                values,
+            );
+            continue;
+        }
+        match convert_layer(plan, s) {
+            Ok(ws) => values.extend(ws.into_iter().map(|(n, t)| (format!("{prefix}{n}"), t))),
+            Err(why) => {
+                failed.push(full.clone());
+                problems.push(format!(
+                    "layer '{full}' ({}), {path}/{}/vars: {why}",
+                    plan.class, s.key
+                ))
+            }
+        }
+    }
+    for s in stored {
+        if !used.contains(s.key.as_str()) && s.weight_count() > 0 {
+            problems.push(format!(
+                "{path}/{}{}: {} weight(s) that no layer of the model takes",
+                s.key,
+                s.name
+                    .as_ref()
+                    .map_or(String::new(), |n| format!(" ('{n}')")),
+                s.weight_count()
+            ));
+        }
+    }
 }
