@@ -116,6 +116,14 @@ fn the_profile_names_the_fused_layers() {
     assert_eq!(row("conv2_block1_add").class_name, "Add+ReLU");
     assert_eq!(row("conv2_block1_2_bn").class_name, "BatchNormalization");
     assert!(row("conv1_bn").forward_ms > 0.0);
+    // Fusion off: every layer is its own row again.
+    set_layer_fusion(false);
+    let p = profile_training(&mut model, &x, &y, 8, 1, 2).unwrap();
+    set_layer_fusion(true);
+    let row = |name: &str| p.layers.iter().find(|l| l.name == name).unwrap();
+    assert_eq!(row("conv1_bn").class_name, "BatchNormalization");
+    assert_eq!(row("conv1_relu").class_name, "Activation");
+    assert!(row("conv1_relu").forward_ms > 0.0);
 }
 
 /// At inference a conv's batch norm (and the ReLU after it) is folded into the conv's

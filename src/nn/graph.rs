@@ -274,7 +274,11 @@ impl Graph {
     /// a fused path (`Layer::fuses_relu`: batch norm, Add). `run` then calls layer `i`'s
     /// `forward_relu` and passes the value through layer `j`: one pass over the
     /// activations forward and backward instead of two, the same values and gradients.
+    /// All `None` while fusion is off on this thread (`set_layer_fusion`).
     pub fn relu_fusions(&self) -> Vec<Option<usize>> {
+        if !layer_fusion() {
+            return vec![None; self.layers.len()];
+        }
         let n_in = self.inputs.len();
         let (producer, readers) = self.producers_and_readers();
         (0..self.layers.len())
@@ -670,8 +674,8 @@ impl Graph {
         let n_tensors = self.num_tensors();
         // A trace records each layer's own output, so it runs every layer unfused.
         let absorbed = match trace {
-            None if layer_fusion() => self.relu_fusions(),
-            _ => vec![None; self.layers.len()],
+            None => self.relu_fusions(),
+            Some(_) => vec![None; self.layers.len()],
         };
         let mut fuses = vec![false; self.layers.len()];
         for &i in absorbed.iter().flatten() {
