@@ -315,20 +315,22 @@ impl Graph {
         (producer, readers)
     }
 
-    /// The `(batch norm j, conv i)` pairs where `j` alone reads the one output of conv
-    /// `i` (`Layer::folds_affine`), which is not a model output: at inference `run`
-    /// folds `j` into `i`'s weights.
-    fn bn_folds(&self) -> Vec<(usize, usize)> {
+    /// The `(batch norm j, conv i, scale, shift)` folds where `j` alone reads the one
+    /// output of conv `i` (`Layer::folds_affine`), which is not a model output, and `j`
+    /// is the per-channel map `x * scale + shift` (`Layer::inference_affine`): at
+    /// inference `run` folds `j` into `i`'s weights.
+    fn bn_folds(&self) -> Vec<(usize, usize, Vec<f32>, Vec<f32>)> {
         let n_in = self.inputs.len();
         let (producer, readers) = self.producers_and_readers();
         (0..self.layers.len())
             .filter_map(|j| match self.inbound[j][..] {
                 [t] if t >= n_in && readers[t] == 1 && !self.outputs.contains(&t) => {
                     let i = producer[t];
-                    (self.walk.node_outputs(i).len() == 1
-                        && self.layers[i].folds_affine()
-                        && self.layers[j].inference_affine().is_some())
-                    .then_some((j, i))
+                    if self.walk.node_outputs(i).len() != 1 || !self.layers[i].folds_affine() {
+                        return None;
+                    }
+                    let (scale, shift) = self.layers[j].inference_affine()?;
+                    Some((j, i, scale, shift))
                 }
                 _ => None,
             })
@@ -686,12 +688,10 @@ impl Graph {
         let mut folds: Vec<Option<Fold>> = vec![None; self.layers.len()];
         let mut folded_away = vec![false; self.layers.len()];
         if !training && trace.is_none() && layer_fusion() && self.dtype == DType::F32 {
-            for (j, i) in self.bn_folds() {
-                if let Some((scale, shift)) = self.layers[j].inference_affine() {
-                    folds[i] = Some((scale, shift, fuses[j]));
-                    folded_away[j] = true;
-                    fuses[j] = false;
-                }
+            for (j, i, scale, shift) in self.bn_folds() {
+                folds[i] = Some((scale, shift, fuses[j]));
+                folded_away[j] = true;
+                fuses[j] = false;
             }
         }
         let Graph {
