@@ -365,6 +365,15 @@ impl Exporter {
         })
     }
 
+    /// A conv's inputs `ins` (x, W) with the layer's bias appended if it has one (ONNX's
+    /// optional third input B).
+    fn with_bias(&mut self, call: &Call, mut ins: Vec<String>) -> Vec<String> {
+        if let Some(bias) = call.param("bias") {
+            ins.push(self.weight(call, bias));
+        }
+        ins
+    }
+
     /// Pads (begin, end) of each spatial axis for nabla's `"same"`: TensorFlow's rule
     /// from the input's size; `None` where an axis is unknown until a batch arrives.
     fn same_pads(
@@ -405,10 +414,8 @@ impl Exporter {
         };
         let k = call.param("kernel").ok_or("no kernel weight")?;
         // nabla's kernel is ONNX's W: [M, C/group, kH, kW].
-        let mut ins = vec![call.x().to_string(), self.weight(call, k)];
-        if let Some(bias) = call.param("bias") {
-            ins.push(self.weight(call, bias));
-        }
+        let w = self.weight(call, k);
+        let ins = self.with_bias(call, vec![call.x().to_string(), w]);
         let ins: Vec<&str> = ins.iter().map(|s| s.as_str()).collect();
         let attrs = vec![
             attr_ints("kernel_shape", &kernel.map(|v| v as i64)),
@@ -451,10 +458,7 @@ impl Exporter {
             &call.name,
             vec![attr_ints("perm", &[0, 2, 1])],
         );
-        let mut ins = vec![xt, w];
-        if let Some(bias) = call.param("bias") {
-            ins.push(self.weight(call, bias));
-        }
+        let ins = self.with_bias(call, vec![xt, w]);
         let ins: Vec<&str> = ins.iter().map(|s| s.as_str()).collect();
         let attrs = vec![
             attr_ints("kernel_shape", &[kk as i64]),
@@ -498,10 +502,8 @@ impl Exporter {
         begin.extend(end);
         let k = call.param("kernel").ok_or("no kernel weight")?;
         // nabla's kernel [C, filters, kH, kW] is ONNX's W [C, M/group, kH, kW].
-        let mut ins = vec![call.x().to_string(), self.weight(call, k)];
-        if let Some(bias) = call.param("bias") {
-            ins.push(self.weight(call, bias));
-        }
+        let w = self.weight(call, k);
+        let ins = self.with_bias(call, vec![call.x().to_string(), w]);
         let ins: Vec<&str> = ins.iter().map(|s| s.as_str()).collect();
         let attrs = vec![
             attr_ints("kernel_shape", &kernel.map(|v| v as i64)),
