@@ -10,6 +10,7 @@
 //! | a + s     | 1           |             |
 //! | max(a + b, 0) | 1 if out > 0 else 0 | same  |
 
+use super::channel_scale;
 use crate::engine::{Tensor, Var};
 use crate::error::{Error, Result};
 
@@ -71,8 +72,8 @@ pub fn mul(a: &Var, b: &Var) -> Result<Var> {
 
 /// `a * b` where `b` broadcasts to `a`'s shape: same rank, each of `b`'s dimensions equal
 /// to `a`'s or 1 (NumPy's rule, one direction). The channel rescale of a
-/// squeeze-and-excitation block, `[N, C, H, W] * [N, C, 1, 1]`, takes the fast path: each
-/// entry of `b` scales one contiguous run of `a`.
+/// squeeze-and-excitation block, `[N, C, H, W] * [N, C, 1, 1]`, takes the fast path
+/// (`ops::channel_scale`): each entry of `b` scales one contiguous run of `a`.
 pub fn mul_broadcast(a: &Var, b: &Var) -> Result<Var> {
     let (sa, sb) = (a.shape(), b.shape());
     if sa == sb {
@@ -84,6 +85,27 @@ pub fn mul_broadcast(a: &Var, b: &Var) -> Result<Var> {
         )));
     }
     let (av, bv) = (a.value().contiguous_f32(), b.value().contiguous_f32());
+    // Trailing axes where b is 1: each entry of b scales one run of a (the SE rescale).
+    let k = sb.iter().rposition(|&d| d != 1).map_or(0, |p| p + 1);
+    if sa[..k] == sb[..k] {
+        let run: usize = sa[k..].iter().product();
+        let mut out = vec![0.0f32; av.numel()];
+        channel_scale::forward(&mut out, av.data(), bv.data(), run);
+        return Ok(Var::from_op(
+            Tensor::from_vec(out, &sa),
+            "mul_broadcast",
+            &[a, b],
+            move |dy| {
+                let mut da = vec![0.0f32; av.numel()];
+                let mut db = vec![0.0f32; bv.numel()];
+                channel_scale::backward(&mut da, &mut db, dy.data(), av.data(), bv.data(), run);
+                vec![
+                    Some(Tensor::from_vec(da, &sa)),
+                    Some(Tensor::from_vec(db, &sb)),
+                ]
+            },
+        ));
+    }
     let map = BroadcastMap::new(&sa, &sb);
     let mut out = vec![0.0f32; av.numel()];
     map.for_each(|i, j| out[i] = av.data()[i] * bv.data()[j]);
@@ -124,18 +146,7 @@ impl BroadcastMap {
     /// Calls `f(index in a, index in b)` for every element of `a`, in order.
     fn for_each(&self, mut f: impl FnMut(usize, usize)) {
         let (a, b) = (&self.a_shape, &self.b_shape);
-        // Trailing axes where b is 1: each b entry covers `run` consecutive a entries.
-        let k = b.iter().rposition(|&d| d != 1).map_or(0, |p| p + 1);
-        if a[..k] == b[..k] {
-            let run: usize = a[k..].iter().product();
-            for j in 0..crate::engine::tensor::numel(b) {
-                for i in j * run..(j + 1) * run {
-                    f(i, j);
-                }
-            }
-            return;
-        }
-        // General case: b's strides, 0 on broadcast axes.
+        // b's strides, 0 on broadcast axes.
         let mut strides = vec![0usize; b.len()];
         let mut s = 1;
         for d in (0..b.len()).rev() {

@@ -10,6 +10,7 @@ pub mod batchnorm;
 pub mod batchnorm_sync;
 pub mod bmm;
 pub mod broadcast;
+pub mod channel_scale;
 pub mod conv2d;
 pub mod conv2d_transpose;
 pub mod dropout;

@@ -364,6 +364,16 @@ mod tests {
             ("3x3 s1 overlapping", [1, 3, 6, 5], valid((3, 3), (1, 1))),
             ("2x2 s1 overlapping", [2, 2, 5, 5], valid((2, 2), (1, 1))),
             ("3x3 s3 odd", [1, 1, 10, 11], valid((3, 3), (3, 3))),
+            (
+                "3x3 s3 wide (chunks, stride not 1 or 2)",
+                [1, 2, 5, 40],
+                valid((3, 3), (3, 3)),
+            ),
+            (
+                "same 5x5 s1 wide (pad 2, chunks)",
+                [2, 2, 6, 30],
+                same((6, 30), (5, 5), (1, 1)),
+            ),
             ("kernel < stride", [2, 2, 9, 9], valid((2, 2), (3, 3))),
             (
                 "non-square kernel and stride",
@@ -381,6 +391,21 @@ mod tests {
                 same((8, 6), (3, 3), (2, 2)),
             ),
             ("same 3x3 s1", [2, 3, 5, 4], same((5, 4), (3, 3), (1, 1))),
+            (
+                "same 3x3 s1, inception's pool (parallel)",
+                [3, 5, 28, 28],
+                same((28, 28), (3, 3), (1, 1)),
+            ),
+            (
+                "same 3x3 s2, inception's pool3 (parallel)",
+                [3, 5, 28, 27],
+                same((28, 27), (3, 3), (2, 2)),
+            ),
+            (
+                "window wider than the plane",
+                [2, 1, 3, 1],
+                same((3, 1), (3, 3), (1, 1)),
+            ),
             (
                 "same 4x4 s1 (pad 1/2)",
                 [1, 2, 6, 7],
@@ -510,6 +535,23 @@ mod tests {
             let x = Var::constant(Tensor::from_vec(v, &[1, 1, 3, 3]));
             let y = max_pool2d(&x, &sp).unwrap();
             assert!(y.value().data()[0].is_nan(), "{sp:?}");
+        }
+
+        // All -inf: every window's first real cell wins, padding or not.
+        for sp in [
+            valid((2, 2), (2, 2)),
+            valid((3, 3), (1, 1)),
+            same((3, 3), (3, 3), (1, 1)),
+            same((3, 3), (3, 3), (2, 2)),
+        ] {
+            let x = Tensor::from_vec(vec![f32::NEG_INFINITY; 9], &[1, 1, 3, 3]);
+            let (d, _) = Pool2dDims::new(&[1, 1, 3, 3], &sp, "test").unwrap();
+            let xv = Var::parameter(x.clone());
+            let y = max_pool2d(&xv, &sp).unwrap();
+            let dy = Tensor::ones(&y.shape());
+            y.backward_with(dy.clone());
+            let want = naive::max_pool2d_backward(x.data(), dy.data(), &d);
+            assert_eq!(xv.grad().unwrap().data(), want.as_slice(), "{sp:?}");
         }
     }
 
@@ -690,21 +732,25 @@ mod tests {
         }
     }
 
-    /// Timing of the MNIST hot case. Run with
-    /// `cargo test --release --lib bench_max_pool_2x2 -- --ignored --nocapture`.
+    /// Timing of the MNIST hot case (2x2 stride 2) and inception-mini's "same" 3x3 pools
+    /// (stride 1 and 2). Run with
+    /// `cargo test --release --lib bench_max_pool -- --ignored --nocapture`.
     #[test]
     #[ignore]
-    fn bench_max_pool_2x2() {
+    fn bench_max_pool() {
         let mut rng = Rng::new(16);
-        for shape in [
-            [64, 32, 26, 26],
-            [100, 30, 24, 24],
-            [100, 16, 28, 28],
-            [100, 32, 16, 16],
+        let s2 = || valid((2, 2), (2, 2));
+        for (shape, sp) in [
+            ([64, 32, 26, 26], s2()),
+            ([100, 30, 24, 24], s2()),
+            ([100, 16, 28, 28], s2()),
+            ([100, 32, 16, 16], s2()),
+            ([128, 64, 28, 28], same((28, 28), (3, 3), (1, 1))),
+            ([128, 120, 28, 28], same((28, 28), (3, 3), (2, 2))),
+            ([128, 120, 14, 14], same((14, 14), (3, 3), (1, 1))),
         ] {
             let x = random(&shape, &mut rng);
-            let sp = valid((2, 2), (2, 2));
-            let out_shape = [shape[0], shape[1], shape[2] / 2, shape[3] / 2];
+            let (d, out_shape) = Pool2dDims::new(&shape, &sp, "bench").unwrap();
             let dy = random(&out_shape, &mut rng);
             let reps = 50;
             let (mut fwd, mut bwd) = (f64::MAX, f64::MAX);
@@ -718,7 +764,6 @@ mod tests {
                 bwd = bwd.min(t.elapsed().as_secs_f64());
             }
             // The kernels alone, on buffers allocated once (no page faults).
-            let (d, _) = Pool2dDims::new(&shape, &sp, "bench").unwrap();
             let mut out = vec![0.0f32; dy.numel()];
             let mut arg = vec![0u32; dy.numel()];
             let mut dx = vec![0.0f32; x.numel()];
@@ -732,8 +777,10 @@ mod tests {
                 kb = kb.min(t.elapsed().as_secs_f64());
             }
             println!(
-                "max_pool2d 2x2 s2 {shape:?} ({} threads, best of {reps}): op forward {:.3} ms, \
+                "max_pool2d {:?} s{:?} {shape:?} ({} threads, best of {reps}): op forward {:.3} ms, \
                  op backward {:.3} ms; kernels alone {:.3} ms + {:.3} ms",
+                sp.kernel,
+                sp.stride,
                 crate::ops::parallel::num_threads(),
                 fwd * 1e3,
                 bwd * 1e3,
