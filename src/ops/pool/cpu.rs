@@ -160,7 +160,7 @@ fn max_row_2x2_values(o: &mut [f32], r0: &[f32], r1: &[f32]) {
 /// The textbook scan (one window at a time) turns each "new maximum?" test into a branch
 /// that mispredicts on real activations: a 3x3 stride-1 pool over inception-mini's
 /// 128x64x28x28 maps took 179 ms at 2 threads (`bench_max_pool`). Here the windows of
-/// `LANES` neighbouring outputs advance together through their `KH x KW` cells, their
+/// 8 (or 4) neighbouring outputs advance together through their `KH x KW` cells, their
 /// maxima and indices held in registers and updated with bit-mask selects (16 wide with
 /// AVX-512). Only the few outputs whose window is clipped by the left or right padding,
 /// and rows too short for one chunk, take the scalar scan (`max_window`). Every window
@@ -184,10 +184,6 @@ fn max_plane_avx512(out: &mut [f32], arg: &mut [u32], plane: &[f32], d: &Pool2dD
     max_plane_body(out, arg, plane, d)
 }
 
-/// Outputs per chunk of `max_chunk`: 8 covers the 14-wide maps of small-image nets with
-/// two overlapping chunks.
-const LANES: usize = 8;
-
 #[inline(always)]
 fn max_plane_body(out: &mut [f32], arg: &mut [u32], plane: &[f32], d: &Pool2dDims) {
     // Outputs whose window lies inside the row: x = ox*SW - PAD >= 0 and x + KW <= W.
@@ -202,25 +198,16 @@ fn max_plane_body(out: &mut [f32], arg: &mut [u32], plane: &[f32], d: &Pool2dDim
         let ys = window(oy, d.sh, d.pad_top, d.kh, d.h);
         let o = &mut out[oy * d.ow..(oy + 1) * d.ow];
         let a = &mut arg[oy * d.ow..(oy + 1) * d.ow];
-        let scalar = if inner.len() >= LANES {
-            // Chunks of LANES; the last one ends at `inner.end`, overlapping the one
-            // before it (recomputing the same values) rather than taking a scalar tail.
-            let mut start = inner.start;
-            loop {
-                let s = start.min(inner.end - LANES);
-                let chunk = s..s + LANES;
-                let (oc, ac) = (&mut o[chunk.clone()], &mut a[chunk]);
-                // Strides 1 and 2 as constants: contiguous or fixed-pattern loads.
-                match d.sw {
-                    1 => max_chunk::<1>(oc, ac, plane, d, ys.clone(), s),
-                    2 => max_chunk::<2>(oc, ac, plane, d, ys.clone(), s),
-                    _ => max_chunk::<0>(oc, ac, plane, d, ys.clone(), s),
-                }
-                if s + LANES == inner.end {
-                    break;
-                }
-                start += LANES;
-            }
+        // 8 lanes for rows of 8+ inner outputs (the 28- and 14-wide maps of small-image
+        // nets), 4 for the 7-wide ones.
+        let chunked = if inner.len() >= 8 {
+            max_chunks::<8>(o, a, plane, d, ys.clone(), inner.clone())
+        } else if inner.len() >= 4 {
+            max_chunks::<4>(o, a, plane, d, ys.clone(), inner.clone())
+        } else {
+            false
+        };
+        let scalar = if chunked {
             (0..inner.start).chain(inner.end..d.ow)
         } else {
             (0..d.ow).chain(0..0)
@@ -231,11 +218,40 @@ fn max_plane_body(out: &mut [f32], arg: &mut [u32], plane: &[f32], d: &Pool2dDim
     }
 }
 
-/// `LANES` windows side by side, starting at output column `ox0`, none clipped left or
+/// The outputs `inner` of one row in chunks of `L` (at least `L` of them); the last chunk
+/// ends at `inner.end`, overlapping the one before it (recomputing the same values)
+/// rather than leaving a scalar tail. Returns true.
+#[inline(always)]
+fn max_chunks<const L: usize>(
+    o: &mut [f32],
+    a: &mut [u32],
+    plane: &[f32],
+    d: &Pool2dDims,
+    ys: Range<usize>,
+    inner: Range<usize>,
+) -> bool {
+    let mut start = inner.start;
+    loop {
+        let s = start.min(inner.end - L);
+        let (oc, ac) = (&mut o[s..s + L], &mut a[s..s + L]);
+        // Strides 1 and 2 as constants: contiguous or fixed-pattern loads.
+        match d.sw {
+            1 => max_chunk::<L, 1>(oc, ac, plane, d, ys.clone(), s),
+            2 => max_chunk::<L, 2>(oc, ac, plane, d, ys.clone(), s),
+            _ => max_chunk::<L, 0>(oc, ac, plane, d, ys.clone(), s),
+        }
+        if s + L == inner.end {
+            return true;
+        }
+        start += L;
+    }
+}
+
+/// `L` windows side by side, starting at output column `ox0`, none clipped left or
 /// right: maxima and indices stay in registers through all `KH x KW` cells. `SW` is the
 /// column stride as a constant, or 0 to read it from `d`.
 #[inline(always)]
-fn max_chunk<const SW: usize>(
+fn max_chunk<const L: usize, const SW: usize>(
     o: &mut [f32],
     a: &mut [u32],
     plane: &[f32],
@@ -245,8 +261,8 @@ fn max_chunk<const SW: usize>(
 ) {
     let (w, sw) = (d.w, if SW == 0 { d.sw } else { SW });
     let x_first = ox0 * sw - d.pad_left;
-    let mut best = [f32::NEG_INFINITY; LANES];
-    let mut idx = [0u32; LANES];
+    let mut best = [f32::NEG_INFINITY; L];
+    let mut idx = [0u32; L];
     for (l, i) in idx.iter_mut().enumerate() {
         *i = (ys.start * w + x_first + l * sw) as u32;
     }
@@ -255,8 +271,8 @@ fn max_chunk<const SW: usize>(
         for kx in 0..d.kw {
             let x0 = x_first + kx;
             let base = (y * w + x0) as u32;
-            let span = &row[x0..x0 + (LANES - 1) * sw + 1];
-            for l in 0..LANES {
+            let span = &row[x0..x0 + (L - 1) * sw + 1];
+            for l in 0..L {
                 let v = span[l * sw];
                 // All ones where `v` wins, else zero: a select LLVM keeps branch-free.
                 let m = 0u32.wrapping_sub(wins(v, best[l]) as u32);
@@ -277,10 +293,10 @@ fn max_window(plane: &[f32], d: &Pool2dDims, ys: Range<usize>, ox: usize) -> (f3
     for y in ys {
         for x in xs.clone() {
             let v = plane[y * d.w + x];
-            if wins(v, best) {
-                best = v;
-                bi = y * d.w + x;
-            }
+            // A bit-mask select, as in `max_chunk`: an `if` here mispredicts.
+            let m = 0u32.wrapping_sub(wins(v, best) as u32);
+            best = f32::from_bits((v.to_bits() & m) | (best.to_bits() & !m));
+            bi = ((y * d.w + x) & m as usize) | (bi & !(m as usize));
         }
     }
     (best, bi as u32)
