@@ -30,6 +30,7 @@
 //! (`OCG = 1` makes each group's GEMM a matrix-vector product).
 
 use super::direct::{self, Avx512};
+use super::direct_strided::StridedInput;
 use super::winograd::{self, Wino};
 use super::winograd4::{self, Wino4};
 use super::winograd_weight::{self, WinoWeight};
@@ -58,6 +59,11 @@ pub(crate) struct Tuning {
     /// Largest `direct::waste` (computed positions per useful output) at which a stride-1
     /// conv takes the direct kernels of `direct.rs` instead of im2col + GEMM; 0 never.
     pub direct_waste: f64,
+    /// Least taps (`KH*KW`) for which a strided conv takes the direct kernels (through
+    /// `direct::Phases`): resnet20's 1x1 stride-2 projections ran 1.2x to 2.4x slower
+    /// there than on im2col + GEMM (its im2col is a plain subsampling, and the kernels'
+    /// phase copies cost as much as the 16 or 32 taps), its 3x3 stride-2 convs faster.
+    pub direct_strided_taps: usize,
     /// Whether 3x3 stride-1 convs with 8+ channels each way take Winograd for the forward
     /// and the input gradient (F(4x4, 3x3) or F(2x2, 3x3), as `winograd4` says).
     pub winograd: bool,
@@ -79,6 +85,7 @@ pub(crate) const TUNING: Tuning = Tuning {
     col_budget: 1 << 18,
     min_chunk_flops: 1 << 18,
     direct_waste: 1.3,
+    direct_strided_taps: 4,
     winograd: true,
     winograd4: true,
     winograd_min_tiles: 1024,
@@ -139,6 +146,9 @@ pub(crate) fn paths_taken() -> Vec<(Kernel, ConvPath)> {
 /// convs on small maps stay on the GEMM path).
 fn direct_cpu(d: &Conv2dDims, t: &Tuning, which: Kernel) -> Option<Avx512> {
     if d.is_pointwise() || !direct::applies(d) || direct::waste(d) > t.direct_waste {
+        return None;
+    }
+    if d.stride != (1, 1) && d.kh * d.kw < t.direct_strided_taps {
         return None;
     }
     let rows = match which {
@@ -689,6 +699,21 @@ pub(crate) fn conv2d_backward_input_tuned(
             min_imgs,
             |n| geo.scratch(n),
             |dx, dy, y, s| winograd::images(cpu, &geo, dx, dy, y, &u, None, false, s),
+        );
+        return;
+    }
+    if let (Some(cpu), true) = (direct_cpu(d, t, Kernel::BackwardInput), d.stride != (1, 1)) {
+        took(Kernel::BackwardInput, ConvPath::Direct);
+        let geo = StridedInput::new(d);
+        let wt = geo.pack(w, d);
+        backward_input_chunks(
+            dinp,
+            dout,
+            relu_y,
+            d,
+            min_imgs,
+            |_| geo.scratch(d),
+            |dx, dy, y, s| geo.backward_input_images(cpu, dx, dy, y, &wt, d, s),
         );
         return;
     }

@@ -43,6 +43,7 @@
 mod channels_last;
 pub mod cpu;
 mod direct;
+mod direct_strided;
 pub mod naive;
 #[cfg(test)]
 mod tests;

@@ -182,6 +182,29 @@ fn cases() -> Vec<Case> {
         Case::new(2, 33, (6, 7), 20, (3, 3)).pad(p1),
         Case::new(2, 64, (4, 4), 13, (3, 3)).pad(p1),
         Case::new(3, 70, (5, 3), 8, (3, 3)).pad(asym(2, 1, 0, 2)),
+        // Strided convs on the direct kernels (`Phases`, `direct_strided.rs`): 8+
+        // channels, odd sizes, asymmetric padding (wider than the kernel too), batches off
+        // the chunk sizes, 1x1 (phases no tap reads), stride 3, a stride along one axis
+        // with groups, kernels that are multiples of the stride.
+        Case::new(3, 8, (11, 13), 9, (3, 3))
+            .stride((2, 2))
+            .pad(asym(1, 0, 0, 1)),
+        Case::new(5, 16, (14, 14), 16, (3, 3))
+            .stride((2, 2))
+            .pad(p1),
+        Case::new(3, 8, (9, 9), 12, (1, 1)).stride((2, 2)),
+        Case::new(3, 9, (7, 8), 8, (1, 1))
+            .stride((2, 3))
+            .pad(asym(1, 0, 2, 1)),
+        Case::new(2, 16, (10, 7), 16, (3, 3))
+            .groups(2)
+            .stride((2, 1))
+            .pad(asym(2, 0, 1, 2)),
+        Case::new(2, 8, (13, 11), 8, (4, 4)).stride((3, 3)).same(),
+        Case::new(2, 8, (8, 9), 10, (2, 2)).stride((2, 2)),
+        Case::new(2, 8, (5, 6), 8, (3, 3))
+            .stride((2, 2))
+            .pad(asym(3, 1, 0, 3)),
         // Kernel as large as the input: a 1x1 output.
         Case::new(2, 2, (5, 5), 3, (5, 5)),
         // Padding wider than the kernel: whole output rows see only zeros.
@@ -208,6 +231,7 @@ fn tunings(d: &Conv2dDims) -> Vec<Tuning> {
             col_budget: big,
             min_chunk_flops: 1,
             direct_waste: 0.0,
+            direct_strided_taps: 0,
             winograd: false,
             winograd4: false,
             winograd_min_tiles: 0,
@@ -218,6 +242,7 @@ fn tunings(d: &Conv2dDims) -> Vec<Tuning> {
             col_budget: big,
             min_chunk_flops: 1,
             direct_waste: 0.0,
+            direct_strided_taps: 0,
             winograd: false,
             winograd4: false,
             winograd_min_tiles: 0,
@@ -228,6 +253,7 @@ fn tunings(d: &Conv2dDims) -> Vec<Tuning> {
             col_budget: 1,
             min_chunk_flops: 1,
             direct_waste: 0.0,
+            direct_strided_taps: 0,
             winograd: false,
             winograd4: false,
             winograd_min_tiles: 0,
@@ -238,6 +264,7 @@ fn tunings(d: &Conv2dDims) -> Vec<Tuning> {
             col_budget: big,
             min_chunk_flops: big,
             direct_waste: 0.0,
+            direct_strided_taps: 0,
             winograd: false,
             winograd4: false,
             winograd_min_tiles: 0,
@@ -247,12 +274,14 @@ fn tunings(d: &Conv2dDims) -> Vec<Tuning> {
         Tuning {
             min_chunk_flops: 1,
             direct_waste: f64::INFINITY,
+            direct_strided_taps: 0,
             winograd: false,
             ..TUNING
         },
         Tuning {
             min_chunk_flops: big,
             direct_waste: f64::INFINITY,
+            direct_strided_taps: 0,
             winograd: false,
             ..TUNING
         },
@@ -805,6 +834,73 @@ fn timing() {
                     cpu::conv2d_backward_weight_tuned(&mut dw, None, &dy, Some(&y), &x, &d, &t)
                 });
                 line += &format!(" [{name}] fwd {f:.3} dx {bi:.3} dw {bw:.3} ms");
+            }
+            println!("{line}");
+        }
+    });
+}
+
+/// Times resnet20's strided convs (batch 128) on one thread, im2col + GEMM against the
+/// direct kernels (`Phases`, `direct_strided.rs`), in this thread's CPU time (best of 7
+/// runs of at least 50 ms), which other processes on a shared machine disturb less than
+/// wall time. `cargo test --release --lib ops::conv2d::tests::timing_strided -- --ignored
+/// --nocapture`
+#[test]
+#[ignore]
+fn timing_strided() {
+    fn cpu_ms() -> f64 {
+        let s = std::fs::read_to_string("/proc/thread-self/schedstat").unwrap();
+        s.split_whitespace().next().unwrap().parse::<f64>().unwrap() / 1e6
+    }
+    let time = |f: &mut dyn FnMut()| {
+        f();
+        let mut best = f64::INFINITY;
+        for _ in 0..7 {
+            let (s, mut calls) = (cpu_ms(), 0);
+            while cpu_ms() - s < 50.0 {
+                f();
+                calls += 1;
+            }
+            best = best.min((cpu_ms() - s) / calls as f64);
+        }
+        best
+    };
+    let p1 = Padding2d::uniform(1);
+    let layers = [
+        Case::new(128, 16, (28, 28), 32, (1, 1)).stride((2, 2)),
+        Case::new(128, 16, (28, 28), 32, (3, 3))
+            .stride((2, 2))
+            .pad(p1),
+        Case::new(128, 32, (14, 14), 64, (1, 1)).stride((2, 2)),
+        Case::new(128, 32, (14, 14), 64, (3, 3))
+            .stride((2, 2))
+            .pad(p1),
+    ];
+    let mut rng = Rng::new(1);
+    pool(1).install(|| {
+        for case in layers {
+            let d = case.dims();
+            let x = randn(d.n * d.in_image(), &mut rng);
+            let w = randn(d.oc * d.k(), &mut rng);
+            let dy = randn(d.n * d.out_image(), &mut rng);
+            let mut line = format!("{}->{} {}x{} s{:?}:", d.c, d.oc, d.kh, d.kw, d.stride);
+            for (name, waste) in [("gemm", 0.0), ("direct", f64::INFINITY)] {
+                let t = Tuning {
+                    direct_waste: waste,
+                    direct_strided_taps: 0,
+                    ..TUNING
+                };
+                let mut y = vec![0.0; dy.len()];
+                let f = time(&mut || cpu::conv2d_forward_tuned(&mut y, &x, &w, None, &d, true, &t));
+                let mut dx = vec![0.0; x.len()];
+                let bi = time(&mut || {
+                    cpu::conv2d_backward_input_tuned(&mut dx, &dy, Some(&y), &w, &d, &t)
+                });
+                let mut dw = vec![0.0; w.len()];
+                let bw = time(&mut || {
+                    cpu::conv2d_backward_weight_tuned(&mut dw, None, &dy, Some(&y), &x, &d, &t)
+                });
+                line += &format!(" [{name}] fwd {f:.2} dx {bi:.2} dw {bw:.2} ms");
             }
             println!("{line}");
         }
