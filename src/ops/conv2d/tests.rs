@@ -520,9 +520,9 @@ fn check_paths_covered(ran: &BTreeMap<(String, Kernel), BTreeSet<ConvPath>>) {
 /// With the default tuning, the layers the fast kernels were written for take them on
 /// an AVX-512 machine (deep-convnet's 16->16 3x3 convs at a training batch: Winograd
 /// F(4x4) for the forward and input gradient, F(2x2) for the weight gradient; its first
-/// 1->16 layer: direct forward), and im2col + GEMM everywhere without AVX-512. A tuning
-/// or a detection change that sent them to the portable path would fail here, not only
-/// show up as slower training.
+/// 1->16 layer: direct forward; resnet20's 3x3 stride-2 conv: direct), and im2col + GEMM
+/// everywhere without AVX-512. A tuning or a detection change that sent them to the
+/// portable path would fail here, not only show up as slower training.
 #[test]
 fn default_tuning_sends_training_layers_to_the_fast_paths() {
     let run = |case: Case| {
@@ -543,6 +543,10 @@ fn default_tuning_sends_training_layers_to_the_fast_paths() {
     let p1 = Padding2d::uniform(1);
     let deep = run(Case::new(16, 16, (28, 28), 16, (3, 3)).pad(p1));
     let first = run(Case::new(16, 1, (28, 28), 16, (3, 3)).pad(p1));
+    // resnet20's 3x3 stride-2 conv on 28x28 (direct, through phases) and its 1x1
+    // stride-2 projection (im2col + GEMM, `Tuning::direct_strided_taps`).
+    let strided = run(Case::new(8, 16, (28, 28), 32, (3, 3)).stride((2, 2)).pad(p1));
+    let proj = run(Case::new(8, 16, (28, 28), 32, (1, 1)).stride((2, 2)));
     use ConvPath::*;
     use Kernel::*;
     if Avx512::detect().is_some() {
@@ -555,8 +559,17 @@ fn default_tuning_sends_training_layers_to_the_fast_paths() {
             ]
         );
         assert_eq!(first[0], (Forward, Direct), "{first:?}");
+        assert_eq!(
+            strided,
+            [
+                (Forward, Direct),
+                (BackwardInput, Direct),
+                (BackwardWeight, Direct)
+            ]
+        );
+        assert!(proj.iter().all(|(_, p)| *p == Im2colGemm), "{proj:?}");
     } else {
-        for (_, path) in deep.iter().chain(&first) {
+        for (_, path) in deep.iter().chain(&first).chain(&strided).chain(&proj) {
             assert_eq!(*path, Im2colGemm);
         }
     }
@@ -729,9 +742,15 @@ fn runs_are_bit_identical() {
         .map(|t| t.data().iter().map(|v| v.to_bits()).collect::<Vec<u32>>())
     };
     let case = Case::new(9, 8, (12, 12), 16, (3, 3)).pad(Padding2d::uniform(1));
+    // A strided conv on the direct kernels (phases), batch off the chunk sizes.
+    let strided = Case::new(7, 16, (15, 14), 16, (3, 3))
+        .stride((2, 2))
+        .pad(Padding2d::uniform(1));
     for threads in [1, 2, 3] {
         let (a, b) = pool(threads).install(|| (run(case), run(case)));
         assert!(a == b, "threads={threads}: two runs differ");
+        let (a, b) = pool(threads).install(|| (run(strided), run(strided)));
+        assert!(a == b, "strided, threads={threads}: two runs differ");
     }
     // Batch 1: a single chunk, so the GEMMs themselves run on the pool.
     let single = Case::new(1, 8, (24, 24), 16, (3, 3)).pad(Padding2d::uniform(1));
