@@ -1,5 +1,8 @@
-//! Direct ("implicit GEMM") kernels for stride-1 convolutions on AVX-512: no im2col, no
-//! col2im, no GEMM packing. Dimension letters as in `mod.rs`.
+//! Direct ("implicit GEMM") kernels for convolutions on AVX-512: no im2col, no col2im,
+//! no GEMM packing. Dimension letters as in `mod.rs`. Fast paths: the forward and the
+//! weight gradient of any conv without dilation or stride, or with one of the two; the
+//! input gradient of stride-1 convs here, of strided ones in `direct_strided.rs`. Their
+//! reference is `naive.rs`.
 //!
 //! The trick: copy each input plane into a zero-padded plane of width `WP = OW + (KW-1)*DW`
 //! and number the outputs `q = oy*WP + ox` on that wider grid. Then the kernel tap
@@ -14,6 +17,9 @@
 //! - backward to the input: for stride 1 it is the same forward kernel on `dy` padded by
 //!   `(KH-1)*DH - PT` rows above and `(KW-1)*DW - PL` columns left, with the kernel
 //!   flipped and its two channel axes swapped; no col2im scatter.
+//! - strided (`Phases`): the input is split by stride phase, so that tap `(ki, kj)` reads
+//!   phase `(ki % SH, kj % SW)` at `(ki / SH, kj / SW)`, a stride-1 read; the grid is
+//!   `OH x (OW + (KW-1)/SW)` and no skipped position is computed.
 //! - backward to the kernel: `dw[o, t] = sum_q dyp[o, q] * xp[off(t) + q]`, where `dyp` is
 //!   `dy` on the same wide grid with zeros at `ox >= OW`: a dot product along contiguous
 //!   memory for both operands (which a packed GEMM would first have to transpose, scalar by

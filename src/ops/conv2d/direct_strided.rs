@@ -26,6 +26,11 @@ struct Phase {
     taps: Taps,
     /// Where this phase's packed weights start (`[G][taps][CG]`).
     woff: usize,
+    /// The first row and column of the phase grid that hold an input row and column
+    /// (those before lie in the padding and are not computed): the phase's output
+    /// position `q` is grid position `(i0, j0) + (q / wq, q % wq)`.
+    i0: usize,
+    j0: usize,
 }
 
 /// The layout of a strided conv's input gradient.
@@ -36,8 +41,8 @@ pub(crate) struct StridedInput {
     /// Rows and columns of a phase grid, enough for every input row and column.
     rows: usize,
     cols: usize,
-    /// Width of the wide grid (`cols + nmax - 1`) and positions per plane, rounded up to
-    /// whole vectors: the `lq` of `fwd_gemm`.
+    /// Width of the wide grid (`cols + nmax - 1`) and positions per phase plane (its rows
+    /// from `i0` on), rounded up to whole vectors: the `lq` of `fwd_gemm`.
     wq: usize,
     pub(crate) lq: usize,
     phases: Vec<Phase>,
@@ -52,7 +57,10 @@ impl StridedInput {
         let wq = cols + nmax - 1;
         let hp = rows + mmax - 1;
         let ps = hp * wq;
-        let lq = (rows * wq).div_ceil(V) * V;
+        // Phase rows i >= i0(a) hold input rows sh*i + a - PT >= 0; likewise columns.
+        let first = |pad: usize, a: usize, s: usize| pad.saturating_sub(a).div_ceil(s);
+        let phase_rows = (0..sh).map(|a| rows - first(d.pad_top, a, sh)).max();
+        let lq = (phase_rows.unwrap_or(rows) * wq).div_ceil(V) * V;
         let (cg, ocg) = (d.cg(), d.ocg());
         let mut phases = Vec::with_capacity(sh * sw);
         let mut woff = 0;
@@ -71,12 +79,21 @@ impl StridedInput {
                     }
                 }
                 let taps = Taps::new(offs);
-                max_tap = max_tap.max(taps.max);
-                phases.push(Phase { a, b, taps, woff });
+                let (i0, j0) = (first(d.pad_top, a, sh), first(d.pad_left, b, sw));
+                max_tap = max_tap.max(i0 * wq + j0 + taps.max);
+                phases.push(Phase {
+                    a,
+                    b,
+                    taps,
+                    woff,
+                    i0,
+                    j0,
+                });
                 woff += d.groups * ocg * ma * nb * cg;
             }
         }
-        // Every tile reads up to `max tap + lq` past a group's first plane.
+        // Every tile reads up to `max tap + lq` past a group's first plane (max tap
+        // including the phase's start).
         let reach = (d.oc - ocg) * ps + max_tap + lq;
         StridedInput {
             dy: Planes {
@@ -183,7 +200,7 @@ impl StridedInput {
                     let ntaps = ph.taps.offs.len();
                     if ntaps > 0 {
                         let a = &wt[ph.woff + g * ntaps * cg..][..ntaps * cg];
-                        let b = &dyp[g * ocg * self.dy.ps..];
+                        let b = &dyp[g * ocg * self.dy.ps + ph.i0 * self.wq + ph.j0..];
                         fwd_gemm(cpu, a, cg, &ph.taps, b, out, self.lq);
                     }
                 }
@@ -196,7 +213,12 @@ impl StridedInput {
                     for (y, row) in dst.chunks_exact_mut(d.w).enumerate() {
                         let (a, i) = ((y + d.pad_top) % sh, (y + d.pad_top) / sh);
                         debug_assert!(i < self.rows);
-                        let at = |b: usize| ((a * sw + b) * cg + ci) * self.lq + i * self.wq;
+                        // Where grid column 0 of row i of phase (a, b) would be in `dxp`
+                        // (plus the first used column, which is at least `j0`).
+                        let at = |b: usize, j: usize| {
+                            let ph = &self.phases[a * sw + b];
+                            ((a * sw + b) * cg + ci) * self.lq + (i - ph.i0) * self.wq + j - ph.j0
+                        };
                         if sw == 2
                             && self.phases[a * sw..][..2]
                                 .iter()
@@ -206,8 +228,8 @@ impl StridedInput {
                             // of columns from the two phases, which vectorizes.
                             let (b0, j0) = (d.pad_left % 2, d.pad_left / 2);
                             let (b1, j1) = (1 - b0, (d.pad_left + 1) / 2);
-                            let first = &dxp[at(b0) + j0..][..d.w.div_ceil(2)];
-                            let second = &dxp[at(b1) + j1..][..d.w / 2];
+                            let first = &dxp[at(b0, j0)..][..d.w.div_ceil(2)];
+                            let second = &dxp[at(b1, j1)..][..d.w / 2];
                             for ((pair, &u), &v) in row.chunks_exact_mut(2).zip(first).zip(second) {
                                 pair[0] = u;
                                 pair[1] = v;
@@ -230,8 +252,8 @@ impl StridedInput {
                                 dst.for_each(|v| *v = 0.0);
                                 continue;
                             }
-                            let src = &dxp[at(b)..];
-                            for (v, &s) in dst.zip(&src[j0..self.cols]) {
+                            let src = &dxp[at(b, j0)..][..self.cols - j0];
+                            for (v, &s) in dst.zip(src) {
                                 *v = s;
                             }
                         }

@@ -545,7 +545,9 @@ fn default_tuning_sends_training_layers_to_the_fast_paths() {
     let first = run(Case::new(16, 1, (28, 28), 16, (3, 3)).pad(p1));
     // resnet20's 3x3 stride-2 conv on 28x28 (direct, through phases) and its 1x1
     // stride-2 projection (im2col + GEMM, `Tuning::direct_strided_taps`).
-    let strided = run(Case::new(8, 16, (28, 28), 32, (3, 3)).stride((2, 2)).pad(p1));
+    let strided = run(Case::new(8, 16, (28, 28), 32, (3, 3))
+        .stride((2, 2))
+        .pad(p1));
     let proj = run(Case::new(8, 16, (28, 28), 32, (1, 1)).stride((2, 2)));
     use ConvPath::*;
     use Kernel::*;
@@ -903,10 +905,17 @@ fn timing_strided() {
             let w = randn(d.oc * d.k(), &mut rng);
             let dy = randn(d.n * d.out_image(), &mut rng);
             let mut line = format!("{}->{} {}x{} s{:?}:", d.c, d.oc, d.kh, d.kw, d.stride);
-            for (name, waste) in [("gemm", 0.0), ("direct", f64::INFINITY)] {
+            let wide =
+                std::env::var("CONV_WIDE").map_or(TUNING.target_cols, |v| v.parse().unwrap());
+            for (name, waste, cols) in [
+                ("gemm", 0.0, TUNING.target_cols),
+                ("gemm-wide", 0.0, wide),
+                ("direct", f64::INFINITY, TUNING.target_cols),
+            ] {
                 let t = Tuning {
                     direct_waste: waste,
                     direct_strided_taps: 0,
+                    target_cols: cols,
                     ..TUNING
                 };
                 let mut y = vec![0.0; dy.len()];
