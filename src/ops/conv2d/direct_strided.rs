@@ -227,7 +227,7 @@ impl StridedInput {
                             // Column x is column (x + PL) / 2 of phase (x + PL) % 2: pairs
                             // of columns from the two phases, which vectorizes.
                             let (b0, j0) = (d.pad_left % 2, d.pad_left / 2);
-                            let (b1, j1) = (1 - b0, (d.pad_left + 1) / 2);
+                            let (b1, j1) = (1 - b0, d.pad_left.div_ceil(2));
                             let first = &dxp[at(b0, j0)..][..d.w.div_ceil(2)];
                             let second = &dxp[at(b1, j1)..][..d.w / 2];
                             for ((pair, &u), &v) in row.chunks_exact_mut(2).zip(first).zip(second) {
