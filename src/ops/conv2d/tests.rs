@@ -154,6 +154,9 @@ fn cases() -> Vec<Case> {
         Case::new(2, 4, (6, 6), 4, (1, 1)).stride((2, 2)),
         Case::new(2, 3, (5, 4), 2, (1, 1)).pad(p1),
         Case::new(3, 4, (5, 5), 6, (1, 1)).groups(2),
+        // 1x1 with 4+ output channels per group: the direct weight gradient.
+        Case::new(3, 9, (7, 9), 12, (1, 1)),
+        Case::new(5, 8, (5, 7), 8, (1, 1)).groups(2),
         // MNIST-like layers, scaled down in batch.
         Case::new(2, 16, (16, 16), 16, (3, 3)).pad(p1),
         Case::new(3, 1, (28, 28), 16, (3, 3)).pad(p1),
@@ -232,6 +235,7 @@ fn tunings(d: &Conv2dDims) -> Vec<Tuning> {
             min_chunk_flops: 1,
             direct_waste: 0.0,
             direct_strided_taps: 0,
+            direct_pointwise_weight: false,
             winograd: false,
             winograd4: false,
             winograd_min_tiles: 0,
@@ -243,6 +247,7 @@ fn tunings(d: &Conv2dDims) -> Vec<Tuning> {
             min_chunk_flops: 1,
             direct_waste: 0.0,
             direct_strided_taps: 0,
+            direct_pointwise_weight: false,
             winograd: false,
             winograd4: false,
             winograd_min_tiles: 0,
@@ -254,6 +259,7 @@ fn tunings(d: &Conv2dDims) -> Vec<Tuning> {
             min_chunk_flops: 1,
             direct_waste: 0.0,
             direct_strided_taps: 0,
+            direct_pointwise_weight: false,
             winograd: false,
             winograd4: false,
             winograd_min_tiles: 0,
@@ -265,6 +271,7 @@ fn tunings(d: &Conv2dDims) -> Vec<Tuning> {
             min_chunk_flops: big,
             direct_waste: 0.0,
             direct_strided_taps: 0,
+            direct_pointwise_weight: false,
             winograd: false,
             winograd4: false,
             winograd_min_tiles: 0,
@@ -275,6 +282,7 @@ fn tunings(d: &Conv2dDims) -> Vec<Tuning> {
             min_chunk_flops: 1,
             direct_waste: f64::INFINITY,
             direct_strided_taps: 0,
+            direct_pointwise_weight: true,
             winograd: false,
             ..TUNING
         },
@@ -282,6 +290,7 @@ fn tunings(d: &Conv2dDims) -> Vec<Tuning> {
             min_chunk_flops: big,
             direct_waste: f64::INFINITY,
             direct_strided_taps: 0,
+            direct_pointwise_weight: true,
             winograd: false,
             ..TUNING
         },
@@ -549,6 +558,8 @@ fn default_tuning_sends_training_layers_to_the_fast_paths() {
         .stride((2, 2))
         .pad(p1));
     let proj = run(Case::new(8, 16, (28, 28), 32, (1, 1)).stride((2, 2)));
+    // inception-mini's 1x1 convs: GEMMs, but the direct weight gradient.
+    let pointwise = run(Case::new(8, 64, (28, 28), 32, (1, 1)));
     use ConvPath::*;
     use Kernel::*;
     if Avx512::detect().is_some() {
@@ -570,8 +581,17 @@ fn default_tuning_sends_training_layers_to_the_fast_paths() {
             ]
         );
         assert!(proj.iter().all(|(_, p)| *p == Im2colGemm), "{proj:?}");
+        assert_eq!(
+            pointwise,
+            [
+                (Forward, Im2colGemm),
+                (BackwardInput, Im2colGemm),
+                (BackwardWeight, Direct)
+            ]
+        );
     } else {
-        for (_, path) in deep.iter().chain(&first).chain(&strided).chain(&proj) {
+        let all = deep.iter().chain(&first).chain(&strided).chain(&proj);
+        for (_, path) in all.chain(&pointwise) {
             assert_eq!(*path, Im2colGemm);
         }
     }
@@ -861,8 +881,9 @@ fn timing() {
     });
 }
 
-/// Times resnet20's strided convs (batch 128) on one thread, im2col + GEMM against the
-/// direct kernels (`Phases`, `direct_strided.rs`), in this thread's CPU time (best of 7
+/// Times inception-mini's 1x1 convs and resnet20's strided convs (batch 128) on one
+/// thread, im2col + GEMM (default and wide GEMMs, `CONV_WIDE` columns) against the direct
+/// kernels (`Phases`, `direct_strided.rs`), in this thread's CPU time (best of 7
 /// runs of at least 50 ms), which other processes on a shared machine disturb less than
 /// wall time. `cargo test --release --lib ops::conv2d::tests::timing_strided -- --ignored
 /// --nocapture`
@@ -888,6 +909,11 @@ fn timing_strided() {
     };
     let p1 = Padding2d::uniform(1);
     let layers = [
+        // inception-mini's 1x1 convs (`direct_pointwise_weight`).
+        Case::new(128, 32, (28, 28), 16, (1, 1)),
+        Case::new(128, 64, (28, 28), 32, (1, 1)),
+        Case::new(128, 120, (14, 14), 48, (1, 1)),
+        Case::new(128, 128, (7, 7), 64, (1, 1)),
         Case::new(128, 16, (28, 28), 32, (1, 1)).stride((2, 2)),
         Case::new(128, 16, (28, 28), 32, (3, 3))
             .stride((2, 2))
@@ -915,6 +941,7 @@ fn timing_strided() {
                 let t = Tuning {
                     direct_waste: waste,
                     direct_strided_taps: 0,
+                    direct_pointwise_weight: true,
                     target_cols: cols,
                     ..TUNING
                 };
