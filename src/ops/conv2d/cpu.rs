@@ -10,6 +10,7 @@
 //!   (28x28 maps) the GEMM writes straight into the output, onto the bias.
 //! - **1x1, stride 1, unpadded** (`Conv2dDims::is_pointwise`): an image's channel planes
 //!   already are its column matrix; one GEMM per image and group, no im2col, no col2im.
+//!   Their weight gradient takes the direct kernel (`Tuning::direct_pointwise_weight`).
 //! - **im2col / col2im by row segments.** For each kernel tap the range of output
 //!   positions that land inside the input is computed once; padding is written as zeros
 //!   in place (column buffers are never cleared first) and stride-1 rows are plain slice
@@ -24,12 +25,16 @@
 //!
 //! - **Direct and Winograd kernels** for stride-1 convs (`direct.rs`, `winograd.rs`),
 //!   chosen per kernel by `direct_cpu` and `winograd_cpu` (measurements in
-//!   BENCHMARKS.md, "Design measurements").
+//!   BENCHMARKS.md, "Design measurements"). Strided convs with 2x2+ kernels take the
+//!   direct kernels too (`direct::Phases`, `direct_strided.rs`): resnet20's 16->32 3x3
+//!   stride-2 conv, batch 128, one thread's CPU time, went from 5.2 / 5.8 / 7.0 ms
+//!   (forward / input gradient / weight gradient) to 3.7 / 4.0 / 3.7 ms.
 //!
 //! Not special-cased (correct through the general path, not fast): depthwise convs
 //! (`OCG = 1` makes each group's GEMM a matrix-vector product).
 
 use super::direct::{self, Avx512};
+use super::direct_strided::StridedInput;
 use super::winograd::{self, Wino};
 use super::winograd4::{self, Wino4};
 use super::winograd_weight::{self, WinoWeight};
@@ -55,9 +60,21 @@ pub(crate) struct Tuning {
     /// Least work (flops) worth a parallel chunk of images; below it rayon's dispatch
     /// (microseconds) would cost more than it saves.
     pub min_chunk_flops: usize,
-    /// Largest `direct::waste` (computed positions per useful output) at which a stride-1
+    /// Largest `direct::waste` (computed positions per useful output) at which a
     /// conv takes the direct kernels of `direct.rs` instead of im2col + GEMM; 0 never.
     pub direct_waste: f64,
+    /// Least taps (`KH*KW`) for which a strided conv takes the direct kernels (through
+    /// `direct::Phases`): resnet20's 1x1 stride-2 projections ran 1.2x to 2.4x slower
+    /// there than on im2col + GEMM (its im2col is a plain subsampling, and the kernels'
+    /// phase copies cost as much as the 16 or 32 taps), its 3x3 stride-2 convs faster.
+    pub direct_strided_taps: usize,
+    /// Whether the weight gradient of 1x1 stride-1 unpadded convs takes the direct kernel
+    /// (dot products along the planes) instead of one GEMM per image. On inception-mini's
+    /// 1x1 convs (batch 128, one thread's CPU time): 32->16 28x28 5.6 -> 2.7 ms, 64->32
+    /// 28x28 13.0 -> 7.4 ms, 120->48 14x14 8.6 -> 4.3 ms, 128->64 7x7 1.7 -> 1.9 ms. Their
+    /// forward and input gradient stay on the GEMMs: the direct kernels were 0.8x to 1.3x
+    /// their time there, slower on the smallest layer.
+    pub direct_pointwise_weight: bool,
     /// Whether 3x3 stride-1 convs with 8+ channels each way take Winograd for the forward
     /// and the input gradient (F(4x4, 3x3) or F(2x2, 3x3), as `winograd4` says).
     pub winograd: bool,
@@ -79,6 +96,8 @@ pub(crate) const TUNING: Tuning = Tuning {
     col_budget: 1 << 18,
     min_chunk_flops: 1 << 18,
     direct_waste: 1.3,
+    direct_strided_taps: 4,
+    direct_pointwise_weight: true,
     winograd: true,
     winograd4: true,
     winograd_min_tiles: 1024,
@@ -138,7 +157,14 @@ pub(crate) fn paths_taken() -> Vec<(Kernel, ConvPath)> {
 /// gradient also needs `direct::backward_input_work` within `direct_waste` (unpadded
 /// convs on small maps stay on the GEMM path).
 fn direct_cpu(d: &Conv2dDims, t: &Tuning, which: Kernel) -> Option<Avx512> {
-    if d.is_pointwise() || !direct::applies(d) || direct::waste(d) > t.direct_waste {
+    let pointwise_ok = t.direct_pointwise_weight && which == Kernel::BackwardWeight;
+    if (d.is_pointwise() && !pointwise_ok)
+        || !direct::applies(d)
+        || direct::waste(d) > t.direct_waste
+    {
+        return None;
+    }
+    if d.stride != (1, 1) && d.kh * d.kw < t.direct_strided_taps {
         return None;
     }
     let rows = match which {
@@ -689,6 +715,21 @@ pub(crate) fn conv2d_backward_input_tuned(
             min_imgs,
             |n| geo.scratch(n),
             |dx, dy, y, s| winograd::images(cpu, &geo, dx, dy, y, &u, None, false, s),
+        );
+        return;
+    }
+    if let (Some(cpu), true) = (direct_cpu(d, t, Kernel::BackwardInput), d.stride != (1, 1)) {
+        took(Kernel::BackwardInput, ConvPath::Direct);
+        let geo = StridedInput::new(d);
+        let wt = geo.pack(w, d);
+        backward_input_chunks(
+            dinp,
+            dout,
+            relu_y,
+            d,
+            min_imgs,
+            |_| geo.scratch(d),
+            |dx, dy, y, s| geo.backward_input_images(cpu, dx, dy, y, &wt, d, s),
         );
         return;
     }

@@ -1,5 +1,8 @@
-//! Direct ("implicit GEMM") kernels for stride-1 convolutions on AVX-512: no im2col, no
-//! col2im, no GEMM packing. Dimension letters as in `mod.rs`.
+//! Direct ("implicit GEMM") kernels for convolutions on AVX-512: no im2col, no col2im,
+//! no GEMM packing. Dimension letters as in `mod.rs`. Fast paths: the forward and the
+//! weight gradient of any conv without dilation or stride, or with one of the two; the
+//! input gradient of stride-1 convs here, of strided ones in `direct_strided.rs`. Their
+//! reference is `naive.rs`.
 //!
 //! The trick: copy each input plane into a zero-padded plane of width `WP = OW + (KW-1)*DW`
 //! and number the outputs `q = oy*WP + ox` on that wider grid. Then the kernel tap
@@ -14,6 +17,9 @@
 //! - backward to the input: for stride 1 it is the same forward kernel on `dy` padded by
 //!   `(KH-1)*DH - PT` rows above and `(KW-1)*DW - PL` columns left, with the kernel
 //!   flipped and its two channel axes swapped; no col2im scatter.
+//! - strided (`Phases`): the input is split by stride phase, so that tap `(ki, kj)` reads
+//!   phase `(ki % SH, kj % SW)` at `(ki / SH, kj / SW)`, a stride-1 read; the grid is
+//!   `OH x (OW + (KW-1)/SW)` and no skipped position is computed.
 //! - backward to the kernel: `dw[o, t] = sum_q dyp[o, q] * xp[off(t) + q]`, where `dyp` is
 //!   `dy` on the same wide grid with zeros at `ox >= OW`: a dot product along contiguous
 //!   memory for both operands (which a packed GEMM would first have to transpose, scalar by
@@ -26,6 +32,7 @@
 //! BENCHMARKS.md ("Design measurements").
 
 use super::cpu::{copy_short, sum8};
+use super::direct_strided::StridedInput;
 use super::Conv2dDims;
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
@@ -45,7 +52,7 @@ impl Avx512 {
 }
 
 /// Positions per vector.
-const V: usize = 16;
+pub(super) const V: usize = 16;
 
 /// A padded-plane layout: `nch` planes of `hp x wp` (plane stride `ps`), holding a source
 /// of `nch` planes of `h x w` shifted by `(top, left)` (`dst[r, s] = src[r - top, s - left]`,
@@ -109,17 +116,42 @@ impl Planes {
     }
 }
 
+/// `dst[i] = src[i * step]` for every `i`. Step 2 (every strided conv in the zoo) reads
+/// pairs, which vectorizes (the phase copies of resnet20's 3x3 stride-2 convs cost as much
+/// as a third of their kernels' time with a plain `step_by`).
+#[inline(always)]
+fn gather_strided(dst: &mut [f32], src: &[f32], step: usize) {
+    if step == 2 {
+        let pairs = dst.len().min(src.len() / 2);
+        let (head, tail) = dst.split_at_mut(pairs);
+        for (v, pair) in head.iter_mut().zip(src.chunks_exact(2)) {
+            *v = pair[0];
+        }
+        if let Some(v) = tail.first_mut() {
+            *v = src[2 * pairs];
+        }
+        return;
+    }
+    for (v, &x) in dst.iter_mut().zip(src.iter().step_by(step)) {
+        *v = x;
+    }
+}
+
 /// Offsets of the taps into a padded input, and their maximum (so one bounds check per
 /// tile covers every read).
 pub(super) struct Taps {
-    offs: Vec<usize>,
-    max: usize,
+    pub(super) offs: Vec<usize>,
+    pub(super) max: usize,
 }
 
 impl Taps {
     pub(super) fn new(offs: Vec<usize>) -> Taps {
         let max = offs.iter().copied().max().unwrap_or(0);
         Taps { offs, max }
+    }
+
+    pub(super) fn is_empty(&self) -> bool {
+        self.offs.is_empty()
     }
 }
 
@@ -133,11 +165,73 @@ struct Implicit {
     /// Taps of one group: `K = CG*KH*KW` offsets (channel-major), relative to the group's
     /// first plane.
     taps: Taps,
+    /// How `inp` samples the source (stride 1: a shifted copy, one plane per channel).
+    phases: Phases,
+    /// Floats from one group's first plane to the next group's.
+    gs: usize,
+}
+
+/// A strided conv's input split by phase: padded row `sh*r + a`, column `sw*s + b` goes to
+/// row `r`, column `s` of phase plane `(a, b)`, for `a < ph = min(sh, KH)`,
+/// `b < pw = min(sw, KW)` (phases no tap reads are not stored). Tap `(ki, kj)` then
+/// reads phase `(ki % sh, kj % sw)` shifted by `(ki / sh, kj / sw)`: a stride-1 read, so
+/// the stride-1 kernels run a strided conv without computing the skipped positions.
+#[derive(Debug, Clone, Copy)]
+struct Phases {
+    sh: usize,
+    sw: usize,
+    ph: usize,
+    pw: usize,
+}
+
+impl Implicit {
+    /// Writes every element of `dst[..self.inp.len]` from one image `src [nch, h, w]`.
+    #[inline(always)]
+    fn fill(&self, dst: &mut [f32], src: &[f32]) {
+        let Phases { sh, sw, ph, pw } = self.phases;
+        if (sh, sw) == (1, 1) {
+            return self.inp.fill(dst, src, None);
+        }
+        let pl = &self.inp;
+        let dst = &mut dst[..pl.len];
+        let (h, w) = (pl.h as isize, pl.w as isize);
+        let plane_len = pl.h * pl.w;
+        let mut planes = dst.chunks_exact_mut(pl.ps);
+        for c in 0..pl.nch {
+            let src = &src[c * plane_len..][..plane_len];
+            for a in 0..ph {
+                for b in 0..pw {
+                    let plane = planes.next().expect("Implicit::fill: len below the planes");
+                    // Columns s whose source column sw*s + b - left lies in 0..w.
+                    let x0 = b as isize - pl.left;
+                    let s0 = ((-x0).max(0) as usize).div_ceil(sw).min(pl.wp);
+                    let s1 = if w > x0 {
+                        ((w - x0 - 1) as usize / sw + 1).min(pl.wp)
+                    } else {
+                        0
+                    };
+                    for (r, row) in plane[..pl.hp * pl.wp].chunks_exact_mut(pl.wp).enumerate() {
+                        let sr = (sh * r + a) as isize - pl.top;
+                        if sr < 0 || sr >= h || s0 >= s1 {
+                            row.fill(0.0);
+                            continue;
+                        }
+                        row[..s0].fill(0.0);
+                        row[s1..].fill(0.0);
+                        let at = sr as usize * pl.w + (sw as isize * s0 as isize + x0) as usize;
+                        gather_strided(&mut row[s0..s1], &src[at..], sw);
+                    }
+                    plane[pl.hp * pl.wp..].fill(0.0);
+                }
+            }
+        }
+        dst[pl.nch * ph * pw * pl.ps..].fill(0.0);
+    }
 }
 
 /// Computed positions per useful output: `round_up(OH*WP, 16) / (OH*OW)`.
 pub(crate) fn waste(d: &Conv2dDims) -> f64 {
-    let wp = d.ow + (d.kw - 1) * d.dilation.1;
+    let wp = d.ow + (d.kw - 1) * d.dilation.1 / d.stride.1;
     (d.oh * wp).div_ceil(V) as f64 * V as f64 / d.p().max(1) as f64
 }
 
@@ -146,19 +240,26 @@ pub(crate) fn waste(d: &Conv2dDims) -> f64 {
 /// whole vectors), the second over the `OH x OW` positions of `dy`. The two agree up to
 /// `waste` for a "same" conv, but an unpadded one has fewer outputs than inputs: keras-cnn's
 /// 32->64 3x3 on 13x13 computes 208 positions on the direct path against 121, and measured
-/// 2.3 ms against the GEMM path's 1.9 ms (batch 64, one thread's CPU time).
+/// 2.3 ms against the GEMM path's 1.9 ms (batch 64, one thread's CPU time). A strided
+/// conv's kernel runs once per phase of `dx` over that phase's grid, each with its share
+/// of the taps, so its work is one phase grid per output plane.
 pub(crate) fn backward_input_work(d: &Conv2dDims) -> f64 {
+    if d.stride != (1, 1) {
+        return StridedInput::new(d).lq as f64 / d.p().max(1) as f64;
+    }
     let wp = d.w + (d.kw - 1) * d.dilation.1;
     (d.h * wp).div_ceil(V) as f64 * V as f64 / d.p().max(1) as f64
 }
 
-/// Whether the direct kernels apply: stride 1 (the tap-offset trick needs it).
+/// Whether the direct kernels apply: stride 1, or any stride without dilation (read
+/// through `Phases`).
 pub(crate) fn applies(d: &Conv2dDims) -> bool {
-    d.stride == (1, 1) && d.p() > 0
+    (d.stride == (1, 1) || d.dilation == (1, 1)) && d.p() > 0
 }
 
-/// Builds the layout of a stride-1 conv with `c` input planes of `h x w`, padded by
-/// `(top, left)`, read by a `kh x kw` kernel with dilation `dil`, producing `oh x ow`.
+/// Builds the layout of a conv with `c` input planes of `h x w`, padded by `(top, left)`,
+/// read by a `kh x kw` kernel with dilation `dil` (1 unless the stride is) and stride
+/// `(sh, sw)`, producing `oh x ow`.
 #[allow(clippy::too_many_arguments)]
 fn implicit(
     c: usize,
@@ -167,23 +268,34 @@ fn implicit(
     (top, left): (isize, isize),
     (kh, kw): (usize, usize),
     (dh, dw): (usize, usize),
+    (sh, sw): (usize, usize),
     (oh, ow): (usize, usize),
 ) -> Implicit {
-    let (hp, wp) = (oh + (kh - 1) * dh, ow + (kw - 1) * dw);
+    debug_assert!((sh, sw) == (1, 1) || (dh, dw) == (1, 1));
+    let phases = Phases {
+        sh,
+        sw,
+        ph: sh.min(kh),
+        pw: sw.min(kw),
+    };
+    // With a stride, tap (ki, kj) is tap (ki / sh, kj / sw) of its phase plane.
+    let (hp, wp) = (oh + (kh - 1) * dh / sh, ow + (kw - 1) * dw / sw);
     let ps = hp * wp;
     let lq = (oh * wp).div_ceil(V) * V;
+    let per_channel = phases.ph * phases.pw * ps;
     let mut offs = Vec::with_capacity(cg * kh * kw);
     for ci in 0..cg {
         for ki in 0..kh {
             for kj in 0..kw {
-                offs.push(ci * ps + ki * dh * wp + kj * dw);
+                let phase = (ki % sh) * phases.pw + kj % sw;
+                offs.push(ci * per_channel + phase * ps + ki / sh * dh * wp + kj / sw * dw);
             }
         }
     }
     let taps = Taps::new(offs);
     // Every tile reads up to `max tap + lq` past a group's first plane.
-    let reach = (c - cg) * ps + taps.max + lq;
-    let len = (c * ps).max(reach);
+    let reach = (c - cg) * per_channel + taps.max + lq;
+    let len = (c * per_channel).max(reach);
     Implicit {
         inp: Planes {
             nch: c,
@@ -198,6 +310,8 @@ fn implicit(
         },
         lq,
         taps,
+        phases,
+        gs: cg * per_channel,
     }
 }
 
@@ -209,11 +323,12 @@ fn forward_geometry(d: &Conv2dDims) -> Implicit {
         (d.pad_top as isize, d.pad_left as isize),
         (d.kh, d.kw),
         d.dilation,
+        d.stride,
         (d.oh, d.ow),
     )
 }
 
-/// Backward to the input as a forward conv of `dy` (OC planes, groups of OCG).
+/// Backward to the input as a forward conv of `dy` (OC planes, groups of OCG); stride 1.
 fn backward_input_geometry(d: &Conv2dDims) -> Implicit {
     let (dh, dw) = d.dilation;
     implicit(
@@ -226,6 +341,7 @@ fn backward_input_geometry(d: &Conv2dDims) -> Implicit {
         ),
         (d.kh, d.kw),
         d.dilation,
+        (1, 1),
         (d.h, d.w),
     )
 }
@@ -436,7 +552,7 @@ fn forward_images_body(
     scratch: &mut [f32],
 ) {
     let geo = forward_geometry(d);
-    let (k, ocg, cg) = (d.k(), d.ocg(), d.cg());
+    let (k, ocg) = (d.k(), d.ocg());
     let (xp, rest) = scratch.split_at_mut(geo.inp.len);
     let yp = &mut rest[..ocg * geo.lq];
     let (p, wp) = (d.p(), geo.inp.wp);
@@ -444,18 +560,10 @@ fn forward_images_body(
         .chunks_exact(d.in_image())
         .zip(out.chunks_exact_mut(d.out_image()))
     {
-        geo.inp.fill(xp, x, None);
+        geo.fill(xp, x);
         for g in 0..d.groups {
             let a = &wt[g * k * ocg..][..k * ocg];
-            fwd_gemm(
-                cpu,
-                a,
-                ocg,
-                &geo.taps,
-                &xp[g * cg * geo.inp.ps..],
-                yp,
-                geo.lq,
-            );
+            fwd_gemm(cpu, a, ocg, &geo.taps, &xp[g * geo.gs..], yp, geo.lq);
             for (o, (plane, src)) in y[g * ocg * p..][..ocg * p]
                 .chunks_exact_mut(p)
                 .zip(yp.chunks_exact(geo.lq))
@@ -738,7 +846,7 @@ fn backward_weight_images_body(
     let mut db = db;
     let geo = forward_geometry(d);
     let imgs = dout.len() / d.out_image();
-    let (k, ocg, cg) = (d.k(), d.ocg(), d.cg());
+    let (k, ocg) = (d.k(), d.ocg());
     let nb = wgrad_block(d).min(imgs.max(1));
     let xs = geo.inp.len;
     let dys = d.oc * geo.lq;
@@ -762,10 +870,9 @@ fn backward_weight_images_body(
         let cnt = nb.min(imgs - start);
         for i in 0..cnt {
             let img = start + i;
-            geo.inp.fill(
+            geo.fill(
                 &mut xb[i * xs..],
                 &inp[img * d.in_image()..][..d.in_image()],
-                None,
             );
             let dy_img = img * d.out_image()..(img + 1) * d.out_image();
             let dyp = &mut dyb[i * dys..][..dys];
@@ -778,7 +885,7 @@ fn backward_weight_images_body(
             }
         }
         for g in 0..d.groups {
-            let x = &xb[g * cg * geo.inp.ps..];
+            let x = &xb[g * geo.gs..];
             let dy = &dyb[g * ocg * geo.lq..];
             let acc = &mut acc[g * ocg * k * V..][..ocg * k * V];
             let mut o0 = 0;

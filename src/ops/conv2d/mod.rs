@@ -15,12 +15,15 @@
 //! (zero outside the input).
 //!
 //! Files: `cpu.rs` the fast kernels and the choice among them (`direct.rs`,
-//! `winograd.rs`, `winograd4.rs`, `winograd_weight.rs`, with `channels_last.rs` their
+//! `direct_strided.rs`, `winograd.rs`, `winograd4.rs`, `winograd_weight.rs`, with `channels_last.rs` their
 //! shared copies and GEMM), `naive.rs` the direct-loop reference they are tested
 //! against (and the readable spec), `tests.rs`. Fast paths (details in `cpu.rs`):
 //! - im2col + GEMM with several images per GEMM, so small feature maps do not make
 //!   skinny GEMMs;
 //! - 1x1 stride-1 unpadded convs: no im2col, no col2im, one GEMM per image and group;
+//! - strided convs with 2x2+ kernels (resnet's 3x3 stride-2 ones): the same direct
+//!   kernels on the input split by stride phase (`direct.rs`, `Phases`), the input
+//!   gradient one stride-1 direct conv per phase of `dx` (`direct_strided.rs`);
 //! - stride-1 convs: direct AVX-512 kernels (`direct.rs`), and for 3x3 ones with 8+
 //!   channels each way Winograd: F(4x4, 3x3) for the forward and input gradient
 //!   (`winograd4.rs`; F(2x2, 3x3) in `winograd.rs` is the simpler variant, off by
@@ -43,6 +46,7 @@
 mod channels_last;
 pub mod cpu;
 mod direct;
+mod direct_strided;
 pub mod naive;
 #[cfg(test)]
 mod tests;

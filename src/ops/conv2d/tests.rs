@@ -154,6 +154,9 @@ fn cases() -> Vec<Case> {
         Case::new(2, 4, (6, 6), 4, (1, 1)).stride((2, 2)),
         Case::new(2, 3, (5, 4), 2, (1, 1)).pad(p1),
         Case::new(3, 4, (5, 5), 6, (1, 1)).groups(2),
+        // 1x1 with 4+ output channels per group: the direct weight gradient.
+        Case::new(3, 9, (7, 9), 12, (1, 1)),
+        Case::new(5, 8, (5, 7), 8, (1, 1)).groups(2),
         // MNIST-like layers, scaled down in batch.
         Case::new(2, 16, (16, 16), 16, (3, 3)).pad(p1),
         Case::new(3, 1, (28, 28), 16, (3, 3)).pad(p1),
@@ -182,6 +185,29 @@ fn cases() -> Vec<Case> {
         Case::new(2, 33, (6, 7), 20, (3, 3)).pad(p1),
         Case::new(2, 64, (4, 4), 13, (3, 3)).pad(p1),
         Case::new(3, 70, (5, 3), 8, (3, 3)).pad(asym(2, 1, 0, 2)),
+        // Strided convs on the direct kernels (`Phases`, `direct_strided.rs`): 8+
+        // channels, odd sizes, asymmetric padding (wider than the kernel too), batches off
+        // the chunk sizes, 1x1 (phases no tap reads), stride 3, a stride along one axis
+        // with groups, kernels that are multiples of the stride.
+        Case::new(3, 8, (11, 13), 9, (3, 3))
+            .stride((2, 2))
+            .pad(asym(1, 0, 0, 1)),
+        Case::new(5, 16, (14, 14), 16, (3, 3))
+            .stride((2, 2))
+            .pad(p1),
+        Case::new(3, 8, (9, 9), 12, (1, 1)).stride((2, 2)),
+        Case::new(3, 9, (7, 8), 8, (1, 1))
+            .stride((2, 3))
+            .pad(asym(1, 0, 2, 1)),
+        Case::new(2, 16, (10, 7), 16, (3, 3))
+            .groups(2)
+            .stride((2, 1))
+            .pad(asym(2, 0, 1, 2)),
+        Case::new(2, 8, (13, 11), 8, (4, 4)).stride((3, 3)).same(),
+        Case::new(2, 8, (8, 9), 10, (2, 2)).stride((2, 2)),
+        Case::new(2, 8, (5, 6), 8, (3, 3))
+            .stride((2, 2))
+            .pad(asym(3, 1, 0, 3)),
         // Kernel as large as the input: a 1x1 output.
         Case::new(2, 2, (5, 5), 3, (5, 5)),
         // Padding wider than the kernel: whole output rows see only zeros.
@@ -208,6 +234,8 @@ fn tunings(d: &Conv2dDims) -> Vec<Tuning> {
             col_budget: big,
             min_chunk_flops: 1,
             direct_waste: 0.0,
+            direct_strided_taps: 0,
+            direct_pointwise_weight: false,
             winograd: false,
             winograd4: false,
             winograd_min_tiles: 0,
@@ -218,6 +246,8 @@ fn tunings(d: &Conv2dDims) -> Vec<Tuning> {
             col_budget: big,
             min_chunk_flops: 1,
             direct_waste: 0.0,
+            direct_strided_taps: 0,
+            direct_pointwise_weight: false,
             winograd: false,
             winograd4: false,
             winograd_min_tiles: 0,
@@ -228,6 +258,8 @@ fn tunings(d: &Conv2dDims) -> Vec<Tuning> {
             col_budget: 1,
             min_chunk_flops: 1,
             direct_waste: 0.0,
+            direct_strided_taps: 0,
+            direct_pointwise_weight: false,
             winograd: false,
             winograd4: false,
             winograd_min_tiles: 0,
@@ -238,6 +270,8 @@ fn tunings(d: &Conv2dDims) -> Vec<Tuning> {
             col_budget: big,
             min_chunk_flops: big,
             direct_waste: 0.0,
+            direct_strided_taps: 0,
+            direct_pointwise_weight: false,
             winograd: false,
             winograd4: false,
             winograd_min_tiles: 0,
@@ -247,12 +281,16 @@ fn tunings(d: &Conv2dDims) -> Vec<Tuning> {
         Tuning {
             min_chunk_flops: 1,
             direct_waste: f64::INFINITY,
+            direct_strided_taps: 0,
+            direct_pointwise_weight: true,
             winograd: false,
             ..TUNING
         },
         Tuning {
             min_chunk_flops: big,
             direct_waste: f64::INFINITY,
+            direct_strided_taps: 0,
+            direct_pointwise_weight: true,
             winograd: false,
             ..TUNING
         },
@@ -491,9 +529,9 @@ fn check_paths_covered(ran: &BTreeMap<(String, Kernel), BTreeSet<ConvPath>>) {
 /// With the default tuning, the layers the fast kernels were written for take them on
 /// an AVX-512 machine (deep-convnet's 16->16 3x3 convs at a training batch: Winograd
 /// F(4x4) for the forward and input gradient, F(2x2) for the weight gradient; its first
-/// 1->16 layer: direct forward), and im2col + GEMM everywhere without AVX-512. A tuning
-/// or a detection change that sent them to the portable path would fail here, not only
-/// show up as slower training.
+/// 1->16 layer: direct forward; resnet20's 3x3 stride-2 conv: direct), and im2col + GEMM
+/// everywhere without AVX-512. A tuning or a detection change that sent them to the
+/// portable path would fail here, not only show up as slower training.
 #[test]
 fn default_tuning_sends_training_layers_to_the_fast_paths() {
     let run = |case: Case| {
@@ -514,6 +552,14 @@ fn default_tuning_sends_training_layers_to_the_fast_paths() {
     let p1 = Padding2d::uniform(1);
     let deep = run(Case::new(16, 16, (28, 28), 16, (3, 3)).pad(p1));
     let first = run(Case::new(16, 1, (28, 28), 16, (3, 3)).pad(p1));
+    // resnet20's 3x3 stride-2 conv on 28x28 (direct, through phases) and its 1x1
+    // stride-2 projection (im2col + GEMM, `Tuning::direct_strided_taps`).
+    let strided = run(Case::new(8, 16, (28, 28), 32, (3, 3))
+        .stride((2, 2))
+        .pad(p1));
+    let proj = run(Case::new(8, 16, (28, 28), 32, (1, 1)).stride((2, 2)));
+    // inception-mini's 1x1 convs: GEMMs, but the direct weight gradient.
+    let pointwise = run(Case::new(8, 64, (28, 28), 32, (1, 1)));
     use ConvPath::*;
     use Kernel::*;
     if Avx512::detect().is_some() {
@@ -526,8 +572,26 @@ fn default_tuning_sends_training_layers_to_the_fast_paths() {
             ]
         );
         assert_eq!(first[0], (Forward, Direct), "{first:?}");
+        assert_eq!(
+            strided,
+            [
+                (Forward, Direct),
+                (BackwardInput, Direct),
+                (BackwardWeight, Direct)
+            ]
+        );
+        assert!(proj.iter().all(|(_, p)| *p == Im2colGemm), "{proj:?}");
+        assert_eq!(
+            pointwise,
+            [
+                (Forward, Im2colGemm),
+                (BackwardInput, Im2colGemm),
+                (BackwardWeight, Direct)
+            ]
+        );
     } else {
-        for (_, path) in deep.iter().chain(&first) {
+        let all = deep.iter().chain(&first).chain(&strided).chain(&proj);
+        for (_, path) in all.chain(&pointwise) {
             assert_eq!(*path, Im2colGemm);
         }
     }
@@ -700,9 +764,15 @@ fn runs_are_bit_identical() {
         .map(|t| t.data().iter().map(|v| v.to_bits()).collect::<Vec<u32>>())
     };
     let case = Case::new(9, 8, (12, 12), 16, (3, 3)).pad(Padding2d::uniform(1));
+    // A strided conv on the direct kernels (phases), batch off the chunk sizes.
+    let strided = Case::new(7, 16, (15, 14), 16, (3, 3))
+        .stride((2, 2))
+        .pad(Padding2d::uniform(1));
     for threads in [1, 2, 3] {
         let (a, b) = pool(threads).install(|| (run(case), run(case)));
         assert!(a == b, "threads={threads}: two runs differ");
+        let (a, b) = pool(threads).install(|| (run(strided), run(strided)));
+        assert!(a == b, "strided, threads={threads}: two runs differ");
     }
     // Batch 1: a single chunk, so the GEMMs themselves run on the pool.
     let single = Case::new(1, 8, (24, 24), 16, (3, 3)).pad(Padding2d::uniform(1));
@@ -805,6 +875,87 @@ fn timing() {
                     cpu::conv2d_backward_weight_tuned(&mut dw, None, &dy, Some(&y), &x, &d, &t)
                 });
                 line += &format!(" [{name}] fwd {f:.3} dx {bi:.3} dw {bw:.3} ms");
+            }
+            println!("{line}");
+        }
+    });
+}
+
+/// Times inception-mini's 1x1 convs and resnet20's strided convs (batch 128) on one
+/// thread, im2col + GEMM (default and wide GEMMs, `CONV_WIDE` columns) against the direct
+/// kernels (`Phases`, `direct_strided.rs`), in this thread's CPU time (best of 7
+/// runs of at least 50 ms), which other processes on a shared machine disturb less than
+/// wall time. `cargo test --release --lib ops::conv2d::tests::timing_strided -- --ignored
+/// --nocapture`
+#[test]
+#[ignore]
+fn timing_strided() {
+    fn cpu_ms() -> f64 {
+        let s = std::fs::read_to_string("/proc/thread-self/schedstat").unwrap();
+        s.split_whitespace().next().unwrap().parse::<f64>().unwrap() / 1e6
+    }
+    let time = |f: &mut dyn FnMut()| {
+        f();
+        let mut best = f64::INFINITY;
+        for _ in 0..7 {
+            let (s, mut calls) = (cpu_ms(), 0);
+            while cpu_ms() - s < 50.0 {
+                f();
+                calls += 1;
+            }
+            best = best.min((cpu_ms() - s) / calls as f64);
+        }
+        best
+    };
+    let p1 = Padding2d::uniform(1);
+    let layers = [
+        // inception-mini's 1x1 convs (`direct_pointwise_weight`).
+        Case::new(128, 32, (28, 28), 16, (1, 1)),
+        Case::new(128, 64, (28, 28), 32, (1, 1)),
+        Case::new(128, 120, (14, 14), 48, (1, 1)),
+        Case::new(128, 128, (7, 7), 64, (1, 1)),
+        Case::new(128, 16, (28, 28), 32, (1, 1)).stride((2, 2)),
+        Case::new(128, 16, (28, 28), 32, (3, 3))
+            .stride((2, 2))
+            .pad(p1),
+        Case::new(128, 32, (14, 14), 64, (1, 1)).stride((2, 2)),
+        Case::new(128, 32, (14, 14), 64, (3, 3))
+            .stride((2, 2))
+            .pad(p1),
+    ];
+    let mut rng = Rng::new(1);
+    pool(1).install(|| {
+        for case in layers {
+            let d = case.dims();
+            let x = randn(d.n * d.in_image(), &mut rng);
+            let w = randn(d.oc * d.k(), &mut rng);
+            let dy = randn(d.n * d.out_image(), &mut rng);
+            let mut line = format!("{}->{} {}x{} s{:?}:", d.c, d.oc, d.kh, d.kw, d.stride);
+            let wide =
+                std::env::var("CONV_WIDE").map_or(TUNING.target_cols, |v| v.parse().unwrap());
+            for (name, waste, cols) in [
+                ("gemm", 0.0, TUNING.target_cols),
+                ("gemm-wide", 0.0, wide),
+                ("direct", f64::INFINITY, TUNING.target_cols),
+            ] {
+                let t = Tuning {
+                    direct_waste: waste,
+                    direct_strided_taps: 0,
+                    direct_pointwise_weight: true,
+                    target_cols: cols,
+                    ..TUNING
+                };
+                let mut y = vec![0.0; dy.len()];
+                let f = time(&mut || cpu::conv2d_forward_tuned(&mut y, &x, &w, None, &d, true, &t));
+                let mut dx = vec![0.0; x.len()];
+                let bi = time(&mut || {
+                    cpu::conv2d_backward_input_tuned(&mut dx, &dy, Some(&y), &w, &d, &t)
+                });
+                let mut dw = vec![0.0; w.len()];
+                let bw = time(&mut || {
+                    cpu::conv2d_backward_weight_tuned(&mut dw, None, &dy, Some(&y), &x, &d, &t)
+                });
+                line += &format!(" [{name}] fwd {f:.2} dx {bi:.2} dw {bw:.2} ms");
             }
             println!("{line}");
         }
