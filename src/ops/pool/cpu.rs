@@ -10,10 +10,10 @@
 //!   two input rows at a time, no window clipping, vectorized 4 outputs per step (a row
 //!   whose length is not a multiple of 4 re-runs its last 4 outputs instead of taking a
 //!   branchy scalar epilogue; see `max_plane_2x2`).
-//! - max forward with any other window, stride and padding: 8 neighbouring windows
-//!   advance together through their cells in registers, with branch-free selects (AVX-512
-//!   where present); only windows clipped at the left/right padding are scanned one by
-//!   one (see `max_plane`).
+//! - max forward with any other window, stride and padding: 16, 8 or 4 neighbouring
+//!   windows advance together through their cells in registers, with branch-free selects
+//!   (AVX-512 where present), over a copy of the plane framed by `-inf` padding so the
+//!   edge windows take the same path (see `max_plane`).
 //! - every backward zeroes one plane and scatters into it while it is still in L1, so the
 //!   general scatter is as fast as a special case would be.
 //!
@@ -101,8 +101,10 @@ pub fn max_pool2d_forward(out: &mut [f32], argmax: &mut [u32], inp: &[f32], d: &
         return;
     }
     let fast = d.is_2x2_s2_unpadded();
+    let geo = Framed::new(d);
     let work = ohw * d.kh * d.kw;
     par_planes2(out, ohw, argmax, ohw, min_planes(work), |p0, out, arg| {
+        let mut frame = if fast { Vec::new() } else { geo.scratch(d) };
         for (i, (o, a)) in out
             .chunks_exact_mut(ohw)
             .zip(arg.chunks_exact_mut(ohw))
@@ -112,7 +114,7 @@ pub fn max_pool2d_forward(out: &mut [f32], argmax: &mut [u32], inp: &[f32], d: &
             if fast {
                 max_plane_2x2(o, a, plane, d);
             } else {
-                max_plane(o, a, plane, d);
+                max_plane(o, a, plane, d, &geo, &mut frame);
             }
         }
     });
@@ -160,124 +162,179 @@ fn max_row_2x2_values(o: &mut [f32], r0: &[f32], r1: &[f32]) {
 /// The textbook scan (one window at a time) turns each "new maximum?" test into a branch
 /// that mispredicts on real activations: a 3x3 stride-1 pool over inception-mini's
 /// 128x64x28x28 maps took 179 ms at 2 threads (`bench_max_pool`). Here the windows of
-/// 8 (or 4) neighbouring outputs advance together through their `KH x KW` cells, their
-/// maxima and indices held in registers and updated with bit-mask selects (16 wide with
-/// AVX-512). Only the few outputs whose window is clipped by the left or right padding,
-/// and rows too short for one chunk, take the scalar scan (`max_window`). Every window
-/// still sees its cells in row-major order with strict `wins`, so the winner is the
-/// scan's; a window starts at `-inf` with its first cell as the index, so a first cell
-/// of `-inf` keeps that index, as in the scan.
-fn max_plane(out: &mut [f32], arg: &mut [u32], plane: &[f32], d: &Pool2dDims) {
+/// 16, 8 or 4 neighbouring outputs advance together through their `KH x KW` cells, their
+/// maxima and indices held in registers and updated with bit-mask selects (AVX-512 where
+/// present). The plane is first copied into a frame with `-inf` in the left and right
+/// padding, so windows at the edges take the same path: `-inf` never strictly beats a
+/// window's start value `-inf`, so padding never wins. Every window sees its cells in
+/// row-major order with strict `wins`, so the winner is the scan's (`naive.rs`); a window
+/// starts at `-inf` with its first real cell as the index, so a first real cell of `-inf`
+/// keeps that index, as in the scan. Rows under 4 outputs take the scan (`max_window`).
+fn max_plane(
+    out: &mut [f32],
+    arg: &mut [u32],
+    plane: &[f32],
+    d: &Pool2dDims,
+    geo: &Framed,
+    frame: &mut [f32],
+) {
     #[cfg(target_arch = "x86_64")]
     if std::is_x86_feature_detected!("avx512f") {
         // SAFETY: the CPU was just checked for AVX-512F, all `max_plane_avx512` requires.
-        return unsafe { max_plane_avx512(out, arg, plane, d) };
+        return unsafe { max_plane_avx512(out, arg, plane, d, geo, frame) };
     }
-    max_plane_body(out, arg, plane, d)
+    max_plane_body(out, arg, plane, d, geo, frame)
 }
 
 /// `max_plane_body` compiled with AVX-512 (the crate's baseline is SSE2). The same
 /// operations element by element, so the same result bit for bit.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-fn max_plane_avx512(out: &mut [f32], arg: &mut [u32], plane: &[f32], d: &Pool2dDims) {
-    max_plane_body(out, arg, plane, d)
+fn max_plane_avx512(
+    out: &mut [f32],
+    arg: &mut [u32],
+    plane: &[f32],
+    d: &Pool2dDims,
+    geo: &Framed,
+    frame: &mut [f32],
+) {
+    max_plane_body(out, arg, plane, d, geo, frame)
+}
+
+/// A plane's rows with `-inf` padding left and right, wide enough for every window.
+struct Framed {
+    /// Row length in the frame; input column `x` sits at `PAD_LEFT + x`.
+    width: usize,
+    /// Per output column, its window's first real input column (the start index).
+    first: Vec<u32>,
+}
+
+impl Framed {
+    fn new(d: &Pool2dDims) -> Framed {
+        let reach = (d.ow.max(1) - 1) * d.sw + d.kw;
+        Framed {
+            width: reach.max(d.pad_left + d.w),
+            first: (0..d.ow)
+                .map(|ox| window(ox, d.sw, d.pad_left, d.kw, d.w).start as u32)
+                .collect(),
+        }
+    }
+
+    /// A frame buffer with the padding already `-inf` (the copies overwrite only the
+    /// real cells).
+    fn scratch(&self, d: &Pool2dDims) -> Vec<f32> {
+        vec![f32::NEG_INFINITY; d.h * self.width]
+    }
 }
 
 #[inline(always)]
-fn max_plane_body(out: &mut [f32], arg: &mut [u32], plane: &[f32], d: &Pool2dDims) {
-    // Outputs whose window lies inside the row: x = ox*SW - PAD >= 0 and x + KW <= W.
-    let lo = d.pad_left.div_ceil(d.sw).min(d.ow);
-    let hi = if d.w + d.pad_left >= d.kw {
-        ((d.w + d.pad_left - d.kw) / d.sw + 1).min(d.ow)
-    } else {
-        0
-    };
-    let inner = lo..hi.max(lo);
+fn max_plane_body(
+    out: &mut [f32],
+    arg: &mut [u32],
+    plane: &[f32],
+    d: &Pool2dDims,
+    geo: &Framed,
+    frame: &mut [f32],
+) {
+    if d.ow < 4 {
+        for oy in 0..d.oh {
+            let ys = window(oy, d.sh, d.pad_top, d.kh, d.h);
+            for ox in 0..d.ow {
+                (out[oy * d.ow + ox], arg[oy * d.ow + ox]) = max_window(plane, d, ys.clone(), ox);
+            }
+        }
+        return;
+    }
+    for (f, row) in frame
+        .chunks_exact_mut(geo.width)
+        .zip(plane.chunks_exact(d.w))
+    {
+        f[d.pad_left..d.pad_left + d.w].copy_from_slice(row);
+    }
+    let frame = &*frame;
     for oy in 0..d.oh {
         let ys = window(oy, d.sh, d.pad_top, d.kh, d.h);
         let o = &mut out[oy * d.ow..(oy + 1) * d.ow];
         let a = &mut arg[oy * d.ow..(oy + 1) * d.ow];
-        // 8 lanes for rows of 8+ inner outputs (the 28- and 14-wide maps of small-image
-        // nets), 4 for the 7-wide ones.
-        let chunked = if inner.len() >= 8 {
-            max_chunks::<8>(o, a, plane, d, ys.clone(), inner.clone())
-        } else if inner.len() >= 4 {
-            max_chunks::<4>(o, a, plane, d, ys.clone(), inner.clone())
+        // 16 lanes for the 28-wide maps of small-image nets, 8 for 14-wide, 4 for 7-wide.
+        if d.ow >= 16 {
+            max_chunks::<16>(o, a, frame, d, geo, ys);
+        } else if d.ow >= 8 {
+            max_chunks::<8>(o, a, frame, d, geo, ys);
         } else {
-            false
-        };
-        let scalar = if chunked {
-            (0..inner.start).chain(inner.end..d.ow)
-        } else {
-            (0..d.ow).chain(0..0)
-        };
-        for ox in scalar {
-            (o[ox], a[ox]) = max_window(plane, d, ys.clone(), ox);
+            max_chunks::<4>(o, a, frame, d, geo, ys);
         }
     }
 }
 
-/// The outputs `inner` of one row in chunks of `L` (at least `L` of them); the last chunk
-/// ends at `inner.end`, overlapping the one before it (recomputing the same values)
-/// rather than leaving a scalar tail. Returns true.
+/// One output row in chunks of `L` (the row has at least `L` outputs); the last chunk
+/// ends at the row's end, overlapping the one before it (recomputing the same values)
+/// rather than leaving a scalar tail.
 #[inline(always)]
 fn max_chunks<const L: usize>(
     o: &mut [f32],
     a: &mut [u32],
-    plane: &[f32],
+    frame: &[f32],
     d: &Pool2dDims,
+    geo: &Framed,
     ys: Range<usize>,
-    inner: Range<usize>,
-) -> bool {
-    let mut start = inner.start;
+) {
+    let mut start = 0;
     loop {
-        let s = start.min(inner.end - L);
+        let s = start.min(d.ow - L);
         let (oc, ac) = (&mut o[s..s + L], &mut a[s..s + L]);
         // Strides 1 and 2 as constants: contiguous or fixed-pattern loads.
         match d.sw {
-            1 => max_chunk::<L, 1>(oc, ac, plane, d, ys.clone(), s),
-            2 => max_chunk::<L, 2>(oc, ac, plane, d, ys.clone(), s),
-            _ => max_chunk::<L, 0>(oc, ac, plane, d, ys.clone(), s),
+            1 => max_chunk::<L, 1>(oc, ac, frame, d, geo, ys.clone(), s),
+            2 => max_chunk::<L, 2>(oc, ac, frame, d, geo, ys.clone(), s),
+            _ => max_chunk::<L, 0>(oc, ac, frame, d, geo, ys.clone(), s),
         }
-        if s + L == inner.end {
-            return true;
+        if s + L == d.ow {
+            return;
         }
         start += L;
     }
 }
 
-/// `L` windows side by side, starting at output column `ox0`, none clipped left or
-/// right: maxima and indices stay in registers through all `KH x KW` cells. `SW` is the
-/// column stride as a constant, or 0 to read it from `d`.
+/// `L` windows side by side, starting at output column `ox0`: maxima and indices stay in
+/// registers through all `KH x KW` cells. `SW` is the column stride as a constant, or 0
+/// to read it from `d`. Plane indices are computed in wrapping u32 arithmetic: a padding
+/// cell's (x < 0) wraps, but padding never wins, so no such index is kept.
 #[inline(always)]
 fn max_chunk<const L: usize, const SW: usize>(
     o: &mut [f32],
     a: &mut [u32],
-    plane: &[f32],
+    frame: &[f32],
     d: &Pool2dDims,
+    geo: &Framed,
     ys: Range<usize>,
     ox0: usize,
 ) {
-    let (w, sw) = (d.w, if SW == 0 { d.sw } else { SW });
-    let x_first = ox0 * sw - d.pad_left;
+    let sw = if SW == 0 { d.sw } else { SW };
+    let (w, fw) = (d.w as u32, geo.width);
     let mut best = [f32::NEG_INFINITY; L];
     let mut idx = [0u32; L];
-    for (l, i) in idx.iter_mut().enumerate() {
-        *i = (ys.start * w + x_first + l * sw) as u32;
+    for (i, &x) in idx.iter_mut().zip(&geo.first[ox0..ox0 + L]) {
+        *i = ys.start as u32 * w + x;
     }
+    // Frame column of the first cell of window `ox0`.
+    let xf = ox0 * sw;
     for y in ys {
-        let row = &plane[y * w..(y + 1) * w];
+        let row = &frame[y * fw..(y + 1) * fw];
         for kx in 0..d.kw {
-            let x0 = x_first + kx;
-            let base = (y * w + x0) as u32;
+            let x0 = xf + kx;
+            // Plane index of frame column x0: y*W + x0 - PAD (wrapping for padding).
+            let base = (y as u32 * w)
+                .wrapping_add(x0 as u32)
+                .wrapping_sub(d.pad_left as u32);
             let span = &row[x0..x0 + (L - 1) * sw + 1];
             for l in 0..L {
                 let v = span[l * sw];
                 // All ones where `v` wins, else zero: a select LLVM keeps branch-free.
                 let m = 0u32.wrapping_sub(wins(v, best[l]) as u32);
                 best[l] = f32::from_bits((v.to_bits() & m) | (best[l].to_bits() & !m));
-                idx[l] = ((base + (l * sw) as u32) & m) | (idx[l] & !m);
+                let cand = base.wrapping_add((l * sw) as u32);
+                idx[l] = (cand & m) | (idx[l] & !m);
             }
         }
     }
@@ -293,10 +350,10 @@ fn max_window(plane: &[f32], d: &Pool2dDims, ys: Range<usize>, ox: usize) -> (f3
     for y in ys {
         for x in xs.clone() {
             let v = plane[y * d.w + x];
-            // A bit-mask select, as in `max_chunk`: an `if` here mispredicts.
-            let m = 0u32.wrapping_sub(wins(v, best) as u32);
-            best = f32::from_bits((v.to_bits() & m) | (best.to_bits() & !m));
-            bi = ((y * d.w + x) & m as usize) | (bi & !(m as usize));
+            if wins(v, best) {
+                best = v;
+                bi = y * d.w + x;
+            }
         }
     }
     (best, bi as u32)
