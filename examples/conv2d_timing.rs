@@ -1,6 +1,7 @@
 //! Times conv2d on the layers of small MNIST nets (batch 64): each kernel alone, and the
 //! op's forward + backward as training runs it.
-//! `cargo run --release --example conv2d_timing [threads]`
+//! `cargo run --release --example conv2d_timing [threads] [resnet20]`: the MNIST nets'
+//! layers, or with `resnet20` that net's distinct layers on Fashion-MNIST (batch 128).
 //! The first layer of a net reads data: its input needs no gradient, so its backward
 //! computes only dW and db ("no dx").
 
@@ -47,28 +48,115 @@ fn median_ms(mut f: impl FnMut(), reps: usize) -> f64 {
     t[reps / 2]
 }
 
-/// (name, x [N, C, H, W], w [OC, C, KH, KW], padding, whether x needs a gradient)
-struct Layer(&'static str, [usize; 4], [usize; 4], usize, bool);
+/// (name, x [N, C, H, W], w [OC, C, KH, KW], padding, stride, whether x needs a gradient)
+struct Layer(&'static str, [usize; 4], [usize; 4], usize, usize, bool);
+
+/// resnet20's distinct conv layers, batch 128, 1x28x28 input.
+fn resnet20_layers() -> Vec<Layer> {
+    vec![
+        Layer(
+            "r20 1->16 28x28",
+            [128, 1, 28, 28],
+            [16, 1, 3, 3],
+            1,
+            1,
+            false,
+        ),
+        Layer(
+            "r20 16->16 28x28",
+            [128, 16, 28, 28],
+            [16, 16, 3, 3],
+            1,
+            1,
+            true,
+        ),
+        Layer(
+            "r20 16->32 1x1 s2",
+            [128, 16, 28, 28],
+            [32, 16, 1, 1],
+            0,
+            2,
+            true,
+        ),
+        Layer(
+            "r20 16->32 3x3 s2",
+            [128, 16, 28, 28],
+            [32, 16, 3, 3],
+            1,
+            2,
+            true,
+        ),
+        Layer(
+            "r20 32->32 14x14",
+            [128, 32, 14, 14],
+            [32, 32, 3, 3],
+            1,
+            1,
+            true,
+        ),
+        Layer(
+            "r20 32->64 1x1 s2",
+            [128, 32, 14, 14],
+            [64, 32, 1, 1],
+            0,
+            2,
+            true,
+        ),
+        Layer(
+            "r20 32->64 3x3 s2",
+            [128, 32, 14, 14],
+            [64, 32, 3, 3],
+            1,
+            2,
+            true,
+        ),
+        Layer(
+            "r20 64->64 7x7",
+            [128, 64, 7, 7],
+            [64, 64, 3, 3],
+            1,
+            1,
+            true,
+        ),
+    ]
+}
 
 fn main() {
     if let Some(n) = std::env::args().nth(1).and_then(|a| a.parse().ok()) {
         nabla::ops::parallel::set_num_threads(n);
     }
-    let layers = [
-        Layer("1->32 3x3, 28x28", [64, 1, 28, 28], [32, 1, 3, 3], 0, false),
+    let resnet20 = std::env::args().nth(2).is_some_and(|a| a == "resnet20");
+    let mnist = [
+        Layer(
+            "1->32 3x3, 28x28",
+            [64, 1, 28, 28],
+            [32, 1, 3, 3],
+            0,
+            1,
+            false,
+        ),
         Layer(
             "32->64 3x3, 13x13",
             [64, 32, 13, 13],
             [64, 32, 3, 3],
             0,
+            1,
             true,
         ),
-        Layer("1->30 5x5, 28x28", [64, 1, 28, 28], [30, 1, 5, 5], 0, false),
+        Layer(
+            "1->30 5x5, 28x28",
+            [64, 1, 28, 28],
+            [30, 1, 5, 5],
+            0,
+            1,
+            false,
+        ),
         // deep-convnet (batch 100)
         Layer(
             "dc 1->16 p1, 28x28",
             [100, 1, 28, 28],
             [16, 1, 3, 3],
+            1,
             1,
             false,
         ),
@@ -77,12 +165,14 @@ fn main() {
             [100, 16, 28, 28],
             [16, 16, 3, 3],
             1,
+            1,
             true,
         ),
         Layer(
             "dc 16->32 p1, 14x14",
             [100, 16, 14, 14],
             [32, 16, 3, 3],
+            1,
             1,
             true,
         ),
@@ -91,12 +181,14 @@ fn main() {
             [100, 32, 14, 14],
             [32, 32, 3, 3],
             2,
+            1,
             true,
         ),
         Layer(
             "dc 32->64 p1, 8x8",
             [100, 32, 8, 8],
             [64, 32, 3, 3],
+            1,
             1,
             true,
         ),
@@ -105,17 +197,24 @@ fn main() {
             [100, 64, 8, 8],
             [64, 64, 3, 3],
             1,
+            1,
             true,
         ),
     ];
+    let layers = if resnet20 {
+        resnet20_layers()
+    } else {
+        mnist.into_iter().collect()
+    };
     println!(
         "threads {}, median ms (GFLOP/s): kernels alone | op forward+backward",
         nabla::ops::parallel::num_threads()
     );
     let mut rng = Rng::new(0);
-    for Layer(name, xs, ws, pad, x_grad) in layers {
+    for Layer(name, xs, ws, pad, stride, x_grad) in layers {
         let spec = Conv2dSpec {
             padding: Padding2d::uniform(pad),
+            stride: (stride, stride),
             ..Default::default()
         };
         let d = Conv2dDims::new(&xs, &ws, Some(&[ws[0]]), &spec).unwrap();
