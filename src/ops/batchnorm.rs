@@ -187,35 +187,46 @@ fn channel_fold<A: Clone + Send + Sync>(
     parts.concat()
 }
 
-/// `out[n, c, s] = f(x, y, channel)` elementwise, parallel over samples.
+/// `out[n, c, s] = f(a, b, channel)` elementwise into a new `[N, C, S]` buffer, parallel
+/// over samples. The buffer is not zeroed first, since every value is written once: a
+/// zeroing pass (`vec![0.0; n]`) costs a write of the whole tensor, as much as the map's
+/// own write.
 fn per_channel_map(
-    out: &mut [f32],
     a: &[f32],
     b: &[f32],
     d: &BatchNormDims,
     f: impl Fn(f32, f32, usize) -> f32 + Sync + Send,
-) {
+) -> Vec<f32> {
     let sample = d.c * d.s;
-    if sample == 0 {
-        return;
-    }
-    let min_samples = PAR_MIN_WORK.div_ceil(sample);
-    parallel::par_chunks_mut(out, sample, min_samples, |n0, chunk| {
-        for (i, o_row) in chunk.chunks_exact_mut(sample).enumerate() {
-            let off = (n0 + i) * sample;
-            let (a_row, b_row) = (&a[off..off + sample], &b[off..off + sample]);
-            for c in 0..d.c {
-                let r = c * d.s..(c + 1) * d.s;
-                for ((o, &x), &y) in o_row[r.clone()]
-                    .iter_mut()
-                    .zip(&a_row[r.clone()])
-                    .zip(&b_row[r])
-                {
-                    *o = f(x, y, c);
+    let len = d.n * sample;
+    assert!(a.len() == len && b.len() == len, "per_channel_map: lengths");
+    let mut out = Vec::with_capacity(len);
+    if len > 0 {
+        let min_samples = PAR_MIN_WORK.div_ceil(sample);
+        let spare = &mut out.spare_capacity_mut()[..len];
+        parallel::par_chunks_mut(spare, sample, min_samples, |n0, chunk| {
+            for (i, o_row) in chunk.chunks_exact_mut(sample).enumerate() {
+                let off = (n0 + i) * sample;
+                let (a_row, b_row) = (&a[off..off + sample], &b[off..off + sample]);
+                for c in 0..d.c {
+                    let r = c * d.s..(c + 1) * d.s;
+                    for ((o, &x), &y) in o_row[r.clone()]
+                        .iter_mut()
+                        .zip(&a_row[r.clone()])
+                        .zip(&b_row[r])
+                    {
+                        o.write(f(x, y, c));
+                    }
                 }
             }
-        }
-    });
+        });
+    }
+    // SAFETY: `par_chunks_mut` hands out pieces of whole samples covering all `len / sample
+    // = N` samples of `spare`; each piece's loop writes every value of each of its samples
+    // (channels 0..C times their S values, zipped with rows of the same length). So the
+    // first `len` values are initialized.
+    unsafe { out.set_len(len) };
+    out
 }
 
 /// Per-channel mean and biased variance in one pass over memory: each row's mean and
@@ -260,14 +271,13 @@ fn affine_coefficients(
     (scale, shift)
 }
 
-/// Training forward. Writes `y[N, C, S] = post(gamma * xhat + beta)`, the batch
+/// Training forward. Returns `y[N, C, S] = post(gamma * xhat + beta)`; writes the batch
 /// `mean[C]`, biased `var[C]` and `inv_std[C] = 1 / sqrt(var + eps)`. `reduce`
 /// (synchronized batch norm, `batchnorm_sync.rs`) sums the per-channel sums with the
 /// count `M` appended, then the sums of squares centred on the global mean, over the
 /// ranks: the statistics become the global batch's.
 #[allow(clippy::too_many_arguments)]
 pub fn batch_norm_train_forward(
-    y: &mut [f32],
     mean: &mut [f32],
     var: &mut [f32],
     inv_std: &mut [f32],
@@ -278,7 +288,7 @@ pub fn batch_norm_train_forward(
     post: Post,
     d: &BatchNormDims,
     reduce: Option<&ChannelSums<'_>>,
-) {
+) -> Vec<f32> {
     let (mut mu, mut v) = channel_moments(x, d);
     if let Some(reduce) = reduce {
         // This rank's M2 = M var, re-centred on the global mean (exact:
@@ -301,13 +311,12 @@ pub fn batch_norm_train_forward(
         var[c] = v[c] as f32;
         inv_std[c] = (1.0 / (v[c] + eps as f64).sqrt()) as f32;
     }
-    affine_forward(y, x, gamma, beta, mean, inv_std, post, d);
+    affine_forward(x, gamma, beta, mean, inv_std, post, d)
 }
 
 /// `y = post(x * scale + shift)` per channel (one multiply-add per value).
 #[allow(clippy::too_many_arguments)]
 fn affine_forward(
-    y: &mut [f32],
     x: &[f32],
     gamma: &[f32],
     beta: &[f32],
@@ -315,11 +324,11 @@ fn affine_forward(
     inv_std: &[f32],
     post: Post,
     d: &BatchNormDims,
-) {
+) -> Vec<f32> {
     let (scale, shift) = affine_coefficients(gamma, beta, mean, inv_std);
     match post {
-        Post::None => per_channel_map(y, x, x, d, |x, _, c| x * scale[c] + shift[c]),
-        Post::Relu => per_channel_map(y, x, x, d, |x, _, c| (x * scale[c] + shift[c]).max(0.0)),
+        Post::None => per_channel_map(x, x, d, |x, _, c| x * scale[c] + shift[c]),
+        Post::Relu => per_channel_map(x, x, d, |x, _, c| (x * scale[c] + shift[c]).max(0.0)),
     }
 }
 
@@ -339,10 +348,9 @@ pub fn inference_affine(
     affine_coefficients(gamma, beta, mean, &inv_std)
 }
 
-/// Inference forward with given statistics. Writes `y = post(...)` and `inv_std[C]`.
+/// Inference forward with given statistics. Returns `y = post(...)`; writes `inv_std[C]`.
 #[allow(clippy::too_many_arguments)]
 pub fn batch_norm_inference_forward(
-    y: &mut [f32],
     inv_std: &mut [f32],
     x: &[f32],
     gamma: &[f32],
@@ -352,11 +360,11 @@ pub fn batch_norm_inference_forward(
     eps: f32,
     post: Post,
     d: &BatchNormDims,
-) {
+) -> Vec<f32> {
     for (is, &v) in inv_std.iter_mut().zip(var) {
         *is = (1.0 / (v as f64 + eps as f64).sqrt()) as f32;
     }
-    affine_forward(y, x, gamma, beta, mean, inv_std, post, d);
+    affine_forward(x, gamma, beta, mean, inv_std, post, d)
 }
 
 /// Per-channel `(sum(g), sum(g * (x - mean)))` in one pass over `dy` and `x`, where `g`
@@ -386,7 +394,7 @@ fn gradient_sums(
     folded.into_iter().unzip()
 }
 
-/// Training backward. Writes `dx[N, C, S]`, `dgamma[C]`, `dbeta[C]`. With `g` the
+/// Training backward. Returns `dx[N, C, S]`; writes `dgamma[C]`, `dbeta[C]`. With `g` the
 /// gradient through the post-op, `xhat = (x - mean) * inv_std` and `k = gamma *
 /// inv_std`, the fused formula `dx = k / M * (M g - sum(g) - xhat sum(g xhat))` is
 /// evaluated as `k * g + b * (x - mean) + c0` with per-channel
@@ -396,7 +404,6 @@ fn gradient_sums(
 /// them, as any parameter's).
 #[allow(clippy::too_many_arguments)]
 pub fn batch_norm_train_backward(
-    dx: &mut [f32],
     dgamma: &mut [f32],
     dbeta: &mut [f32],
     dy: &[f32],
@@ -408,7 +415,7 @@ pub fn batch_norm_train_backward(
     post: Post,
     d: &BatchNormDims,
     reduce: Option<&ChannelSums<'_>>,
-) {
+) -> Vec<f32> {
     let (scale, shift) = affine_coefficients(gamma, beta, mean, inv_std);
     let (sum_g, sum_g_xc) = gradient_sums(dy, x, mean, &scale, &shift, post, d);
     for c in 0..d.c {
@@ -433,20 +440,19 @@ pub fn batch_norm_train_backward(
         .collect();
     let c0: Vec<f32> = (0..d.c).map(|c| -k[c] * db_all[c] / m).collect();
     match post {
-        Post::None => per_channel_map(dx, dy, x, d, |g, x, c| {
+        Post::None => per_channel_map(dy, x, d, |g, x, c| {
             k[c] * g + b[c] * (x - mean[c]) + c0[c]
         }),
-        Post::Relu => per_channel_map(dx, dy, x, d, |g, x, c| {
+        Post::Relu => per_channel_map(dy, x, d, |g, x, c| {
             let g = post.grad(g, x * scale[c] + shift[c]);
             k[c] * g + b[c] * (x - mean[c]) + c0[c]
         }),
     }
 }
 
-/// Inference backward: `dx = gamma * inv_std * g`, plus `dgamma`, `dbeta`.
+/// Inference backward: returns `dx = gamma * inv_std * g`; writes `dgamma`, `dbeta`.
 #[allow(clippy::too_many_arguments)]
 pub fn batch_norm_inference_backward(
-    dx: &mut [f32],
     dgamma: &mut [f32],
     dbeta: &mut [f32],
     dy: &[f32],
@@ -457,7 +463,7 @@ pub fn batch_norm_inference_backward(
     inv_std: &[f32],
     post: Post,
     d: &BatchNormDims,
-) {
+) -> Vec<f32> {
     let (scale, shift) = affine_coefficients(gamma, beta, mean, inv_std);
     let (sum_g, sum_g_xc) = gradient_sums(dy, x, mean, &scale, &shift, post, d);
     for c in 0..d.c {
@@ -466,8 +472,8 @@ pub fn batch_norm_inference_backward(
     }
     let k = &scale;
     match post {
-        Post::None => per_channel_map(dx, dy, dy, d, |g, _, c| k[c] * g),
-        Post::Relu => per_channel_map(dx, dy, x, d, |g, x, c| {
+        Post::None => per_channel_map(dy, dy, d, |g, _, c| k[c] * g),
+        Post::Relu => per_channel_map(dy, x, d, |g, x, c| {
             k[c] * post.grad(g, x * scale[c] + shift[c])
         }),
     }
@@ -516,7 +522,6 @@ pub fn batch_norm_train_post(
         gamma.value().contiguous_f32(),
         beta.value().contiguous_f32(),
     );
-    let mut y = vec![0.0f32; xv.numel()]; // [N, C, S]
     let (mut mean, mut var, mut inv_std) = (vec![0.0; d.c], vec![0.0; d.c], vec![0.0; d.c]);
     // Synchronized batch norm (`batchnorm_sync.rs`), kept for the backward pass.
     let sync = crate::ops::batchnorm_sync::current();
@@ -530,8 +535,7 @@ pub fn batch_norm_train_post(
             }
         }
     };
-    batch_norm_train_forward(
-        &mut y,
+    let y = batch_norm_train_forward(
         &mut mean,
         &mut var,
         &mut inv_std,
@@ -557,7 +561,6 @@ pub fn batch_norm_train_post(
         name,
         &[x, gamma, beta],
         move |dy| {
-            let mut dx = vec![0.0f32; xv.numel()];
             let (mut dgamma, mut dbeta) = (vec![0.0f32; d.c], vec![0.0f32; d.c]);
             // The gradient sums over the ranks in this rank's scale; the count is the
             // forward's global one.
@@ -567,8 +570,7 @@ pub fn batch_norm_train_post(
                     b[2 * d.c] = m_all;
                 }
             };
-            batch_norm_train_backward(
-                &mut dx,
+            let dx = batch_norm_train_backward(
                 &mut dgamma,
                 &mut dbeta,
                 dy.data(),
@@ -636,10 +638,8 @@ pub fn batch_norm_inference_post(
         gamma.value().contiguous_f32(),
         beta.value().contiguous_f32(),
     );
-    let mut y = vec![0.0f32; xv.numel()]; // [N, C, S]
     let mut inv_std = vec![0.0f32; d.c];
-    batch_norm_inference_forward(
-        &mut y,
+    let y = batch_norm_inference_forward(
         &mut inv_std,
         xv.data(),
         gv.data(),
@@ -660,10 +660,8 @@ pub fn batch_norm_inference_post(
         name,
         &[x, gamma, beta],
         move |dy| {
-            let mut dx = vec![0.0f32; xv.numel()];
             let (mut dgamma, mut dbeta) = (vec![0.0f32; d.c], vec![0.0f32; d.c]);
-            batch_norm_inference_backward(
-                &mut dx,
+            let dx = batch_norm_inference_backward(
                 &mut dgamma,
                 &mut dbeta,
                 dy.data(),

@@ -102,18 +102,13 @@ mod tests {
         let (x, dy) = (draw(len, 1.0, 4.0), draw(len, -1.0, 1.0));
         let (gamma, beta) = (draw(d.c, 0.5, 1.5), draw(d.c, -1.0, 1.0));
         let run = |reduce: Option<&ChannelSums<'_>>, post: Post| {
-            let (mut y, mut mean, mut var, mut inv) = (
-                vec![0.0; len],
-                vec![0.0; d.c],
-                vec![0.0; d.c],
-                vec![0.0; d.c],
+            let (mut mean, mut var, mut inv) = (vec![0.0; d.c], vec![0.0; d.c], vec![0.0; d.c]);
+            let y = batch_norm_train_forward(
+                &mut mean, &mut var, &mut inv, &x, &gamma, &beta, 1e-3, post, &d, reduce,
             );
-            batch_norm_train_forward(
-                &mut y, &mut mean, &mut var, &mut inv, &x, &gamma, &beta, 1e-3, post, &d, reduce,
-            );
-            let (mut dx, mut dg, mut db) = (vec![0.0; len], vec![0.0; d.c], vec![0.0; d.c]);
-            batch_norm_train_backward(
-                &mut dx, &mut dg, &mut db, &dy, &x, &gamma, &beta, &mean, &inv, post, &d, reduce,
+            let (mut dg, mut db) = (vec![0.0; d.c], vec![0.0; d.c]);
+            let dx = batch_norm_train_backward(
+                &mut dg, &mut db, &dy, &x, &gamma, &beta, &mean, &inv, post, &d, reduce,
             );
             [y, mean, var, dx, dg, db]
         };

@@ -64,11 +64,11 @@ pub fn par_map_ranges<T: Send>(
 
 /// Applies `f(index_of_first_item, chunk)` to consecutive `item_len`-sized groups of
 /// `data`, split as `split` would split the item count.
-pub fn par_chunks_mut(
-    data: &mut [f32],
+pub fn par_chunks_mut<T: Send>(
+    data: &mut [T],
     item_len: usize,
     min_items: usize,
-    f: impl Fn(usize, &mut [f32]) + Sync + Send,
+    f: impl Fn(usize, &mut [T]) + Sync + Send,
 ) {
     let n = data.len() / item_len.max(1);
     let ranges = split(n, min_items);
