@@ -440,9 +440,7 @@ pub fn batch_norm_train_backward(
         .collect();
     let c0: Vec<f32> = (0..d.c).map(|c| -k[c] * db_all[c] / m).collect();
     match post {
-        Post::None => per_channel_map(dy, x, d, |g, x, c| {
-            k[c] * g + b[c] * (x - mean[c]) + c0[c]
-        }),
+        Post::None => per_channel_map(dy, x, d, |g, x, c| k[c] * g + b[c] * (x - mean[c]) + c0[c]),
         Post::Relu => per_channel_map(dy, x, d, |g, x, c| {
             let g = post.grad(g, x * scale[c] + shift[c]);
             k[c] * g + b[c] * (x - mean[c]) + c0[c]

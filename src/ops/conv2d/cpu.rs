@@ -42,6 +42,7 @@ use super::Conv2dDims;
 use crate::ops::matmul::sgemm;
 use crate::ops::parallel;
 use std::cell::Cell;
+use std::mem::MaybeUninit;
 use std::ops::Range;
 
 /// Knobs of the kernels; tests vary them to drive every path with small shapes.
@@ -467,6 +468,123 @@ fn relu_in_place(y: &mut [f32]) {
     }
 }
 
+/// Whether F(4x4, 3x3) Winograd runs the forward or the input gradient of `d`.
+fn winograd4_cpu(d: &Conv2dDims, t: &Tuning, which: Kernel) -> Option<Avx512> {
+    winograd_cpu(d, t, which).filter(|_| t.winograd4)
+}
+
+/// `out` seen as values that may be uninitialized, for the kernels that only write it.
+fn as_uninit(out: &mut [f32]) -> &mut [MaybeUninit<f32>] {
+    // SAFETY: `MaybeUninit<f32>` has the layout of f32. The kernels this feeds write only
+    // initialized f32 values through it (never `MaybeUninit::uninit()`), so `out` stays
+    // initialized for its owner.
+    unsafe { &mut *(out as *mut [f32] as *mut [MaybeUninit<f32>]) }
+}
+
+/// The forward into a new buffer. The Winograd F(4x4) path writes each output value
+/// once, so its buffer is not zeroed first: the zeroing pass over a 128x16x28x28 output
+/// cost as much as the kernel's own write of it. The other paths get zeros, as before.
+pub(crate) fn conv2d_forward_new(
+    inp: &[f32],
+    w: &[f32],
+    b: Option<&[f32]>,
+    d: &Conv2dDims,
+    relu: bool,
+    t: &Tuning,
+) -> Vec<f32> {
+    let len = d.n * d.out_image();
+    if let Some(cpu) = winograd4_cpu(d, t, Kernel::Forward) {
+        let mut out = Vec::with_capacity(len);
+        forward_winograd4(
+            cpu,
+            &mut out.spare_capacity_mut()[..len],
+            inp,
+            w,
+            b,
+            d,
+            relu,
+            t,
+        );
+        // SAFETY: `winograd4::images` writes every value of every image's output, and
+        // `forward_chunks` hands it chunks covering all N images of the `len` values.
+        unsafe { out.set_len(len) };
+        return out;
+    }
+    let mut out = vec![0.0; len];
+    conv2d_forward_tuned(&mut out, inp, w, b, d, relu, t);
+    out
+}
+
+/// The input gradient into a new buffer, unzeroed on the Winograd F(4x4) path as in
+/// `conv2d_forward_new`.
+pub(crate) fn conv2d_backward_input_new(
+    dout: &[f32],
+    relu_y: Option<&[f32]>,
+    w: &[f32],
+    d: &Conv2dDims,
+    t: &Tuning,
+) -> Vec<f32> {
+    let len = d.n * d.in_image();
+    if let Some(cpu) = winograd4_cpu(d, t, Kernel::BackwardInput) {
+        let mut dinp = Vec::with_capacity(len);
+        let spare = &mut dinp.spare_capacity_mut()[..len];
+        backward_input_winograd4(cpu, spare, dout, relu_y, w, d, t);
+        // SAFETY: as in `conv2d_forward_new`: every value of all N images' gradients.
+        unsafe { dinp.set_len(len) };
+        return dinp;
+    }
+    let mut dinp = vec![0.0; len];
+    conv2d_backward_input_tuned(&mut dinp, dout, relu_y, w, d, t);
+    dinp
+}
+
+#[allow(clippy::too_many_arguments)]
+fn forward_winograd4(
+    cpu: Avx512,
+    out: &mut [MaybeUninit<f32>],
+    inp: &[f32],
+    w: &[f32],
+    b: Option<&[f32]>,
+    d: &Conv2dDims,
+    relu: bool,
+    t: &Tuning,
+) {
+    took(Kernel::Forward, ConvPath::Winograd4x4);
+    let geo = Wino4::forward(d);
+    let u = winograd4::pack(w, d, &geo, false);
+    forward_chunks(
+        out,
+        inp,
+        d,
+        min_chunk_images(d, t),
+        |n| geo.scratch(n),
+        |out, inp, s| winograd4::images(cpu, &geo, out, inp, None, &u, b, relu, s),
+    );
+}
+
+fn backward_input_winograd4(
+    cpu: Avx512,
+    dinp: &mut [MaybeUninit<f32>],
+    dout: &[f32],
+    relu_y: Option<&[f32]>,
+    w: &[f32],
+    d: &Conv2dDims,
+    t: &Tuning,
+) {
+    took(Kernel::BackwardInput, ConvPath::Winograd4x4);
+    let geo = Wino4::backward_input(d);
+    let u = winograd4::pack(w, d, &geo, true);
+    backward_input_chunks(
+        dinp,
+        dout,
+        relu_y,
+        d,
+        min_chunk_images(d, t),
+        |n| geo.scratch(n),
+        |dx, dy, y, s| winograd4::images(cpu, &geo, dx, dy, y, &u, None, false, s),
+    );
+}
+
 pub(crate) fn conv2d_forward_tuned(
     out: &mut [f32],
     inp: &[f32],
@@ -481,19 +599,8 @@ pub(crate) fn conv2d_forward_tuned(
     debug_assert_eq!(w.len(), d.oc * d.k());
     debug_assert!(b.is_none_or(|b| b.len() == d.oc));
     let min_imgs = min_chunk_images(d, t);
-    if let (Some(cpu), true) = (winograd_cpu(d, t, Kernel::Forward), t.winograd4) {
-        took(Kernel::Forward, ConvPath::Winograd4x4);
-        let geo = Wino4::forward(d);
-        let u = winograd4::pack(w, d, &geo, false);
-        forward_chunks(
-            out,
-            inp,
-            d,
-            min_imgs,
-            |n| geo.scratch(n),
-            |out, inp, s| winograd4::images(cpu, &geo, out, inp, None, &u, b, relu, s),
-        );
-        return;
+    if let Some(cpu) = winograd4_cpu(d, t, Kernel::Forward) {
+        return forward_winograd4(cpu, as_uninit(out), inp, w, b, d, relu, t);
     }
     if let Some(cpu) = winograd_cpu(d, t, Kernel::Forward) {
         took(Kernel::Forward, ConvPath::Winograd2x2);
@@ -535,13 +642,13 @@ pub(crate) fn conv2d_forward_tuned(
 /// Runs `f(out_chunk, inp_chunk, scratch)` over the batch in the fixed parallel chunks of
 /// at least `min_imgs` images, each with a scratch slice of `scratch(images)` floats: the
 /// frame of every kernel that works a chunk of whole images at a time.
-fn forward_chunks(
-    out: &mut [f32],
+fn forward_chunks<T: Send>(
+    out: &mut [T],
     inp: &[f32],
     d: &Conv2dDims,
     min_imgs: usize,
     scratch: impl Fn(usize) -> usize + Sync,
-    f: impl Fn(&mut [f32], &[f32], &mut [f32]) + Sync,
+    f: impl Fn(&mut [T], &[f32], &mut [f32]) + Sync,
 ) {
     parallel::par_chunks_mut(out, d.out_image(), min_imgs, |first, out| {
         let imgs = out.len() / d.out_image();
@@ -551,14 +658,14 @@ fn forward_chunks(
 }
 
 /// The same for the input gradient: `f(dinp_chunk, dout_chunk, relu_y_chunk, scratch)`.
-fn backward_input_chunks(
-    dinp: &mut [f32],
+fn backward_input_chunks<T: Send>(
+    dinp: &mut [T],
     dout: &[f32],
     relu_y: Option<&[f32]>,
     d: &Conv2dDims,
     min_imgs: usize,
     scratch: impl Fn(usize) -> usize + Sync,
-    f: impl Fn(&mut [f32], &[f32], Option<&[f32]>, &mut [f32]) + Sync,
+    f: impl Fn(&mut [T], &[f32], Option<&[f32]>, &mut [f32]) + Sync,
 ) {
     parallel::par_chunks_mut(dinp, d.in_image(), min_imgs, |first, dinp| {
         let imgs = dinp.len() / d.in_image().max(1);
@@ -688,20 +795,8 @@ pub(crate) fn conv2d_backward_input_tuned(
     debug_assert!(relu_y.is_none_or(|y| y.len() == dout.len()));
     debug_assert_eq!(w.len(), d.oc * d.k());
     let min_imgs = min_chunk_images(d, t);
-    if let (Some(cpu), true) = (winograd_cpu(d, t, Kernel::BackwardInput), t.winograd4) {
-        took(Kernel::BackwardInput, ConvPath::Winograd4x4);
-        let geo = Wino4::backward_input(d);
-        let u = winograd4::pack(w, d, &geo, true);
-        backward_input_chunks(
-            dinp,
-            dout,
-            relu_y,
-            d,
-            min_imgs,
-            |n| geo.scratch(n),
-            |dx, dy, y, s| winograd4::images(cpu, &geo, dx, dy, y, &u, None, false, s),
-        );
-        return;
+    if let Some(cpu) = winograd4_cpu(d, t, Kernel::BackwardInput) {
+        return backward_input_winograd4(cpu, as_uninit(dinp), dout, relu_y, w, d, t);
     }
     if let Some(cpu) = winograd_cpu(d, t, Kernel::BackwardInput) {
         took(Kernel::BackwardInput, ConvPath::Winograd2x2);

@@ -274,9 +274,7 @@ fn conv2d_impl(x: &Var, w: &Var, b: Option<&Var>, spec: &Conv2dSpec, relu: bool)
     let xv = x.value().contiguous_f32();
     let wv = w.value().contiguous_f32();
     let bv = b.map(|b| b.value().contiguous_f32());
-    let mut out = vec![0.0f32; dims.n * dims.out_image()];
-    cpu::conv2d_forward_tuned(
-        &mut out,
+    let out = cpu::conv2d_forward_new(
         xv.data(),
         wv.data(),
         bv.as_ref().map(|b| b.data()),
@@ -314,15 +312,8 @@ fn conv2d_impl(x: &Var, w: &Var, b: Option<&Var>, spec: &Conv2dSpec, relu: bool)
             None => (dy, None),
         };
         let dx = w_saved.as_ref().map(|wv| {
-            let mut dx = vec![0.0f32; dims.n * dims.in_image()];
-            cpu::conv2d_backward_input_tuned(
-                &mut dx,
-                dy.data(),
-                relu_y,
-                wv.data(),
-                &dims,
-                &cpu::TUNING,
-            );
+            let dx =
+                cpu::conv2d_backward_input_new(dy.data(), relu_y, wv.data(), &dims, &cpu::TUNING);
             Tensor::from_vec(dx, &[dims.n, dims.c, dims.h, dims.w])
         });
         let mut db = need_db.then(|| vec![0.0f32; dims.oc]);

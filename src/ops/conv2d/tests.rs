@@ -453,6 +453,11 @@ fn fast_matches_naive_on_random_shapes() {
                     let mut dx = vec![f32::NAN; x.len()];
                     cpu::conv2d_backward_input_tuned(&mut dx, &dy, y, &w, &d, &t);
                     assert_close(&dx, &want_dx_m, &format!("backward input masked {what}"));
+                    // Into new buffers (unzeroed on the Winograd F(4x4) path), as the op runs.
+                    let y_new = cpu::conv2d_forward_new(&x, &w, Some(&b), &d, true, &t);
+                    assert_close(&y_new, &want_y_relu, &format!("forward new {what}"));
+                    let dx_new = cpu::conv2d_backward_input_new(&dy, y, &w, &d, &t);
+                    assert_close(&dx_new, &want_dx_m, &format!("backward input new {what}"));
                     let (mut dw, mut db) = (vec![f32::NAN; w.len()], vec![f32::NAN; d.oc]);
                     cpu::conv2d_backward_weight_tuned(&mut dw, Some(&mut db), &dy, y, &x, &d, &t);
                     assert_close(&dw, &want_dw_m, &format!("backward weight masked {what}"));

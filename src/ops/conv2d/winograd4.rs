@@ -27,6 +27,7 @@ use super::winograd::{balanced_block, Tiling};
 use super::Conv2dDims;
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
+use std::mem::MaybeUninit;
 
 /// Channels per vector.
 const V: usize = 16;
@@ -157,13 +158,13 @@ pub(crate) fn pack(w: &[f32], d: &Conv2dDims, geo: &Wino4, flip: bool) -> Vec<f3
 }
 
 /// Runs the conv `geo` on the images of `inp [imgs, C, H, W]` (masked by `mask > 0` when
-/// given) into `out [imgs, OC, OH, OW]` (overwritten), with `u` from `pack`, bias and ReLU
-/// applied on the way out.
+/// given) into `out [imgs, OC, OH, OW]`, with `u` from `pack`, bias and ReLU applied on
+/// the way out. `out` is only written, every value once, so it may start uninitialized.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn images(
     cpu: Avx512,
     geo: &Wino4,
-    out: &mut [f32],
+    out: &mut [MaybeUninit<f32>],
     inp: &[f32],
     mask: Option<&[f32]>,
     u: &[f32],
@@ -224,15 +225,16 @@ pub(crate) fn images(
             let y = &mut out[(start + k) * out_image..][..out_image];
             // SAFETY: `cpu` proves AVX-512F. It reads yt[(r*4*TW + s)*OCp + o] for
             // r < OH <= 4*TH, s < OW <= 4*TW, o < OCp: below yt_len = yt.len(); it writes
-            // y[o*OH*OW + r*OW + s] for o < OC (masked stores): inside `y`; `b` has OC
-            // values (asserted). `y` is a unique borrow.
+            // y[o*OH*OW + r*OW + s] for o < OC (masked stores), every one of them: inside
+            // `y`, whose values are thereby all initialized; `b` has OC values (asserted).
+            // `y` is a unique borrow, and `MaybeUninit<f32>` has f32's layout.
             unsafe {
                 planes_from_channels_last(
                     yt.as_ptr(),
                     4 * geo.tw,
                     ocp,
                     (geo.oh, geo.ow),
-                    y.as_mut_ptr(),
+                    y.as_mut_ptr().cast::<f32>(),
                     (geo.oc, geo.oh * geo.ow, geo.ow),
                     b,
                     relu,
