@@ -16,9 +16,9 @@ const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 /// mimalloc's default returns them after 1 s idle, and the next step then page-faults
 /// them in again: resnet20, 50 steps and the inference passes of `nabla bench model`, 2
 /// threads, 57,353 page faults and 2.25 s of system time with the default, 641 and
-/// 0.96-1.60 s with this; training 1.10x images/s (median of 7 alternating pairs, a noisy
-/// machine). Peak RSS +70 MiB (the pages stay mapped after use), BENCHMARKS.md "Design
-/// measurements".
+/// 0.85-1.60 s with this; training 1.10x images/s (median of 7 alternating pairs, a noisy
+/// machine). Peak RSS +50-70 MiB (the pages stay mapped after use). BENCHMARKS.md, "Speed
+/// 2, third sitting".
 fn keep_freed_pages() {
     if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
         // SAFETY: mi_option_set writes one option word; "not thread safe" means it must

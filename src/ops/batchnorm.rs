@@ -31,7 +31,8 @@
 //! - statistics parallel over channels, one pass over `x` (forward) and one over `dy`
 //!   and `x` for both gradient sums (backward);
 //! - the elementwise passes parallel over samples, per-channel `scale * x + shift` (one
-//!   multiply-add per value), the ReLU and its mask folded in.
+//!   multiply-add per value), the ReLU and its mask folded in, written into unzeroed new
+//!   buffers (`per_channel_map`).
 //!
 //! `naive` below is the f64 reference the tests compare against.
 

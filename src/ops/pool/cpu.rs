@@ -114,7 +114,14 @@ pub fn max_pool2d_forward(out: &mut [f32], argmax: &mut [u32], inp: &[f32], d: &
             if fast {
                 max_plane_2x2(o, a, plane, d);
             } else {
-                max_plane(o, a, plane, d, &geo, &mut frame);
+                max_plane(PlaneJob {
+                    out: o,
+                    arg: a,
+                    plane,
+                    d,
+                    geo: &geo,
+                    frame: &mut frame,
+                });
             }
         }
     });
@@ -170,35 +177,31 @@ fn max_row_2x2_values(o: &mut [f32], r0: &[f32], r1: &[f32]) {
 /// row-major order with strict `wins`, so the winner is the scan's (`naive.rs`); a window
 /// starts at `-inf` with its first real cell as the index, so a first real cell of `-inf`
 /// keeps that index, as in the scan. Rows under 4 outputs take the scan (`max_window`).
-fn max_plane(
-    out: &mut [f32],
-    arg: &mut [u32],
-    plane: &[f32],
-    d: &Pool2dDims,
-    geo: &Framed,
-    frame: &mut [f32],
-) {
+fn max_plane(job: PlaneJob<'_>) {
     #[cfg(target_arch = "x86_64")]
     if std::is_x86_feature_detected!("avx512f") {
         // SAFETY: the CPU was just checked for AVX-512F, all `max_plane_avx512` requires.
-        return unsafe { max_plane_avx512(out, arg, plane, d, geo, frame) };
+        return unsafe { max_plane_avx512(job) };
     }
-    max_plane_body(out, arg, plane, d, geo, frame)
+    max_plane_body(job)
+}
+
+/// One plane's max pool: its outputs and argmax, the plane, and the frame to copy it into.
+struct PlaneJob<'a> {
+    out: &'a mut [f32],
+    arg: &'a mut [u32],
+    plane: &'a [f32],
+    d: &'a Pool2dDims,
+    geo: &'a Framed,
+    frame: &'a mut [f32],
 }
 
 /// `max_plane_body` compiled with AVX-512 (the crate's baseline is SSE2). The same
 /// operations element by element, so the same result bit for bit.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-fn max_plane_avx512(
-    out: &mut [f32],
-    arg: &mut [u32],
-    plane: &[f32],
-    d: &Pool2dDims,
-    geo: &Framed,
-    frame: &mut [f32],
-) {
-    max_plane_body(out, arg, plane, d, geo, frame)
+fn max_plane_avx512(job: PlaneJob<'_>) {
+    max_plane_body(job)
 }
 
 /// A plane's rows with `-inf` padding left and right, wide enough for every window.
@@ -228,14 +231,15 @@ impl Framed {
 }
 
 #[inline(always)]
-fn max_plane_body(
-    out: &mut [f32],
-    arg: &mut [u32],
-    plane: &[f32],
-    d: &Pool2dDims,
-    geo: &Framed,
-    frame: &mut [f32],
-) {
+fn max_plane_body(job: PlaneJob<'_>) {
+    let PlaneJob {
+        out,
+        arg,
+        plane,
+        d,
+        geo,
+        frame,
+    } = job;
     if d.ow < 4 {
         for oy in 0..d.oh {
             let ys = window(oy, d.sh, d.pad_top, d.kh, d.h);
